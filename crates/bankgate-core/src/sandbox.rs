@@ -1,0 +1,133 @@
+//! The sandbox bank: test institutions and their scripted users.
+//!
+//! Institutions are data. Adding one is adding an entry to [`SandboxBank::builtin`], not code.
+
+/// What a sandbox user's login leads to (flinks-api.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Logs in after one or more MFA questions.
+    Mfa,
+    /// Logs in straight after credentials.
+    NoMfa,
+    /// `DISABLED_LOGIN`.
+    DisabledAccount,
+    /// 401 `RETRY_LATER`.
+    ServiceUnavailable,
+    /// 202 `OPERATION_DISPATCHED`.
+    Dispatched,
+    /// 202 `OPERATION_PENDING`.
+    Pending,
+}
+
+/// One scripted user of a sandbox institution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SandboxUser {
+    pub username: &'static str,
+    pub password: &'static str,
+    pub scenario: Scenario,
+}
+
+/// A test institution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxInstitution {
+    /// The id clients send as `Institution` (`FlinksCapital`).
+    pub id: &'static str,
+    /// `InstitutionId` on the wire.
+    pub numeric_id: u32,
+    pub users: &'static [SandboxUser],
+}
+
+impl SandboxInstitution {
+    /// Usernames match case-insensitively (decisions §6).
+    pub fn user(&self, username: &str) -> Option<&SandboxUser> {
+        self.users
+            .iter()
+            .find(|u| u.username.eq_ignore_ascii_case(username.trim()))
+    }
+}
+
+const FLINKS_CAPITAL_USERS: &[SandboxUser] = &[
+    SandboxUser {
+        username: "Greatday",
+        password: "Everyday",
+        scenario: Scenario::Mfa,
+    },
+    SandboxUser {
+        username: "greatday_nomfa",
+        password: "Everyday",
+        scenario: Scenario::NoMfa,
+    },
+    SandboxUser {
+        username: "test_disabled_account",
+        password: "Everyday",
+        scenario: Scenario::DisabledAccount,
+    },
+    SandboxUser {
+        username: "test_service_unavailable",
+        password: "Everyday",
+        scenario: Scenario::ServiceUnavailable,
+    },
+    SandboxUser {
+        username: "test_dispatched",
+        password: "Everyday",
+        scenario: Scenario::Dispatched,
+    },
+    SandboxUser {
+        username: "test_pending",
+        password: "Everyday",
+        scenario: Scenario::Pending,
+    },
+];
+
+/// The set of sandbox institutions this build knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxBank {
+    institutions: Vec<SandboxInstitution>,
+}
+
+impl SandboxBank {
+    /// The institutions Flinks documents for its sandbox.
+    pub fn builtin() -> Self {
+        Self {
+            institutions: vec![SandboxInstitution {
+                id: "FlinksCapital",
+                numeric_id: 14,
+                users: FLINKS_CAPITAL_USERS,
+            }],
+        }
+    }
+
+    pub fn institutions(&self) -> &[SandboxInstitution] {
+        &self.institutions
+    }
+
+    /// Institution ids match case-insensitively: clients send `FlinksCapital` and `flinkscapital`.
+    pub fn institution(&self, id: &str) -> Option<&SandboxInstitution> {
+        self.institutions
+            .iter()
+            .find(|i| i.id.eq_ignore_ascii_case(id.trim()))
+    }
+}
+
+impl Default for SandboxBank {
+    fn default() -> Self {
+        Self::builtin()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flinks_capital_users_match_case_insensitively() {
+        let bank = SandboxBank::builtin();
+        let fc = bank.institution("flinkscapital").unwrap();
+        assert_eq!(fc.id, "FlinksCapital");
+        assert_eq!(fc.numeric_id, 14);
+        assert_eq!(fc.user("GREATDAY").unwrap().scenario, Scenario::Mfa);
+        assert_eq!(fc.user("greatday_nomfa").unwrap().scenario, Scenario::NoMfa);
+        assert!(fc.user("nobody").is_none());
+        assert!(bank.institution("RBC").is_none());
+    }
+}

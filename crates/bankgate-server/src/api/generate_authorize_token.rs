@@ -1,0 +1,78 @@
+//! `POST /v3/{customerId}/BankingServices/GenerateAuthorizeToken`: the secret key in
+//! `flinks-auth-key` buys one single-use authorize token.
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use bankgate_core::model::KeyKind;
+use bankgate_core::{AuthorizeToken, Refusal};
+use bankgate_store::NewToken;
+use serde::Serialize;
+
+use super::PathParams;
+use crate::auth::{self, header_value, is_current_key, missing_credential, misused_credential};
+use crate::body::{AnyObject, FlinksJson};
+use crate::error::{ApiError, Endpoint};
+use crate::guard::Attempt;
+use crate::host::HostKind;
+use crate::state::AppState;
+
+const ENDPOINT: Endpoint = Endpoint::GenerateAuthorizeToken;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TokenResponse {
+    pub http_status_code: u16,
+    pub token: String,
+}
+
+pub async fn generate_authorize_token(
+    State(state): State<AppState>,
+    Extension(host): Extension<HostKind>,
+    PathParams(customer_id): PathParams<String>,
+    headers: HeaderMap,
+    FlinksJson(_): FlinksJson<AnyObject>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let tenant = auth::resolve_tenant(&state, &host, &customer_id, ENDPOINT).await?;
+    let refuse = |refusal: Refusal| ApiError::refused(ENDPOINT, &refusal);
+    let attempt = Attempt {
+        customer_id: tenant.customer.id,
+    };
+    if let Err(retry_after) = state.guard.check(&attempt) {
+        return Err(ApiError::rate_limited(retry_after));
+    }
+    let Some(presented) = header_value(&headers, ENDPOINT.credential_header()) else {
+        return Err(refuse(missing_credential(
+            &headers,
+            ENDPOINT,
+            Refusal::AuthKeyMissing,
+        )));
+    };
+    let now = state.clock.now();
+    let (_, found) = auth::lookup(&state, presented, now).await?;
+    if !is_current_key(&tenant, &found, KeyKind::Secret) {
+        state.guard.failed(&attempt);
+        return Err(refuse(misused_credential(
+            &tenant,
+            found,
+            Refusal::AuthKeyInvalid,
+        )));
+    }
+    state.guard.succeeded(&attempt);
+
+    let token = AuthorizeToken::generate();
+    state
+        .store
+        .issue_token(NewToken {
+            digest: token.digest(),
+            customer_id: tenant.customer.id,
+            issued_at: now,
+            expires_at: now + tenant.instance.token_lifetime,
+        })
+        .await?;
+    Ok(Json(TokenResponse {
+        http_status_code: 200,
+        token: token.expose().to_owned(),
+    }))
+}

@@ -1,0 +1,149 @@
+//! Resolving who a request is for and which credential it carries.
+
+use axum::http::HeaderMap;
+use bankgate_core::model::{InstanceKind, KeyKind, Tenant};
+use bankgate_core::{CustomerId, Digest, Refusal, Timestamp};
+use bankgate_store::CredentialMatch;
+
+use crate::error::{ApiError, Endpoint, nameable};
+use crate::host::HostKind;
+use crate::state::AppState;
+
+/// Header names that are not credentials even though their names look like one.
+const NOT_CREDENTIALS: &[&str] = &["proxy-authorization", "sec-websocket-key"];
+
+/// The trimmed, non-empty value of a header.
+pub fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+}
+
+/// When the expected header is absent: the name of a header that seems to carry the credential
+/// instead (`x-api-key`, `Authorization`, `Bearer`, `flinks_auth_key`…).
+pub fn misplaced_credential(headers: &HeaderMap, expected: &str) -> Option<String> {
+    headers
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| *name != expected && !NOT_CREDENTIALS.contains(name))
+        .find(|name| {
+            *name == "bearer"
+                || ["auth", "key", "token", "secret"]
+                    .iter()
+                    .any(|word| name.contains(word))
+        })
+        .map(str::to_owned)
+}
+
+/// The refusal for a missing credential: a misplaced one if there is any, else `missing`.
+pub fn missing_credential(headers: &HeaderMap, endpoint: Endpoint, missing: Refusal) -> Refusal {
+    match misplaced_credential(headers, endpoint.credential_header()) {
+        Some(sent) => Refusal::WrongAuthHeader {
+            sent,
+            expected: endpoint.credential_header(),
+        },
+        None => missing,
+    }
+}
+
+/// Finds the customer named in the path, checking it belongs to the instance the host names.
+pub async fn resolve_tenant(
+    state: &AppState,
+    host: &HostKind,
+    customer_id: &str,
+    endpoint: Endpoint,
+) -> Result<Tenant, ApiError> {
+    let span = tracing::Span::current();
+    span.record("endpoint", endpoint.name());
+    let refuse = |refusal: Refusal| ApiError::refused(endpoint, &refusal);
+    let customer_id: CustomerId = customer_id
+        .parse()
+        .map_err(|_| refuse(Refusal::CustomerNotFound))?;
+    let tenant = state
+        .store
+        .tenant(customer_id)
+        .await?
+        .ok_or_else(|| refuse(Refusal::CustomerNotFound))?;
+    if let HostKind::Api(instance) = host
+        && *instance != tenant.instance.name
+    {
+        return Err(refuse(wrong_instance(&tenant)));
+    }
+    span.record("customer_id", tracing::field::display(tenant.customer.id));
+    span.record("instance", tenant.instance.name.as_str());
+    Ok(tenant)
+}
+
+/// The customer exists, but on another instance than the host names: say so only when that
+/// instance is a sandbox.
+fn wrong_instance(tenant: &Tenant) -> Refusal {
+    match tenant.instance.kind {
+        InstanceKind::Sandbox => Refusal::WrongEnvironment {
+            named: nameable(&tenant.instance.name, tenant.instance.kind),
+        },
+        InstanceKind::Production => Refusal::CustomerNotFound,
+    }
+}
+
+/// Classifies a credential that is not what the endpoint wanted from this customer.
+/// `same_kind_refusal` is what to say when it is simply not a valid credential here.
+pub fn misused_credential(
+    tenant: &Tenant,
+    found: Option<CredentialMatch>,
+    invalid: Refusal,
+) -> Refusal {
+    let (owner, instance, instance_kind, what) = match found {
+        None => return invalid,
+        Some(CredentialMatch::Key {
+            customer_id,
+            instance,
+            instance_kind,
+            kind,
+            ..
+        }) => (customer_id, instance, instance_kind, Some(kind)),
+        Some(CredentialMatch::Token {
+            customer_id,
+            instance,
+            instance_kind,
+        }) => (customer_id, instance, instance_kind, None),
+    };
+    if owner != tenant.customer.id {
+        return if instance != tenant.instance.name {
+            match nameable(&instance, instance_kind) {
+                Some(named) => Refusal::WrongEnvironment { named: Some(named) },
+                None => invalid,
+            }
+        } else {
+            // Another customer of the same instance: never say whose.
+            invalid
+        };
+    }
+    match (&invalid, what) {
+        (Refusal::AuthKeyInvalid, None) => Refusal::TokenGivenAsAuthKey,
+        (Refusal::AuthKeyInvalid, Some(KeyKind::Api)) => Refusal::ApiKeyGivenAsAuthKey,
+        (Refusal::ApiKeyInvalid, Some(KeyKind::Secret)) => Refusal::AuthKeyGivenAsApiKey,
+        (Refusal::AuthorizeTokenInvalid, Some(KeyKind::Secret)) => Refusal::AuthKeyGivenAsToken,
+        _ => invalid,
+    }
+}
+
+/// Whether `digest` is a current key of `kind` belonging to this tenant.
+pub fn is_current_key(tenant: &Tenant, found: &Option<CredentialMatch>, wanted: KeyKind) -> bool {
+    matches!(
+        found,
+        Some(CredentialMatch::Key { customer_id, kind, retired_at: None, .. })
+            if *customer_id == tenant.customer.id && *kind == wanted
+    )
+}
+
+/// Looks a presented credential up by digest.
+pub async fn lookup(
+    state: &AppState,
+    value: &str,
+    now: Timestamp,
+) -> Result<(Digest, Option<CredentialMatch>), ApiError> {
+    let digest = Digest::of_presented(value);
+    Ok((digest, state.store.find_credential(digest, now).await?))
+}

@@ -1,0 +1,181 @@
+//! Request bodies as Flinks clients really send them (decisions §4): keys in any case, booleans
+//! as JSON booleans or strings, no `Content-Type`, or no body at all.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer};
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+/// The largest body bankgate reads.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The raw body, read within [`BODY_LIMIT`]; parse it with [`parse`] when the handler is ready.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(body_rejection)
+    }
+}
+
+/// A JSON body parsed leniently into `T` (whose field names must be lowercase).
+pub struct FlinksJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for FlinksJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        parse(&bytes).map(FlinksJson)
+    }
+}
+
+fn body_rejection(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "INVALID_REQUEST",
+            "The request is invalid",
+            "body_too_large",
+            format!("Request bodies are limited to {} KiB.", BODY_LIMIT / 1024),
+        )
+    } else {
+        ApiError::invalid_request("body_unreadable", "The request body could not be read.")
+    }
+}
+
+/// Parses a body: empty means `{}`; top-level keys match case-insensitively; unknown keys are
+/// ignored by `T`.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Map::new())
+    } else {
+        serde_json::from_slice::<Value>(bytes).map_err(|error| {
+            ApiError::invalid_request(
+                "body_not_json",
+                format!("The body is not valid JSON ({error}); send a JSON object."),
+            )
+        })?
+    };
+    let Value::Object(fields) = value else {
+        return Err(ApiError::invalid_request(
+            "body_not_object",
+            "The body must be a JSON object.",
+        ));
+    };
+    // Only the top level: nested keys (MFA prompts) are data and keep their case.
+    let lowered: Map<String, Value> = fields
+        .into_iter()
+        .map(|(key, value)| (key.to_ascii_lowercase(), value))
+        .collect();
+    serde_json::from_value(Value::Object(lowered)).map_err(|error| {
+        ApiError::invalid_request(
+            "body_invalid",
+            format!("The body has a field of the wrong type: {error}."),
+        )
+    })
+}
+
+/// A boolean sent as `true`, `"true"`, `"True"`…; `null` counts as absent.
+pub fn lenient_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Lenient {
+        Bool(bool),
+        Text(String),
+    }
+    match Option::<Lenient>::deserialize(deserializer) {
+        Ok(None) => Ok(None),
+        Ok(Some(Lenient::Bool(b))) => Ok(Some(b)),
+        Ok(Some(Lenient::Text(text))) => match text.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(Some(true)),
+            "false" => Ok(Some(false)),
+            _ => Err(de::Error::custom(format!(
+                "expected true or false, got {text:?}"
+            ))),
+        },
+        Err(_) => Err(de::Error::custom("expected a boolean (true or false)")),
+    }
+}
+
+/// A body whose fields are all ignored; still has to be JSON if present.
+#[derive(Debug, Default, Deserialize)]
+pub struct AnyObject {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Sample {
+        #[serde(rename = "loginid")]
+        login_id: Option<String>,
+        #[serde(
+            rename = "mostrecentcached",
+            default,
+            deserialize_with = "lenient_bool"
+        )]
+        most_recent_cached: Option<bool>,
+        #[serde(rename = "nested")]
+        nested: Option<Map<String, Value>>,
+    }
+
+    #[test]
+    fn keys_any_case_and_string_booleans() {
+        let s: Sample = parse(
+            br#"{"LOGINID":"x","MostRecentCached":"True","Nested":{"Keep Case?":1},"Other":3}"#,
+        )
+        .unwrap();
+        assert_eq!(s.login_id.as_deref(), Some("x"));
+        assert_eq!(s.most_recent_cached, Some(true));
+        assert!(s.nested.unwrap().contains_key("Keep Case?"));
+    }
+
+    #[test]
+    fn empty_body_is_an_empty_object() {
+        let s: Sample = parse(b"  ").unwrap();
+        assert_eq!(
+            s,
+            Sample {
+                login_id: None,
+                most_recent_cached: None,
+                nested: None
+            }
+        );
+    }
+
+    #[test]
+    fn bad_bodies_name_their_problem() {
+        assert_eq!(parse::<Sample>(b"{").unwrap_err().reason, "body_not_json");
+        assert_eq!(
+            parse::<Sample>(b"[1]").unwrap_err().reason,
+            "body_not_object"
+        );
+        assert_eq!(
+            parse::<Sample>(br#"{"loginid":5}"#).unwrap_err().reason,
+            "body_invalid"
+        );
+        assert_eq!(
+            parse::<Sample>(br#"{"mostrecentcached":"yes"}"#)
+                .unwrap_err()
+                .reason,
+            "body_invalid"
+        );
+        assert_eq!(
+            parse::<Sample>(br#"{"mostrecentcached":1}"#)
+                .unwrap_err()
+                .status,
+            400
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! Which instance a request addresses, read from its `Host` (decisions §1).
+
+use std::net::IpAddr;
+
+use bankgate_core::InstanceName;
+
+/// What the `Host` header says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostKind {
+    /// `localhost`, an IP, or a name that names no instance: the API takes the instance from
+    /// the customerId, the Connect pages from `?instance=`.
+    Bare,
+    /// `{instance}-api.{domain}`
+    Api(InstanceName),
+    /// `{instance}-iframe.{domain}`
+    Iframe(InstanceName),
+    /// Looks like an instance host but is built wrong (`toolbox.api.…`, `api-toolbox.…`).
+    WrongShape(String),
+}
+
+/// Reads a `Host` header value (with or without port).
+pub fn classify(host: Option<&str>) -> HostKind {
+    let Some(host) = host.map(str::trim).filter(|h| !h.is_empty()) else {
+        return HostKind::Bare;
+    };
+    let name = strip_port(host).trim_end_matches('.').to_ascii_lowercase();
+    if name.parse::<IpAddr>().is_ok() || name.starts_with('[') {
+        return HostKind::Bare;
+    }
+    let mut labels = name.split('.');
+    let first = labels.next().unwrap_or_default();
+    let rest: Vec<&str> = labels.collect();
+    if rest.is_empty() {
+        return HostKind::Bare;
+    }
+    for (suffix, make) in [
+        ("-api", HostKind::Api as fn(InstanceName) -> HostKind),
+        ("-iframe", HostKind::Iframe as fn(InstanceName) -> HostKind),
+    ] {
+        if let Some(instance) = first.strip_suffix(suffix) {
+            return match instance.parse::<InstanceName>() {
+                Ok(instance) => make(instance),
+                Err(_) => HostKind::WrongShape(name),
+            };
+        }
+    }
+    let misplaced = first.starts_with("api-")
+        || first.starts_with("iframe-")
+        || rest.first().is_some_and(|l| *l == "api" || *l == "iframe");
+    if misplaced {
+        HostKind::WrongShape(name)
+    } else {
+        HostKind::Bare
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // [::1]:8080
+        return host
+            .split(']')
+            .next()
+            .map_or(host, |h| h.trim_start_matches('['));
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(name: &str) -> HostKind {
+        HostKind::Api(name.parse().unwrap())
+    }
+
+    #[test]
+    fn instance_hosts_on_any_domain() {
+        assert_eq!(classify(Some("toolbox-api.localhost:8080")), api("toolbox"));
+        assert_eq!(classify(Some("toolbox-api.private.fin.ag")), api("toolbox"));
+        assert_eq!(classify(Some("acme-ca-api.example.test")), api("acme-ca"));
+        assert_eq!(
+            classify(Some("Toolbox-IFRAME.localhost")),
+            HostKind::Iframe("toolbox".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn bare_hosts() {
+        for host in [
+            "localhost",
+            "localhost:8080",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "bankgate.internal",
+        ] {
+            assert_eq!(classify(Some(host)), HostKind::Bare, "{host}");
+        }
+        assert_eq!(classify(None), HostKind::Bare);
+    }
+
+    #[test]
+    fn wrong_shapes() {
+        for host in [
+            "toolbox.api.private.fin.ag",
+            "api-toolbox.private.fin.ag",
+            "-api.localhost",
+            "a_b-api.localhost",
+        ] {
+            assert!(
+                matches!(classify(Some(host)), HostKind::WrongShape(_)),
+                "{host}"
+            );
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! bankgate's HTTP surface: the Flinks API on `{instance}-api` hosts (and bare hosts).
+
+pub mod api;
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod guard;
+pub mod host;
+pub mod operator;
+pub mod purge;
+pub mod routing;
+pub mod state;
+
+use std::future::Future;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::routing::{delete, post};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+pub use error::{ApiError, Endpoint};
+pub use state::AppState;
+
+/// The public API as one service: canonicalisation runs before routing, every answer is JSON.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route(
+            "/v3/{customer_id}/BankingServices/GenerateAuthorizeToken",
+            post(api::generate_authorize_token::generate_authorize_token),
+        )
+        .route(
+            "/v3/{customer_id}/BankingServices/Authorize",
+            post(api::authorize::authorize),
+        )
+        .route(
+            "/v3/{customer_id}/BankingServices/DeleteCard/{login_id}",
+            delete(api::delete_card::delete_card),
+        )
+        .fallback(routing::not_found)
+        .method_not_allowed_fallback(routing::method_not_allowed)
+        .with_state(state);
+
+    // A router with no routes of its own: its middleware runs before the inner router matches.
+    Router::new()
+        .fallback_service(api)
+        .layer(axum::middleware::from_fn(routing::canonicalize))
+        .layer(DefaultBodyLimit::max(body::BODY_LIMIT))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    // The path is not recorded: it can carry a LoginId.
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        endpoint = tracing::field::Empty,
+                        instance = tracing::field::Empty,
+                        customer_id = tracing::field::Empty,
+                        request_id = tracing::field::Empty,
+                        reason = tracing::field::Empty,
+                    )
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+}
+
+/// Serves `app` until `shutdown` resolves; in-flight requests finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

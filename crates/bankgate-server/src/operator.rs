@@ -1,0 +1,177 @@
+//! What operators do: create instances and customers, rotate keys, seed the toolbox, make
+//! sandbox LoginIds. One implementation, used by the CLI (and by the admin API when it lands).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bankgate_core::model::{
+    Customer, CustomerKeys, DEFAULT_TOKEN_LIFETIME, Instance, InstanceKind, Login, LoginType,
+    toolbox,
+};
+use bankgate_core::sandbox::SandboxBank;
+use bankgate_core::{ApiKey, Clock, CustomerId, DomainError, InstanceName, LoginId, SecretKey};
+use bankgate_store::{KeyDigests, Store};
+
+/// The marker the toolbox seed leaves, so a restart never seeds twice.
+const TOOLBOX_SEED_MARKER: &str = "seed:toolbox:v1";
+
+/// Options for a new customer.
+#[derive(Debug, Clone)]
+pub struct NewCustomer {
+    pub instance: InstanceName,
+    pub label: String,
+    pub authorize_token_required: bool,
+    pub api_key_required: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Operator {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    bank: SandboxBank,
+}
+
+fn digests(keys: &CustomerKeys) -> KeyDigests {
+    KeyDigests {
+        secret: keys.secret_key.digest(),
+        api: keys.api_key.digest(),
+    }
+}
+
+impl Operator {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, bank: SandboxBank) -> Self {
+        Self { store, clock, bank }
+    }
+
+    /// Creates the public toolbox instance with its published credentials, once per database.
+    pub async fn seed_toolbox(&self) -> Result<bool, DomainError> {
+        let now = self.clock.now();
+        let instance = Instance {
+            name: InstanceName::toolbox(),
+            kind: InstanceKind::Sandbox,
+            token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            created_at: now,
+        };
+        let customer = Customer {
+            id: toolbox::CUSTOMER_ID
+                .parse::<CustomerId>()
+                .map_err(|e| DomainError::Invalid(e.to_string()))?,
+            instance: instance.name.clone(),
+            label: "Flinks public toolbox".to_owned(),
+            authorize_token_required: true,
+            api_key_required: true,
+            created_at: now,
+        };
+        let keys = CustomerKeys {
+            secret_key: SecretKey::from_plaintext(toolbox::SECRET_KEY),
+            api_key: ApiKey::from_plaintext(toolbox::API_KEY),
+        };
+        self.store
+            .seed_once(TOOLBOX_SEED_MARKER, &instance, &customer, digests(&keys))
+            .await
+    }
+
+    pub async fn create_instance(
+        &self,
+        name: InstanceName,
+        kind: InstanceKind,
+        token_lifetime: Option<Duration>,
+    ) -> Result<Instance, DomainError> {
+        let token_lifetime = token_lifetime.unwrap_or(DEFAULT_TOKEN_LIFETIME);
+        if token_lifetime < Duration::from_secs(1) {
+            return Err(DomainError::Invalid(
+                "the token lifetime must be at least one second".to_owned(),
+            ));
+        }
+        let instance = Instance {
+            name,
+            kind,
+            token_lifetime,
+            created_at: self.clock.now(),
+        };
+        self.store.create_instance(&instance).await?;
+        Ok(instance)
+    }
+
+    pub async fn list_instances(&self) -> Result<Vec<Instance>, DomainError> {
+        self.store.list_instances().await
+    }
+
+    /// Creates a customer with fresh random keys; the plaintext keys are returned only here.
+    pub async fn create_customer(
+        &self,
+        new: NewCustomer,
+    ) -> Result<(Customer, CustomerKeys), DomainError> {
+        let customer = Customer {
+            id: CustomerId::new_random(),
+            instance: new.instance,
+            label: new.label,
+            authorize_token_required: new.authorize_token_required,
+            api_key_required: new.api_key_required,
+            created_at: self.clock.now(),
+        };
+        let keys = CustomerKeys::generate();
+        self.store
+            .create_customer(&customer, digests(&keys))
+            .await?;
+        Ok((customer, keys))
+    }
+
+    pub async fn list_customers(
+        &self,
+        instance: Option<&InstanceName>,
+    ) -> Result<Vec<Customer>, DomainError> {
+        self.store.list_customers(instance).await
+    }
+
+    /// New secret key and x-api-key; the old ones keep working for `grace`.
+    pub async fn rotate_keys(
+        &self,
+        customer_id: CustomerId,
+        grace: Duration,
+    ) -> Result<CustomerKeys, DomainError> {
+        let now = self.clock.now();
+        let keys = CustomerKeys::generate();
+        self.store
+            .rotate_keys(customer_id, digests(&keys), now, now + grace)
+            .await?;
+        Ok(keys)
+    }
+
+    /// A LoginId for a sandbox user, as if the user had connected through Connect.
+    pub async fn create_login(
+        &self,
+        customer_id: CustomerId,
+        institution: &str,
+        username: &str,
+    ) -> Result<Login, DomainError> {
+        let institution = self.bank.institution(institution).ok_or_else(|| {
+            let known: Vec<&str> = self.bank.institutions().iter().map(|i| i.id).collect();
+            DomainError::Invalid(format!(
+                "no sandbox institution {institution:?}; known: {}",
+                known.join(", ")
+            ))
+        })?;
+        let user = institution.user(username).ok_or_else(|| {
+            let known: Vec<&str> = institution.users.iter().map(|u| u.username).collect();
+            DomainError::Invalid(format!(
+                "{} has no sandbox user {username:?}; known: {}",
+                institution.id,
+                known.join(", ")
+            ))
+        })?;
+        let now = self.clock.now();
+        let login = Login {
+            id: LoginId::new_random(),
+            customer_id,
+            institution: institution.id.to_owned(),
+            username: user.username.to_owned(),
+            login_type: LoginType::Personal,
+            is_scheduled_refresh: false,
+            last_refresh: now,
+            created_at: now,
+        };
+        self.store.create_login(&login).await?;
+        Ok(login)
+    }
+}

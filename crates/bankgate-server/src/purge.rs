@@ -1,0 +1,42 @@
+//! Removes expired tokens and sessions in the background.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bankgate_core::Clock;
+use bankgate_core::model::EXPIRED_RETENTION;
+use bankgate_store::{Purged, Store};
+
+/// Purges once: rows that expired more than [`EXPIRED_RETENTION`] ago.
+pub async fn purge_once(
+    store: &dyn Store,
+    clock: &dyn Clock,
+) -> Result<Purged, bankgate_core::DomainError> {
+    let purged = store.purge_expired(clock.now() - EXPIRED_RETENTION).await?;
+    if purged != Purged::default() {
+        tracing::info!(
+            tokens = purged.tokens,
+            sessions = purged.sessions,
+            "purged expired rows"
+        );
+    }
+    Ok(purged)
+}
+
+/// Purges every `every` until the task is aborted.
+pub fn spawn_purger(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(error) = purge_once(store.as_ref(), clock.as_ref()).await {
+                tracing::warn!(%error, "purge failed; will retry");
+            }
+        }
+    })
+}

@@ -1,0 +1,185 @@
+//! What happens before a request reaches its handler: the host is read, paths with empty
+//! segments are refused, endpoint names are matched case-insensitively; and what answers when
+//! nothing matches.
+
+use axum::extract::Request;
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::{ApiError, Endpoint};
+use crate::host::{self, HostKind};
+
+const PATH_SHAPE: &str = "/v3/{customerId}/BankingServices/{Endpoint}";
+
+fn known_endpoints() -> String {
+    Endpoint::ALL.map(Endpoint::name).join(", ")
+}
+
+/// Runs before routing (it wraps the router), so the router sees canonical paths.
+pub async fn canonicalize(mut request: Request, next: Next) -> Response {
+    let host_header = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()));
+    let host = host::classify(host_header.as_deref());
+    match &host {
+        HostKind::WrongShape(name) => {
+            return ApiError::not_found(
+                "host_wrong_shape",
+                format!(
+                    "The host {name} is not an instance host: use {{instance}}-api.{{domain}} \
+                     (for example toolbox-api.localhost) or a bare host such as localhost."
+                ),
+            )
+            .into_response();
+        }
+        HostKind::Iframe(instance) => {
+            return ApiError::not_found(
+                "connect_not_served",
+                format!(
+                    "{instance}-iframe hosts are for the Connect page, which this bankgate does \
+                     not serve yet; the API is on {instance}-api hosts."
+                ),
+            )
+            .into_response();
+        }
+        HostKind::Bare | HostKind::Api(_) => {}
+    }
+
+    let path = request.uri().path();
+    if path != "/" && path.split('/').skip(1).any(str::is_empty) {
+        return ApiError::not_found(
+            "empty_path_segment",
+            format!(
+                "The path {path} has an empty segment (a doubled or trailing '/'); API paths \
+                 look like {PATH_SHAPE}."
+            ),
+        )
+        .into_response();
+    }
+    if let Some(canonical) = canonical_path(path) {
+        let path_and_query = match request.uri().query() {
+            Some(query) => format!("{canonical}?{query}"),
+            None => canonical,
+        };
+        let mut parts = request.uri().clone().into_parts();
+        if let Ok(pq) = path_and_query.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
+            }
+        }
+    }
+    request.extensions_mut().insert(host);
+    next.run(request).await
+}
+
+/// `/V3/{id}/bankingservices/authorize/…` → `/v3/{id}/BankingServices/Authorize/…`
+fn canonical_path(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if segments.len() < 4
+        || !segments[0].eq_ignore_ascii_case("v3")
+        || !segments[2].eq_ignore_ascii_case("BankingServices")
+    {
+        return None;
+    }
+    let endpoint = endpoint_named(segments[3])?;
+    let mut canonical = format!("/v3/{}/BankingServices/{}", segments[1], endpoint.name());
+    for rest in &segments[4..] {
+        canonical.push('/');
+        canonical.push_str(rest);
+    }
+    Some(canonical)
+}
+
+fn endpoint_named(name: &str) -> Option<Endpoint> {
+    Endpoint::ALL
+        .into_iter()
+        .find(|e| e.name().eq_ignore_ascii_case(name))
+}
+
+/// The endpoint a (canonical) path names, if any.
+fn endpoint_of(path: &str) -> Option<(Endpoint, usize)> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if segments.len() >= 4 && segments[0] == "v3" && segments[2] == "BankingServices" {
+        endpoint_named(segments[3]).map(|e| (e, segments.len() - 4))
+    } else {
+        None
+    }
+}
+
+fn usage(endpoint: Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::GenerateAuthorizeToken => {
+            "POST /v3/{customerId}/BankingServices/GenerateAuthorizeToken"
+        }
+        Endpoint::Authorize => "POST /v3/{customerId}/BankingServices/Authorize",
+        Endpoint::DeleteCard => "DELETE /v3/{customerId}/BankingServices/DeleteCard/{loginId}",
+    }
+}
+
+/// No route matched.
+pub async fn not_found(uri: Uri) -> ApiError {
+    let path = uri.path();
+    if let Some((endpoint, _)) = endpoint_of(path) {
+        return ApiError::not_found(
+            "path_wrong_shape",
+            format!("{} is called as {}.", endpoint.name(), usage(endpoint)),
+        );
+    }
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if segments.len() >= 4 && segments[0].eq_ignore_ascii_case("v3") {
+        return ApiError::not_found(
+            "unknown_endpoint",
+            format!(
+                "There is no endpoint {} here; the endpoints are: {}.",
+                segments[3],
+                known_endpoints()
+            ),
+        );
+    }
+    ApiError::not_found(
+        "unknown_path",
+        format!(
+            "API paths look like {PATH_SHAPE}; the endpoints are: {}.",
+            known_endpoints()
+        ),
+    )
+}
+
+/// A route matched the path but not the method.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    let hint = match endpoint_of(uri.path()) {
+        Some((endpoint, _)) => format!("{} is called as {}.", endpoint.name(), usage(endpoint)),
+        None => format!("{method} is not accepted here."),
+    };
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "INVALID_REQUEST",
+        "The requested method is not allowed",
+        "method_not_allowed",
+        hint,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_names_become_canonical() {
+        assert_eq!(
+            canonical_path("/V3/abc/bankingservices/generateauthorizetoken").as_deref(),
+            Some("/v3/abc/BankingServices/GenerateAuthorizeToken")
+        );
+        assert_eq!(
+            canonical_path("/v3/abc/BankingServices/deletecard/xyz").as_deref(),
+            Some("/v3/abc/BankingServices/DeleteCard/xyz")
+        );
+        assert_eq!(canonical_path("/v3/abc/BankingServices/Nope"), None);
+        assert_eq!(canonical_path("/v2/abc/BankingServices/Authorize"), None);
+    }
+}

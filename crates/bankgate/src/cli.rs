@@ -1,0 +1,145 @@
+//! Command-line interface. Every server setting has a flag and a `BANKGATE_*` variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bankgate_core::model::InstanceKind;
+use bankgate_core::{CustomerId, InstanceName};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::DatabaseUrl;
+
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value).map_err(|error| format!("{error} (examples: 30m, 90s, 1h)"))
+}
+
+/// bankgate: the Flinks authorization API, served locally or for real.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// The database: sqlite://PATH (created if missing). The default file is bankgate.db in
+    /// the current directory.
+    #[arg(
+        long,
+        env = "BANKGATE_DATABASE",
+        default_value = "sqlite://bankgate.db",
+        global = true
+    )]
+    pub database: DatabaseUrl,
+
+    /// Log format: human-readable lines or one JSON object per line.
+    #[arg(long, env = "BANKGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+
+    /// Which log lines to show, as a tracing filter (e.g. info, bankgate_server=debug).
+    #[arg(long, env = "BANKGATE_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// Print operator command results as JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the Flinks API (and seed the public toolbox instance on first start).
+    Serve(ServeArgs),
+    /// Create and list instances.
+    #[command(subcommand)]
+    Instance(InstanceCommand),
+    /// Create, list and rotate the keys of customers.
+    #[command(subcommand)]
+    Customer(CustomerCommand),
+    /// Create sandbox LoginIds.
+    #[command(subcommand)]
+    Login(LoginCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (API for every instance).
+    #[arg(long, env = "BANKGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// How often expired tokens and sessions are purged.
+    #[arg(long, env = "BANKGATE_PURGE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub purge_interval: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstanceCommand {
+    /// Create an instance with its own customers and credentials.
+    Create {
+        /// The instance name, the first label of its hosts ({name}-api.{domain}).
+        name: InstanceName,
+        /// sandbox (test data, FlinksCapital) or production.
+        #[arg(long, default_value = "sandbox", value_parser = parse_kind)]
+        kind: InstanceKind,
+        /// How long an unused authorize token stays valid.
+        #[arg(long, default_value = "30m", value_parser = parse_duration)]
+        token_lifetime: Duration,
+    },
+    /// List instances.
+    List,
+}
+
+fn parse_kind(value: &str) -> Result<InstanceKind, String> {
+    value.parse()
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomerCommand {
+    /// Create a customer; prints its customerId, secret key and x-api-key once.
+    Create {
+        /// The instance the customer lives on.
+        #[arg(long)]
+        instance: InstanceName,
+        /// A name for listings.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Let /Authorize work without an authorize token (legacy integrations).
+        #[arg(long)]
+        no_authorize_token_required: bool,
+        /// Let DeleteCard and the data endpoints work without an x-api-key (legacy integrations).
+        #[arg(long)]
+        no_api_key_required: bool,
+    },
+    /// List customers (never their keys).
+    List {
+        /// Only this instance's customers.
+        #[arg(long)]
+        instance: Option<InstanceName>,
+    },
+    /// Issue a new secret key and x-api-key; prints them once.
+    RotateKeys {
+        customer_id: CustomerId,
+        /// How long the old keys keep working.
+        #[arg(long, default_value = "0s", value_parser = parse_duration)]
+        grace: Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LoginCommand {
+    /// Create a LoginId for a sandbox user, as if they had connected through Connect.
+    Create {
+        /// The customer that owns the LoginId.
+        #[arg(long)]
+        customer: CustomerId,
+        /// The sandbox institution.
+        #[arg(long, default_value = "FlinksCapital")]
+        institution: String,
+        /// The sandbox username (Greatday, greatday_nomfa, …).
+        #[arg(long)]
+        username: String,
+    },
+}

@@ -1,0 +1,261 @@
+//! What each command does.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use bankgate_core::model::{Customer, Instance};
+use bankgate_core::time_format::flinks_datetime;
+use bankgate_core::{Clock, SystemClock};
+use bankgate_server::operator::{NewCustomer, Operator};
+use bankgate_server::{AppState, purge};
+use serde_json::json;
+
+use crate::cli::{Cli, Command, CustomerCommand, InstanceCommand, LoginCommand, ServeArgs};
+use crate::open_store;
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let store = open_store(&cli.database)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let state = AppState::new(store, clock);
+    let operator = state.operator();
+    if operator.seed_toolbox().await? {
+        tracing::info!(database = %cli.database, "seeded the public toolbox instance");
+    }
+    let out = Output { json: cli.json };
+    match cli.command {
+        Command::Serve(args) => serve(state, args).await,
+        Command::Instance(command) => instance(&operator, command, out).await,
+        Command::Customer(command) => customer(&operator, command, out).await,
+        Command::Login(command) => login(&operator, command, out).await,
+    }
+}
+
+async fn serve(state: AppState, args: ServeArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let purger = purge::spawn_purger(
+        state.store.clone(),
+        state.clock.clone(),
+        args.purge_interval,
+    );
+    // Printed, not only logged: scripts and tests read the address (port 0 picks one).
+    println!("bankgate listening on http://{address}");
+    tracing::info!(%address, "serving the Flinks API");
+    bankgate_server::serve(listener, bankgate_server::app(state), shutdown_signal()).await?;
+    purger.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    /// Prints a JSON value, or its text rendering.
+    fn print(self, value: serde_json::Value, text: impl FnOnce() -> String) {
+        if self.json {
+            println!("{value}");
+        } else {
+            println!("{}", text());
+        }
+    }
+}
+
+fn instance_json(instance: &Instance) -> serde_json::Value {
+    json!({
+        "name": instance.name.as_str(),
+        "kind": instance.kind.as_str(),
+        "tokenLifetimeSeconds": instance.token_lifetime.as_secs(),
+        "createdAt": instance.created_at.to_rfc3339(),
+    })
+}
+
+fn customer_json(customer: &Customer) -> serde_json::Value {
+    json!({
+        "customerId": customer.id.to_string(),
+        "instance": customer.instance.as_str(),
+        "label": customer.label,
+        "authorizeTokenRequired": customer.authorize_token_required,
+        "apiKeyRequired": customer.api_key_required,
+        "createdAt": customer.created_at.to_rfc3339(),
+    })
+}
+
+async fn instance(
+    operator: &Operator,
+    command: InstanceCommand,
+    out: Output,
+) -> anyhow::Result<()> {
+    match command {
+        InstanceCommand::Create {
+            name,
+            kind,
+            token_lifetime,
+        } => {
+            let instance = operator
+                .create_instance(name, kind, Some(token_lifetime))
+                .await?;
+            out.print(instance_json(&instance), || {
+                format!(
+                    "created {} instance {} (tokens live {})",
+                    instance.kind,
+                    instance.name,
+                    humantime::format_duration(instance.token_lifetime)
+                )
+            });
+        }
+        InstanceCommand::List => {
+            let instances = operator.list_instances().await?;
+            out.print(
+                serde_json::Value::Array(instances.iter().map(instance_json).collect()),
+                || {
+                    instances
+                        .iter()
+                        .map(|i| {
+                            format!(
+                                "{}\t{}\ttokens live {}",
+                                i.name,
+                                i.kind,
+                                humantime::format_duration(i.token_lifetime)
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn customer(
+    operator: &Operator,
+    command: CustomerCommand,
+    out: Output,
+) -> anyhow::Result<()> {
+    match command {
+        CustomerCommand::Create {
+            instance,
+            label,
+            no_authorize_token_required,
+            no_api_key_required,
+        } => {
+            let (customer, keys) = operator
+                .create_customer(NewCustomer {
+                    instance,
+                    label,
+                    authorize_token_required: !no_authorize_token_required,
+                    api_key_required: !no_api_key_required,
+                })
+                .await?;
+            let mut value = customer_json(&customer);
+            value["secretKey"] = json!(keys.secret_key.expose());
+            value["apiKey"] = json!(keys.api_key.expose());
+            out.print(value, || {
+                format!(
+                    "customerId: {}\ninstance:   {}\nsecret key: {}   (flinks-auth-key on GenerateAuthorizeToken)\nx-api-key:  {}   (x-api-key on DeleteCard and the data endpoints)\nThe keys are shown only now; bankgate keeps only their digests.",
+                    customer.id,
+                    customer.instance,
+                    keys.secret_key.expose(),
+                    keys.api_key.expose()
+                )
+            });
+        }
+        CustomerCommand::List { instance } => {
+            let customers = operator.list_customers(instance.as_ref()).await?;
+            out.print(
+                serde_json::Value::Array(customers.iter().map(customer_json).collect()),
+                || {
+                    customers
+                        .iter()
+                        .map(|c| format!("{}\t{}\t{}", c.id, c.instance, c.label))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            );
+        }
+        CustomerCommand::RotateKeys { customer_id, grace } => {
+            let keys = operator.rotate_keys(customer_id, grace).await?;
+            out.print(
+                json!({
+                    "customerId": customer_id.to_string(),
+                    "secretKey": keys.secret_key.expose(),
+                    "apiKey": keys.api_key.expose(),
+                    "oldKeysValidForSeconds": grace.as_secs(),
+                }),
+                || {
+                    format!(
+                        "customerId: {customer_id}\nsecret key: {}\nx-api-key:  {}\nThe old keys stop working {}.",
+                        keys.secret_key.expose(),
+                        keys.api_key.expose(),
+                        if grace.is_zero() {
+                            "now".to_owned()
+                        } else {
+                            format!("in {}", humantime::format_duration(grace))
+                        }
+                    )
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn login(operator: &Operator, command: LoginCommand, out: Output) -> anyhow::Result<()> {
+    match command {
+        LoginCommand::Create {
+            customer,
+            institution,
+            username,
+        } => {
+            let login = operator
+                .create_login(customer, &institution, &username)
+                .await?;
+            out.print(
+                json!({
+                    "loginId": login.id.to_string(),
+                    "customerId": login.customer_id.to_string(),
+                    "institution": login.institution,
+                    "username": login.username,
+                    "lastRefresh": flinks_datetime(login.last_refresh),
+                }),
+                || format!("LoginId: {}", login.id),
+            );
+        }
+    }
+    Ok(())
+}
