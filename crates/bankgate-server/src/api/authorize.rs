@@ -149,7 +149,7 @@ pub async fn authorize(
                 .bank
                 .institution(&login.institution)
                 .map_or(0, |i| i.numeric_id);
-            tracing::info!(login_id = %login.id, "session opened (cached)");
+            tracing::info!("session opened (cached)");
             Ok(Json(AuthorizedResponse {
                 links: [
                     Link::to("AccountsDetail", "/GetAccountsDetail"),

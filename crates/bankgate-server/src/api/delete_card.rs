@@ -90,7 +90,7 @@ pub async fn delete_card(
     {
         return Err(not_found());
     }
-    tracing::info!(%login_id, "LoginId deleted");
+    tracing::info!("LoginId deleted");
     Ok(Json(DeleteCardResponse {
         http_status_code: 200,
         message: format!("All of the information about LoginId {login_id} has been removed"),

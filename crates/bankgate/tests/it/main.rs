@@ -1,0 +1,16 @@
+//! bankgate's integration tests: one binary. Most tests drive the Router in process; a few start
+//! the real binary. Each test has its own database file.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api_authorize;
+mod api_delete_card;
+mod api_generate_token;
+mod cli;
+mod concurrency;
+mod logs;
+mod restart;
+mod routing;
+mod store_conformance;
+mod support;
+mod tokens;

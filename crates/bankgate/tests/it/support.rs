@@ -1,0 +1,287 @@
+//! A bankgate in a test: its own database file, a clock the test moves, and helpers that speak
+//! the API the way a client would.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use bankgate_core::model::{InstanceKind, toolbox};
+use bankgate_core::{CustomerId, LoginId, ManualClock, Timestamp};
+use bankgate_server::AppState;
+use bankgate_server::operator::{NewCustomer, Operator};
+use bankgate_store::{SqliteStore, Store};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+pub const TOOLBOX_CUSTOMER: &str = toolbox::CUSTOMER_ID;
+pub const TOOLBOX_SECRET: &str = toolbox::SECRET_KEY;
+pub const TOOLBOX_API_KEY: &str = toolbox::API_KEY;
+
+/// 2026-01-21T20:47:47.145999Z: a fixed start so tests are repeatable.
+pub const START: Timestamp = Timestamp::from_micros(1_769_028_467_145_999);
+
+pub struct TestApp {
+    pub dir: TempDir,
+    pub clock: ManualClock,
+    pub sqlite: Arc<SqliteStore>,
+    pub state: AppState,
+    pub router: Router,
+}
+
+/// A response as a client sees it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: Option<String>,
+    pub json: Value,
+}
+
+impl Reply {
+    /// Asserts this is a Flinks error envelope with the given status, code and reason.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, flinks_code: &str, reason: &str) {
+        assert_eq!(self.status.as_u16(), status, "status of {:#}", self.json);
+        assert_envelope(self);
+        assert_eq!(self.json["FlinksCode"], flinks_code, "{:#}", self.json);
+        assert_eq!(self.json["Reason"], reason, "{:#}", self.json);
+    }
+
+    pub fn hint(&self) -> &str {
+        self.json["Hint"].as_str().unwrap_or_default()
+    }
+}
+
+/// What every API response promises (decisions §4): JSON, `HttpStatusCode` equal to the status,
+/// and on errors `FlinksCode`, `Message`, `Links`, `Reason` and `Hint`.
+#[track_caller]
+pub fn assert_envelope(reply: &Reply) {
+    assert_eq!(
+        reply.content_type.as_deref(),
+        Some("application/json"),
+        "content type of {:#}",
+        reply.json
+    );
+    assert_eq!(
+        reply.json["HttpStatusCode"],
+        reply.status.as_u16(),
+        "{:#}",
+        reply.json
+    );
+    if !reply.status.is_success() {
+        for field in ["FlinksCode", "Message", "Reason", "Hint"] {
+            let value = reply.json[field].as_str().unwrap_or_default();
+            assert!(!value.is_empty(), "{field} missing in {:#}", reply.json);
+        }
+        assert_eq!(
+            reply.json["Links"],
+            serde_json::json!([]),
+            "{:#}",
+            reply.json
+        );
+    }
+}
+
+pub fn toolbox_customer() -> CustomerId {
+    TOOLBOX_CUSTOMER.parse().unwrap()
+}
+
+pub fn path(customer: impl std::fmt::Display, endpoint: &str) -> String {
+    format!("/v3/{customer}/BankingServices/{endpoint}")
+}
+
+impl TestApp {
+    /// A fresh bankgate with the toolbox seeded, its clock stopped at [`START`].
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::open(dir, ManualClock::new(START)).await
+    }
+
+    async fn open(dir: TempDir, clock: ManualClock) -> Self {
+        let sqlite = Arc::new(SqliteStore::open(dir.path().join("bankgate.db")).unwrap());
+        let store: Arc<dyn Store> = sqlite.clone();
+        let state = AppState::new(store, Arc::new(clock.clone()));
+        state.operator().seed_toolbox().await.unwrap();
+        let router = bankgate_server::app(state.clone());
+        Self {
+            dir,
+            clock,
+            sqlite,
+            state,
+            router,
+        }
+    }
+
+    /// Closes the store (every acknowledged write is on disk) and opens the same file again,
+    /// as a restarted server would.
+    pub async fn restart(self) -> Self {
+        let Self {
+            dir,
+            clock,
+            sqlite,
+            state,
+            router,
+        } = self;
+        drop(router);
+        drop(state);
+        // The last handle: dropping it joins the writer thread.
+        assert_eq!(
+            Arc::strong_count(&sqlite),
+            1,
+            "something still holds the store"
+        );
+        drop(sqlite);
+        Self::open(dir, clock).await
+    }
+
+    pub fn operator(&self) -> Operator {
+        self.state.operator()
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let header_text = |name| {
+            parts
+                .headers
+                .get(name)
+                .map(|v: &axum::http::HeaderValue| v.to_str().unwrap().to_owned())
+        };
+        let status = parts.status;
+        let content_type = header_text(header::CONTENT_TYPE);
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("body is not JSON: {:?}", String::from_utf8_lossy(&bytes)));
+        Reply {
+            status,
+            content_type,
+            json,
+        }
+    }
+
+    /// POST with JSON headers, as the documented curl examples do.
+    pub async fn post(&self, uri: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+        self.send(request("POST", uri, headers, body)).await
+    }
+
+    pub async fn generate_token_for(
+        &self,
+        customer: impl std::fmt::Display,
+        secret: &str,
+    ) -> String {
+        let reply = self
+            .post(
+                &path(customer, "GenerateAuthorizeToken"),
+                &[("flinks-auth-key", secret)],
+                "",
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.json);
+        reply.json["Token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn toolbox_token(&self) -> String {
+        self.generate_token_for(TOOLBOX_CUSTOMER, TOOLBOX_SECRET)
+            .await
+    }
+
+    pub async fn login(&self, customer: CustomerId, username: &str) -> LoginId {
+        self.operator()
+            .create_login(customer, "FlinksCapital", username)
+            .await
+            .unwrap()
+            .id
+    }
+
+    pub async fn toolbox_login(&self) -> LoginId {
+        self.login(toolbox_customer(), "Greatday").await
+    }
+
+    /// Cached-mode /Authorize with a token.
+    pub async fn authorize(
+        &self,
+        customer: impl std::fmt::Display,
+        token: &str,
+        login: LoginId,
+    ) -> Reply {
+        self.post(
+            &path(customer, "Authorize"),
+            &[("flinks-auth-key", token)],
+            &format!(r#"{{"LoginId":"{login}","MostRecentCached":true}}"#),
+        )
+        .await
+    }
+
+    pub async fn delete_card(
+        &self,
+        customer: impl std::fmt::Display,
+        api_key: &str,
+        login: &str,
+    ) -> Reply {
+        self.send(request(
+            "DELETE",
+            &format!("{}/{login}", path(customer, "DeleteCard")),
+            &[("x-api-key", api_key)],
+            "",
+        ))
+        .await
+    }
+
+    /// Creates an instance and one customer on it; returns (customerId, secret key, x-api-key).
+    pub async fn customer_on(
+        &self,
+        instance: &str,
+        kind: InstanceKind,
+    ) -> (CustomerId, String, String) {
+        let name = instance.parse().unwrap();
+        if self.state.store.instance(&name).await.unwrap().is_none() {
+            self.operator()
+                .create_instance(name, kind, None)
+                .await
+                .unwrap();
+        }
+        self.customer_with(instance, true, true).await
+    }
+
+    pub async fn customer_with(
+        &self,
+        instance: &str,
+        authorize_token_required: bool,
+        api_key_required: bool,
+    ) -> (CustomerId, String, String) {
+        let (customer, keys) = self
+            .operator()
+            .create_customer(NewCustomer {
+                instance: instance.parse().unwrap(),
+                label: "test".to_owned(),
+                authorize_token_required,
+                api_key_required,
+            })
+            .await
+            .unwrap();
+        (
+            customer.id,
+            keys.secret_key.expose().to_owned(),
+            keys.api_key.expose().to_owned(),
+        )
+    }
+}
+
+/// A request with `Content-Type: application/json` and the given extra headers.
+pub fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request<Body> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Body::from(body.to_owned())).unwrap()
+}
