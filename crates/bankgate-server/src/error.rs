@@ -311,6 +311,25 @@ impl From<DomainError> for ApiError {
     }
 }
 
+/// The answer when a handler panics: 500 `AGGREGATION_ERROR`, the Flinks code for an
+/// unexpected error. The panic message stays in the log.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(%detail, "handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "AGGREGATION_ERROR",
+        "An unexpected error occurred",
+        "internal_error",
+        "bankgate hit an internal error; the request was not completed. Retry, and report it if it persists.",
+    )
+    .into_response()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         tracing::Span::current().record("reason", self.reason);

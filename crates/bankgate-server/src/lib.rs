@@ -16,6 +16,7 @@ use std::future::Future;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::routing::{delete, post};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -46,6 +47,8 @@ pub fn app(state: AppState) -> Router {
         .fallback_service(api)
         .layer(axum::middleware::from_fn(routing::canonicalize))
         .layer(DefaultBodyLimit::max(body::BODY_LIMIT))
+        // A bug must still answer in the envelope, not drop the connection.
+        .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {

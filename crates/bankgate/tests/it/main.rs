@@ -9,6 +9,7 @@ mod api_generate_token;
 mod cli;
 mod concurrency;
 mod logs;
+mod outage;
 mod restart;
 mod routing;
 mod store_conformance;

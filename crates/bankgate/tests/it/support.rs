@@ -146,24 +146,7 @@ impl TestApp {
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let (parts, body) = response.into_parts();
-        let header_text = |name| {
-            parts
-                .headers
-                .get(name)
-                .map(|v: &axum::http::HeaderValue| v.to_str().unwrap().to_owned())
-        };
-        let status = parts.status;
-        let content_type = header_text(header::CONTENT_TYPE);
-        let bytes = body.collect().await.unwrap().to_bytes();
-        let json = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("body is not JSON: {:?}", String::from_utf8_lossy(&bytes)));
-        Reply {
-            status,
-            content_type,
-            json,
-        }
+        send_to(&self.router, request).await
     }
 
     /// POST with JSON headers, as the documented curl examples do.
@@ -271,6 +254,28 @@ impl TestApp {
             keys.secret_key.expose().to_owned(),
             keys.api_key.expose().to_owned(),
         )
+    }
+}
+
+/// Sends a request through a router and reads the reply as a client would.
+pub async fn send_to(router: &Router, request: Request<Body>) -> Reply {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let header_text = |name| {
+        parts
+            .headers
+            .get(name)
+            .map(|v: &axum::http::HeaderValue| v.to_str().unwrap().to_owned())
+    };
+    let status = parts.status;
+    let content_type = header_text(header::CONTENT_TYPE);
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| panic!("body is not JSON: {:?}", String::from_utf8_lossy(&bytes)));
+    Reply {
+        status,
+        content_type,
+        json,
     }
 }
 

@@ -1,0 +1,132 @@
+//! When the store cannot answer, clients get a clear 503 envelope, never a 500 or a hang.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bankgate_core::model::{Customer, Instance, Login, Session, Tenant};
+use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
+use bankgate_server::AppState;
+use bankgate_store::{
+    CachedAuthorize, CachedOutcome, CredentialMatch, KeyDigests, NewToken, Purged, Store, TokenUse,
+};
+
+use crate::support::*;
+
+/// A store whose database is gone.
+#[derive(Debug)]
+struct Unreachable;
+
+fn down<T>() -> Result<T, DomainError> {
+    Err(DomainError::Unavailable("connection refused".to_owned()))
+}
+
+#[async_trait]
+impl Store for Unreachable {
+    async fn create_instance(&self, _: &Instance) -> Result<(), DomainError> {
+        down()
+    }
+    async fn instance(&self, _: &InstanceName) -> Result<Option<Instance>, DomainError> {
+        down()
+    }
+    async fn list_instances(&self) -> Result<Vec<Instance>, DomainError> {
+        down()
+    }
+    async fn create_customer(&self, _: &Customer, _: KeyDigests) -> Result<(), DomainError> {
+        down()
+    }
+    async fn list_customers(&self, _: Option<&InstanceName>) -> Result<Vec<Customer>, DomainError> {
+        down()
+    }
+    async fn tenant(&self, _: CustomerId) -> Result<Option<Tenant>, DomainError> {
+        down()
+    }
+    async fn rotate_keys(
+        &self,
+        _: CustomerId,
+        _: KeyDigests,
+        _: Timestamp,
+        _: Timestamp,
+    ) -> Result<(), DomainError> {
+        down()
+    }
+    async fn find_credential(
+        &self,
+        _: Digest,
+        _: Timestamp,
+    ) -> Result<Option<CredentialMatch>, DomainError> {
+        down()
+    }
+    async fn issue_token(&self, _: NewToken) -> Result<(), DomainError> {
+        down()
+    }
+    async fn consume_token(
+        &self,
+        _: CustomerId,
+        _: Digest,
+        _: RequestId,
+        _: Timestamp,
+    ) -> Result<TokenUse, DomainError> {
+        down()
+    }
+    async fn create_login(&self, _: &Login) -> Result<(), DomainError> {
+        down()
+    }
+    async fn login(&self, _: CustomerId, _: LoginId) -> Result<Option<Login>, DomainError> {
+        down()
+    }
+    async fn delete_login(&self, _: CustomerId, _: LoginId) -> Result<bool, DomainError> {
+        down()
+    }
+    async fn authorize_cached(&self, _: CachedAuthorize) -> Result<CachedOutcome, DomainError> {
+        down()
+    }
+    async fn session(&self, _: CustomerId, _: RequestId) -> Result<Option<Session>, DomainError> {
+        down()
+    }
+    async fn seed_once(
+        &self,
+        _: &str,
+        _: &Instance,
+        _: &Customer,
+        _: KeyDigests,
+    ) -> Result<bool, DomainError> {
+        down()
+    }
+    async fn purge_expired(&self, _: Timestamp) -> Result<Purged, DomainError> {
+        down()
+    }
+}
+
+#[tokio::test]
+async fn every_endpoint_answers_503_in_the_envelope_when_the_store_is_down() {
+    let state = AppState::new(
+        Arc::new(Unreachable),
+        Arc::new(bankgate_core::ManualClock::new(START)),
+    );
+    let router = bankgate_server::app(state);
+    let login = LoginId::new_random();
+    for (method, uri, header) in [
+        (
+            "POST",
+            path(TOOLBOX_CUSTOMER, "GenerateAuthorizeToken"),
+            ("flinks-auth-key", TOOLBOX_SECRET),
+        ),
+        (
+            "POST",
+            path(TOOLBOX_CUSTOMER, "Authorize"),
+            ("flinks-auth-key", TOOLBOX_SECRET),
+        ),
+        (
+            "DELETE",
+            format!("{}/{login}", path(TOOLBOX_CUSTOMER, "DeleteCard")),
+            ("x-api-key", TOOLBOX_API_KEY),
+        ),
+    ] {
+        let reply = send_to(&router, request(method, &uri, &[header], "")).await;
+        reply.assert_error(503, "RETRY_LATER", "store_unavailable");
+        assert!(
+            !reply.hint().contains("connection refused"),
+            "internals stay in the log"
+        );
+    }
+}
