@@ -60,7 +60,7 @@ pub async fn canonicalize(mut request: Request, next: Next) -> Response {
         )
         .into_response();
     }
-    if let Some(canonical) = canonical_path(path) {
+    if let Some(canonical) = canonical_path(path).filter(|canonical| canonical != path) {
         let path_and_query = match request.uri().query() {
             Some(query) => format!("{canonical}?{query}"),
             None => canonical,

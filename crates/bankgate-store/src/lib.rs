@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use bankgate_core::model::{Customer, Instance, InstanceKind, KeyKind, Login, Session, Tenant};
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{BatchStats, SqliteStore};
 
 /// A customer's key as stored: its digest and what it is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,7 +39,9 @@ where
         let outcome = match conn.execute_batch("SAVEPOINT job") {
             Err(error) => Err(StoreError::from(error)),
             Ok(()) => {
-                let outcome = work(conn);
+                // A panicking job must not take the writer thread (and every later write) down.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)))
+                    .unwrap_or_else(|_| Err(StoreError::Unavailable("a write job panicked".to_owned())));
                 let end = if outcome.is_ok() {
                     conn.execute_batch("RELEASE job")
                 } else {
@@ -82,12 +84,6 @@ pub struct Writer {
     stats: std::sync::Arc<std::sync::Mutex<BatchStats>>,
 }
 
-impl std::fmt::Debug for dyn WriteJob {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WriteJob")
-    }
-}
-
 impl Writer {
     pub fn start(conn: Connection) -> Result<Self, StoreError> {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
@@ -120,7 +116,11 @@ impl Writer {
     }
 
     pub fn stats(&self) -> BatchStats {
-        self.stats.lock().map(|s| *s).unwrap_or_default()
+        // A poisoned lock still holds the last counts.
+        match self.stats.lock() {
+            Ok(stats) => *stats,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
     }
 }
 
@@ -170,11 +170,13 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn WriteJob>>) {
     }
     let completions: Vec<Completion> = batch.drain(..).map(|job| job.run(conn)).collect();
     let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
-    if let Err(error) = &commit {
-        tracing::error!(%error, jobs = completions.len(), "commit failed; batch rolled back");
-        let _ = conn.execute_batch("ROLLBACK");
+    match &commit {
+        Ok(()) => tracing::trace!(jobs = completions.len(), "batch committed"),
+        Err(error) => {
+            tracing::error!(%error, jobs = completions.len(), "commit failed; batch rolled back");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
     }
-    tracing::trace!(jobs = completions.len(), "batch committed");
     for complete in completions {
         complete(commit.clone());
     }
