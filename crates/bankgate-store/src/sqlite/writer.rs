@@ -41,7 +41,9 @@ where
             Ok(()) => {
                 // A panicking job must not take the writer thread (and every later write) down.
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)))
-                    .unwrap_or_else(|_| Err(StoreError::Unavailable("a write job panicked".to_owned())));
+                    .unwrap_or_else(|_| {
+                        Err(StoreError::Unavailable("a write job panicked".to_owned()))
+                    });
                 let end = if outcome.is_ok() {
                     conn.execute_batch("RELEASE job")
                 } else {
