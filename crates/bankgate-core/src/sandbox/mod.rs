@@ -2,6 +2,11 @@
 //!
 //! Institutions are data. Adding one is adding an entry to [`SandboxBank::builtin`], not code.
 
+pub mod accounts;
+pub mod mfa;
+
+use mfa::{FLINKS_CAPITAL_QUESTIONS, MfaQuestion};
+
 /// What a sandbox user's login leads to (flinks-api.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
@@ -35,6 +40,8 @@ pub struct SandboxInstitution {
     /// `InstitutionId` on the wire.
     pub numeric_id: u32,
     pub users: &'static [SandboxUser],
+    /// The security questions its MFA users are asked.
+    pub mfa_questions: &'static [MfaQuestion],
 }
 
 impl SandboxInstitution {
@@ -93,6 +100,7 @@ impl SandboxBank {
                 id: "FlinksCapital",
                 numeric_id: 14,
                 users: FLINKS_CAPITAL_USERS,
+                mfa_questions: FLINKS_CAPITAL_QUESTIONS,
             }],
         }
     }
