@@ -78,9 +78,10 @@ impl Operator {
         token_lifetime: Option<Duration>,
     ) -> Result<Instance, DomainError> {
         let token_lifetime = token_lifetime.unwrap_or(DEFAULT_TOKEN_LIFETIME);
-        if token_lifetime < Duration::from_secs(1) {
+        // Stored in whole seconds: refuse what would be silently truncated.
+        if token_lifetime < Duration::from_secs(1) || token_lifetime.subsec_nanos() != 0 {
             return Err(DomainError::Invalid(
-                "the token lifetime must be at least one second".to_owned(),
+                "the token lifetime must be a whole number of seconds, at least one".to_owned(),
             ));
         }
         let instance = Instance {

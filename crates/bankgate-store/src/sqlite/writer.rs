@@ -151,17 +151,15 @@ fn run(
                 Err(_) => break,
             }
         }
-        let size = batch.len();
-        commit_batch(&conn, &mut batch);
-        if let Ok(mut stats) = stats.lock() {
-            stats.batches += 1;
-            stats.jobs += size as u64;
-            stats.largest = stats.largest.max(size);
-        }
+        commit_batch(&conn, &mut batch, stats);
     }
 }
 
-fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn WriteJob>>) {
+fn commit_batch(
+    conn: &Connection,
+    batch: &mut Vec<Box<dyn WriteJob>>,
+    stats: &std::sync::Mutex<BatchStats>,
+) {
     if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
         let error = StoreError::from(error);
         tracing::error!(%error, "cannot begin a write transaction");
@@ -173,7 +171,16 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn WriteJob>>) {
     let completions: Vec<Completion> = batch.drain(..).map(|job| job.run(conn)).collect();
     let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
     match &commit {
-        Ok(()) => tracing::trace!(jobs = completions.len(), "batch committed"),
+        Ok(()) => {
+            tracing::trace!(jobs = completions.len(), "batch committed");
+            // Counted before anyone hears back, so a caller reading the stats sees its write.
+            let mut stats = stats
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            stats.batches += 1;
+            stats.jobs += completions.len() as u64;
+            stats.largest = stats.largest.max(completions.len());
+        }
         Err(error) => {
             tracing::error!(%error, jobs = completions.len(), "commit failed; batch rolled back");
             let _ = conn.execute_batch("ROLLBACK");

@@ -1,0 +1,848 @@
+//! The real `bankgate` binary, as an operator runs it: each test has its own database file.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bankgate_core::{Clock, CustomerId};
+use bankgate_core::{Digest, SystemClock};
+use bankgate_store::{CredentialMatch, SqliteStore, Store};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+use crate::support::{TOOLBOX_CUSTOMER, TOOLBOX_SECRET};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bankgate");
+
+/// Every variable the CLI reads; removed from the children's environment so the runner's own
+/// settings cannot leak into a test.
+const GLOBAL_VARS: [&str; 3] = ["BANKGATE_DATABASE", "BANKGATE_LOG_FORMAT", "BANKGATE_LOG"];
+const SERVE_VARS: [&str; 2] = ["BANKGATE_LISTEN", "BANKGATE_PURGE_INTERVAL"];
+
+/// How long a child may take to start listening or to stop.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `bankgate` with a clean environment, run in `dir` (so the default database, if a test ever
+/// falls back to it, lands in a temp dir and not in the repository).
+fn bankgate_in(dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir).stdin(Stdio::null());
+    for var in GLOBAL_VARS.iter().chain(&SERVE_VARS) {
+        command.env_remove(var);
+    }
+    command.env("NO_COLOR", "1");
+    command
+}
+
+/// What a finished command printed.
+#[derive(Debug)]
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn of(command: &mut Command) -> Self {
+        let output = command.output().unwrap();
+        Self {
+            status: output.status,
+            stdout: String::from_utf8(output.stdout).unwrap(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    }
+
+    #[track_caller]
+    fn assert_success(&self) -> &Self {
+        assert!(self.status.success(), "expected success: {self:#?}");
+        self
+    }
+
+    /// Asserts a non-zero exit whose stderr says `expected`; returns stderr.
+    #[track_caller]
+    fn assert_failure(&self, expected: &str) -> &str {
+        assert!(!self.status.success(), "expected a failure: {self:#?}");
+        assert!(
+            self.stderr.contains(expected),
+            "stderr should say {expected:?}: {self:#?}"
+        );
+        &self.stderr
+    }
+
+    #[track_caller]
+    fn json(&self) -> Value {
+        self.assert_success();
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|error| panic!("stdout is not one JSON value ({error}): {self:#?}"))
+    }
+}
+
+/// A temp dir with a database file in it.
+struct Db {
+    dir: TempDir,
+    path: PathBuf,
+    url: String,
+}
+
+impl Db {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bg.db");
+        let url = format!("sqlite://{}", path.display());
+        Self { dir, path, url }
+    }
+
+    /// `bankgate --database sqlite://…/bg.db`.
+    fn command(&self) -> Command {
+        let mut command = bankgate_in(self.dir.path());
+        command.arg("--database").arg(&self.url);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        Run::of(self.command().args(args))
+    }
+
+    /// Runs with `--json`, asserts success, returns the printed value.
+    #[track_caller]
+    fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        self.run(&args).json()
+    }
+
+    /// Every byte SQLite keeps for this database (main file, WAL, shared memory).
+    fn bytes_at_rest(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let file_name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if file_name.starts_with("bg.db") {
+                bytes.extend(std::fs::read(&path).unwrap());
+            }
+        }
+        assert!(
+            !bytes.is_empty(),
+            "no database files in {}",
+            self.dir.path().display()
+        );
+        bytes
+    }
+}
+
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+/// Whether `text` names `var` as a whole word (so `BANKGATE_LOG` is not found in
+/// `BANKGATE_LOG_FORMAT`).
+fn mentions_var(text: &str, var: &str) -> bool {
+    text.match_indices(var).any(|(at, _)| {
+        !text[at + var.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
+#[track_caller]
+fn assert_v4_uuid(value: &Value) -> String {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {value}"));
+    let uuid = Uuid::parse_str(text).unwrap_or_else(|_| panic!("not a UUID: {text}"));
+    assert_eq!(uuid.get_version_num(), 4, "{text}");
+    assert_eq!(
+        text,
+        uuid.hyphenated().to_string(),
+        "lowercase and hyphenated"
+    );
+    text.to_owned()
+}
+
+fn customer_ids(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|c| c["customerId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+// ---- help ----
+
+#[test]
+fn help_names_every_environment_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = Run::of(bankgate_in(dir.path()).arg("--help"));
+    help.assert_success();
+    for var in GLOBAL_VARS {
+        assert!(
+            mentions_var(&help.stdout, var),
+            "--help should mention {var}:\n{}",
+            help.stdout
+        );
+    }
+
+    let serve_help = Run::of(bankgate_in(dir.path()).args(["serve", "--help"]));
+    serve_help.assert_success();
+    for var in SERVE_VARS.iter().chain(&GLOBAL_VARS) {
+        assert!(
+            mentions_var(&serve_help.stdout, var),
+            "serve --help should mention {var}:\n{}",
+            serve_help.stdout
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "--help must not create a database"
+    );
+}
+
+// ---- instances ----
+
+#[test]
+fn instance_create_and_list() {
+    let db = Db::new();
+    let created = db.json(&[
+        "instance",
+        "create",
+        "acme",
+        "--kind",
+        "production",
+        "--token-lifetime",
+        "10m",
+    ]);
+    assert_eq!(created["name"], "acme");
+    assert_eq!(created["kind"], "production");
+    assert_eq!(created["tokenLifetimeSeconds"], 600);
+
+    let listed = db.json(&["instance", "list"]);
+    let mut summary: Vec<Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| json!([i["name"], i["kind"], i["tokenLifetimeSeconds"]]))
+        .collect();
+    summary.sort_by_key(ToString::to_string);
+    assert_eq!(
+        summary,
+        vec![
+            json!(["acme", "production", 600]),
+            json!(["toolbox", "sandbox", 1800]),
+        ],
+        "{listed:#}"
+    );
+}
+
+#[test]
+fn instance_create_refuses_duplicates_and_bad_input() {
+    let db = Db::new();
+    db.json(&["instance", "create", "acme"]);
+    db.run(&["instance", "create", "acme", "--kind", "production"])
+        .assert_failure("already exists");
+    db.run(&["instance", "create", "toolbox"])
+        .assert_failure("already exists");
+
+    let bad = db.run(&["instance", "create", "Bad_Name"]);
+    let message = bad.assert_failure("Bad_Name");
+    assert!(message.contains("instance names are"), "{bad:#?}");
+
+    db.run(&["instance", "create", "beta", "--kind", "staging"])
+        .assert_failure("sandbox or production");
+    db.run(&["instance", "create", "beta", "--token-lifetime", "soon"])
+        .assert_failure("30m");
+    db.run(&["instance", "create", "beta", "--token-lifetime", "0s"])
+        .assert_failure("at least one");
+
+    // Nothing of the refused commands was created.
+    let names: Vec<Value> = db
+        .json(&["instance", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].clone())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.contains(&json!("acme")) && names.contains(&json!("toolbox")),
+        "{names:?}"
+    );
+}
+
+// ---- customers ----
+
+#[test]
+fn customer_keys_are_shown_once_and_stored_only_as_digests() {
+    let db = Db::new();
+    let created = db.json(&[
+        "customer",
+        "create",
+        "--instance",
+        "toolbox",
+        "--label",
+        "shop",
+    ]);
+    let customer_id = assert_v4_uuid(&created["customerId"]);
+    let secret = assert_v4_uuid(&created["secretKey"]);
+    let api_key = assert_v4_uuid(&created["apiKey"]);
+    assert_ne!(secret, api_key);
+    assert_eq!(created["instance"], "toolbox");
+    assert_eq!(created["label"], "shop");
+
+    let list = db.run(&["customer", "list", "--json"]);
+    let ids = customer_ids(&list.json());
+    assert_eq!(ids.len(), 2, "{list:#?}");
+    assert!(ids.contains(&TOOLBOX_CUSTOMER.to_owned()), "{ids:?}");
+    assert!(ids.contains(&customer_id), "{ids:?}");
+    for key in [&secret, &api_key] {
+        assert!(
+            !list.stdout.contains(key.as_str()),
+            "a listing shows a key: {list:#?}"
+        );
+        assert!(
+            !list.stderr.contains(key.as_str()),
+            "a log shows a key: {list:#?}"
+        );
+    }
+    let text_list = db.run(&["customer", "list"]);
+    text_list.assert_success();
+    assert!(text_list.stdout.contains(&customer_id), "{text_list:#?}");
+    assert!(!text_list.stdout.contains(&secret) && !text_list.stdout.contains(&api_key));
+
+    // At rest: the digests, never the keys.
+    let bytes = db.bytes_at_rest();
+    for key in [&secret, &api_key] {
+        assert!(
+            !contains_bytes(&bytes, key.as_bytes()),
+            "the plaintext key {key} is in the database"
+        );
+        assert!(
+            !contains_bytes(&bytes, key.to_uppercase().as_bytes()),
+            "the plaintext key {key} (uppercase) is in the database"
+        );
+        assert!(
+            contains_bytes(&bytes, Digest::of_presented(key).as_bytes()),
+            "the key's digest should be stored (are we reading the right file?)"
+        );
+    }
+}
+
+#[test]
+fn customer_create_needs_a_known_instance() {
+    let db = Db::new();
+    db.run(&["customer", "create", "--instance", "nowhere"])
+        .assert_failure("nowhere");
+    assert_eq!(
+        customer_ids(&db.json(&["customer", "list"])),
+        vec![TOOLBOX_CUSTOMER]
+    );
+}
+
+#[test]
+fn database_comes_from_bankgate_database() {
+    let db = Db::new();
+    let from_env = |args: &[&str]| {
+        Run::of(
+            bankgate_in(db.dir.path())
+                .env("BANKGATE_DATABASE", &db.url)
+                .args(args),
+        )
+    };
+    let created = from_env(&["instance", "create", "via-env", "--json"]).json();
+    assert_eq!(created["name"], "via-env");
+    assert!(
+        db.path.exists(),
+        "the database should be where BANKGATE_DATABASE says"
+    );
+    assert!(
+        !db.dir.path().join("bankgate.db").exists(),
+        "the default database must not be used"
+    );
+
+    // The same data, whether named by flag or by variable.
+    let names = |list: Value| -> Vec<String> {
+        let mut names: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        names(db.json(&["instance", "list"])),
+        ["toolbox", "via-env"]
+    );
+    assert_eq!(
+        names(from_env(&["instance", "list", "--json"]).json()),
+        ["toolbox", "via-env"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_keys_prints_new_keys_and_retires_the_old() {
+    let db = Db::new();
+    let created = db.json(&["customer", "create", "--instance", "toolbox"]);
+    let customer_id = created["customerId"].as_str().unwrap().to_owned();
+    let old_secret = created["secretKey"].as_str().unwrap().to_owned();
+    let old_api = created["apiKey"].as_str().unwrap().to_owned();
+
+    let rotated = db.json(&["customer", "rotate-keys", &customer_id]);
+    assert_eq!(rotated["customerId"], customer_id.as_str());
+    let new_secret = assert_v4_uuid(&rotated["secretKey"]);
+    let new_api = assert_v4_uuid(&rotated["apiKey"]);
+    assert_ne!(new_secret, old_secret);
+    assert_ne!(new_api, old_api);
+    assert_ne!(new_secret, new_api);
+    assert_eq!(rotated["oldKeysValidForSeconds"], 0);
+
+    let with_grace = db.json(&["customer", "rotate-keys", &customer_id, "--grace", "1h"]);
+    assert_eq!(with_grace["oldKeysValidForSeconds"], 3600);
+    let newest_secret = with_grace["secretKey"].as_str().unwrap().to_owned();
+
+    db.run(&[
+        "customer",
+        "rotate-keys",
+        &CustomerId::new_random().to_string(),
+    ])
+    .assert_failure("not found");
+
+    // What the server will see: the first keys are retired, the second ones are in their
+    // grace period, the newest are current.
+    let store = SqliteStore::open(&db.path).unwrap();
+    let now = SystemClock.now();
+    let retired_at = async |key: &str| match store
+        .find_credential(Digest::of_presented(key), now)
+        .await
+        .unwrap()
+    {
+        Some(CredentialMatch::Key {
+            customer_id: owner,
+            retired_at,
+            ..
+        }) => {
+            assert_eq!(owner.to_string(), customer_id);
+            retired_at
+        }
+        other => panic!("the key {key} should be stored: {other:?}"),
+    };
+    assert!(
+        retired_at(&old_secret).await.is_some(),
+        "the old secret key is retired"
+    );
+    assert!(
+        retired_at(&old_api).await.is_some(),
+        "the old x-api-key is retired"
+    );
+    assert_eq!(
+        retired_at(&new_secret).await,
+        None,
+        "still in its grace period"
+    );
+    assert_eq!(retired_at(&newest_secret).await, None);
+}
+
+// ---- logins ----
+
+#[test]
+fn login_create_makes_a_login_id_for_a_sandbox_user() {
+    let db = Db::new();
+    let login = db.json(&[
+        "login",
+        "create",
+        "--customer",
+        TOOLBOX_CUSTOMER,
+        "--username",
+        "Greatday",
+    ]);
+    assert_v4_uuid(&login["loginId"]);
+    assert_eq!(login["customerId"], TOOLBOX_CUSTOMER);
+    assert_eq!(login["institution"], "FlinksCapital");
+    assert_eq!(login["username"], "Greatday");
+
+    // Usernames and institutions match case-insensitively, and come back as documented.
+    let relaxed = db.json(&[
+        "login",
+        "create",
+        "--customer",
+        TOOLBOX_CUSTOMER,
+        "--institution",
+        "flinkscapital",
+        "--username",
+        "GREATDAY_NOMFA",
+    ]);
+    assert_eq!(relaxed["institution"], "FlinksCapital");
+    assert_eq!(relaxed["username"], "greatday_nomfa");
+    assert_ne!(relaxed["loginId"], login["loginId"]);
+}
+
+#[test]
+fn login_create_refuses_unknown_users_institutions_and_customers() {
+    let db = Db::new();
+    let unknown_user = db.run(&[
+        "login",
+        "create",
+        "--customer",
+        TOOLBOX_CUSTOMER,
+        "--username",
+        "nobody",
+    ]);
+    let message = unknown_user.assert_failure("nobody");
+    for known in ["Greatday", "greatday_nomfa", "test_pending"] {
+        assert!(
+            message.contains(known),
+            "should name {known}: {unknown_user:#?}"
+        );
+    }
+
+    let unknown_bank = db.run(&[
+        "login",
+        "create",
+        "--customer",
+        TOOLBOX_CUSTOMER,
+        "--institution",
+        "NoSuchBank",
+        "--username",
+        "Greatday",
+    ]);
+    let message = unknown_bank.assert_failure("NoSuchBank");
+    assert!(message.contains("FlinksCapital"), "{unknown_bank:#?}");
+
+    let stranger = CustomerId::new_random().to_string();
+    db.run(&[
+        "login",
+        "create",
+        "--customer",
+        &stranger,
+        "--username",
+        "Greatday",
+    ])
+    .assert_failure(&stranger);
+    db.run(&[
+        "login",
+        "create",
+        "--customer",
+        "not-a-guid",
+        "--username",
+        "Greatday",
+    ])
+    .assert_failure("not-a-guid");
+}
+
+// ---- serve ----
+
+/// A running `bankgate serve`; killed if the test ends early.
+struct Server {
+    child: Child,
+    address: String,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Spawns `bankgate serve --listen 127.0.0.1:0`, logging to `log_name` in the temp dir;
+    /// returns it with its stdout, unread.
+    fn spawn(db: &Db, log_name: &str) -> (Self, ChildStdout) {
+        let log = db.dir.path().join(log_name);
+        let mut child = db
+            .command()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let server = Self {
+            child,
+            address: String::new(),
+            log,
+        };
+        (server, stdout)
+    }
+
+    /// Starts `bankgate serve --listen 127.0.0.1:0` and waits for its listening line.
+    fn start(db: &Db, log_name: &str) -> Self {
+        let (mut server, stdout) = Self::spawn(db, log_name);
+        // A reader thread keeps draining stdout; the test waits on its lines with a deadline.
+        let (lines, received) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + PROCESS_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match received.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(address) = line.strip_prefix("bankgate listening on http://") {
+                        server.address = address.trim().to_owned();
+                        return server;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "no listening line within {PROCESS_TIMEOUT:?}; log:\n{}",
+                        server.log()
+                    )
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
+                    "bankgate serve exited before listening ({:?}); log:\n{}",
+                    server.child.try_wait(),
+                    server.log()
+                ),
+            }
+        }
+    }
+
+    fn url(&self, customer: &str, endpoint: &str) -> String {
+        format!(
+            "http://{}/v3/{customer}/BankingServices/{endpoint}",
+            self.address
+        )
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for the process to exit.
+    fn interrupt(&mut self) -> ExitStatus {
+        self.stop_with("-INT")
+    }
+
+    /// Sends a signal (`-INT`, `-TERM`) and waits for the process to exit.
+    fn stop_with(&mut self, signal: &str) -> ExitStatus {
+        let sent = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill {signal} failed");
+        self.wait_for_exit()
+    }
+
+    fn wait_for_exit(&mut self) -> ExitStatus {
+        let log = self.log.clone();
+        wait_with_timeout(&mut self.child, "bankgate serve", || {
+            std::fs::read_to_string(&log).unwrap_or_default()
+        })
+    }
+}
+
+/// Waits (polling, bounded) for a child to exit.
+fn wait_with_timeout(child: &mut Child, what: &str, log: impl Fn() -> String) -> ExitStatus {
+    let deadline = Instant::now() + PROCESS_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not exit within {PROCESS_TIMEOUT:?}; log:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Any helper process, killed if the test ends early.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(PROCESS_TIMEOUT)
+        .build()
+        .unwrap()
+}
+
+/// POSTs like the documented curl examples; returns status and JSON body.
+async fn post(url: &str, auth: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = client()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("flinks-auth-key", auth);
+    if let Some(body) = body {
+        request = request.body(body.to_string());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let json =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text:?}"));
+    (status, json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_keeps_tokens_across_a_restart() {
+    let db = Db::new();
+
+    let mut first = Server::start(&db, "first.log");
+    let (status, issued) = post(
+        &first.url(TOOLBOX_CUSTOMER, "GenerateAuthorizeToken"),
+        TOOLBOX_SECRET,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{issued:#}\nlog:\n{}", first.log());
+    assert_eq!(issued["HttpStatusCode"], 200);
+    let token = assert_v4_uuid(&issued["Token"]);
+    let stopped = first.interrupt();
+    assert!(
+        stopped.success(),
+        "Ctrl-C should stop bankgate cleanly: {stopped:?}\n{}",
+        first.log()
+    );
+    drop(first);
+
+    let second = Server::start(&db, "second.log");
+    // An operator adds a LoginId while the server runs on the same file.
+    let login = db.json(&[
+        "login",
+        "create",
+        "--customer",
+        TOOLBOX_CUSTOMER,
+        "--username",
+        "Greatday",
+    ]);
+    let login_id = login["loginId"].as_str().unwrap();
+    let authorize = second.url(TOOLBOX_CUSTOMER, "Authorize");
+    let body = json!({"LoginId": login_id, "MostRecentCached": true});
+
+    let (status, session) = post(&authorize, &token, Some(body.clone())).await;
+    assert_eq!(
+        status,
+        200,
+        "the token from before the restart: {session:#}\nlog:\n{}",
+        second.log()
+    );
+    assert_eq!(session["HttpStatusCode"], 200);
+    assert_eq!(session["Login"]["Id"], login_id);
+    assert_eq!(session["Login"]["Username"], "Greatday");
+    assert_eq!(session["InstitutionId"], 14);
+    assert_v4_uuid(&session["RequestId"]);
+
+    let (status, again) = post(&authorize, &token, Some(body)).await;
+    assert_eq!(status, 401, "{again:#}");
+    assert_eq!(again["Reason"], "authorize_token_used", "{again:#}");
+
+    // The second start did not seed the toolbox again.
+    let toolbox = db.json(&["customer", "list", "--instance", "toolbox"]);
+    assert_eq!(
+        customer_ids(&toolbox),
+        vec![TOOLBOX_CUSTOMER],
+        "{toolbox:#}"
+    );
+    drop(second);
+}
+
+/// Scripts read the listening line and may stop the server at once (a check that it starts, a
+/// supervisor restarting it): Ctrl-C and SIGTERM must stop it cleanly from the moment it says it
+/// is listening. A shell script watches stdout and signals as soon as the line appears, as such
+/// a script would; several rounds, because a server that installs its signal handlers only after
+/// printing the line is killed outright only when the signal wins that race.
+#[test]
+fn serve_stops_cleanly_when_signalled_right_after_listening() {
+    const WATCH: &str = r#"while IFS= read -r line; do
+        case "$line" in "bankgate listening on http://"*) kill -s "$1" "$2"; exit 0;; esac
+    done
+    exit 1"#;
+    let db = Db::new();
+    for round in 0..20 {
+        let signal = if round % 2 == 0 { "INT" } else { "TERM" };
+        let (mut server, stdout) = Server::spawn(&db, &format!("round-{round}.log"));
+        let pid = server.child.id().to_string();
+        let mut watcher = KillOnDrop(
+            Command::new("sh")
+                .args(["-c", WATCH, "sh", signal, &pid])
+                .stdin(Stdio::from(stdout))
+                .spawn()
+                .unwrap(),
+        );
+        let watched = wait_with_timeout(&mut watcher.0, "the watching script", || server.log());
+        assert!(
+            watched.success(),
+            "round {round}: no listening line; log:\n{}",
+            server.log()
+        );
+        let status = server.wait_for_exit();
+        assert!(
+            status.success(),
+            "round {round}: SIG{signal} right after the listening line should stop bankgate \
+             cleanly, got {status:?}\nlog:\n{}",
+            server.log()
+        );
+    }
+}
+
+#[test]
+fn instance_create_stores_the_lifetime_it_reports() {
+    let db = Db::new();
+    // Lifetimes are kept in whole seconds: a fraction is refused, not silently truncated.
+    db.run(&["instance", "create", "quick", "--token-lifetime", "1500ms"])
+        .assert_failure("whole number of seconds");
+    let created = db.run(&["instance", "create", "quick", "--token-lifetime", "90s"]);
+    created.assert_success();
+    let listed = db.run(&["instance", "list"]);
+    listed.assert_success();
+    let lifetime = |text: &str| {
+        text.lines()
+            .find(|line| line.contains("quick"))
+            .and_then(|line| line.split("tokens live ").nth(1))
+            .map(|rest| rest.trim_end_matches(')').trim().to_owned())
+            .unwrap_or_else(|| panic!("no lifetime for quick in {text:?}"))
+    };
+    assert_eq!(lifetime(&created.stdout), "1m 30s");
+    assert_eq!(lifetime(&listed.stdout), "1m 30s");
+}
+
+#[test]
+fn unsupported_database_urls_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let run =
+        |url: &str| Run::of(bankgate_in(dir.path()).args(["--database", url, "instance", "list"]));
+
+    let mysql = run("mysql://x");
+    let message = mysql.assert_failure("mysql://x");
+    assert!(
+        message.contains("sqlite://"),
+        "should say what works: {mysql:#?}"
+    );
+    run("postgres://localhost/bankgate").assert_failure("PostgreSQL is not supported");
+    run("sqlite://").assert_failure("needs a file path");
+
+    let from_env = Run::of(
+        bankgate_in(dir.path())
+            .env("BANKGATE_DATABASE", "mysql://x")
+            .args(["instance", "list"]),
+    );
+    from_env.assert_failure("mysql://x");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "a refused URL must not create any database"
+    );
+}

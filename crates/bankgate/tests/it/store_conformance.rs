@@ -1,0 +1,1444 @@
+//! Storage conformance, in the style of Dex's `storage/conformance`: every operation of the
+//! [`Store`] trait, checked against a fresh database by backend-independent `async fn`s.
+//!
+//! A backend joins the suite with one factory (an `async fn() -> Fixture` giving a fresh, empty
+//! database and a way to reopen it) and one line `conformance!(name => factory);`, which expands
+//! every check into its own test, `store_conformance::{name}::{check}`. The few checks that
+//! depend on SQLite internals (group commit, the purge's query plan) live in
+//! [`sqlite_specific`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bankgate_core::model::{
+    Customer, CustomerKeys, DEFAULT_TOKEN_LIFETIME, Instance, InstanceKind, KeyKind, Login,
+    LoginType, Session, Tenant,
+};
+use bankgate_core::{
+    AuthorizeToken, CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp,
+};
+use bankgate_store::{
+    CachedAuthorize, CachedOutcome, CredentialMatch, KeyDigests, NewToken, Purged, SqliteStore,
+    Store, TokenUse,
+};
+
+use crate::support::START;
+
+// ---- backends ----
+
+/// Reconnects to the data of a fixture, as a restarted process would.
+type Reopen = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send>> + Send + Sync>;
+
+/// A backend under test: a store on a fresh, empty database.
+pub struct Fixture {
+    pub store: Arc<dyn Store>,
+    reopen: Reopen,
+    /// Whatever must outlive the store (the SQLite temp dir). Dropped last.
+    _keep: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl Fixture {
+    /// Closes the store (the check must hold no other handle) and opens the same data again.
+    pub async fn restart(self) -> Self {
+        let Self {
+            store,
+            reopen,
+            _keep,
+        } = self;
+        assert_eq!(
+            Arc::strong_count(&store),
+            1,
+            "something still holds the store; it cannot close"
+        );
+        // The last handle: for SQLite, dropping it joins the writer thread.
+        drop(store);
+        let store = reopen().await;
+        Self {
+            store,
+            reopen,
+            _keep,
+        }
+    }
+}
+
+/// The embedded SQLite backend, on a file in a temporary directory.
+pub async fn open_sqlite() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("conformance.db");
+    let reopen: Reopen = Box::new(move || {
+        let path = path.clone();
+        Box::pin(async move {
+            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+            store
+        })
+    });
+    let store = reopen().await;
+    Fixture {
+        store,
+        reopen,
+        _keep: Box::new(dir),
+    }
+}
+
+/// Expands every check into one test per backend.
+macro_rules! conformance {
+    ($backend:ident => $open:path) => {
+        mod $backend {
+            use super::*;
+
+            conformance!(@store $open;
+                instances_create_get_list,
+                duplicate_instance_conflicts,
+                customers_create_list_tenant,
+                customer_needs_its_instance,
+                duplicate_customer_conflicts_and_writes_nothing,
+                duplicate_key_digest_conflicts,
+                find_credential_by_digest,
+                rotate_keys_retires_old_keys_at_the_chosen_time,
+                rotate_keys_never_revives_retired_keys,
+                rotate_keys_unknown_customer,
+                token_is_consumed_once,
+                token_expires_at_exactly_expires_at,
+                token_of_another_customer_is_left_alone,
+                unknown_token,
+                concurrent_consumption_spends_a_token_once,
+                logins_are_scoped_to_their_customer,
+                login_needs_its_customer_and_a_fresh_id,
+                delete_login_ends_its_sessions,
+                authorize_cached_opens_a_session,
+                authorize_cached_without_token,
+                authorize_cached_refuses_a_spent_token_and_writes_nothing,
+                authorize_cached_refuses_expired_unknown_and_foreign_tokens,
+                authorize_cached_unknown_login_still_spends_the_token,
+                concurrent_authorize_cached_opens_one_session,
+                seed_once_seeds_once,
+                purge_expired_deletes_only_what_expired,
+                purge_expired_counts_past_any_chunk_size,
+            );
+            conformance!(@fixture $open;
+                writes_survive_a_restart,
+            );
+        }
+    };
+    (@store $open:path; $($check:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let fixture = $open().await;
+                super::$check(fixture.store.clone()).await;
+            }
+        )+
+    };
+    (@fixture $open:path; $($check:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                super::$check($open().await).await;
+            }
+        )+
+    };
+}
+
+conformance!(sqlite => open_sqlite);
+// A PostgreSQL backend joins with: conformance!(postgres => open_postgres);
+
+// ---- helpers ----
+
+/// The base of every timestamp in the checks (it has microseconds, which must round-trip).
+const T0: Timestamp = START;
+
+/// `T0` plus whole seconds.
+fn at(secs: u64) -> Timestamp {
+    T0 + Duration::from_secs(secs)
+}
+
+/// `T0` plus microseconds.
+fn micros(offset: i64) -> Timestamp {
+    Timestamp::from_micros(T0.as_micros() + offset)
+}
+
+/// One microsecond before `t`.
+fn just_before(t: Timestamp) -> Timestamp {
+    Timestamp::from_micros(t.as_micros() - 1)
+}
+
+/// One microsecond after `t`.
+fn just_after(t: Timestamp) -> Timestamp {
+    Timestamp::from_micros(t.as_micros() + 1)
+}
+
+fn name(value: &str) -> InstanceName {
+    value.parse().unwrap()
+}
+
+fn instance_record(instance: &str, kind: InstanceKind) -> Instance {
+    Instance {
+        name: name(instance),
+        kind,
+        token_lifetime: DEFAULT_TOKEN_LIFETIME,
+        created_at: T0,
+    }
+}
+
+fn customer_record(instance: &str, label: &str) -> Customer {
+    Customer {
+        id: CustomerId::new_random(),
+        instance: name(instance),
+        label: label.to_owned(),
+        authorize_token_required: true,
+        api_key_required: true,
+        created_at: T0,
+    }
+}
+
+fn digests(keys: &CustomerKeys) -> KeyDigests {
+    KeyDigests {
+        secret: keys.secret_key.digest(),
+        api: keys.api_key.digest(),
+    }
+}
+
+fn fresh_digests() -> KeyDigests {
+    digests(&CustomerKeys::generate())
+}
+
+fn token_digest() -> Digest {
+    AuthorizeToken::generate().digest()
+}
+
+/// Creates the instance if it is missing, then a customer on it.
+async fn customer_on(
+    store: &dyn Store,
+    instance: &str,
+    kind: InstanceKind,
+) -> (Customer, KeyDigests) {
+    if store.instance(&name(instance)).await.unwrap().is_none() {
+        store
+            .create_instance(&instance_record(instance, kind))
+            .await
+            .unwrap();
+    }
+    let customer = customer_record(instance, "conformance");
+    let keys = fresh_digests();
+    store.create_customer(&customer, keys).await.unwrap();
+    (customer, keys)
+}
+
+/// Records a token issued at `issued_at`, expiring at `expires_at`.
+async fn issue(
+    store: &dyn Store,
+    customer_id: CustomerId,
+    issued_at: Timestamp,
+    expires_at: Timestamp,
+) -> Digest {
+    let digest = token_digest();
+    store
+        .issue_token(NewToken {
+            digest,
+            customer_id,
+            issued_at,
+            expires_at,
+        })
+        .await
+        .unwrap();
+    digest
+}
+
+async fn consume(
+    store: &dyn Store,
+    customer_id: CustomerId,
+    token: Digest,
+    now: Timestamp,
+) -> TokenUse {
+    store
+        .consume_token(customer_id, token, RequestId::new_random(), now)
+        .await
+        .unwrap()
+}
+
+fn login_record(customer_id: CustomerId, username: &str) -> Login {
+    Login {
+        id: LoginId::new_random(),
+        customer_id,
+        institution: "FlinksCapital".to_owned(),
+        username: username.to_owned(),
+        login_type: LoginType::Personal,
+        is_scheduled_refresh: false,
+        last_refresh: micros(-123_457),
+        created_at: T0,
+    }
+}
+
+async fn login_for(store: &dyn Store, customer_id: CustomerId) -> Login {
+    let login = login_record(customer_id, "Greatday");
+    store.create_login(&login).await.unwrap();
+    login
+}
+
+fn cached(
+    customer_id: CustomerId,
+    token: Option<Digest>,
+    login_id: LoginId,
+    now: Timestamp,
+) -> CachedAuthorize {
+    CachedAuthorize {
+        customer_id,
+        token,
+        login_id,
+        request_id: RequestId::new_random(),
+        now,
+        session_expires_at: now + Duration::from_secs(30 * 60),
+    }
+}
+
+fn sorted_by_id(mut customers: Vec<Customer>) -> Vec<Customer> {
+    customers.sort_by_key(|c| c.id);
+    customers
+}
+
+#[track_caller]
+fn assert_conflict<T: std::fmt::Debug>(result: Result<T, DomainError>) {
+    match result {
+        Err(DomainError::Conflict(_)) => {}
+        other => panic!("expected a Conflict, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, DomainError>, expected_what: &str) {
+    match result {
+        Err(DomainError::NotFound { what, .. }) if what == expected_what => {}
+        other => panic!("expected NotFound {{ what: {expected_what:?} }}, got {other:?}"),
+    }
+}
+
+// ---- instances ----
+
+async fn instances_create_get_list(store: Arc<dyn Store>) {
+    assert_eq!(
+        store.list_instances().await.unwrap(),
+        vec![],
+        "a fresh store is empty"
+    );
+    let acme = Instance {
+        name: name("acme-ca"),
+        kind: InstanceKind::Production,
+        token_lifetime: Duration::from_secs(600),
+        created_at: micros(1),
+    };
+    let sandbox = instance_record("alpha", InstanceKind::Sandbox);
+    store.create_instance(&acme).await.unwrap();
+    store.create_instance(&sandbox).await.unwrap();
+
+    assert_eq!(
+        store.instance(&name("acme-ca")).await.unwrap(),
+        Some(acme.clone())
+    );
+    assert_eq!(
+        store.instance(&name("alpha")).await.unwrap(),
+        Some(sandbox.clone())
+    );
+    assert_eq!(store.instance(&name("nope")).await.unwrap(), None);
+
+    let mut listed = store.list_instances().await.unwrap();
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(listed, vec![acme, sandbox]);
+}
+
+async fn duplicate_instance_conflicts(store: Arc<dyn Store>) {
+    let original = instance_record("acme", InstanceKind::Production);
+    store.create_instance(&original).await.unwrap();
+    let again = Instance {
+        kind: InstanceKind::Sandbox,
+        token_lifetime: Duration::from_secs(5),
+        created_at: at(10),
+        ..original.clone()
+    };
+    assert_conflict(store.create_instance(&again).await);
+    assert_eq!(
+        store.instance(&original.name).await.unwrap(),
+        Some(original.clone()),
+        "the refused duplicate must not change the instance"
+    );
+    assert_eq!(store.list_instances().await.unwrap(), vec![original]);
+}
+
+// ---- customers ----
+
+async fn customers_create_list_tenant(store: Arc<dyn Store>) {
+    let alpha = instance_record("alpha", InstanceKind::Sandbox);
+    let beta = instance_record("beta", InstanceKind::Production);
+    store.create_instance(&alpha).await.unwrap();
+    store.create_instance(&beta).await.unwrap();
+
+    let a1 = customer_record("alpha", "first");
+    let a2 = Customer {
+        authorize_token_required: false,
+        api_key_required: false,
+        created_at: micros(7),
+        ..customer_record("alpha", "second, legacy")
+    };
+    let b1 = Customer {
+        authorize_token_required: false,
+        ..customer_record("beta", "")
+    };
+    for customer in [&a1, &a2, &b1] {
+        store
+            .create_customer(customer, fresh_digests())
+            .await
+            .unwrap();
+    }
+
+    assert_eq!(
+        sorted_by_id(store.list_customers(None).await.unwrap()),
+        sorted_by_id(vec![a1.clone(), a2.clone(), b1.clone()])
+    );
+    assert_eq!(
+        sorted_by_id(store.list_customers(Some(&alpha.name)).await.unwrap()),
+        sorted_by_id(vec![a1.clone(), a2.clone()])
+    );
+    assert_eq!(
+        store.list_customers(Some(&beta.name)).await.unwrap(),
+        vec![b1.clone()]
+    );
+    assert_eq!(
+        store.list_customers(Some(&name("nope"))).await.unwrap(),
+        vec![]
+    );
+
+    assert_eq!(
+        store.tenant(a2.id).await.unwrap(),
+        Some(Tenant {
+            customer: a2,
+            instance: alpha
+        })
+    );
+    assert_eq!(
+        store.tenant(b1.id).await.unwrap(),
+        Some(Tenant {
+            customer: b1,
+            instance: beta
+        })
+    );
+    assert_eq!(store.tenant(CustomerId::new_random()).await.unwrap(), None);
+}
+
+async fn customer_needs_its_instance(store: Arc<dyn Store>) {
+    let orphan = customer_record("nowhere", "orphan");
+    let keys = fresh_digests();
+    assert_not_found(store.create_customer(&orphan, keys).await, "instance");
+    assert_eq!(store.tenant(orphan.id).await.unwrap(), None);
+    assert_eq!(store.list_customers(None).await.unwrap(), vec![]);
+    assert_eq!(store.find_credential(keys.secret, T0).await.unwrap(), None);
+}
+
+async fn duplicate_customer_conflicts_and_writes_nothing(store: Arc<dyn Store>) {
+    let (first, first_keys) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let again = Customer {
+        label: "impostor".to_owned(),
+        ..first.clone()
+    };
+    let again_keys = fresh_digests();
+    assert_conflict(store.create_customer(&again, again_keys).await);
+
+    assert_eq!(
+        store.list_customers(None).await.unwrap(),
+        vec![first.clone()]
+    );
+    assert_eq!(
+        store.tenant(first.id).await.unwrap().unwrap().customer,
+        first
+    );
+    // The refused customer's keys were not stored; the original's still work.
+    assert_eq!(
+        store.find_credential(again_keys.secret, T0).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_credential(again_keys.api, T0).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .find_credential(first_keys.secret, T0)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn duplicate_key_digest_conflicts(store: Arc<dyn Store>) {
+    let (first, first_keys) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let second = customer_record("alpha", "same secret");
+    let reused = KeyDigests {
+        secret: first_keys.secret,
+        api: fresh_digests().api,
+    };
+    assert_conflict(store.create_customer(&second, reused).await);
+    // Nothing of the refused customer remains, and the key still names its owner.
+    assert_eq!(store.tenant(second.id).await.unwrap(), None);
+    assert_eq!(store.find_credential(reused.api, T0).await.unwrap(), None);
+    match store.find_credential(first_keys.secret, T0).await.unwrap() {
+        Some(CredentialMatch::Key { customer_id, .. }) => assert_eq!(customer_id, first.id),
+        other => panic!("the secret key should still be the first customer's: {other:?}"),
+    }
+}
+
+// ---- credentials ----
+
+async fn find_credential_by_digest(store: Arc<dyn Store>) {
+    let (customer, keys) = customer_on(&*store, "acme", InstanceKind::Production).await;
+    let token = issue(&*store, customer.id, T0, at(1800)).await;
+
+    assert_eq!(
+        store.find_credential(keys.secret, at(1)).await.unwrap(),
+        Some(CredentialMatch::Key {
+            customer_id: customer.id,
+            instance: name("acme"),
+            instance_kind: InstanceKind::Production,
+            kind: KeyKind::Secret,
+            retired_at: None,
+        })
+    );
+    assert_eq!(
+        store.find_credential(keys.api, at(1)).await.unwrap(),
+        Some(CredentialMatch::Key {
+            customer_id: customer.id,
+            instance: name("acme"),
+            instance_kind: InstanceKind::Production,
+            kind: KeyKind::Api,
+            retired_at: None,
+        })
+    );
+    let expected_token = Some(CredentialMatch::Token {
+        customer_id: customer.id,
+        instance: name("acme"),
+        instance_kind: InstanceKind::Production,
+    });
+    assert_eq!(
+        store.find_credential(token, at(1)).await.unwrap(),
+        expected_token
+    );
+    // A token is still recognised as a token once spent or expired (for precise refusals).
+    assert_eq!(
+        consume(&*store, customer.id, token, at(2)).await,
+        TokenUse::Consumed
+    );
+    assert_eq!(
+        store.find_credential(token, at(3600)).await.unwrap(),
+        expected_token
+    );
+
+    assert_eq!(
+        store.find_credential(token_digest(), at(1)).await.unwrap(),
+        None
+    );
+}
+
+async fn rotate_keys_retires_old_keys_at_the_chosen_time(store: Arc<dyn Store>) {
+    let (customer, old) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let (other, other_keys) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let new = fresh_digests();
+    let now = at(10);
+    let retire = now + Duration::from_secs(60);
+    store
+        .rotate_keys(customer.id, new, now, retire)
+        .await
+        .unwrap();
+
+    let retired_at = |found: Option<CredentialMatch>| match found {
+        Some(CredentialMatch::Key {
+            customer_id,
+            retired_at,
+            ..
+        }) => {
+            assert_eq!(customer_id, customer.id);
+            retired_at
+        }
+        other => panic!("expected a key of {}, got {other:?}", customer.id),
+    };
+    for digest in [old.secret, old.api] {
+        assert_eq!(
+            retired_at(store.find_credential(digest, now).await.unwrap()),
+            None
+        );
+        assert_eq!(
+            retired_at(
+                store
+                    .find_credential(digest, just_before(retire))
+                    .await
+                    .unwrap()
+            ),
+            None,
+            "one microsecond before the grace period ends, the old key still works"
+        );
+        assert_eq!(
+            retired_at(store.find_credential(digest, retire).await.unwrap()),
+            Some(retire),
+            "the old key is retired at exactly retire_old_at"
+        );
+        assert_eq!(
+            retired_at(store.find_credential(digest, at(3600)).await.unwrap()),
+            Some(retire)
+        );
+    }
+    assert_eq!(
+        store.find_credential(new.secret, at(3600)).await.unwrap(),
+        Some(CredentialMatch::Key {
+            customer_id: customer.id,
+            instance: name("alpha"),
+            instance_kind: InstanceKind::Sandbox,
+            kind: KeyKind::Secret,
+            retired_at: None,
+        })
+    );
+    match store.find_credential(new.api, at(3600)).await.unwrap() {
+        Some(CredentialMatch::Key {
+            kind: KeyKind::Api,
+            retired_at: None,
+            ..
+        }) => {}
+        other => panic!("the new x-api-key should be current: {other:?}"),
+    }
+    // Another customer's keys are untouched by the rotation.
+    for digest in [other_keys.secret, other_keys.api] {
+        match store.find_credential(digest, at(3600)).await.unwrap() {
+            Some(CredentialMatch::Key {
+                customer_id,
+                retired_at: None,
+                ..
+            }) => assert_eq!(customer_id, other.id),
+            found => panic!("another customer's key changed: {found:?}"),
+        }
+    }
+}
+
+async fn rotate_keys_never_revives_retired_keys(store: Arc<dyn Store>) {
+    let (customer, first) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let second = fresh_digests();
+    let third = fresh_digests();
+    // No grace: the first keys stop at once.
+    store
+        .rotate_keys(customer.id, second, at(1), at(1))
+        .await
+        .unwrap();
+    // A long grace on the next rotation applies to the second keys only.
+    store
+        .rotate_keys(customer.id, third, at(2), at(2) + Duration::from_secs(3600))
+        .await
+        .unwrap();
+
+    let retired = |found: Option<CredentialMatch>| match found {
+        Some(CredentialMatch::Key { retired_at, .. }) => retired_at,
+        other => panic!("expected a key, got {other:?}"),
+    };
+    assert_eq!(
+        retired(store.find_credential(first.secret, at(3)).await.unwrap()),
+        Some(at(1)),
+        "a retired key must not come back to life with a later rotation's grace period"
+    );
+    assert_eq!(
+        retired(store.find_credential(second.secret, at(3)).await.unwrap()),
+        None
+    );
+    assert_eq!(
+        retired(
+            store
+                .find_credential(second.secret, at(3602))
+                .await
+                .unwrap()
+        ),
+        Some(at(3602))
+    );
+    assert_eq!(
+        retired(store.find_credential(third.secret, at(9999)).await.unwrap()),
+        None
+    );
+}
+
+async fn rotate_keys_unknown_customer(store: Arc<dyn Store>) {
+    customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let keys = fresh_digests();
+    assert_not_found(
+        store
+            .rotate_keys(CustomerId::new_random(), keys, at(1), at(1))
+            .await,
+        "customer",
+    );
+    assert_eq!(
+        store.find_credential(keys.secret, at(2)).await.unwrap(),
+        None
+    );
+    assert_eq!(store.find_credential(keys.api, at(2)).await.unwrap(), None);
+}
+
+// ---- authorize tokens ----
+
+async fn token_is_consumed_once(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let token = issue(&*store, customer.id, T0, at(1800)).await;
+
+    assert_eq!(
+        consume(&*store, customer.id, token, micros(1_000_001)).await,
+        TokenUse::Consumed
+    );
+    let used = TokenUse::Used {
+        at: micros(1_000_001),
+    };
+    assert_eq!(consume(&*store, customer.id, token, at(2)).await, used);
+    assert_eq!(
+        consume(&*store, customer.id, token, at(3)).await,
+        used,
+        "still the first use"
+    );
+    assert_eq!(
+        consume(&*store, customer.id, token, at(7200)).await,
+        used,
+        "a used token reports its use even once it has expired"
+    );
+}
+
+async fn token_expires_at_exactly_expires_at(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let now = at(600);
+    let expiring_now = issue(&*store, customer.id, T0, now).await;
+    let one_micro_left = issue(&*store, customer.id, T0, just_after(now)).await;
+
+    assert_eq!(
+        consume(&*store, customer.id, expiring_now, now).await,
+        TokenUse::Expired { at: now },
+        "a token whose expires_at is now is expired"
+    );
+    assert_eq!(
+        consume(&*store, customer.id, expiring_now, now).await,
+        TokenUse::Expired { at: now },
+        "an expired token is never consumed"
+    );
+    assert_eq!(
+        consume(&*store, customer.id, one_micro_left, now).await,
+        TokenUse::Consumed,
+        "a token with one microsecond left is consumable"
+    );
+}
+
+async fn token_of_another_customer_is_left_alone(store: Arc<dyn Store>) {
+    let (owner, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let (neighbour, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let (stranger, _) = customer_on(&*store, "beta", InstanceKind::Production).await;
+    let token = issue(&*store, owner.id, T0, at(1800)).await;
+
+    let foreign = TokenUse::OtherCustomer {
+        instance: name("alpha"),
+        instance_kind: InstanceKind::Sandbox,
+    };
+    assert_eq!(consume(&*store, neighbour.id, token, at(1)).await, foreign);
+    assert_eq!(consume(&*store, stranger.id, token, at(2)).await, foreign);
+    assert_eq!(
+        consume(&*store, owner.id, token, at(3)).await,
+        TokenUse::Consumed,
+        "another customer's attempt must not spend the token"
+    );
+    assert_eq!(
+        consume(&*store, neighbour.id, token, at(4)).await,
+        foreign,
+        "spent or not, it is still someone else's"
+    );
+}
+
+async fn unknown_token(store: Arc<dyn Store>) {
+    let (customer, keys) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    assert_eq!(
+        consume(&*store, customer.id, token_digest(), at(1)).await,
+        TokenUse::Unknown
+    );
+    assert_eq!(
+        consume(&*store, customer.id, keys.secret, at(1)).await,
+        TokenUse::Unknown,
+        "a secret key is not a token"
+    );
+}
+
+async fn concurrent_consumption_spends_a_token_once(store: Arc<dyn Store>) {
+    const TASKS: i64 = 64;
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let token = issue(&*store, customer.id, T0, at(1800)).await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(TASKS as usize));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..TASKS {
+        let (store, barrier) = (store.clone(), barrier.clone());
+        tasks.spawn(async move {
+            // Each request has its own "now", so the winner is identifiable.
+            let now = micros(1_000_000 + i);
+            barrier.wait().await;
+            (now, consume(&*store, customer.id, token, now).await)
+        });
+    }
+    let outcomes = tasks.join_all().await;
+    let winners: Vec<Timestamp> = outcomes
+        .iter()
+        .filter(|(_, used)| *used == TokenUse::Consumed)
+        .map(|(now, _)| *now)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one consumer wins: {outcomes:?}");
+    let losers = outcomes
+        .iter()
+        .filter(|(_, used)| *used == TokenUse::Used { at: winners[0] })
+        .count();
+    assert_eq!(
+        losers, 63,
+        "every other consumer sees the winner's use: {outcomes:?}"
+    );
+}
+
+// ---- logins and sessions ----
+
+async fn logins_are_scoped_to_their_customer(store: Arc<dyn Store>) {
+    let (owner, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let (other, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let login = Login {
+        login_type: LoginType::Business,
+        is_scheduled_refresh: true,
+        ..login_record(owner.id, "greatday_nomfa")
+    };
+    store.create_login(&login).await.unwrap();
+
+    assert_eq!(
+        store.login(owner.id, login.id).await.unwrap(),
+        Some(login.clone())
+    );
+    assert_eq!(store.login(other.id, login.id).await.unwrap(), None);
+    assert_eq!(
+        store.login(owner.id, LoginId::new_random()).await.unwrap(),
+        None
+    );
+
+    assert!(
+        !store.delete_login(other.id, login.id).await.unwrap(),
+        "another customer cannot delete the LoginId"
+    );
+    assert_eq!(
+        store.login(owner.id, login.id).await.unwrap(),
+        Some(login.clone())
+    );
+    assert!(store.delete_login(owner.id, login.id).await.unwrap());
+    assert!(
+        !store.delete_login(owner.id, login.id).await.unwrap(),
+        "already deleted"
+    );
+    assert_eq!(store.login(owner.id, login.id).await.unwrap(), None);
+}
+
+async fn login_needs_its_customer_and_a_fresh_id(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let login = login_for(&*store, customer.id).await;
+    let again = Login {
+        username: "test_pending".to_owned(),
+        ..login.clone()
+    };
+    assert_conflict(store.create_login(&again).await);
+    assert_eq!(
+        store.login(customer.id, login.id).await.unwrap(),
+        Some(login)
+    );
+
+    let nobody = CustomerId::new_random();
+    let orphan = login_record(nobody, "Greatday");
+    assert_not_found(store.create_login(&orphan).await, "customer");
+    assert_eq!(store.login(nobody, orphan.id).await.unwrap(), None);
+}
+
+async fn delete_login_ends_its_sessions(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let doomed = login_for(&*store, customer.id).await;
+    let kept = login_for(&*store, customer.id).await;
+    let open = |login: LoginId| {
+        let store = store.clone();
+        async move {
+            let request = cached(customer.id, None, login, at(1));
+            match store.authorize_cached(request).await.unwrap() {
+                CachedOutcome::Opened { session, .. } => session,
+                other => panic!("expected a session, got {other:?}"),
+            }
+        }
+    };
+    let doomed_session = open(doomed.id).await;
+    let kept_session = open(kept.id).await;
+    assert!(
+        store
+            .session(customer.id, doomed_session.request_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    assert!(store.delete_login(customer.id, doomed.id).await.unwrap());
+    assert_eq!(
+        store
+            .session(customer.id, doomed_session.request_id)
+            .await
+            .unwrap(),
+        None,
+        "deleting a LoginId ends its RequestIds"
+    );
+    assert_eq!(
+        store
+            .session(customer.id, kept_session.request_id)
+            .await
+            .unwrap(),
+        Some(kept_session),
+        "other LoginIds' sessions stay"
+    );
+}
+
+async fn authorize_cached_opens_a_session(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let (other, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let login = login_for(&*store, customer.id).await;
+    let token = issue(&*store, customer.id, T0, at(1800)).await;
+    let now = micros(5_000_001);
+    let request = cached(customer.id, Some(token), login.id, now);
+
+    let expected_session = Session {
+        request_id: request.request_id,
+        customer_id: customer.id,
+        login_id: login.id,
+        created_at: now,
+        expires_at: request.session_expires_at,
+    };
+    assert_eq!(
+        store.authorize_cached(request.clone()).await.unwrap(),
+        CachedOutcome::Opened {
+            login: login.clone(),
+            session: expected_session.clone(),
+        }
+    );
+    assert_eq!(
+        store
+            .session(customer.id, request.request_id)
+            .await
+            .unwrap(),
+        Some(expected_session)
+    );
+    assert_eq!(
+        store.session(other.id, request.request_id).await.unwrap(),
+        None,
+        "a RequestId is only visible to its customer"
+    );
+    assert_eq!(
+        store
+            .session(customer.id, RequestId::new_random())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        consume(&*store, customer.id, token, at(6)).await,
+        TokenUse::Used { at: now },
+        "the session spent the token"
+    );
+}
+
+async fn authorize_cached_without_token(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let login = login_for(&*store, customer.id).await;
+    let request = cached(customer.id, None, login.id, at(1));
+    match store.authorize_cached(request.clone()).await.unwrap() {
+        CachedOutcome::Opened {
+            login: opened,
+            session,
+        } => {
+            assert_eq!(opened, login);
+            assert_eq!(session.request_id, request.request_id);
+            assert_eq!(session.login_id, login.id);
+        }
+        other => panic!("expected a session, got {other:?}"),
+    }
+    assert!(
+        store
+            .session(customer.id, request.request_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn authorize_cached_refuses_a_spent_token_and_writes_nothing(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let login = login_for(&*store, customer.id).await;
+    let token = issue(&*store, customer.id, T0, at(1800)).await;
+    assert_eq!(
+        consume(&*store, customer.id, token, at(1)).await,
+        TokenUse::Consumed
+    );
+
+    let request = cached(customer.id, Some(token), login.id, at(2));
+    assert_eq!(
+        store.authorize_cached(request.clone()).await.unwrap(),
+        CachedOutcome::TokenRefused(TokenUse::Used { at: at(1) })
+    );
+    assert_eq!(
+        store
+            .session(customer.id, request.request_id)
+            .await
+            .unwrap(),
+        None,
+        "a refused token opens no session"
+    );
+    assert_eq!(
+        consume(&*store, customer.id, token, at(3)).await,
+        TokenUse::Used { at: at(1) },
+        "the refusal must not overwrite when the token was used"
+    );
+}
+
+async fn authorize_cached_refuses_expired_unknown_and_foreign_tokens(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let (other, _) = customer_on(&*store, "beta", InstanceKind::Production).await;
+    let login = login_for(&*store, customer.id).await;
+    let expired = issue(&*store, customer.id, T0, at(60)).await;
+    let foreign = issue(&*store, other.id, T0, at(1800)).await;
+
+    let cases = [
+        (expired, TokenUse::Expired { at: at(60) }),
+        (token_digest(), TokenUse::Unknown),
+        (
+            foreign,
+            TokenUse::OtherCustomer {
+                instance: name("beta"),
+                instance_kind: InstanceKind::Production,
+            },
+        ),
+    ];
+    for (token, refusal) in cases {
+        let request = cached(customer.id, Some(token), login.id, at(60));
+        assert_eq!(
+            store.authorize_cached(request.clone()).await.unwrap(),
+            CachedOutcome::TokenRefused(refusal)
+        );
+        assert_eq!(
+            store
+                .session(customer.id, request.request_id)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    assert_eq!(
+        consume(&*store, other.id, foreign, at(61)).await,
+        TokenUse::Consumed,
+        "the owner can still spend a token another customer presented"
+    );
+}
+
+async fn authorize_cached_unknown_login_still_spends_the_token(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let (other, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let others_login = login_for(&*store, other.id).await;
+
+    for login_id in [LoginId::new_random(), others_login.id] {
+        let token = issue(&*store, customer.id, T0, at(1800)).await;
+        let request = cached(customer.id, Some(token), login_id, at(5));
+        assert_eq!(
+            store.authorize_cached(request.clone()).await.unwrap(),
+            CachedOutcome::LoginNotFound
+        );
+        assert_eq!(
+            store
+                .session(customer.id, request.request_id)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store.session(other.id, request.request_id).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            consume(&*store, customer.id, token, at(6)).await,
+            TokenUse::Used { at: at(5) },
+            "the token is spent whatever follows (decisions §2)"
+        );
+    }
+    assert_eq!(
+        store.login(other.id, others_login.id).await.unwrap(),
+        Some(others_login),
+        "the other customer's LoginId is untouched"
+    );
+}
+
+async fn concurrent_authorize_cached_opens_one_session(store: Arc<dyn Store>) {
+    const TASKS: usize = 32;
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let login = login_for(&*store, customer.id).await;
+    let token = issue(&*store, customer.id, T0, at(1800)).await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..TASKS {
+        let (store, barrier) = (store.clone(), barrier.clone());
+        tasks.spawn(async move {
+            let request = cached(customer.id, Some(token), login.id, at(1));
+            barrier.wait().await;
+            let outcome = store.authorize_cached(request.clone()).await.unwrap();
+            let session = store
+                .session(customer.id, request.request_id)
+                .await
+                .unwrap();
+            (outcome, session)
+        });
+    }
+    let outcomes = tasks.join_all().await;
+    let opened = outcomes
+        .iter()
+        .filter(|(outcome, session)| {
+            matches!(outcome, CachedOutcome::Opened { .. }) && session.is_some()
+        })
+        .count();
+    let refused = outcomes
+        .iter()
+        .filter(|(outcome, session)| {
+            *outcome == CachedOutcome::TokenRefused(TokenUse::Used { at: at(1) })
+                && session.is_none()
+        })
+        .count();
+    assert_eq!((opened, refused), (1, TASKS - 1), "{outcomes:?}");
+}
+
+// ---- seeding ----
+
+async fn seed_once_seeds_once(store: Arc<dyn Store>) {
+    let instance = instance_record("toolbox", InstanceKind::Sandbox);
+    let customer = customer_record("toolbox", "seeded");
+    let keys = fresh_digests();
+    assert!(
+        store
+            .seed_once("seed:test:v1", &instance, &customer, keys)
+            .await
+            .unwrap()
+    );
+
+    // A second start tries the same (its clock and random values differ); nothing changes.
+    let later_instance = Instance {
+        created_at: at(99),
+        ..instance.clone()
+    };
+    let later_customer = customer_record("toolbox", "seeded again");
+    let later_keys = fresh_digests();
+    for _ in 0..2 {
+        assert!(
+            !store
+                .seed_once("seed:test:v1", &later_instance, &later_customer, later_keys)
+                .await
+                .unwrap()
+        );
+    }
+
+    assert_eq!(
+        store.list_instances().await.unwrap(),
+        vec![instance.clone()]
+    );
+    assert_eq!(
+        store.list_customers(None).await.unwrap(),
+        vec![customer.clone()]
+    );
+    assert_eq!(
+        store.tenant(customer.id).await.unwrap(),
+        Some(Tenant {
+            customer: customer.clone(),
+            instance
+        })
+    );
+    match store.find_credential(keys.secret, at(1)).await.unwrap() {
+        Some(CredentialMatch::Key {
+            customer_id,
+            kind: KeyKind::Secret,
+            retired_at: None,
+            ..
+        }) => assert_eq!(customer_id, customer.id),
+        other => panic!("the seeded secret key should be found: {other:?}"),
+    }
+    assert_eq!(
+        store
+            .find_credential(later_keys.secret, at(1))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+// ---- purging ----
+
+async fn purge_expired_deletes_only_what_expired(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let login = login_for(&*store, customer.id).await;
+    let cutoff = at(3600);
+    let before = just_before(cutoff);
+    let after = just_after(cutoff);
+
+    let gone_early = issue(&*store, customer.id, T0, before).await;
+    let gone_at_cutoff = issue(&*store, customer.id, T0, cutoff).await;
+    let spent_and_gone = issue(&*store, customer.id, T0, cutoff).await;
+    assert_eq!(
+        consume(&*store, customer.id, spent_and_gone, at(1)).await,
+        TokenUse::Consumed
+    );
+    let kept = issue(&*store, customer.id, T0, after).await;
+    let kept_spent = issue(&*store, customer.id, T0, at(7200)).await;
+    assert_eq!(
+        consume(&*store, customer.id, kept_spent, at(1)).await,
+        TokenUse::Consumed
+    );
+
+    let mut sessions = Vec::new();
+    for expires_at in [before, cutoff, after, at(7200)] {
+        let request = CachedAuthorize {
+            session_expires_at: expires_at,
+            ..cached(customer.id, None, login.id, at(1))
+        };
+        match store.authorize_cached(request).await.unwrap() {
+            CachedOutcome::Opened { session, .. } => sessions.push(session),
+            other => panic!("expected a session, got {other:?}"),
+        }
+    }
+
+    assert_eq!(
+        store.purge_expired(cutoff).await.unwrap(),
+        Purged {
+            tokens: 3,
+            sessions: 2
+        }
+    );
+    for gone in [gone_early, gone_at_cutoff, spent_and_gone] {
+        assert_eq!(store.find_credential(gone, cutoff).await.unwrap(), None);
+        assert_eq!(
+            consume(&*store, customer.id, gone, cutoff).await,
+            TokenUse::Unknown
+        );
+    }
+    assert_eq!(
+        consume(&*store, customer.id, kept_spent, cutoff).await,
+        TokenUse::Used { at: at(1) }
+    );
+    assert_eq!(
+        consume(&*store, customer.id, kept, cutoff).await,
+        TokenUse::Consumed,
+        "a token expiring after the cutoff stays usable"
+    );
+    for (session, survives) in sessions.iter().zip([false, false, true, true]) {
+        let found = store
+            .session(customer.id, session.request_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            found.as_ref(),
+            survives.then_some(session),
+            "session expiring {:?}",
+            session.expires_at
+        );
+    }
+    assert_eq!(
+        store.purge_expired(cutoff).await.unwrap(),
+        Purged::default(),
+        "a second purge finds nothing"
+    );
+    assert_eq!(
+        store.login(customer.id, login.id).await.unwrap(),
+        Some(login),
+        "LoginIds are never purged"
+    );
+}
+
+async fn purge_expired_counts_past_any_chunk_size(store: Arc<dyn Store>) {
+    // More than a backend is likely to delete per statement, so chunked purges are counted whole.
+    const EXPIRED: usize = 12_001;
+    const LIVE: usize = 10;
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..EXPIRED + LIVE {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let expires_at = if i < EXPIRED {
+                at(1 + (i as u64 % 100))
+            } else {
+                at(1000)
+            };
+            issue(&*store, customer.id, T0, expires_at).await
+        });
+    }
+    let tokens = tasks.join_all().await;
+    assert_eq!(
+        store.purge_expired(at(500)).await.unwrap(),
+        Purged {
+            tokens: EXPIRED as u64,
+            sessions: 0
+        }
+    );
+    assert_eq!(
+        store.purge_expired(at(500)).await.unwrap(),
+        Purged::default()
+    );
+    let mut usable = 0;
+    for token in tokens {
+        if consume(&*store, customer.id, token, at(500)).await == TokenUse::Consumed {
+            usable += 1;
+        }
+    }
+    assert_eq!(usable, LIVE);
+}
+
+// ---- durability ----
+
+async fn writes_survive_a_restart(fixture: Fixture) {
+    let store = fixture.store.clone();
+    let (customer, keys) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let login = login_for(&*store, customer.id).await;
+    let token = issue(&*store, customer.id, T0, at(1800)).await;
+    let spent = issue(&*store, customer.id, T0, at(1800)).await;
+    let request = cached(customer.id, Some(spent), login.id, at(1));
+    let CachedOutcome::Opened { session, .. } = store.authorize_cached(request).await.unwrap()
+    else {
+        panic!("expected a session");
+    };
+    drop(store);
+
+    // An issued token is durable before it is returned (decisions §2).
+    let fixture = fixture.restart().await;
+    let store = fixture.store.clone();
+    assert!(store.tenant(customer.id).await.unwrap().is_some());
+    assert!(
+        store
+            .find_credential(keys.secret, at(2))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store.login(customer.id, login.id).await.unwrap(),
+        Some(login)
+    );
+    assert_eq!(
+        store
+            .session(customer.id, session.request_id)
+            .await
+            .unwrap(),
+        Some(session)
+    );
+    assert_eq!(
+        consume(&*store, customer.id, spent, at(2)).await,
+        TokenUse::Used { at: at(1) }
+    );
+    assert_eq!(
+        consume(&*store, customer.id, token, at(3)).await,
+        TokenUse::Consumed
+    );
+    drop(store);
+
+    // A consumption is durable before it is reported: a restart never makes it usable again.
+    let fixture = fixture.restart().await;
+    assert_eq!(
+        consume(&*fixture.store, customer.id, token, at(4)).await,
+        TokenUse::Used { at: at(3) }
+    );
+}
+
+// ---- SQLite only ----
+
+mod sqlite_specific {
+    use super::*;
+
+    fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
+        Arc::new(SqliteStore::open(dir.path().join("bankgate.db")).unwrap())
+    }
+
+    /// Concurrent writes share commits: 200 issues cost fewer than 200 transactions.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_issues_are_group_committed() {
+        const ISSUES: usize = 200;
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = open(&dir);
+        let store: Arc<dyn Store> = sqlite.clone();
+        let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+        let before = sqlite.batch_stats();
+
+        let barrier = Arc::new(tokio::sync::Barrier::new(ISSUES));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..ISSUES {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tasks.spawn(async move {
+                let digest = token_digest();
+                barrier.wait().await;
+                let issued = store
+                    .issue_token(NewToken {
+                        digest,
+                        customer_id: customer.id,
+                        issued_at: T0,
+                        expires_at: at(1800),
+                    })
+                    .await;
+                (digest, issued)
+            });
+        }
+        let issued = tasks.join_all().await;
+        for (digest, result) in &issued {
+            assert_eq!(result, &Ok(()));
+            assert!(
+                store
+                    .find_credential(*digest, at(1))
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+        }
+        // The writer counts a batch only after answering its callers (see
+        // `batch_stats_count_every_acknowledged_write`); one more write, which the writer takes
+        // only after counting every earlier batch, makes the 200 issues' figures settle.
+        issue(&*store, customer.id, T0, at(1800)).await;
+
+        let after = sqlite.batch_stats();
+        let jobs = after.jobs - before.jobs;
+        let batches = after.batches - before.batches;
+        assert!(jobs >= ISSUES as u64, "{ISSUES} issues counted: {after:?}");
+        assert!(
+            batches < jobs,
+            "concurrent writes should share commits: {batches} batches for {jobs} jobs"
+        );
+        assert!(after.largest > 1, "{after:?}");
+    }
+
+    /// `batch_stats()` is "how writes have been grouped so far": a write that has been
+    /// acknowledged must already be in it (metrics and tests read it right after a write).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batch_stats_count_every_acknowledged_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = open(&dir);
+        let store: Arc<dyn Store> = sqlite.clone();
+        // Two writes: the instance and the customer.
+        let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+        let mut acknowledged = 2_u64;
+        // Several rounds: the count lags only when the test reads it before the writer thread
+        // has come round to updating it.
+        for _ in 0..200 {
+            issue(&*store, customer.id, T0, at(1800)).await;
+            acknowledged += 1;
+            let stats = sqlite.batch_stats();
+            assert!(
+                stats.jobs >= acknowledged,
+                "{acknowledged} writes acknowledged, but the stats count {}: {stats:?}",
+                stats.jobs
+            );
+        }
+    }
+
+    /// The purge walks the expiry index: its cost follows what expired, not the table size.
+    #[test]
+    fn purge_uses_the_expiry_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = open(&dir);
+        let plan = sqlite.explain_purge().unwrap();
+        assert!(
+            plan.contains("authorize_tokens_by_expiry"),
+            "query plan:\n{plan}"
+        );
+    }
+}
