@@ -45,9 +45,9 @@ pub enum Refusal {
     #[error("the x-api-key is not valid for this customer")]
     ApiKeyInvalid,
     #[error("the RequestId is not known")]
-    RequestIdUnknown,
+    RequestIdUnknown { request_id: String },
     #[error("the RequestId expired")]
-    RequestIdExpired { at: Timestamp },
+    RequestIdExpired { request_id: String, at: Timestamp },
 }
 
 impl Refusal {
@@ -70,7 +70,7 @@ impl Refusal {
             Self::LoginNotFound => "login_not_found",
             Self::ApiKeyMissing => "api_key_missing",
             Self::ApiKeyInvalid => "api_key_invalid",
-            Self::RequestIdUnknown => "request_id_unknown",
+            Self::RequestIdUnknown { .. } => "request_id_unknown",
             Self::RequestIdExpired { .. } => "request_id_expired",
         }
     }

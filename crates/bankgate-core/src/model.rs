@@ -9,11 +9,14 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Timestamp;
 use crate::credentials::{ApiKey, SecretKey};
 use crate::ids::{CustomerId, InstanceName, LoginId, RequestId};
+pub use crate::sandbox::mfa::Language;
 
 /// Authorize tokens live 30 minutes from issue unless an instance says otherwise.
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// A RequestId stays usable for the data endpoints this long after authorization.
 pub const AUTHORIZED_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 60);
+/// A RequestId in the middle of MFA expires after this long without a call.
+pub const AUTHORIZING_IDLE_LIFETIME: Duration = Duration::from_secs(8 * 60);
 /// Expired tokens and sessions are kept this long past expiry before purging, so that a late
 /// caller is told "expired" rather than "unknown".
 pub const EXPIRED_RETENTION: Duration = Duration::from_secs(60 * 60);
@@ -165,14 +168,40 @@ pub struct Login {
     pub is_scheduled_refresh: bool,
     pub last_refresh: Timestamp,
     pub created_at: Timestamp,
+    /// The language of the connection (a LoginId is tied to it).
+    pub language: Language,
+    /// False for connections made with `Save: false`: usable only through their own sessions.
+    pub saved: bool,
 }
 
-/// A RequestId and what it may read until it expires.
+/// An authorized RequestId and what it may read until it expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub request_id: RequestId,
     pub customer_id: CustomerId,
     pub login_id: LoginId,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// Echoed as `Tag` by the data endpoints.
+    pub tag: Option<String>,
+    /// When a long data operation (the 202 flow) started for this RequestId.
+    pub operation_started_at: Option<Timestamp>,
+}
+
+/// A RequestId whose connection waits for MFA answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAuthorization {
+    pub request_id: RequestId,
+    pub customer_id: CustomerId,
+    pub institution: String,
+    pub username: String,
+    pub language: Language,
+    pub save: bool,
+    pub tag: Option<String>,
+    /// Set when a saved LoginId is being refreshed live.
+    pub login_id: Option<LoginId>,
+    /// Indices into the institution's questions asked at this step.
+    pub questions: Vec<usize>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
 }

@@ -1,6 +1,10 @@
 //! Resolving who a request is for and which credential it carries.
 
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use bankgate_core::model::{InstanceKind, KeyKind, Tenant};
 use bankgate_core::{CustomerId, Digest, Refusal, Timestamp};
 use bankgate_store::CredentialMatch;
@@ -146,4 +150,22 @@ pub async fn lookup(
 ) -> Result<(Digest, Option<CredentialMatch>), ApiError> {
     let digest = Digest::of_presented(value);
     Ok((digest, state.store.find_credential(digest, now).await?))
+}
+
+/// The address of the client, when the server knows it (served over TCP with connect info);
+/// `None` in in-process tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip()),
+        ))
+    }
 }

@@ -14,13 +14,23 @@ pub enum Endpoint {
     GenerateAuthorizeToken,
     Authorize,
     DeleteCard,
+    GetAccountsSummary,
+    GetAccountsSummaryAsync,
+    GetAccountsDetail,
+    GetAccountsDetailAsync,
+    GetStatements,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 3] = [
+    pub const ALL: [Endpoint; 8] = [
         Self::GenerateAuthorizeToken,
         Self::Authorize,
         Self::DeleteCard,
+        Self::GetAccountsSummary,
+        Self::GetAccountsSummaryAsync,
+        Self::GetAccountsDetail,
+        Self::GetAccountsDetailAsync,
+        Self::GetStatements,
     ];
 
     pub fn name(self) -> &'static str {
@@ -28,6 +38,31 @@ impl Endpoint {
             Self::GenerateAuthorizeToken => "GenerateAuthorizeToken",
             Self::Authorize => "Authorize",
             Self::DeleteCard => "DeleteCard",
+            Self::GetAccountsSummary => "GetAccountsSummary",
+            Self::GetAccountsSummaryAsync => "GetAccountsSummaryAsync",
+            Self::GetAccountsDetail => "GetAccountsDetail",
+            Self::GetAccountsDetailAsync => "GetAccountsDetailAsync",
+            Self::GetStatements => "GetStatements",
+        }
+    }
+
+    /// How the endpoint is called, for hints.
+    pub fn usage(self) -> &'static str {
+        match self {
+            Self::GenerateAuthorizeToken => {
+                "POST /v3/{customerId}/BankingServices/GenerateAuthorizeToken"
+            }
+            Self::Authorize => "POST /v3/{customerId}/BankingServices/Authorize",
+            Self::DeleteCard => "DELETE /v3/{customerId}/BankingServices/DeleteCard/{loginId}",
+            Self::GetAccountsSummary => "POST /v3/{customerId}/BankingServices/GetAccountsSummary",
+            Self::GetAccountsSummaryAsync => {
+                "GET or POST /v3/{customerId}/BankingServices/GetAccountsSummaryAsync/{requestId}"
+            }
+            Self::GetAccountsDetail => "POST /v3/{customerId}/BankingServices/GetAccountsDetail",
+            Self::GetAccountsDetailAsync => {
+                "GET or POST /v3/{customerId}/BankingServices/GetAccountsDetailAsync/{requestId}"
+            }
+            Self::GetStatements => "POST /v3/{customerId}/BankingServices/GetStatements",
         }
     }
 
@@ -35,7 +70,7 @@ impl Endpoint {
     pub fn credential_header(self) -> &'static str {
         match self {
             Self::GenerateAuthorizeToken | Self::Authorize => "flinks-auth-key",
-            Self::DeleteCard => "x-api-key",
+            _ => "x-api-key",
         }
     }
 
@@ -43,7 +78,7 @@ impl Endpoint {
         match self {
             Self::GenerateAuthorizeToken => "the secret key",
             Self::Authorize => "an authorize token",
-            Self::DeleteCard => "the x-api-key",
+            _ => "the x-api-key",
         }
     }
 
@@ -52,7 +87,7 @@ impl Endpoint {
         match self {
             Self::GenerateAuthorizeToken => ("UNAUTHORIZED", "You must provide a valid auth key"),
             Self::Authorize => ("ACCESS_DENIED", "You must provide a valid authorize token"),
-            Self::DeleteCard => ("UNAUTHORIZED", "You must provide a valid x-api-key"),
+            _ => ("UNAUTHORIZED", "You must provide a valid x-api-key"),
         }
     }
 }
@@ -128,6 +163,16 @@ impl ApiError {
             reason,
             hint,
         )
+    }
+
+    /// A 401 the (sandbox) bank gives: wrong credentials, disabled account, MFA problems.
+    pub fn bank(
+        flinks_code: &'static str,
+        message: &'static str,
+        reason: &'static str,
+        hint: impl Into<String>,
+    ) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, flinks_code, message, reason, hint)
     }
 
     /// 401 `TOO_MANY_REQUESTS` with `Retry-After`.
@@ -255,18 +300,18 @@ impl ApiError {
                      deleted with /DeleteCard or belong to another customer.",
                 ),
             },
-            Refusal::RequestIdUnknown => Self::new(
+            Refusal::RequestIdUnknown { request_id } => Self::new(
                 StatusCode::BAD_REQUEST,
                 "SESSION_NONEXISTENT",
-                "RequestId is invalid or session has ended",
+                format!("RequestId {request_id} is invalid or session has ended"),
                 refusal.reason(),
-                "This RequestId was never issued to this customerId; use the RequestId of a \
-                 recent /Authorize.",
+                "This RequestId was never issued to this customerId, or its session ended; use \
+                 the RequestId of a recent /Authorize.",
             ),
-            Refusal::RequestIdExpired { at } => Self::new(
+            Refusal::RequestIdExpired { request_id, at } => Self::new(
                 StatusCode::BAD_REQUEST,
                 "SESSION_NONEXISTENT",
-                "RequestId is invalid or session has ended",
+                format!("RequestId {request_id} is invalid or session has ended"),
                 refusal.reason(),
                 format!(
                     "This RequestId expired at {}; call /Authorize again.",

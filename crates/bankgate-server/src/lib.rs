@@ -15,7 +15,7 @@ use std::future::Future;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::routing::{delete, post};
+use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -37,6 +37,29 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/v3/{customer_id}/BankingServices/DeleteCard/{login_id}",
             delete(api::delete_card::delete_card),
+        )
+        .route(
+            "/v3/{customer_id}/BankingServices/GetAccountsSummary",
+            post(api::accounts::get_accounts_summary),
+        )
+        .route(
+            "/v3/{customer_id}/BankingServices/GetAccountsDetail",
+            post(api::accounts::get_accounts_detail),
+        )
+        .route(
+            "/v3/{customer_id}/BankingServices/GetStatements",
+            post(api::accounts::get_statements),
+        )
+        // Documented as GET; some clients POST (decisions §4).
+        .route(
+            "/v3/{customer_id}/BankingServices/GetAccountsSummaryAsync/{request_id}",
+            get(api::accounts::get_accounts_summary_async)
+                .post(api::accounts::get_accounts_summary_async),
+        )
+        .route(
+            "/v3/{customer_id}/BankingServices/GetAccountsDetailAsync/{request_id}",
+            get(api::accounts::get_accounts_detail_async)
+                .post(api::accounts::get_accounts_detail_async),
         )
         .fallback(routing::not_found)
         .method_not_allowed_fallback(routing::method_not_allowed)
@@ -74,7 +97,11 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // Connect info gives handlers the client address (brute-force limits per client).
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

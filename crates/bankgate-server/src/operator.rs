@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bankgate_core::model::{
-    Customer, CustomerKeys, DEFAULT_TOKEN_LIFETIME, Instance, InstanceKind, Login, LoginType,
-    toolbox,
+    Customer, CustomerKeys, DEFAULT_TOKEN_LIFETIME, Instance, InstanceKind, Language, Login,
+    LoginType, toolbox,
 };
 use bankgate_core::sandbox::SandboxBank;
 use bankgate_core::{ApiKey, Clock, CustomerId, DomainError, InstanceName, LoginId, SecretKey};
@@ -171,6 +171,8 @@ impl Operator {
             is_scheduled_refresh: false,
             last_refresh: now,
             created_at: now,
+            language: Language::En,
+            saved: true,
         };
         self.store.create_login(&login).await?;
         Ok(login)

@@ -111,23 +111,13 @@ fn endpoint_of(path: &str) -> Option<(Endpoint, usize)> {
     }
 }
 
-fn usage(endpoint: Endpoint) -> &'static str {
-    match endpoint {
-        Endpoint::GenerateAuthorizeToken => {
-            "POST /v3/{customerId}/BankingServices/GenerateAuthorizeToken"
-        }
-        Endpoint::Authorize => "POST /v3/{customerId}/BankingServices/Authorize",
-        Endpoint::DeleteCard => "DELETE /v3/{customerId}/BankingServices/DeleteCard/{loginId}",
-    }
-}
-
 /// No route matched.
 pub async fn not_found(uri: Uri) -> ApiError {
     let path = uri.path();
     if let Some((endpoint, _)) = endpoint_of(path) {
         return ApiError::not_found(
             "path_wrong_shape",
-            format!("{} is called as {}.", endpoint.name(), usage(endpoint)),
+            format!("{} is called as {}.", endpoint.name(), endpoint.usage()),
         );
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -153,7 +143,7 @@ pub async fn not_found(uri: Uri) -> ApiError {
 /// A route matched the path but not the method.
 pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     let hint = match endpoint_of(uri.path()) {
-        Some((endpoint, _)) => format!("{} is called as {}.", endpoint.name(), usage(endpoint)),
+        Some((endpoint, _)) => format!("{} is called as {}.", endpoint.name(), endpoint.usage()),
         None => format!("{method} is not accepted here."),
     };
     ApiError::new(

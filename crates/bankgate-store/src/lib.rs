@@ -7,7 +7,9 @@
 mod sqlite;
 
 use async_trait::async_trait;
-use bankgate_core::model::{Customer, Instance, InstanceKind, KeyKind, Login, Session, Tenant};
+use bankgate_core::model::{
+    Customer, Instance, InstanceKind, KeyKind, Login, PendingAuthorization, Session, Tenant,
+};
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
 pub use sqlite::{BatchStats, SqliteStore};
@@ -77,11 +79,36 @@ pub struct CachedAuthorize {
     pub request_id: RequestId,
     pub now: Timestamp,
     pub session_expires_at: Timestamp,
+    /// Echoed by the data endpoints of this session.
+    pub tag: Option<String>,
 }
 
-/// The result of a [`CachedAuthorize`]. The token outcome is committed whatever follows it.
+/// What an authorization that completes does to the LoginId.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CachedOutcome {
+pub enum LoginChange {
+    /// A new connection: record this LoginId.
+    Create(Login),
+    /// A live refresh of a saved LoginId: it refreshed at `at`.
+    Refresh { login_id: LoginId, at: Timestamp },
+}
+
+/// A live /Authorize that ends authorized: spend the token (if a fresh one was sent), close the
+/// pending MFA step (if any), create or refresh the LoginId, open the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompleteAuthorization {
+    pub customer_id: CustomerId,
+    pub token: Option<Digest>,
+    pub request_id: RequestId,
+    pub now: Timestamp,
+    pub login: LoginChange,
+    pub session_expires_at: Timestamp,
+    pub tag: Option<String>,
+}
+
+/// The result of an operation that opens a session. The token outcome is committed whatever
+/// follows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenOutcome {
     TokenRefused(TokenUse),
     LoginNotFound,
     Opened { login: Login, session: Session },
@@ -92,6 +119,8 @@ pub enum CachedOutcome {
 pub struct Purged {
     pub tokens: u64,
     pub sessions: u64,
+    /// Pending MFA steps that went idle.
+    pub pending: u64,
 }
 
 /// Everything bankgate persists. Implementations must make each write durable before returning,
@@ -152,15 +181,47 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         login_id: LoginId,
     ) -> Result<bool, DomainError>;
 
-    async fn authorize_cached(
-        &self,
-        request: CachedAuthorize,
-    ) -> Result<CachedOutcome, DomainError>;
+    async fn authorize_cached(&self, request: CachedAuthorize) -> Result<OpenOutcome, DomainError>;
     async fn session(
         &self,
         customer_id: CustomerId,
         request_id: RequestId,
     ) -> Result<Option<Session>, DomainError>;
+
+    /// Spends the token (if any) and records a connection waiting for MFA answers.
+    async fn start_pending(
+        &self,
+        token: Option<Digest>,
+        pending: &PendingAuthorization,
+        now: Timestamp,
+    ) -> Result<TokenUse, DomainError>;
+    async fn pending(
+        &self,
+        customer_id: CustomerId,
+        request_id: RequestId,
+    ) -> Result<Option<PendingAuthorization>, DomainError>;
+    /// Pushes back the idle expiry of a pending MFA step.
+    async fn extend_pending(
+        &self,
+        request_id: RequestId,
+        expires_at: Timestamp,
+    ) -> Result<(), DomainError>;
+    /// Ends a pending MFA step (a wrong answer).
+    async fn drop_pending(&self, request_id: RequestId) -> Result<(), DomainError>;
+    /// The RequestId a consumed token opened, if it was consumed.
+    async fn token_request(&self, digest: Digest) -> Result<Option<RequestId>, DomainError>;
+    async fn complete_authorization(
+        &self,
+        completion: CompleteAuthorization,
+    ) -> Result<OpenOutcome, DomainError>;
+    /// Records when the 202 data operation of a session started (the first call wins) and
+    /// returns that time.
+    async fn start_operation(
+        &self,
+        customer_id: CustomerId,
+        request_id: RequestId,
+        at: Timestamp,
+    ) -> Result<Option<Timestamp>, DomainError>;
 
     /// Seeds a fixed-credential customer once (the public toolbox). Returns whether it seeded.
     async fn seed_once(

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod mfa;
+pub mod statements;
 
 use mfa::{FLINKS_CAPITAL_QUESTIONS, MfaQuestion};
 
@@ -45,6 +46,14 @@ pub struct SandboxInstitution {
 }
 
 impl SandboxInstitution {
+    /// The question asked at an MFA step, drawn deterministically from `seed` (the username of
+    /// a new connection, the LoginId of a refresh) so a user always meets the same prompt.
+    pub fn question_for(&self, seed: &[u8]) -> Option<usize> {
+        use sha2::Digest as _;
+        let count = self.mfa_questions.len();
+        (count > 0).then(|| usize::from(sha2::Sha256::digest(seed)[0]) % count)
+    }
+
     /// Usernames match case-insensitively (decisions §6).
     pub fn user(&self, username: &str) -> Option<&SandboxUser> {
         self.users
@@ -137,5 +146,19 @@ mod tests {
         assert_eq!(fc.user("greatday_nomfa").unwrap().scenario, Scenario::NoMfa);
         assert!(fc.user("nobody").is_none());
         assert!(bank.institution("RBC").is_none());
+    }
+
+    #[test]
+    fn the_question_asked_depends_only_on_the_seed() {
+        let fc = SandboxBank::builtin()
+            .institution("FlinksCapital")
+            .unwrap()
+            .clone();
+        let first = fc.question_for(b"greatday").unwrap();
+        assert_eq!(fc.question_for(b"greatday"), Some(first));
+        assert!(first < fc.mfa_questions.len());
+        let asked: std::collections::HashSet<usize> =
+            (0..64_u8).filter_map(|i| fc.question_for(&[i])).collect();
+        assert_eq!(asked.len(), 3, "every question gets asked for some seed");
     }
 }

@@ -11,7 +11,9 @@ use bankgate_store::NewToken;
 use serde::Serialize;
 
 use super::PathParams;
-use crate::auth::{self, header_value, is_current_key, missing_credential, misused_credential};
+use crate::auth::{
+    self, ClientAddr, header_value, is_current_key, missing_credential, misused_credential,
+};
 use crate::body::{AnyObject, FlinksJson};
 use crate::error::{ApiError, Endpoint};
 use crate::guard::Attempt;
@@ -30,6 +32,7 @@ pub struct TokenResponse {
 pub async fn generate_authorize_token(
     State(state): State<AppState>,
     Extension(host): Extension<HostKind>,
+    client: ClientAddr,
     PathParams(customer_id): PathParams<String>,
     headers: HeaderMap,
     FlinksJson(_): FlinksJson<AnyObject>,
@@ -38,6 +41,7 @@ pub async fn generate_authorize_token(
     let refuse = |refusal: Refusal| ApiError::refused(ENDPOINT, &refusal);
     let attempt = Attempt {
         customer_id: tenant.customer.id,
+        client: client.0,
     };
     if let Err(retry_after) = state.guard.check(&attempt) {
         return Err(ApiError::rate_limited(retry_after));

@@ -1,5 +1,6 @@
 //! The Flinks API endpoints under `/v3/{customerId}/BankingServices/`.
 
+pub mod accounts;
 pub mod authorize;
 pub mod delete_card;
 pub mod generate_authorize_token;

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bankgate_core::model::{
-    Customer, Instance, InstanceKind, KeyKind, Login, LoginType, Session, Tenant,
+    Customer, Instance, InstanceKind, KeyKind, Language, Login, LoginType, PendingAuthorization,
+    Session, Tenant,
 };
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 use r2d2_sqlite::SqliteConnectionManager;
@@ -18,7 +19,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use rusqlite_migration::{M, Migrations};
 
 use crate::{
-    CachedAuthorize, CachedOutcome, CredentialMatch, KeyDigests, NewToken, Purged, Store, TokenUse,
+    CachedAuthorize, CompleteAuthorization, CredentialMatch, KeyDigests, LoginChange, NewToken,
+    OpenOutcome, Purged, Store, TokenUse,
 };
 pub use writer::BatchStats;
 use writer::Writer;
@@ -60,9 +62,12 @@ impl From<StoreError> for DomainError {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "../../migrations/sqlite/0001_core.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/sqlite/0001_core.sql")),
+        M::up(include_str!(
+            "../../migrations/sqlite/0002_live_authorize.sql"
+        )),
+    ])
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -171,6 +176,40 @@ impl SqliteStore {
         }
     }
 
+    /// Deletes expired sessions a chunk at a time, and with them the connections made with
+    /// `Save: false` that no session uses any more (found from the deleted rows, so the work
+    /// stays proportional to what expired).
+    async fn purge_sessions(&self, expired_before: Timestamp) -> Result<u64, DomainError> {
+        let mut total = 0_u64;
+        loop {
+            let deleted = self
+                .write(move |conn| {
+                    let mut logins: Vec<String> = conn
+                        .prepare_cached(PURGE_SESSIONS)?
+                        .query_map(params![expired_before.as_micros(), PURGE_CHUNK], |row| {
+                            row.get::<_, String>(0)
+                        })?
+                        .collect::<Result<_, _>>()?;
+                    let deleted = logins.len();
+                    logins.sort_unstable();
+                    logins.dedup();
+                    let mut forget = conn.prepare_cached(
+                        "DELETE FROM logins WHERE id = ?1 AND saved = 0 \
+                         AND NOT EXISTS (SELECT 1 FROM sessions WHERE login_id = ?1)",
+                    )?;
+                    for login_id in logins {
+                        forget.execute(params![login_id])?;
+                    }
+                    Ok(deleted)
+                })
+                .await?;
+            total += deleted as u64;
+            if (deleted as i64) < PURGE_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+
     /// The query plan SQLite chooses for the purge, for tests that the purge uses its index.
     #[doc(hidden)]
     pub fn explain_purge(&self) -> Result<String, DomainError> {
@@ -193,7 +232,11 @@ impl SqliteStore {
 const PURGE_TOKENS: &str = "DELETE FROM authorize_tokens WHERE rowid IN \
      (SELECT rowid FROM authorize_tokens WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)";
 const PURGE_SESSIONS: &str = "DELETE FROM sessions WHERE rowid IN \
-     (SELECT rowid FROM sessions WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)";
+     (SELECT rowid FROM sessions WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2) \
+     RETURNING login_id";
+const PURGE_PENDING: &str = "DELETE FROM pending_authorizations WHERE rowid IN \
+     (SELECT rowid FROM pending_authorizations WHERE expires_at <= ?1 ORDER BY expires_at \
+     LIMIT ?2)";
 
 // ---- row mapping ----
 
@@ -252,9 +295,64 @@ fn login_from(row: &Row<'_>) -> rusqlite::Result<Login> {
         is_scheduled_refresh: row.get(5)?,
         last_refresh: ts(row, 6)?,
         created_at: ts(row, 7)?,
+        language: parse_col::<Language>(row, 8)?,
+        saved: row.get(9)?,
     })
 }
-const LOGIN_COLS: &str = "id, customer_id, institution, username, login_type, is_scheduled_refresh, last_refresh, created_at";
+const LOGIN_COLS: &str = "id, customer_id, institution, username, login_type, \
+     is_scheduled_refresh, last_refresh, created_at, language, saved";
+
+fn insert_login(conn: &Connection, login: &Login) -> Result<(), StoreError> {
+    let result = conn
+        .prepare_cached(&format!(
+            "INSERT INTO logins ({LOGIN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ))?
+        .execute(params![
+            login.id.to_string(),
+            login.customer_id.to_string(),
+            login.institution,
+            login.username,
+            login.login_type.as_str(),
+            login.is_scheduled_refresh,
+            login.last_refresh.as_micros(),
+            login.created_at.as_micros(),
+            login.language.as_str(),
+            login.saved
+        ]);
+    match result {
+        Err(error) if is_unique_violation(&error) => Err(StoreError::Domain(
+            DomainError::Conflict(format!("LoginId {}", login.id)),
+        )),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+        {
+            Err(StoreError::Domain(DomainError::NotFound {
+                what: "customer",
+                id: login.customer_id.to_string(),
+            }))
+        }
+        other => other.map(drop).map_err(StoreError::from),
+    }
+}
+
+/// The customer's LoginId; `saved_only` hides connections made with `Save: false`.
+fn select_login(
+    conn: &Connection,
+    customer_id: CustomerId,
+    login_id: LoginId,
+    saved_only: bool,
+) -> Result<Option<Login>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {LOGIN_COLS} FROM logins WHERE id = ?1 AND customer_id = ?2 \
+             AND (saved = 1 OR NOT ?3)"
+        ))?
+        .query_row(
+            params![login_id.to_string(), customer_id.to_string(), saved_only],
+            login_from,
+        )
+        .optional()?)
+}
 
 fn session_from(row: &Row<'_>) -> rusqlite::Result<Session> {
     Ok(Session {
@@ -263,9 +361,61 @@ fn session_from(row: &Row<'_>) -> rusqlite::Result<Session> {
         login_id: parse_col(row, 2)?,
         created_at: ts(row, 3)?,
         expires_at: ts(row, 4)?,
+        tag: row.get(5)?,
+        operation_started_at: row.get::<_, Option<i64>>(6)?.map(Timestamp::from_micros),
     })
 }
-const SESSION_COLS: &str = "request_id, customer_id, login_id, created_at, expires_at";
+const SESSION_COLS: &str =
+    "request_id, customer_id, login_id, created_at, expires_at, tag, operation_started_at";
+
+fn insert_session(conn: &Connection, session: &Session) -> Result<(), StoreError> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO sessions ({SESSION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    ))?
+    .execute(params![
+        session.request_id.to_string(),
+        session.customer_id.to_string(),
+        session.login_id.to_string(),
+        session.created_at.as_micros(),
+        session.expires_at.as_micros(),
+        session.tag,
+        session.operation_started_at.map(Timestamp::as_micros)
+    ])?;
+    Ok(())
+}
+
+fn pending_from(row: &Row<'_>) -> rusqlite::Result<PendingAuthorization> {
+    let questions: String = row.get(8)?;
+    let questions = questions
+        .split(',')
+        .filter(|q| !q.is_empty())
+        .map(|q| {
+            q.parse::<usize>()
+                .map_err(|e| corrupt(format!("questions: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let login_id: Option<String> = row.get(7)?;
+    Ok(PendingAuthorization {
+        request_id: parse_col(row, 0)?,
+        customer_id: parse_col(row, 1)?,
+        institution: row.get(2)?,
+        username: row.get(3)?,
+        language: parse_col(row, 4)?,
+        save: row.get(5)?,
+        tag: row.get(6)?,
+        login_id: login_id
+            .map(|id| {
+                id.parse::<LoginId>()
+                    .map_err(|e| corrupt(format!("login_id: {e}")))
+            })
+            .transpose()?,
+        questions,
+        created_at: ts(row, 9)?,
+        expires_at: ts(row, 10)?,
+    })
+}
+const PENDING_COLS: &str = "request_id, customer_id, institution, username, language, save, \
+     tag, login_id, questions, created_at, expires_at";
 
 fn is_unique_violation(error: &rusqlite::Error) -> bool {
     matches!(
@@ -607,38 +757,7 @@ impl Store for SqliteStore {
 
     async fn create_login(&self, login: &Login) -> Result<(), DomainError> {
         let login = login.clone();
-        self.write(move |conn| {
-            let result = conn.execute(
-                &format!(
-                    "INSERT INTO logins ({LOGIN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-                ),
-                params![
-                    login.id.to_string(),
-                    login.customer_id.to_string(),
-                    login.institution,
-                    login.username,
-                    login.login_type.as_str(),
-                    login.is_scheduled_refresh,
-                    login.last_refresh.as_micros(),
-                    login.created_at.as_micros()
-                ],
-            );
-            match result {
-                Err(error) if is_unique_violation(&error) => Err(StoreError::Domain(
-                    DomainError::Conflict(format!("LoginId {}", login.id)),
-                )),
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
-                {
-                    Err(StoreError::Domain(DomainError::NotFound {
-                        what: "customer",
-                        id: login.customer_id.to_string(),
-                    }))
-                }
-                other => other.map(drop).map_err(StoreError::from),
-            }
-        })
-        .await
+        self.write(move |conn| insert_login(conn, &login)).await
     }
 
     async fn login(
@@ -646,18 +765,8 @@ impl Store for SqliteStore {
         customer_id: CustomerId,
         login_id: LoginId,
     ) -> Result<Option<Login>, DomainError> {
-        self.read(move |conn| {
-            Ok(conn
-                .prepare_cached(&format!(
-                    "SELECT {LOGIN_COLS} FROM logins WHERE id = ?1 AND customer_id = ?2"
-                ))?
-                .query_row(
-                    params![login_id.to_string(), customer_id.to_string()],
-                    login_from,
-                )
-                .optional()?)
-        })
-        .await
+        self.read(move |conn| select_login(conn, customer_id, login_id, false))
+            .await
     }
 
     async fn delete_login(
@@ -676,10 +785,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn authorize_cached(
-        &self,
-        request: CachedAuthorize,
-    ) -> Result<CachedOutcome, DomainError> {
+    async fn authorize_cached(&self, request: CachedAuthorize) -> Result<OpenOutcome, DomainError> {
         self.write(move |conn| {
             if let Some(digest) = request.token {
                 let used = consume_token_in(
@@ -690,23 +796,13 @@ impl Store for SqliteStore {
                     request.now,
                 )?;
                 if used != TokenUse::Consumed {
-                    return Ok(CachedOutcome::TokenRefused(used));
+                    return Ok(OpenOutcome::TokenRefused(used));
                 }
             }
-            let login = conn
-                .prepare_cached(&format!(
-                    "SELECT {LOGIN_COLS} FROM logins WHERE id = ?1 AND customer_id = ?2"
-                ))?
-                .query_row(
-                    params![
-                        request.login_id.to_string(),
-                        request.customer_id.to_string()
-                    ],
-                    login_from,
-                )
-                .optional()?;
-            let Some(login) = login else {
-                return Ok(CachedOutcome::LoginNotFound);
+            // Cached mode replays a saved connection only.
+            let Some(login) = select_login(conn, request.customer_id, request.login_id, true)?
+            else {
+                return Ok(OpenOutcome::LoginNotFound);
             };
             let session = Session {
                 request_id: request.request_id,
@@ -714,18 +810,11 @@ impl Store for SqliteStore {
                 login_id: login.id,
                 created_at: request.now,
                 expires_at: request.session_expires_at,
+                tag: request.tag,
+                operation_started_at: None,
             };
-            conn.prepare_cached(&format!(
-                "INSERT INTO sessions ({SESSION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5)"
-            ))?
-            .execute(params![
-                session.request_id.to_string(),
-                session.customer_id.to_string(),
-                session.login_id.to_string(),
-                session.created_at.as_micros(),
-                session.expires_at.as_micros()
-            ])?;
-            Ok(CachedOutcome::Opened { login, session })
+            insert_session(conn, &session)?;
+            Ok(OpenOutcome::Opened { login, session })
         })
         .await
     }
@@ -745,6 +834,197 @@ impl Store for SqliteStore {
                     session_from,
                 )
                 .optional()?)
+        })
+        .await
+    }
+
+    async fn start_pending(
+        &self,
+        token: Option<Digest>,
+        pending: &PendingAuthorization,
+        now: Timestamp,
+    ) -> Result<TokenUse, DomainError> {
+        let pending = pending.clone();
+        self.write(move |conn| {
+            if let Some(digest) = token {
+                let used =
+                    consume_token_in(conn, pending.customer_id, digest, pending.request_id, now)?;
+                if used != TokenUse::Consumed {
+                    return Ok(used);
+                }
+            }
+            let questions: Vec<String> =
+                pending.questions.iter().map(ToString::to_string).collect();
+            conn.prepare_cached(&format!(
+                "INSERT INTO pending_authorizations ({PENDING_COLS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))?
+            .execute(params![
+                pending.request_id.to_string(),
+                pending.customer_id.to_string(),
+                pending.institution,
+                pending.username,
+                pending.language.as_str(),
+                pending.save,
+                pending.tag,
+                pending.login_id.map(|id| id.to_string()),
+                questions.join(","),
+                pending.created_at.as_micros(),
+                pending.expires_at.as_micros()
+            ])?;
+            Ok(TokenUse::Consumed)
+        })
+        .await
+    }
+
+    async fn pending(
+        &self,
+        customer_id: CustomerId,
+        request_id: RequestId,
+    ) -> Result<Option<PendingAuthorization>, DomainError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {PENDING_COLS} FROM pending_authorizations \
+                     WHERE request_id = ?1 AND customer_id = ?2"
+                ))?
+                .query_row(
+                    params![request_id.to_string(), customer_id.to_string()],
+                    pending_from,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn extend_pending(
+        &self,
+        request_id: RequestId,
+        expires_at: Timestamp,
+    ) -> Result<(), DomainError> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE pending_authorizations SET expires_at = ?2 WHERE request_id = ?1",
+                params![request_id.to_string(), expires_at.as_micros()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn drop_pending(&self, request_id: RequestId) -> Result<(), DomainError> {
+        self.write(move |conn| {
+            conn.execute(
+                "DELETE FROM pending_authorizations WHERE request_id = ?1",
+                params![request_id.to_string()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn token_request(&self, digest: Digest) -> Result<Option<RequestId>, DomainError> {
+        self.read(move |conn| {
+            let request_id: Option<Option<String>> = conn
+                .prepare_cached(
+                    "SELECT request_id FROM authorize_tokens \
+                     WHERE digest = ?1 AND consumed_at IS NOT NULL",
+                )?
+                .query_row(params![digest.as_bytes()], |row| row.get(0))
+                .optional()?;
+            request_id
+                .flatten()
+                .map(|id| {
+                    id.parse::<RequestId>()
+                        .map_err(|e| StoreError::Corrupt(format!("token request_id: {e}")))
+                })
+                .transpose()
+        })
+        .await
+    }
+
+    async fn complete_authorization(
+        &self,
+        completion: CompleteAuthorization,
+    ) -> Result<OpenOutcome, DomainError> {
+        self.write(move |conn| {
+            let CompleteAuthorization {
+                customer_id,
+                token,
+                request_id,
+                now,
+                login,
+                session_expires_at,
+                tag,
+            } = completion;
+            if let Some(digest) = token {
+                let used = consume_token_in(conn, customer_id, digest, request_id, now)?;
+                if used != TokenUse::Consumed {
+                    return Ok(OpenOutcome::TokenRefused(used));
+                }
+            }
+            conn.execute(
+                "DELETE FROM pending_authorizations WHERE request_id = ?1",
+                params![request_id.to_string()],
+            )?;
+            let login =
+                match login {
+                    LoginChange::Create(login) => {
+                        insert_login(conn, &login)?;
+                        login
+                    }
+                    LoginChange::Refresh { login_id, at } => {
+                        conn.execute(
+                        "UPDATE logins SET last_refresh = ?3 WHERE id = ?1 AND customer_id = ?2",
+                        params![login_id.to_string(), customer_id.to_string(), at.as_micros()],
+                    )?;
+                        match select_login(conn, customer_id, login_id, false)? {
+                            Some(login) => login,
+                            // Deleted while the user answered MFA.
+                            None => return Ok(OpenOutcome::LoginNotFound),
+                        }
+                    }
+                };
+            let session = Session {
+                request_id,
+                customer_id,
+                login_id: login.id,
+                created_at: now,
+                expires_at: session_expires_at,
+                tag,
+                operation_started_at: None,
+            };
+            insert_session(conn, &session)?;
+            Ok(OpenOutcome::Opened { login, session })
+        })
+        .await
+    }
+
+    async fn start_operation(
+        &self,
+        customer_id: CustomerId,
+        request_id: RequestId,
+        at: Timestamp,
+    ) -> Result<Option<Timestamp>, DomainError> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE sessions SET operation_started_at = ?3 \
+                 WHERE request_id = ?1 AND customer_id = ?2 AND operation_started_at IS NULL",
+                params![
+                    request_id.to_string(),
+                    customer_id.to_string(),
+                    at.as_micros()
+                ],
+            )?;
+            let started: Option<Option<i64>> = conn
+                .query_row(
+                    "SELECT operation_started_at FROM sessions \
+                     WHERE request_id = ?1 AND customer_id = ?2",
+                    params![request_id.to_string(), customer_id.to_string()],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(started.flatten().map(Timestamp::from_micros))
         })
         .await
     }
@@ -775,7 +1055,8 @@ impl Store for SqliteStore {
     async fn purge_expired(&self, expired_before: Timestamp) -> Result<Purged, DomainError> {
         Ok(Purged {
             tokens: self.purge_in_chunks(PURGE_TOKENS, expired_before).await?,
-            sessions: self.purge_in_chunks(PURGE_SESSIONS, expired_before).await?,
+            sessions: self.purge_sessions(expired_before).await?,
+            pending: self.purge_in_chunks(PURGE_PENDING, expired_before).await?,
         })
     }
 }

@@ -269,22 +269,6 @@ async fn bad_bodies_are_400_and_spend_the_token() {
 }
 
 #[tokio::test]
-async fn live_modes_are_refused_clearly_until_the_sandbox_bank_serves_them() {
-    let app = TestApp::new().await;
-    let login = app.toolbox_login().await;
-    let uri = path(TOOLBOX_CUSTOMER, "Authorize");
-    for body in [
-        format!(r#"{{"LoginId":"{login}","MostRecentCached":false}}"#),
-        format!(r#"{{"LoginId":"{login}"}}"#),
-        r#"{"Institution":"FlinksCapital","Username":"Greatday","Password":"Everyday","MostRecentCached":false}"#.to_owned(),
-    ] {
-        let token = app.toolbox_token().await;
-        let reply = app.post(&uri, &[("flinks-auth-key", &token)], &body).await;
-        reply.assert_error(400, "INVALID_REQUEST", "live_mode_unavailable");
-    }
-}
-
-#[tokio::test]
 async fn a_token_of_another_customer_is_refused_and_left_unspent() {
     let app = TestApp::new().await;
     let (sibling, sibling_secret, _) = app.customer_with("toolbox", true, true).await;

@@ -6,6 +6,8 @@
 mod api_authorize;
 mod api_delete_card;
 mod api_generate_token;
+mod api_live;
+mod api_statements;
 mod cli;
 mod concurrency;
 mod logs;

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bankgate_core::model::{Customer, Instance, Login, Session, Tenant};
+use bankgate_core::model::{Customer, Instance, Login, PendingAuthorization, Session, Tenant};
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 use bankgate_server::AppState;
 use bankgate_store::{
-    CachedAuthorize, CachedOutcome, CredentialMatch, KeyDigests, NewToken, Purged, Store, TokenUse,
+    CachedAuthorize, CompleteAuthorization, CredentialMatch, KeyDigests, NewToken, OpenOutcome,
+    Purged, Store, TokenUse,
 };
 
 use crate::support::*;
@@ -77,10 +78,48 @@ impl Store for Unreachable {
     async fn delete_login(&self, _: CustomerId, _: LoginId) -> Result<bool, DomainError> {
         down()
     }
-    async fn authorize_cached(&self, _: CachedAuthorize) -> Result<CachedOutcome, DomainError> {
+    async fn authorize_cached(&self, _: CachedAuthorize) -> Result<OpenOutcome, DomainError> {
         down()
     }
     async fn session(&self, _: CustomerId, _: RequestId) -> Result<Option<Session>, DomainError> {
+        down()
+    }
+    async fn start_pending(
+        &self,
+        _: Option<Digest>,
+        _: &PendingAuthorization,
+        _: Timestamp,
+    ) -> Result<TokenUse, DomainError> {
+        down()
+    }
+    async fn pending(
+        &self,
+        _: CustomerId,
+        _: RequestId,
+    ) -> Result<Option<PendingAuthorization>, DomainError> {
+        down()
+    }
+    async fn extend_pending(&self, _: RequestId, _: Timestamp) -> Result<(), DomainError> {
+        down()
+    }
+    async fn drop_pending(&self, _: RequestId) -> Result<(), DomainError> {
+        down()
+    }
+    async fn token_request(&self, _: Digest) -> Result<Option<RequestId>, DomainError> {
+        down()
+    }
+    async fn complete_authorization(
+        &self,
+        _: CompleteAuthorization,
+    ) -> Result<OpenOutcome, DomainError> {
+        down()
+    }
+    async fn start_operation(
+        &self,
+        _: CustomerId,
+        _: RequestId,
+        _: Timestamp,
+    ) -> Result<Option<Timestamp>, DomainError> {
         down()
     }
     async fn seed_once(

@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bankgate_core::model::{
-    Customer, CustomerKeys, DEFAULT_TOKEN_LIFETIME, Instance, InstanceKind, KeyKind, Login,
-    LoginType, Session, Tenant,
+    Customer, CustomerKeys, DEFAULT_TOKEN_LIFETIME, Instance, InstanceKind, KeyKind, Language,
+    Login, LoginType, Session, Tenant,
 };
 use bankgate_core::{
     AuthorizeToken, CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp,
 };
 use bankgate_store::{
-    CachedAuthorize, CachedOutcome, CredentialMatch, KeyDigests, NewToken, Purged, SqliteStore,
+    CachedAuthorize, CredentialMatch, KeyDigests, NewToken, OpenOutcome, Purged, SqliteStore,
     Store, TokenUse,
 };
 
@@ -268,6 +268,8 @@ fn login_record(customer_id: CustomerId, username: &str) -> Login {
         is_scheduled_refresh: false,
         last_refresh: micros(-123_457),
         created_at: T0,
+        language: Language::Fr,
+        saved: true,
     }
 }
 
@@ -290,6 +292,7 @@ fn cached(
         request_id: RequestId::new_random(),
         now,
         session_expires_at: now + Duration::from_secs(30 * 60),
+        tag: Some("userId=7".to_owned()),
     }
 }
 
@@ -858,7 +861,7 @@ async fn delete_login_ends_its_sessions(store: Arc<dyn Store>) {
         async move {
             let request = cached(customer.id, None, login, at(1));
             match store.authorize_cached(request).await.unwrap() {
-                CachedOutcome::Opened { session, .. } => session,
+                OpenOutcome::Opened { session, .. } => session,
                 other => panic!("expected a session, got {other:?}"),
             }
         }
@@ -906,10 +909,12 @@ async fn authorize_cached_opens_a_session(store: Arc<dyn Store>) {
         login_id: login.id,
         created_at: now,
         expires_at: request.session_expires_at,
+        tag: Some("userId=7".to_owned()),
+        operation_started_at: None,
     };
     assert_eq!(
         store.authorize_cached(request.clone()).await.unwrap(),
-        CachedOutcome::Opened {
+        OpenOutcome::Opened {
             login: login.clone(),
             session: expected_session.clone(),
         }
@@ -945,7 +950,7 @@ async fn authorize_cached_without_token(store: Arc<dyn Store>) {
     let login = login_for(&*store, customer.id).await;
     let request = cached(customer.id, None, login.id, at(1));
     match store.authorize_cached(request.clone()).await.unwrap() {
-        CachedOutcome::Opened {
+        OpenOutcome::Opened {
             login: opened,
             session,
         } => {
@@ -976,7 +981,7 @@ async fn authorize_cached_refuses_a_spent_token_and_writes_nothing(store: Arc<dy
     let request = cached(customer.id, Some(token), login.id, at(2));
     assert_eq!(
         store.authorize_cached(request.clone()).await.unwrap(),
-        CachedOutcome::TokenRefused(TokenUse::Used { at: at(1) })
+        OpenOutcome::TokenRefused(TokenUse::Used { at: at(1) })
     );
     assert_eq!(
         store
@@ -1015,7 +1020,7 @@ async fn authorize_cached_refuses_expired_unknown_and_foreign_tokens(store: Arc<
         let request = cached(customer.id, Some(token), login.id, at(60));
         assert_eq!(
             store.authorize_cached(request.clone()).await.unwrap(),
-            CachedOutcome::TokenRefused(refusal)
+            OpenOutcome::TokenRefused(refusal)
         );
         assert_eq!(
             store
@@ -1042,7 +1047,7 @@ async fn authorize_cached_unknown_login_still_spends_the_token(store: Arc<dyn St
         let request = cached(customer.id, Some(token), login_id, at(5));
         assert_eq!(
             store.authorize_cached(request.clone()).await.unwrap(),
-            CachedOutcome::LoginNotFound
+            OpenOutcome::LoginNotFound
         );
         assert_eq!(
             store
@@ -1092,14 +1097,13 @@ async fn concurrent_authorize_cached_opens_one_session(store: Arc<dyn Store>) {
     let opened = outcomes
         .iter()
         .filter(|(outcome, session)| {
-            matches!(outcome, CachedOutcome::Opened { .. }) && session.is_some()
+            matches!(outcome, OpenOutcome::Opened { .. }) && session.is_some()
         })
         .count();
     let refused = outcomes
         .iter()
         .filter(|(outcome, session)| {
-            *outcome == CachedOutcome::TokenRefused(TokenUse::Used { at: at(1) })
-                && session.is_none()
+            *outcome == OpenOutcome::TokenRefused(TokenUse::Used { at: at(1) }) && session.is_none()
         })
         .count();
     assert_eq!((opened, refused), (1, TASKS - 1), "{outcomes:?}");
@@ -1197,7 +1201,7 @@ async fn purge_expired_deletes_only_what_expired(store: Arc<dyn Store>) {
             ..cached(customer.id, None, login.id, at(1))
         };
         match store.authorize_cached(request).await.unwrap() {
-            CachedOutcome::Opened { session, .. } => sessions.push(session),
+            OpenOutcome::Opened { session, .. } => sessions.push(session),
             other => panic!("expected a session, got {other:?}"),
         }
     }
@@ -1206,7 +1210,8 @@ async fn purge_expired_deletes_only_what_expired(store: Arc<dyn Store>) {
         store.purge_expired(cutoff).await.unwrap(),
         Purged {
             tokens: 3,
-            sessions: 2
+            sessions: 2,
+            pending: 0,
         }
     );
     for gone in [gone_early, gone_at_cutoff, spent_and_gone] {
@@ -1271,7 +1276,8 @@ async fn purge_expired_counts_past_any_chunk_size(store: Arc<dyn Store>) {
         store.purge_expired(at(500)).await.unwrap(),
         Purged {
             tokens: EXPIRED as u64,
-            sessions: 0
+            sessions: 0,
+            pending: 0,
         }
     );
     assert_eq!(
@@ -1296,8 +1302,7 @@ async fn writes_survive_a_restart(fixture: Fixture) {
     let token = issue(&*store, customer.id, T0, at(1800)).await;
     let spent = issue(&*store, customer.id, T0, at(1800)).await;
     let request = cached(customer.id, Some(spent), login.id, at(1));
-    let CachedOutcome::Opened { session, .. } = store.authorize_cached(request).await.unwrap()
-    else {
+    let OpenOutcome::Opened { session, .. } = store.authorize_cached(request).await.unwrap() else {
         panic!("expected a session");
     };
     drop(store);

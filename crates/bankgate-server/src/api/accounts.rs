@@ -1,0 +1,776 @@
+//! The data endpoints: a RequestId and the x-api-key read the accounts of the session's LoginId
+//! (GetAccountsSummary, GetAccountsDetail, their Async polls, GetStatements).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use bankgate_core::model::{Login, Session, Tenant};
+use bankgate_core::sandbox::Scenario;
+use bankgate_core::sandbox::accounts::{self, Account, HISTORY_DAYS, to_decimal};
+use bankgate_core::sandbox::statements::{self, StatementCount};
+use bankgate_core::{Refusal, RequestId};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::PathParams;
+use super::authorize::LoginBody;
+use super::delete_card::require_api_key;
+use crate::auth;
+use crate::body::{FlinksJson, lenient_bool};
+use crate::error::{ApiError, Endpoint};
+use crate::host::HostKind;
+use crate::state::AppState;
+
+/// How long the sandbox takes to finish a long operation (test_pending, test_dispatched): the
+/// first poll after this answers 200. Flinks asks clients to poll every 10 seconds.
+pub const SANDBOX_PROCESSING_TIME: Duration = Duration::from_secs(10);
+
+/// What the data endpoints accept in their body. Keys arrive in any case.
+#[derive(Debug, Default, Deserialize)]
+pub struct DataRequest {
+    #[serde(rename = "requestid")]
+    pub request_id: Option<String>,
+    #[serde(
+        rename = "withaccountidentity",
+        default,
+        deserialize_with = "lenient_bool"
+    )]
+    pub with_account_identity: Option<bool>,
+    /// `WithKYC` (Neo) and `WithKyc` (C#, Ruby) lowercase alike.
+    #[serde(rename = "withkyc", default, deserialize_with = "lenient_bool")]
+    pub with_kyc: Option<bool>,
+    #[serde(
+        rename = "withtransactions",
+        default,
+        deserialize_with = "lenient_bool"
+    )]
+    pub with_transactions: Option<bool>,
+    #[serde(rename = "withbalance", default, deserialize_with = "lenient_bool")]
+    pub with_balance: Option<bool>,
+    #[serde(rename = "accountsfilter")]
+    pub accounts_filter: Option<Vec<String>>,
+    #[serde(rename = "daysoftransactions")]
+    pub days_of_transactions: Option<String>,
+    #[serde(rename = "numberofstatements")]
+    pub number_of_statements: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct BalanceBody {
+    available: Option<f64>,
+    current: Option<f64>,
+    limit: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct AddressBody {
+    civic_address: String,
+    city: &'static str,
+    province: &'static str,
+    postal_code: &'static str,
+    #[serde(rename = "POBox")]
+    po_box: Option<String>,
+    country: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct HolderBody {
+    name: String,
+    address: AddressBody,
+    email: String,
+    phone_number: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TransactionBody {
+    date: String,
+    /// Deprecated by Flinks; always null.
+    code: Option<String>,
+    description: String,
+    debit: Option<f64>,
+    credit: Option<f64>,
+    balance: f64,
+    id: Uuid,
+}
+
+/// An account in GetAccountsSummary.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SummaryAccount {
+    eft_eligible_ratio: f64,
+    #[serde(rename = "ETransferEligibleRatio")]
+    etransfer_eligible_ratio: f64,
+    title: &'static str,
+    account_number: String,
+    last_four_digits: Option<String>,
+    balance: BalanceBody,
+    category: &'static str,
+    #[serde(rename = "Type")]
+    kind: &'static str,
+    currency: &'static str,
+    holder: Option<HolderBody>,
+    account_type: &'static str,
+    id: Uuid,
+}
+
+/// An account in GetAccountsDetail.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DetailAccount {
+    transactions: Vec<TransactionBody>,
+    transit_number: Option<String>,
+    institution_number: Option<&'static str>,
+    overdraft_limit: Option<f64>,
+    title: &'static str,
+    account_number: Option<String>,
+    last_four_digits: Option<String>,
+    balance: BalanceBody,
+    category: &'static str,
+    #[serde(rename = "Type")]
+    kind: &'static str,
+    currency: &'static str,
+    holder: Option<HolderBody>,
+    account_type: &'static str,
+    id: Uuid,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SummaryResponse {
+    http_status_code: u16,
+    accounts: Vec<SummaryAccount>,
+    links: [super::Link; 2],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tag: Option<String>,
+    institution_name: String,
+    login: LoginBody,
+    institution_id: u32,
+    institution: String,
+    request_id: RequestId,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DetailResponse {
+    http_status_code: u16,
+    accounts: Vec<DetailAccount>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tag: Option<String>,
+    institution_name: String,
+    login: LoginBody,
+    institution_id: u32,
+    institution: String,
+    request_id: RequestId,
+}
+
+/// The 202 while a long operation runs.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct PendingResponse {
+    flinks_code: &'static str,
+    links: [PollLink; 1],
+    http_status_code: u16,
+    message: &'static str,
+    request_id: RequestId,
+}
+
+#[derive(Debug, Serialize)]
+struct PollLink {
+    rel: &'static str,
+    href: &'static str,
+    example: String,
+}
+
+/// An authorized session with everything the data endpoints render.
+pub(crate) struct Reading {
+    pub tenant: Tenant,
+    pub session: Session,
+    pub login: Login,
+    pub as_of: NaiveDate,
+    pub accounts: Vec<Account>,
+}
+
+/// Resolves customer, x-api-key and RequestId; refuses sessions that are unknown, expired or
+/// still waiting for MFA.
+pub(crate) async fn open_reading(
+    state: &AppState,
+    host: &HostKind,
+    customer_id: &str,
+    headers: &HeaderMap,
+    endpoint: Endpoint,
+    request_id: Option<&str>,
+) -> Result<Reading, ApiError> {
+    let tenant = auth::resolve_tenant(state, host, customer_id, endpoint).await?;
+    require_api_key(state, &tenant, headers, endpoint).await?;
+    let Some(raw) = request_id.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Err(ApiError::invalid_request(
+            "request_id_missing",
+            format!(
+                "{} needs the RequestId of an authorized /Authorize.",
+                endpoint.name()
+            ),
+        ));
+    };
+    let unknown = || {
+        ApiError::refused(
+            endpoint,
+            &Refusal::RequestIdUnknown {
+                request_id: raw.to_owned(),
+            },
+        )
+    };
+    let request_id: RequestId = raw.parse().map_err(|_| unknown())?;
+    tracing::Span::current().record("request_id", tracing::field::display(request_id));
+    let now = state.clock.now();
+    let customer = tenant.customer.id;
+    let Some(session) = state.store.session(customer, request_id).await? else {
+        if state.store.pending(customer, request_id).await?.is_some() {
+            return Err(ApiError::bank(
+                "UNAUTHORIZED",
+                "The card is not authorized yet",
+                "session_not_authorized",
+                "This RequestId is waiting for MFA answers; finish /Authorize first.",
+            )
+            .with_request_id(request_id));
+        }
+        return Err(unknown());
+    };
+    if session.expires_at <= now {
+        return Err(ApiError::refused(
+            endpoint,
+            &Refusal::RequestIdExpired {
+                request_id: raw.to_owned(),
+                at: session.expires_at,
+            },
+        ));
+    }
+    let Some(login) = state.store.login(customer, session.login_id).await? else {
+        return Err(unknown());
+    };
+    let as_of = login.last_refresh.to_datetime().date_naive();
+    let accounts = accounts::accounts_for(login.id, as_of);
+    Ok(Reading {
+        tenant,
+        session,
+        login,
+        as_of,
+        accounts,
+    })
+}
+
+impl Reading {
+    fn institution_id(&self, state: &AppState) -> u32 {
+        state
+            .bank
+            .institution(&self.login.institution)
+            .map_or(0, |i| i.numeric_id)
+    }
+
+    /// The sandbox user's scripted slowness: `Some(code)` while the long operation runs.
+    async fn still_processing(
+        &self,
+        state: &AppState,
+        first_call_code: &'static str,
+    ) -> Result<Option<&'static str>, ApiError> {
+        let slow = state
+            .bank
+            .institution(&self.login.institution)
+            .and_then(|i| i.user(&self.login.username))
+            .is_some_and(|u| matches!(u.scenario, Scenario::Pending | Scenario::Dispatched));
+        if !slow {
+            return Ok(None);
+        }
+        let now = state.clock.now();
+        let started = state
+            .store
+            .start_operation(self.tenant.customer.id, self.session.request_id, now)
+            .await?
+            .unwrap_or(now);
+        if now < started + SANDBOX_PROCESSING_TIME {
+            let first_call = started == now;
+            Ok(Some(if first_call {
+                first_call_code
+            } else {
+                "OPERATION_PENDING"
+            }))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Narrows to `AccountsFilter`; an id this login does not have is a 400.
+    fn filtered(&self, filter: Option<&[String]>) -> Result<Vec<&Account>, ApiError> {
+        let Some(filter) = filter.filter(|f| !f.is_empty()) else {
+            return Ok(self.accounts.iter().collect());
+        };
+        let mut chosen = Vec::with_capacity(filter.len());
+        for wanted in filter {
+            let account = wanted
+                .parse::<Uuid>()
+                .ok()
+                .and_then(|id| self.accounts.iter().find(|a| a.id == id))
+                .ok_or_else(|| {
+                    ApiError::invalid_request(
+                        "account_unknown",
+                        format!("AccountsFilter names {wanted:?}, which is not an account of this LoginId."),
+                    )
+                    .with_request_id(self.session.request_id)
+                })?;
+            if !chosen.iter().any(|a: &&Account| a.id == account.id) {
+                chosen.push(account);
+            }
+        }
+        Ok(chosen)
+    }
+}
+
+fn pending_response(code: &'static str, request_id: RequestId, poll: Endpoint) -> Response {
+    let message = if code == "OPERATION_DISPATCHED" {
+        "Your operations had been dispatched to background process for long running jobs"
+    } else {
+        "Your operation is still processing"
+    };
+    let href = match poll {
+        Endpoint::GetAccountsSummaryAsync => "/GetAccountsSummaryAsync",
+        _ => "/GetAccountsDetailAsync",
+    };
+    let body = PendingResponse {
+        flinks_code: code,
+        links: [PollLink {
+            rel: poll.name(),
+            href,
+            example: format!("{href}/{request_id}"),
+        }],
+        http_status_code: 202,
+        message,
+        request_id,
+    };
+    (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
+fn balance(account: &Account, with_balance: bool) -> BalanceBody {
+    if !with_balance {
+        return BalanceBody {
+            available: None,
+            current: None,
+            limit: None,
+        };
+    }
+    BalanceBody {
+        available: Some(to_decimal(account.available)),
+        current: Some(to_decimal(account.current)),
+        limit: account.limit.map(to_decimal),
+    }
+}
+
+fn holder(account: &Account) -> HolderBody {
+    let holder = &account.holder;
+    HolderBody {
+        name: holder.name.clone(),
+        address: AddressBody {
+            civic_address: holder.address.civic_address.clone(),
+            city: holder.address.city,
+            province: holder.address.province,
+            postal_code: holder.address.postal_code,
+            po_box: holder.address.po_box.clone(),
+            country: holder.address.country,
+        },
+        email: holder.email.clone(),
+        phone_number: holder.phone_number.clone(),
+    }
+}
+
+fn summary_account(account: &Account, login: &Login) -> SummaryAccount {
+    SummaryAccount {
+        eft_eligible_ratio: account.eft_eligible_ratio,
+        etransfer_eligible_ratio: account.etransfer_eligible_ratio,
+        title: account.title,
+        account_number: account.account_number.clone(),
+        last_four_digits: account.last_four_digits.clone(),
+        balance: balance(account, true),
+        category: account.category.as_str(),
+        kind: account.kind,
+        currency: account.currency,
+        holder: Some(holder(account)),
+        account_type: login.login_type.as_str(),
+        id: account.id,
+    }
+}
+
+/// The options of GetAccountsDetail, with Flinks' defaults filled in.
+struct DetailOptions {
+    identity: bool,
+    kyc: bool,
+    transactions: bool,
+    balance: bool,
+    days: u32,
+}
+
+impl DetailOptions {
+    fn of(request: &DataRequest) -> Result<Self, ApiError> {
+        let days = match request.days_of_transactions.as_deref().map(str::trim) {
+            None => 90,
+            Some(days) if days.eq_ignore_ascii_case("Days90") => 90,
+            Some(days)
+                if days.eq_ignore_ascii_case("Days360") || days.eq_ignore_ascii_case("Days365") =>
+            {
+                HISTORY_DAYS
+            }
+            Some(other) => {
+                return Err(ApiError::invalid_request(
+                    "days_of_transactions_invalid",
+                    format!("DaysOfTransactions is {other:?}; use Days90, Days360 or Days365."),
+                ));
+            }
+        };
+        Ok(Self {
+            identity: request.with_account_identity.unwrap_or(true),
+            kyc: request.with_kyc.unwrap_or(true),
+            transactions: request.with_transactions.unwrap_or(true),
+            balance: request.with_balance.unwrap_or(true),
+            days,
+        })
+    }
+}
+
+fn detail_account(
+    account: &Account,
+    login: &Login,
+    options: &DetailOptions,
+    as_of: NaiveDate,
+) -> DetailAccount {
+    let transactions = if options.transactions {
+        account
+            .transactions_within(as_of, options.days)
+            .iter()
+            .map(|t| TransactionBody {
+                date: t.date.format("%Y-%m-%d").to_string(),
+                code: None,
+                description: t.description.clone(),
+                debit: t.debit.map(to_decimal),
+                credit: t.credit.map(to_decimal),
+                balance: to_decimal(t.balance),
+                id: t.id,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    DetailAccount {
+        transactions,
+        transit_number: options.identity.then(|| account.transit_number.clone()),
+        institution_number: options.identity.then_some(account.institution_number),
+        overdraft_limit: account.overdraft_limit.map(to_decimal),
+        title: account.title,
+        account_number: options.identity.then(|| account.account_number.clone()),
+        last_four_digits: account.last_four_digits.clone(),
+        balance: balance(account, options.balance),
+        category: account.category.as_str(),
+        kind: account.kind,
+        currency: account.currency,
+        holder: options.kyc.then(|| holder(account)),
+        account_type: login.login_type.as_str(),
+        id: account.id,
+    }
+}
+
+async fn summary(
+    state: &AppState,
+    reading: Reading,
+    request: &DataRequest,
+    first_call_code: &'static str,
+) -> Result<Response, ApiError> {
+    if let Some(code) = reading.still_processing(state, first_call_code).await? {
+        return Ok(pending_response(
+            code,
+            reading.session.request_id,
+            Endpoint::GetAccountsSummaryAsync,
+        ));
+    }
+    let accounts = reading
+        .filtered(request.accounts_filter.as_deref())?
+        .into_iter()
+        .map(|a| summary_account(a, &reading.login))
+        .collect();
+    Ok(Json(SummaryResponse {
+        http_status_code: 200,
+        accounts,
+        links: [
+            super::Link::to("AccountsDetail", "/GetAccountsDetail"),
+            super::Link::to("Statements", "/GetStatements"),
+        ],
+        tag: reading.session.tag.clone(),
+        institution_name: reading.login.institution.clone(),
+        login: LoginBody::from(&reading.login),
+        institution_id: reading.institution_id(state),
+        institution: reading.login.institution.clone(),
+        request_id: reading.session.request_id,
+    })
+    .into_response())
+}
+
+async fn detail(
+    state: &AppState,
+    reading: Reading,
+    request: &DataRequest,
+    first_call_code: &'static str,
+) -> Result<Response, ApiError> {
+    let options =
+        DetailOptions::of(request).map_err(|e| e.with_request_id(reading.session.request_id))?;
+    let chosen = reading.filtered(request.accounts_filter.as_deref())?;
+    if let Some(code) = reading.still_processing(state, first_call_code).await? {
+        return Ok(pending_response(
+            code,
+            reading.session.request_id,
+            Endpoint::GetAccountsDetailAsync,
+        ));
+    }
+    let accounts = chosen
+        .into_iter()
+        .map(|a| detail_account(a, &reading.login, &options, reading.as_of))
+        .collect();
+    Ok(Json(DetailResponse {
+        http_status_code: 200,
+        accounts,
+        tag: reading.session.tag.clone(),
+        institution_name: reading.login.institution.clone(),
+        login: LoginBody::from(&reading.login),
+        institution_id: reading.institution_id(state),
+        institution: reading.login.institution.clone(),
+        request_id: reading.session.request_id,
+    })
+    .into_response())
+}
+
+/// The code the first call of a slow sandbox user gets.
+fn first_call_code(reading: &Reading, state: &AppState) -> &'static str {
+    let dispatched = state
+        .bank
+        .institution(&reading.login.institution)
+        .and_then(|i| i.user(&reading.login.username))
+        .is_some_and(|u| u.scenario == Scenario::Dispatched);
+    if dispatched {
+        "OPERATION_DISPATCHED"
+    } else {
+        "OPERATION_PENDING"
+    }
+}
+
+pub async fn get_accounts_summary(
+    State(state): State<AppState>,
+    Extension(host): Extension<HostKind>,
+    PathParams(customer_id): PathParams<String>,
+    headers: HeaderMap,
+    FlinksJson(request): FlinksJson<DataRequest>,
+) -> Result<Response, ApiError> {
+    let endpoint = Endpoint::GetAccountsSummary;
+    let reading = open_reading(
+        &state,
+        &host,
+        &customer_id,
+        &headers,
+        endpoint,
+        request.request_id.as_deref(),
+    )
+    .await?;
+    let code = first_call_code(&reading, &state);
+    summary(&state, reading, &request, code).await
+}
+
+pub async fn get_accounts_detail(
+    State(state): State<AppState>,
+    Extension(host): Extension<HostKind>,
+    PathParams(customer_id): PathParams<String>,
+    headers: HeaderMap,
+    FlinksJson(request): FlinksJson<DataRequest>,
+) -> Result<Response, ApiError> {
+    let endpoint = Endpoint::GetAccountsDetail;
+    let reading = open_reading(
+        &state,
+        &host,
+        &customer_id,
+        &headers,
+        endpoint,
+        request.request_id.as_deref(),
+    )
+    .await?;
+    let code = first_call_code(&reading, &state);
+    detail(&state, reading, &request, code).await
+}
+
+/// `GET|POST /GetAccountsSummaryAsync/{requestId}`: poll a summary.
+pub async fn get_accounts_summary_async(
+    State(state): State<AppState>,
+    Extension(host): Extension<HostKind>,
+    PathParams((customer_id, request_id)): PathParams<(String, String)>,
+    headers: HeaderMap,
+    FlinksJson(request): FlinksJson<DataRequest>,
+) -> Result<Response, ApiError> {
+    let endpoint = Endpoint::GetAccountsSummaryAsync;
+    let reading = open_reading(
+        &state,
+        &host,
+        &customer_id,
+        &headers,
+        endpoint,
+        Some(&request_id),
+    )
+    .await?;
+    summary(&state, reading, &request, "OPERATION_PENDING").await
+}
+
+/// `GET|POST /GetAccountsDetailAsync/{requestId}`: poll a detail; the body may repeat the
+/// options of the first call.
+pub async fn get_accounts_detail_async(
+    State(state): State<AppState>,
+    Extension(host): Extension<HostKind>,
+    PathParams((customer_id, request_id)): PathParams<(String, String)>,
+    headers: HeaderMap,
+    FlinksJson(request): FlinksJson<DataRequest>,
+) -> Result<Response, ApiError> {
+    let endpoint = Endpoint::GetAccountsDetailAsync;
+    let reading = open_reading(
+        &state,
+        &host,
+        &customer_id,
+        &headers,
+        endpoint,
+        Some(&request_id),
+    )
+    .await?;
+    detail(&state, reading, &request, "OPERATION_PENDING").await
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct StatementBody {
+    unique_id: Uuid,
+    file_type: &'static str,
+    base64_bytes: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct AccountStatements {
+    account_number: String,
+    statements: Vec<StatementBody>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct StatementsResponse {
+    http_status_code: u16,
+    statements_by_account: Vec<AccountStatements>,
+    login: LoginBody,
+    institution: String,
+    request_id: RequestId,
+}
+
+/// `POST /GetStatements`: monthly PDF statements per account.
+pub async fn get_statements(
+    State(state): State<AppState>,
+    Extension(host): Extension<HostKind>,
+    PathParams(customer_id): PathParams<String>,
+    headers: HeaderMap,
+    FlinksJson(request): FlinksJson<DataRequest>,
+) -> Result<Response, ApiError> {
+    use base64::Engine as _;
+
+    let endpoint = Endpoint::GetStatements;
+    let reading = open_reading(
+        &state,
+        &host,
+        &customer_id,
+        &headers,
+        endpoint,
+        request.request_id.as_deref(),
+    )
+    .await?;
+    let request_id = reading.session.request_id;
+    let count: StatementCount = request
+        .number_of_statements
+        .as_deref()
+        .map(str::trim)
+        .map_or(Ok(StatementCount::MostRecent), str::parse)
+        .map_err(|problem| {
+            ApiError::invalid_request("number_of_statements_invalid", problem)
+                .with_request_id(request_id)
+        })?;
+    let chosen = reading.filtered(request.accounts_filter.as_deref())?;
+    // Flinks serves a year of statements for one account at a time.
+    if count == StatementCount::Months12
+        && request
+            .accounts_filter
+            .as_ref()
+            .is_none_or(|f| f.len() != 1)
+    {
+        return Err(ApiError::invalid_request(
+            "months12_needs_one_account",
+            "NumberOfStatements Months12 needs exactly one account Id in AccountsFilter.",
+        )
+        .with_request_id(request_id));
+    }
+    let statements_by_account = chosen
+        .into_iter()
+        .map(|account| AccountStatements {
+            account_number: account.account_number.clone(),
+            statements: statements::statements_for(
+                &reading.login.institution,
+                account,
+                reading.as_of,
+                count,
+            )
+            .into_iter()
+            .map(|statement| StatementBody {
+                unique_id: statement.unique_id,
+                file_type: "PDF",
+                base64_bytes: base64::engine::general_purpose::STANDARD.encode(&statement.pdf),
+            })
+            .collect(),
+        })
+        .collect();
+    Ok(Json(StatementsResponse {
+        http_status_code: 200,
+        statements_by_account,
+        login: LoginBody::from(&reading.login),
+        institution: reading.login.institution.clone(),
+        request_id,
+    })
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_of_transactions_values() {
+        let with = |days: &str| DataRequest {
+            days_of_transactions: Some(days.to_owned()),
+            ..DataRequest::default()
+        };
+        assert_eq!(
+            DetailOptions::of(&DataRequest::default())
+                .map(|o| o.days)
+                .ok(),
+            Some(90)
+        );
+        assert_eq!(
+            DetailOptions::of(&with("days365")).map(|o| o.days).ok(),
+            Some(365)
+        );
+        assert_eq!(
+            DetailOptions::of(&with("Days360")).map(|o| o.days).ok(),
+            Some(365)
+        );
+        assert!(DetailOptions::of(&with("Days7")).is_err());
+    }
+}

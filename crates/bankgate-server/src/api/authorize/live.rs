@@ -1,0 +1,447 @@
+//! The live modes of /Authorize against the sandbox bank: connecting with credentials,
+//! refreshing a saved LoginId, and the MFA exchange (203, answers, 200).
+
+use axum::response::{IntoResponse, Response};
+use bankgate_core::model::{
+    AUTHORIZED_SESSION_LIFETIME, AUTHORIZING_IDLE_LIFETIME, Language, Login, LoginType,
+    PendingAuthorization,
+};
+use bankgate_core::sandbox::{SandboxInstitution, SandboxUser, Scenario};
+use bankgate_core::{Digest, LoginId, Refusal, RequestId};
+use bankgate_store::{CompleteAuthorization, LoginChange, TokenUse};
+use serde_json::{Map, Value};
+
+use super::responses::{AuthorizedResponse, MfaResponse};
+use super::{Call, ENDPOINT};
+use crate::error::ApiError;
+use crate::guard::Attempt;
+
+/// Credentials and options of a new connection.
+#[derive(Debug)]
+pub struct Connection {
+    pub institution: String,
+    pub username: String,
+    pub password: String,
+    pub language: Language,
+    pub save: bool,
+    pub tag: Option<String>,
+}
+
+fn new_request_id() -> RequestId {
+    let request_id = RequestId::new_random();
+    tracing::Span::current().record("request_id", tracing::field::display(request_id));
+    request_id
+}
+
+/// `Institution`/`Username`/`Password`: log in to the sandbox bank.
+pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Response, ApiError> {
+    let request_id = new_request_id();
+    let Some(institution) = call.state.bank.institution(&connection.institution) else {
+        call.spend_token(request_id).await?;
+        let known: Vec<&str> = call
+            .state
+            .bank
+            .institutions()
+            .iter()
+            .map(|i| i.id)
+            .collect();
+        return Err(ApiError::invalid_request(
+            "institution_unknown",
+            format!(
+                "There is no institution {:?} here; the sandbox institutions are: {}.",
+                connection.institution,
+                known.join(", ")
+            ),
+        )
+        .with_request_id(request_id));
+    };
+    let attempt = Attempt {
+        customer_id: call.tenant.customer.id,
+        client: call.client.0,
+    };
+    if let Err(retry_after) = call.state.guard.check(&attempt) {
+        call.spend_token(request_id).await?;
+        return Err(ApiError::rate_limited(retry_after).with_request_id(request_id));
+    }
+    // Passwords match exactly; usernames ignoring case (decisions §6).
+    let Some(user) = institution
+        .user(&connection.username)
+        .filter(|user| user.password == connection.password)
+    else {
+        call.spend_token(request_id).await?;
+        call.state.guard.failed(&attempt);
+        return Err(bank_credentials_invalid().with_request_id(request_id));
+    };
+    call.state.guard.succeeded(&attempt);
+    refuse_scenario(call, user, request_id).await?;
+
+    if user.scenario == Scenario::Mfa {
+        let question = institution.question_for(user.username.to_ascii_lowercase().as_bytes());
+        let pending = PendingAuthorization {
+            request_id,
+            customer_id: call.tenant.customer.id,
+            institution: institution.id.to_owned(),
+            username: user.username.to_owned(),
+            language: connection.language,
+            save: connection.save,
+            tag: connection.tag,
+            login_id: None,
+            questions: question.into_iter().collect(),
+            created_at: call.now,
+            expires_at: call.now + AUTHORIZING_IDLE_LIFETIME,
+        };
+        return start_mfa(call, institution, pending).await;
+    }
+    let login = new_login(
+        call,
+        institution,
+        user.username,
+        connection.language,
+        connection.save,
+    );
+    complete(
+        call,
+        call.token,
+        request_id,
+        LoginChange::Create(login),
+        connection.tag,
+    )
+    .await
+}
+
+/// `LoginId` without `MostRecentCached: true`: refresh a saved connection live.
+pub async fn refresh(
+    call: &Call<'_>,
+    login_id: LoginId,
+    language: Option<Language>,
+    tag: Option<String>,
+) -> Result<Response, ApiError> {
+    let request_id = new_request_id();
+    let login = call
+        .state
+        .store
+        .login(call.tenant.customer.id, login_id)
+        .await?
+        .filter(|login| login.saved);
+    let found = login.as_ref().and_then(|login| {
+        let institution = call.state.bank.institution(&login.institution)?;
+        Some((login, institution, institution.user(&login.username)?))
+    });
+    let Some((login, institution, user)) = found else {
+        call.spend_token(request_id).await?;
+        return Err(
+            ApiError::refused(ENDPOINT, &Refusal::LoginNotFound).with_request_id(request_id)
+        );
+    };
+    refuse_scenario(call, user, request_id).await?;
+    if user.scenario == Scenario::Mfa {
+        let pending = PendingAuthorization {
+            request_id,
+            customer_id: call.tenant.customer.id,
+            institution: institution.id.to_owned(),
+            username: login.username.clone(),
+            language: language.unwrap_or(login.language),
+            save: true,
+            tag,
+            login_id: Some(login.id),
+            questions: institution
+                .question_for(login.id.as_uuid().as_bytes())
+                .into_iter()
+                .collect(),
+            created_at: call.now,
+            expires_at: call.now + AUTHORIZING_IDLE_LIFETIME,
+        };
+        return start_mfa(call, institution, pending).await;
+    }
+    let change = LoginChange::Refresh {
+        login_id: login.id,
+        at: call.now,
+    };
+    complete(call, call.token, request_id, change, tag).await
+}
+
+/// `RequestId` + `SecurityResponses`: continue an MFA exchange.
+pub async fn answer(
+    call: &Call<'_>,
+    request_id: RequestId,
+    responses: Map<String, Value>,
+) -> Result<Response, ApiError> {
+    tracing::Span::current().record("request_id", tracing::field::display(request_id));
+    let store = &call.state.store;
+    let customer_id = call.tenant.customer.id;
+    let Some(pending) = store.pending(customer_id, request_id).await? else {
+        return already_authorized(call, request_id).await;
+    };
+    if pending.expires_at <= call.now {
+        return Err(ApiError::refused(
+            ENDPOINT,
+            &Refusal::RequestIdExpired {
+                request_id: request_id.to_string(),
+                at: pending.expires_at,
+            },
+        )
+        .with_request_id(request_id));
+    }
+    // The token bound to this RequestId may come again; any other token is spent now.
+    if let Some(digest) = call.token
+        && store.token_request(digest).await? != Some(request_id)
+    {
+        let used = store
+            .consume_token(customer_id, digest, request_id, call.now)
+            .await?;
+        if used != TokenUse::Consumed {
+            return Err(call.token_refusal(used).await);
+        }
+    }
+    let Some(institution) = call.state.bank.institution(&pending.institution) else {
+        return Err(ApiError::refused(
+            ENDPOINT,
+            &Refusal::RequestIdUnknown {
+                request_id: request_id.to_string(),
+            },
+        )
+        .with_request_id(request_id));
+    };
+    let asked: Vec<(usize, &'static str)> = pending
+        .questions
+        .iter()
+        .filter_map(|&i| {
+            Some((
+                i,
+                institution.mfa_questions.get(i)?.prompt(pending.language),
+            ))
+        })
+        .collect();
+    let answers: Vec<Option<Option<String>>> = asked
+        .iter()
+        .map(|(_, prompt)| responses.get(*prompt).map(first_answer))
+        .collect();
+
+    let keep_waiting = || async {
+        store
+            .extend_pending(request_id, call.now + AUTHORIZING_IDLE_LIFETIME)
+            .await
+    };
+    if answers.iter().all(|a| !matches!(a, Some(Some(_)))) {
+        keep_waiting().await?;
+        if responses.is_empty() || answers.iter().any(Option::is_some) {
+            // Nothing answered yet (or only empty answers): ask again.
+            let prompts = asked.iter().map(|(_, p)| (*p).to_owned()).collect();
+            return Ok(MfaResponse::new(institution.id, prompts, request_id).into_response());
+        }
+        let expected: Vec<String> = asked.iter().map(|(_, p)| format!("{p:?}")).collect();
+        return Err(ApiError::bank(
+            "UNKNOWN_CHALLENGE_KEY",
+            "The security response does not answer the challenge that was asked",
+            "unknown_challenge_key",
+            format!(
+                "SecurityResponses must be keyed by the exact prompt text; expected {}.",
+                expected.join(" and ")
+            ),
+        )
+        .with_request_id(request_id));
+    }
+    if answers.iter().any(|a| !matches!(a, Some(Some(_)))) {
+        keep_waiting().await?;
+        return Err(ApiError::bank(
+            "SECURITYRESPONSES_INCOMPLETE",
+            "Not all security challenges were answered",
+            "security_responses_incomplete",
+            "Answer every prompt of the SecurityChallenges in one call.",
+        )
+        .with_request_id(request_id));
+    }
+    let all_right = asked.iter().zip(&answers).all(|((index, _), answer)| {
+        let given = answer.clone().flatten().unwrap_or_default();
+        institution
+            .mfa_questions
+            .get(*index)
+            .is_some_and(|q| q.accepts(&given))
+    });
+    if !all_right {
+        // A wrong answer ends this RequestId: the user starts again with a new token.
+        store.drop_pending(request_id).await?;
+        return Err(ApiError::bank(
+            "INVALID_SECURITY_RESPONSE",
+            "The security response provided is invalid",
+            "security_response_invalid",
+            "The answer was wrong; start again with a new authorize token.",
+        )
+        .with_request_id(request_id));
+    }
+    let change = match pending.login_id {
+        Some(login_id) => LoginChange::Refresh {
+            login_id,
+            at: call.now,
+        },
+        None => {
+            let user = institution
+                .user(&pending.username)
+                .map_or("", |u| u.username);
+            LoginChange::Create(new_login(
+                call,
+                institution,
+                user,
+                pending.language,
+                pending.save,
+            ))
+        }
+    };
+    complete(call, None, request_id, change, pending.tag).await
+}
+
+/// A RequestId with no MFA pending: answered again if already authorized, else unknown.
+async fn already_authorized(call: &Call<'_>, request_id: RequestId) -> Result<Response, ApiError> {
+    let customer_id = call.tenant.customer.id;
+    let session = call.state.store.session(customer_id, request_id).await?;
+    let Some(session) = session else {
+        return Err(ApiError::refused(
+            ENDPOINT,
+            &Refusal::RequestIdUnknown {
+                request_id: request_id.to_string(),
+            },
+        ));
+    };
+    if session.expires_at <= call.now {
+        return Err(ApiError::refused(
+            ENDPOINT,
+            &Refusal::RequestIdExpired {
+                request_id: request_id.to_string(),
+                at: session.expires_at,
+            },
+        ));
+    }
+    let Some(login) = call
+        .state
+        .store
+        .login(customer_id, session.login_id)
+        .await?
+    else {
+        return Err(ApiError::refused(
+            ENDPOINT,
+            &Refusal::RequestIdUnknown {
+                request_id: request_id.to_string(),
+            },
+        ));
+    };
+    Ok(AuthorizedResponse::new(&call.state.bank, &login, &session).into_response())
+}
+
+/// The answer given to a prompt: the first non-blank string (`["Montreal"]` or `"Montreal"`).
+/// `None` inside means the prompt was sent with an empty answer.
+fn first_answer(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::String(text) => Some(text.as_str()),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| !t.trim().is_empty()),
+        _ => None,
+    };
+    text.map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+async fn start_mfa(
+    call: &Call<'_>,
+    institution: &SandboxInstitution,
+    pending: PendingAuthorization,
+) -> Result<Response, ApiError> {
+    let used = call
+        .state
+        .store
+        .start_pending(call.token, &pending, call.now)
+        .await?;
+    if used != TokenUse::Consumed {
+        return Err(call.token_refusal(used).await);
+    }
+    let prompts = pending
+        .questions
+        .iter()
+        .filter_map(|&i| institution.mfa_questions.get(i))
+        .map(|q| q.prompt(pending.language).to_owned())
+        .collect();
+    Ok(MfaResponse::new(institution.id, prompts, pending.request_id).into_response())
+}
+
+/// Opens the session; `token` is the one still to spend (none once an MFA exchange spent it).
+async fn complete(
+    call: &Call<'_>,
+    token: Option<Digest>,
+    request_id: RequestId,
+    login: LoginChange,
+    tag: Option<String>,
+) -> Result<Response, ApiError> {
+    let outcome = call
+        .state
+        .store
+        .complete_authorization(CompleteAuthorization {
+            customer_id: call.tenant.customer.id,
+            token,
+            request_id,
+            now: call.now,
+            login,
+            session_expires_at: call.now + AUTHORIZED_SESSION_LIFETIME,
+            tag,
+        })
+        .await?;
+    call.opened(outcome, request_id).await
+}
+
+fn new_login(
+    call: &Call<'_>,
+    institution: &SandboxInstitution,
+    username: &str,
+    language: Language,
+    saved: bool,
+) -> Login {
+    Login {
+        id: LoginId::new_random(),
+        customer_id: call.tenant.customer.id,
+        institution: institution.id.to_owned(),
+        username: username.to_owned(),
+        login_type: LoginType::Personal,
+        is_scheduled_refresh: false,
+        last_refresh: call.now,
+        created_at: call.now,
+        language,
+        saved,
+    }
+}
+
+/// The scripted failures of a sandbox user, after spending the token.
+async fn refuse_scenario(
+    call: &Call<'_>,
+    user: &SandboxUser,
+    request_id: RequestId,
+) -> Result<(), ApiError> {
+    let refusal = match user.scenario {
+        Scenario::DisabledAccount => ApiError::bank(
+            "DISABLED_LOGIN",
+            "The account has been disabled by the financial institution",
+            "login_disabled",
+            "This sandbox user (test_disabled_account) always gets DISABLED_LOGIN.",
+        ),
+        Scenario::ServiceUnavailable => ApiError::bank(
+            "RETRY_LATER",
+            "The financial institution could not be reached, retry later",
+            "institution_unavailable",
+            "This sandbox user (test_service_unavailable) always gets RETRY_LATER.",
+        ),
+        Scenario::Mfa | Scenario::NoMfa | Scenario::Dispatched | Scenario::Pending => {
+            return Ok(());
+        }
+    };
+    call.spend_token(request_id).await?;
+    Err(refusal.with_request_id(request_id))
+}
+
+fn bank_credentials_invalid() -> ApiError {
+    ApiError::bank(
+        "INVALID_LOGIN",
+        "The card number (username) or password provided is invalid",
+        "bank_credentials_invalid",
+        "The username or password is wrong for this institution (sandbox password: Everyday).",
+    )
+}

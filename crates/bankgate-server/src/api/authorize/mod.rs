@@ -1,0 +1,328 @@
+//! `POST /v3/{customerId}/BankingServices/Authorize`: an authorize token in `flinks-auth-key`
+//! opens a session (RequestId).
+//!
+//! Four modes, decided by the body:
+//! - cached: `LoginId` + `MostRecentCached: true` replays a saved connection;
+//! - connect: `Institution`/`Username`/`Password` logs in to a sandbox bank (203 when MFA);
+//! - refresh: `LoginId` without `MostRecentCached: true` refreshes a saved connection live;
+//! - answer: `RequestId` + `SecurityResponses` continues an MFA exchange.
+
+mod live;
+mod responses;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use bankgate_core::model::{AUTHORIZED_SESSION_LIFETIME, KeyKind, Language, Tenant};
+use bankgate_core::{Digest, LoginId, Refusal, RequestId, Timestamp};
+use bankgate_store::{CachedAuthorize, OpenOutcome, TokenUse};
+use serde::Deserialize;
+
+pub use responses::{AuthorizedResponse, LoginBody, MfaResponse, SecurityChallenge};
+
+use super::PathParams;
+use crate::auth::{
+    self, ClientAddr, header_value, is_current_key, missing_credential, misused_credential,
+};
+use crate::body::{self, RawBody, lenient_bool};
+use crate::error::{ApiError, Endpoint, nameable};
+use crate::host::HostKind;
+use crate::state::AppState;
+
+const ENDPOINT: Endpoint = Endpoint::Authorize;
+
+/// The /Authorize body. Keys arrive in any case; see [`body::parse`].
+#[derive(Debug, Default, Deserialize)]
+pub struct AuthorizeRequest {
+    #[serde(rename = "loginid")]
+    pub login_id: Option<String>,
+    #[serde(
+        rename = "mostrecentcached",
+        default,
+        deserialize_with = "lenient_bool"
+    )]
+    pub most_recent_cached: Option<bool>,
+    #[serde(rename = "institution")]
+    pub institution: Option<String>,
+    #[serde(rename = "username")]
+    pub username: Option<String>,
+    #[serde(rename = "password")]
+    pub password: Option<String>,
+    #[serde(rename = "requestid")]
+    pub request_id: Option<String>,
+    #[serde(rename = "securityresponses")]
+    pub security_responses: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(rename = "save", default, deserialize_with = "lenient_bool")]
+    pub save: Option<bool>,
+    #[serde(rename = "language")]
+    pub language: Option<String>,
+    #[serde(rename = "tag")]
+    pub tag: Option<String>,
+}
+
+/// What the body asks for.
+#[derive(Debug)]
+enum Mode {
+    Cached(LoginId),
+    Refresh(LoginId),
+    Connect {
+        institution: String,
+        username: String,
+        password: String,
+    },
+    Answer(RequestId),
+}
+
+/// One /Authorize call in progress: who, with which token, at what time.
+pub(crate) struct Call<'a> {
+    pub state: &'a AppState,
+    pub tenant: &'a Tenant,
+    pub token: Option<Digest>,
+    pub now: Timestamp,
+    pub client: ClientAddr,
+}
+
+impl Call<'_> {
+    /// Spends the token for a call that will not open a session, mapping a refusal.
+    pub async fn spend_token(&self, request_id: RequestId) -> Result<(), ApiError> {
+        let Some(digest) = self.token else {
+            return Ok(());
+        };
+        let used = self
+            .state
+            .store
+            .consume_token(self.tenant.customer.id, digest, request_id, self.now)
+            .await?;
+        if used == TokenUse::Consumed {
+            Ok(())
+        } else {
+            Err(self.token_refusal(used).await)
+        }
+    }
+
+    /// Explains why the token was not accepted.
+    pub async fn token_refusal(&self, used: TokenUse) -> ApiError {
+        let refusal = match used {
+            TokenUse::Used { at } => Refusal::AuthorizeTokenUsed { at },
+            TokenUse::Expired { at } => Refusal::AuthorizeTokenExpired { at },
+            TokenUse::OtherCustomer {
+                instance,
+                instance_kind,
+            } if instance != self.tenant.instance.name => {
+                match nameable(&instance, instance_kind) {
+                    Some(named) => Refusal::WrongEnvironment { named: Some(named) },
+                    None => Refusal::AuthorizeTokenInvalid,
+                }
+            }
+            TokenUse::OtherCustomer { .. } | TokenUse::Consumed => Refusal::AuthorizeTokenInvalid,
+            TokenUse::Unknown => match self.token {
+                // Perhaps a key where the token goes: look it up to say which.
+                Some(digest) => match self.state.store.find_credential(digest, self.now).await {
+                    Ok(found) => {
+                        misused_credential(self.tenant, found, Refusal::AuthorizeTokenInvalid)
+                    }
+                    Err(error) => return error.into(),
+                },
+                None => Refusal::AuthorizeTokenInvalid,
+            },
+        };
+        ApiError::refused(ENDPOINT, &refusal)
+    }
+
+    /// Renders the outcome of an operation that opens a session.
+    pub async fn opened(
+        &self,
+        outcome: OpenOutcome,
+        request_id: RequestId,
+    ) -> Result<Response, ApiError> {
+        match outcome {
+            OpenOutcome::TokenRefused(used) => Err(self.token_refusal(used).await),
+            OpenOutcome::LoginNotFound => {
+                Err(ApiError::refused(ENDPOINT, &Refusal::LoginNotFound)
+                    .with_request_id(request_id))
+            }
+            OpenOutcome::Opened { login, session } => {
+                tracing::info!("session authorized");
+                Ok(AuthorizedResponse::new(&self.state.bank, &login, &session).into_response())
+            }
+        }
+    }
+}
+
+pub async fn authorize(
+    State(state): State<AppState>,
+    Extension(host): Extension<HostKind>,
+    client: ClientAddr,
+    PathParams(customer_id): PathParams<String>,
+    headers: HeaderMap,
+    RawBody(bytes): RawBody,
+) -> Result<Response, ApiError> {
+    let tenant = auth::resolve_tenant(&state, &host, &customer_id, ENDPOINT).await?;
+    let request = body::parse::<AuthorizeRequest>(&bytes);
+    // An MFA answer may carry the token bound to its RequestId again, or none (decisions §2).
+    let answering = matches!(&request, Ok(r) if r.request_id.is_some());
+    let token = if answering {
+        header_value(&headers, ENDPOINT.credential_header()).map(Digest::of_presented)
+    } else {
+        presented_token(&state, &tenant, &headers).await?
+    };
+    let parsed = request.and_then(|request| {
+        let mode = mode_of(&request)?;
+        Ok((request, mode))
+    });
+    let call = Call {
+        token,
+        state: &state,
+        tenant: &tenant,
+        now: state.clock.now(),
+        client,
+    };
+    // The token is spent by the first request presenting it, whatever follows (decisions §2),
+    // so a body we cannot serve still consumes it.
+    let (request, mode) = match parsed {
+        Ok(ok) => ok,
+        Err(problem) => {
+            // An answer's token may be the one its exchange already spent: leave it be.
+            if !answering {
+                call.spend_token(RequestId::new_random()).await?;
+            }
+            return Err(problem);
+        }
+    };
+    let language = match request.language.as_deref().map(str::parse::<Language>) {
+        None => None,
+        Some(Ok(language)) => Some(language),
+        Some(Err(problem)) => {
+            call.spend_token(RequestId::new_random()).await?;
+            return Err(ApiError::invalid_request("language_invalid", problem));
+        }
+    };
+    match mode {
+        Mode::Cached(login_id) => cached(&call, login_id, request.tag).await,
+        Mode::Connect {
+            institution,
+            username,
+            password,
+        } => {
+            let connection = live::Connection {
+                institution,
+                username,
+                password,
+                language: language.unwrap_or_default(),
+                save: request.save.unwrap_or(false),
+                tag: request.tag,
+            };
+            live::connect(&call, connection).await
+        }
+        Mode::Refresh(login_id) => live::refresh(&call, login_id, language, request.tag).await,
+        Mode::Answer(request_id) => {
+            live::answer(
+                &call,
+                request_id,
+                request.security_responses.unwrap_or_default(),
+            )
+            .await
+        }
+    }
+}
+
+fn mode_of(request: &AuthorizeRequest) -> Result<Mode, ApiError> {
+    if let Some(request_id) = &request.request_id {
+        // The RequestId decides; repeated credentials beside it are ignored (decisions §5).
+        return request_id.parse().map(Mode::Answer).map_err(|_| {
+            ApiError::refused(
+                ENDPOINT,
+                &Refusal::RequestIdUnknown {
+                    request_id: request_id.clone(),
+                },
+            )
+        });
+    }
+    if let Some(login_id) = &request.login_id {
+        let login_id: LoginId = login_id
+            .parse()
+            .map_err(|_| ApiError::refused(ENDPOINT, &Refusal::LoginNotFound))?;
+        return Ok(if request.most_recent_cached == Some(true) {
+            Mode::Cached(login_id)
+        } else {
+            Mode::Refresh(login_id)
+        });
+    }
+    let fields = [
+        ("Institution", &request.institution),
+        ("Username", &request.username),
+        ("Password", &request.password),
+    ];
+    if fields.iter().all(|(_, value)| value.is_none()) {
+        return Err(ApiError::invalid_request(
+            "login_id_missing",
+            "Send {\"LoginId\": \"…\", \"MostRecentCached\": true} to open a saved connection, \
+             or Institution, Username and Password to connect.",
+        ));
+    }
+    let missing: Vec<&str> = fields
+        .iter()
+        .filter(|(_, value)| value.as_deref().is_none_or(|v| v.trim().is_empty()))
+        .map(|(name, _)| *name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::invalid_request(
+            "credentials_missing",
+            format!(
+                "A live connection needs Institution, Username and Password; missing: {}.",
+                missing.join(", ")
+            ),
+        ));
+    }
+    Ok(Mode::Connect {
+        institution: request.institution.clone().unwrap_or_default(),
+        username: request.username.clone().unwrap_or_default(),
+        password: request.password.clone().unwrap_or_default(),
+    })
+}
+
+async fn cached(
+    call: &Call<'_>,
+    login_id: LoginId,
+    tag: Option<String>,
+) -> Result<Response, ApiError> {
+    let request_id = RequestId::new_random();
+    tracing::Span::current().record("request_id", tracing::field::display(request_id));
+    let outcome = call
+        .state
+        .store
+        .authorize_cached(CachedAuthorize {
+            customer_id: call.tenant.customer.id,
+            token: call.token,
+            login_id,
+            request_id,
+            now: call.now,
+            session_expires_at: call.now + AUTHORIZED_SESSION_LIFETIME,
+            tag,
+        })
+        .await?;
+    call.opened(outcome, request_id).await
+}
+
+/// The token this request spends: `None` when the customer does not require tokens and none (or
+/// the secret key itself) was sent.
+async fn presented_token(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+) -> Result<Option<Digest>, ApiError> {
+    let required = tenant.customer.authorize_token_required;
+    match header_value(headers, ENDPOINT.credential_header()) {
+        None if required => Err(ApiError::refused(
+            ENDPOINT,
+            &missing_credential(headers, ENDPOINT, Refusal::AuthorizeTokenMissing),
+        )),
+        None => Ok(None),
+        Some(presented) if !required => {
+            let (digest, found) = auth::lookup(state, presented, state.clock.now()).await?;
+            Ok((!is_current_key(tenant, &found, KeyKind::Secret)).then_some(digest))
+        }
+        Some(presented) => Ok(Some(Digest::of_presented(presented))),
+    }
+}
