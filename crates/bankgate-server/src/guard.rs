@@ -16,9 +16,34 @@ use bankgate_core::{Clock, CustomerId, Timestamp};
 pub struct Attempt {
     /// The customer whose credential is tried.
     pub customer_id: CustomerId,
+    pub target: Target,
     /// The client's address; `None` when unknown (in-process calls), in which case the attempt
     /// counts only toward the per-customer limit.
     pub client: Option<IpAddr>,
+}
+
+/// What an attempt tries to open: the customer's secret key, or one bank login of the
+/// customer's end users. Failures count per target, so a user mistyping a bank password never
+/// locks out the fintech's token minting, nor other users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    SecretKey,
+    /// A digest of institution and username (case-insensitive), never the username itself.
+    BankLogin([u8; 8]),
+}
+
+impl Target {
+    pub fn bank_login(institution: &str, username: &str) -> Self {
+        let who = format!(
+            "{}\n{}",
+            institution.trim().to_ascii_lowercase(),
+            username.trim().to_ascii_lowercase()
+        );
+        let digest = bankgate_core::Digest::of_presented(&who);
+        let mut short = [0_u8; 8];
+        short.copy_from_slice(&digest.as_bytes()[..8]);
+        Self::BankLogin(short)
+    }
 }
 
 pub trait AttemptGuard: Send + Sync + std::fmt::Debug {
@@ -51,7 +76,7 @@ pub struct LimitConfig {
     /// Failures against one customer, from any clients, within `window` that lock that customer
     /// out for every client: the limit that an attacker rotating addresses still meets. 0 turns
     /// the per-customer limit off.
-    pub max_failures_per_customer: u32,
+    pub max_failures_per_target: u32,
     /// How far back failures count: a failure stops counting once it is `window` old.
     pub window: Duration,
     /// How long a locked key refuses attempts, from the failure that reached its limit.
@@ -64,7 +89,7 @@ impl Default for LimitConfig {
     fn default() -> Self {
         Self {
             max_failures_per_client: 10,
-            max_failures_per_customer: 50,
+            max_failures_per_target: 50,
             window: Duration::from_secs(5 * 60),
             lockout: Duration::from_secs(5 * 60),
         }
@@ -99,7 +124,12 @@ pub struct FailureLimiter {
     config: LimitConfig,
     clock: Arc<dyn Clock>,
     clients: FailureTable<IpAddr>,
-    customers: FailureTable<CustomerId>,
+    /// Keyed by customer and target.
+    customers: FailureTable<(CustomerId, Target)>,
+    /// Clients that recently succeeded for a customer, and until when they are trusted: they
+    /// pass a customer-wide lock, so strangers who know a customerId (it is in every path)
+    /// cannot lock its own backend out.
+    trusted: Mutex<HashMap<(CustomerId, Target, IpAddr), Timestamp>>,
 }
 
 impl FailureLimiter {
@@ -113,12 +143,25 @@ impl FailureLimiter {
         Self {
             clients: FailureTable::new(config.max_failures_per_client, Self::MAX_TRACKED_CLIENTS),
             customers: FailureTable::new(
-                config.max_failures_per_customer,
+                config.max_failures_per_target,
                 Self::MAX_TRACKED_CUSTOMERS,
             ),
             config,
             clock,
+            trusted: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How long a success keeps a client trusted for its customer.
+    pub const TRUST_AFTER_SUCCESS: Duration = Duration::from_secs(24 * 60 * 60);
+    /// The most (customer, client) pairs trusted at once.
+    pub const MAX_TRUSTED: usize = 65_536;
+
+    fn trusted_until(&self, attempt: &Attempt, client: IpAddr) -> Option<Timestamp> {
+        let trusted = self.trusted.lock().unwrap_or_else(PoisonError::into_inner);
+        trusted
+            .get(&(attempt.customer_id, attempt.target, client))
+            .copied()
     }
 
     /// How many client and customer records are held now (for tests and metrics).
@@ -153,7 +196,15 @@ impl AttemptGuard for FailureLimiter {
         let client_lock = attempt
             .client
             .and_then(|address| self.clients.locked_until(client_key(address), now));
-        let customer_lock = self.customers.locked_until(attempt.customer_id, now);
+        let customer_lock = self
+            .customers
+            .locked_until((attempt.customer_id, attempt.target), now)
+            .filter(|_| {
+                let trusted = attempt
+                    .client
+                    .and_then(|address| self.trusted_until(attempt, client_key(address)));
+                trusted.is_none_or(|until| now >= until)
+            });
         // Both may be locked: the caller must wait for the later one.
         match client_lock.max(customer_lock) {
             None => Ok(()),
@@ -169,13 +220,31 @@ impl AttemptGuard for FailureLimiter {
                 .record_failure(client_key(address), now, window, lockout);
         }
         self.customers
-            .record_failure(attempt.customer_id, now, window, lockout);
+            .record_failure((attempt.customer_id, attempt.target), now, window, lockout);
     }
 
     fn succeeded(&self, attempt: &Attempt) {
-        if let Some(address) = attempt.client {
-            self.clients.forget(client_key(address));
+        let Some(address) = attempt.client else {
+            return;
+        };
+        let key = client_key(address);
+        self.clients.forget(key);
+        let now = self.clock.now();
+        let mut trusted = self.trusted.lock().unwrap_or_else(PoisonError::into_inner);
+        if trusted.len() >= Self::MAX_TRUSTED
+            && !trusted.contains_key(&(attempt.customer_id, attempt.target, key))
+        {
+            // Bounded: drop what expired, and if that is not enough, start over (losing trust
+            // only means meeting the customer-wide limit like anyone else).
+            trusted.retain(|_, until| now < *until);
+            if trusted.len() >= Self::MAX_TRUSTED {
+                trusted.clear();
+            }
         }
+        trusted.insert(
+            (attempt.customer_id, attempt.target, key),
+            now + Self::TRUST_AFTER_SUCCESS,
+        );
     }
 }
 
@@ -327,6 +396,37 @@ fn make_room<K: Copy + Eq + Hash>(
 mod tests {
     use std::net::Ipv4Addr;
 
+    #[test]
+    fn a_client_that_succeeded_passes_a_customer_wide_lock() {
+        let config = LimitConfig {
+            max_failures_per_client: 0,
+            max_failures_per_target: 3,
+            ..LimitConfig::default()
+        };
+        let (guard, clock) = limiter(config);
+        let customer = CustomerId::new_random();
+        let backend = attempt(customer, client(1));
+        guard.succeeded(&backend);
+        fail_times(&guard, &attempt(customer, client(66)), 3);
+        assert!(
+            guard.check(&attempt(customer, client(67))).is_err(),
+            "strangers are locked"
+        );
+        assert_eq!(
+            guard.check(&backend),
+            Ok(()),
+            "the customer's own backend is not"
+        );
+        clock.advance(FailureLimiter::TRUST_AFTER_SUCCESS);
+        guard.failed(&attempt(customer, client(68)));
+        guard.failed(&attempt(customer, client(68)));
+        guard.failed(&attempt(customer, client(68)));
+        assert!(
+            guard.check(&backend).is_err(),
+            "trust ends after a day without success"
+        );
+    }
+
     use bankgate_core::ManualClock;
 
     use super::*;
@@ -346,7 +446,34 @@ mod tests {
         Attempt {
             customer_id,
             client,
+            target: Target::SecretKey,
         }
+    }
+
+    #[test]
+    fn bank_login_failures_count_per_username_not_per_customer() {
+        let (guard, _) = limiter(LimitConfig {
+            max_failures_per_client: 0,
+            max_failures_per_target: 3,
+            ..LimitConfig::default()
+        });
+        let customer = CustomerId::new_random();
+        let login = |username: &str| Attempt {
+            customer_id: customer,
+            client: None,
+            target: Target::bank_login("FlinksCapital", username),
+        };
+        fail_times(&guard, &login("Greatday"), 3);
+        assert!(
+            guard.check(&login("GREATDAY")).is_err(),
+            "usernames match ignoring case"
+        );
+        assert_eq!(guard.check(&login("greatday_nomfa")), Ok(()));
+        assert_eq!(
+            guard.check(&attempt(customer, None)),
+            Ok(()),
+            "the secret key is untouched"
+        );
     }
 
     fn fail_times(guard: &dyn AttemptGuard, attempt: &Attempt, times: u32) {
@@ -406,7 +533,7 @@ mod tests {
     #[test]
     fn the_per_customer_limit_locks_every_client_of_that_customer_only() {
         let (guard, clock) = limiter(LimitConfig {
-            max_failures_per_customer: 5,
+            max_failures_per_target: 5,
             ..LimitConfig::default()
         });
         let customer = CustomerId::new_random();
@@ -431,7 +558,7 @@ mod tests {
     fn when_both_are_locked_the_later_lock_decides() {
         let (guard, clock) = limiter(LimitConfig {
             max_failures_per_client: 2,
-            max_failures_per_customer: 3,
+            max_failures_per_target: 3,
             ..LimitConfig::default()
         });
         let customer = CustomerId::new_random();
@@ -456,7 +583,7 @@ mod tests {
     #[test]
     fn success_does_not_reset_the_customers_count() {
         let (guard, _) = limiter(LimitConfig {
-            max_failures_per_customer: 6,
+            max_failures_per_target: 6,
             ..LimitConfig::default()
         });
         let customer = CustomerId::new_random();
@@ -466,7 +593,9 @@ mod tests {
             guard.succeeded(&attempt(customer, client(100)));
         }
         fail_times(&guard, &attempt(customer, client(6)), 1);
-        assert_eq!(guard.check(&attempt(customer, client(100))), Err(lockout()));
+        // The customer is locked for everyone but the caller that has been succeeding.
+        assert_eq!(guard.check(&attempt(customer, client(7))), Err(lockout()));
+        assert_eq!(guard.check(&attempt(customer, client(100))), Ok(()));
     }
 
     #[test]
@@ -533,7 +662,7 @@ mod tests {
     fn ipv6_clients_count_per_64_and_mapped_ipv4_as_ipv4() {
         let (guard, _) = limiter(LimitConfig {
             max_failures_per_client: 2,
-            max_failures_per_customer: 0,
+            max_failures_per_target: 0,
             ..LimitConfig::default()
         });
         let customer = CustomerId::new_random();
@@ -559,7 +688,7 @@ mod tests {
     fn a_zero_limit_turns_that_limit_off() {
         let (guard, _) = limiter(LimitConfig {
             max_failures_per_client: 0,
-            max_failures_per_customer: 0,
+            max_failures_per_target: 0,
             ..LimitConfig::default()
         });
         let a = attempt(CustomerId::new_random(), client(1));
@@ -594,7 +723,7 @@ mod tests {
     #[test]
     fn a_spray_evicts_unlocked_records_before_locked_ones() {
         let (guard, clock) = limiter(LimitConfig {
-            max_failures_per_customer: 0,
+            max_failures_per_target: 0,
             ..LimitConfig::default()
         });
         let customer = CustomerId::new_random();

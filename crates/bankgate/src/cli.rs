@@ -70,6 +70,25 @@ pub struct ServeArgs {
     #[arg(long, env = "BANKGATE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Failed credential attempts (secret key, bank password) from one client address within
+    /// the failure window before that client gets TOO_MANY_REQUESTS. 0 turns it off.
+    #[arg(long, env = "BANKGATE_MAX_FAILURES_PER_CLIENT", default_value_t = 10)]
+    pub max_failures_per_client: u32,
+
+    /// Failed attempts against one target, from any clients, within the failure window before
+    /// every client (except ones that recently succeeded) gets TOO_MANY_REQUESTS for it. A
+    /// target is a customer's secret key, or one bank username of its end users. 0 turns it off.
+    #[arg(long, env = "BANKGATE_MAX_FAILURES_PER_TARGET", default_value_t = 50)]
+    pub max_failures_per_target: u32,
+
+    /// How far back failed attempts count.
+    #[arg(long, env = "BANKGATE_FAILURE_WINDOW", default_value = "5m", value_parser = parse_duration)]
+    pub failure_window: Duration,
+
+    /// How long a client or customer that reached its limit is refused (the Retry-After).
+    #[arg(long, env = "BANKGATE_FAILURE_LOCKOUT", default_value = "5m", value_parser = parse_duration)]
+    pub failure_lockout: Duration,
+
     /// How often expired tokens and sessions are purged.
     #[arg(long, env = "BANKGATE_PURGE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub purge_interval: Duration,

@@ -6,6 +6,7 @@ use anyhow::Context;
 use bankgate_core::model::{Customer, Instance};
 use bankgate_core::time_format::flinks_datetime;
 use bankgate_core::{Clock, SystemClock};
+use bankgate_server::guard::{FailureLimiter, LimitConfig};
 use bankgate_server::operator::{NewCustomer, Operator};
 use bankgate_server::{AppState, purge};
 use serde_json::json;
@@ -31,7 +32,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(state: AppState, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(mut state: AppState, args: ServeArgs) -> anyhow::Result<()> {
+    let limits = LimitConfig {
+        max_failures_per_client: args.max_failures_per_client,
+        max_failures_per_target: args.max_failures_per_target,
+        window: args.failure_window,
+        lockout: args.failure_lockout,
+    };
+    state.guard = Arc::new(FailureLimiter::new(limits, state.clock.clone()));
     // Handlers first: a signal sent as soon as the address is printed must already shut down
     // gracefully rather than kill the process.
     let shutdown = shutdown_signal()?;

@@ -16,7 +16,7 @@ use crate::auth::{
 };
 use crate::body::{AnyObject, FlinksJson};
 use crate::error::{ApiError, Endpoint};
-use crate::guard::Attempt;
+use crate::guard::{Attempt, Target};
 use crate::host::HostKind;
 use crate::state::AppState;
 
@@ -42,6 +42,7 @@ pub async fn generate_authorize_token(
     let attempt = Attempt {
         customer_id: tenant.customer.id,
         client: client.0,
+        target: Target::SecretKey,
     };
     if let Err(retry_after) = state.guard.check(&attempt) {
         return Err(ApiError::rate_limited(retry_after));

@@ -10,6 +10,7 @@ mod api_live;
 mod api_statements;
 mod cli;
 mod concurrency;
+mod limits;
 mod logs;
 mod outage;
 mod restart;

@@ -37,6 +37,7 @@ pub struct TestApp {
 pub struct Reply {
     pub status: StatusCode,
     pub content_type: Option<String>,
+    pub retry_after: Option<String>,
     pub json: Value,
 }
 
@@ -269,12 +270,14 @@ pub async fn send_to(router: &Router, request: Request<Body>) -> Reply {
     };
     let status = parts.status;
     let content_type = header_text(header::CONTENT_TYPE);
+    let retry_after = header_text(header::RETRY_AFTER);
     let bytes = body.collect().await.unwrap().to_bytes();
     let json = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| panic!("body is not JSON: {:?}", String::from_utf8_lossy(&bytes)));
     Reply {
         status,
         content_type,
+        retry_after,
         json,
     }
 }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::responses::{AuthorizedResponse, MfaResponse};
 use super::{Call, ENDPOINT};
 use crate::error::ApiError;
-use crate::guard::Attempt;
+use crate::guard::{Attempt, Target};
 
 /// Credentials and options of a new connection.
 #[derive(Debug)]
@@ -58,6 +58,7 @@ pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Response
     let attempt = Attempt {
         customer_id: call.tenant.customer.id,
         client: call.client.0,
+        target: Target::bank_login(institution.id, &connection.username),
     };
     if let Err(retry_after) = call.state.guard.check(&attempt) {
         call.spend_token(request_id).await?;
