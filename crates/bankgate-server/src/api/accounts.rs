@@ -488,6 +488,8 @@ async fn summary(
     request: &DataRequest,
     first_call_code: &'static str,
 ) -> Result<Response, ApiError> {
+    // Bad input is refused before a long operation starts, as in detail().
+    let chosen = reading.filtered(request.accounts_filter.as_deref())?;
     if let Some(code) = reading.still_processing(state, first_call_code).await? {
         return Ok(pending_response(
             code,
@@ -495,8 +497,7 @@ async fn summary(
             Endpoint::GetAccountsSummaryAsync,
         ));
     }
-    let accounts = reading
-        .filtered(request.accounts_filter.as_deref())?
+    let accounts = chosen
         .into_iter()
         .map(|a| summary_account(a, &reading.login))
         .collect();
