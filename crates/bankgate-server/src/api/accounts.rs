@@ -274,18 +274,20 @@ impl Reading {
             .map_or(0, |i| i.numeric_id)
     }
 
-    /// The sandbox user's scripted slowness: `Some(code)` while the long operation runs.
+    /// The sandbox user's scripted slowness: `Some(code)` while the long operation runs. A
+    /// first synchronous call of `test_dispatched` says `OPERATION_DISPATCHED`; everything else
+    /// while it runs says `OPERATION_PENDING`.
     async fn still_processing(
         &self,
         state: &AppState,
-        first_call_code: &'static str,
+        polling: bool,
     ) -> Result<Option<&'static str>, ApiError> {
-        let slow = state
+        let scenario = state
             .bank
             .institution(&self.login.institution)
             .and_then(|i| i.user(&self.login.username))
-            .is_some_and(|u| matches!(u.scenario, Scenario::Pending | Scenario::Dispatched));
-        if !slow {
+            .map(|u| u.scenario);
+        if !matches!(scenario, Some(Scenario::Pending | Scenario::Dispatched)) {
             return Ok(None);
         }
         let now = state.clock.now();
@@ -294,16 +296,17 @@ impl Reading {
             .start_operation(self.tenant.customer.id, self.session.request_id, now)
             .await?
             .unwrap_or(now);
-        if now < started + SANDBOX_PROCESSING_TIME {
-            let first_call = started == now;
-            Ok(Some(if first_call {
-                first_call_code
+        if now >= started + SANDBOX_PROCESSING_TIME {
+            return Ok(None);
+        }
+        let first_call = started == now && !polling;
+        Ok(Some(
+            if first_call && scenario == Some(Scenario::Dispatched) {
+                "OPERATION_DISPATCHED"
             } else {
                 "OPERATION_PENDING"
-            }))
-        } else {
-            Ok(None)
-        }
+            },
+        ))
     }
 
     /// Narrows to `AccountsFilter`; an id this login does not have is a 400.
@@ -486,11 +489,11 @@ async fn summary(
     state: &AppState,
     reading: Reading,
     request: &DataRequest,
-    first_call_code: &'static str,
+    polling: bool,
 ) -> Result<Response, ApiError> {
     // Bad input is refused before a long operation starts, as in detail().
     let chosen = reading.filtered(request.accounts_filter.as_deref())?;
-    if let Some(code) = reading.still_processing(state, first_call_code).await? {
+    if let Some(code) = reading.still_processing(state, polling).await? {
         return Ok(pending_response(
             code,
             reading.session.request_id,
@@ -522,12 +525,12 @@ async fn detail(
     state: &AppState,
     reading: Reading,
     request: &DataRequest,
-    first_call_code: &'static str,
+    polling: bool,
 ) -> Result<Response, ApiError> {
     let options =
         DetailOptions::of(request).map_err(|e| e.with_request_id(reading.session.request_id))?;
     let chosen = reading.filtered(request.accounts_filter.as_deref())?;
-    if let Some(code) = reading.still_processing(state, first_call_code).await? {
+    if let Some(code) = reading.still_processing(state, polling).await? {
         return Ok(pending_response(
             code,
             reading.session.request_id,
@@ -551,20 +554,6 @@ async fn detail(
     .into_response())
 }
 
-/// The code the first call of a slow sandbox user gets.
-fn first_call_code(reading: &Reading, state: &AppState) -> &'static str {
-    let dispatched = state
-        .bank
-        .institution(&reading.login.institution)
-        .and_then(|i| i.user(&reading.login.username))
-        .is_some_and(|u| u.scenario == Scenario::Dispatched);
-    if dispatched {
-        "OPERATION_DISPATCHED"
-    } else {
-        "OPERATION_PENDING"
-    }
-}
-
 pub async fn get_accounts_summary(
     State(state): State<AppState>,
     Extension(host): Extension<HostKind>,
@@ -582,8 +571,7 @@ pub async fn get_accounts_summary(
         request.request_id.as_deref(),
     )
     .await?;
-    let code = first_call_code(&reading, &state);
-    summary(&state, reading, &request, code).await
+    summary(&state, reading, &request, false).await
 }
 
 pub async fn get_accounts_detail(
@@ -603,8 +591,7 @@ pub async fn get_accounts_detail(
         request.request_id.as_deref(),
     )
     .await?;
-    let code = first_call_code(&reading, &state);
-    detail(&state, reading, &request, code).await
+    detail(&state, reading, &request, false).await
 }
 
 /// `GET|POST /GetAccountsSummaryAsync/{requestId}`: poll a summary.
@@ -625,7 +612,7 @@ pub async fn get_accounts_summary_async(
         Some(&request_id),
     )
     .await?;
-    summary(&state, reading, &request, "OPERATION_PENDING").await
+    summary(&state, reading, &request, true).await
 }
 
 /// `GET|POST /GetAccountsDetailAsync/{requestId}`: poll a detail; the body may repeat the
@@ -647,7 +634,7 @@ pub async fn get_accounts_detail_async(
         Some(&request_id),
     )
     .await?;
-    detail(&state, reading, &request, "OPERATION_PENDING").await
+    detail(&state, reading, &request, true).await
 }
 
 #[derive(Debug, Serialize)]
