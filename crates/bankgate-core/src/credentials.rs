@@ -7,17 +7,16 @@
 use std::fmt;
 
 use sha2::{Digest as _, Sha256};
-use uuid::Uuid;
 
 /// The SHA-256 digest of a credential as presented on the wire.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest([u8; 32]);
 
 impl Digest {
-    /// Digest of what a client sent. Only surrounding whitespace is trimmed: a credential is
-    /// matched exactly otherwise (GUIDs are issued lowercase; the seeded toolbox ones too).
+    /// Digest of what a client sent, trimmed and lowercased: every credential is a GUID issued
+    /// lowercase, and clients (.NET ones) may send GUIDs uppercase, as they do customerIds.
     pub fn of_presented(value: &str) -> Self {
-        Self(Sha256::digest(value.trim().as_bytes()).into())
+        Self(Sha256::digest(value.trim().to_ascii_lowercase().as_bytes()).into())
     }
 
     pub const fn from_bytes(bytes: [u8; 32]) -> Self {
@@ -50,7 +49,7 @@ macro_rules! secret_string {
         impl $name {
             /// A new random value (UUID v4 from the OS CSPRNG).
             pub fn generate() -> Self {
-                Self(Uuid::new_v4().hyphenated().to_string())
+                Self(crate::ids::random_uuid().hyphenated().to_string())
             }
 
             /// Wraps a value that is already known (the published toolbox credentials, or what
@@ -100,7 +99,7 @@ mod tests {
         let a = AuthorizeToken::generate();
         let b = AuthorizeToken::generate();
         assert_ne!(a, b);
-        let parsed = Uuid::parse_str(a.expose()).unwrap();
+        let parsed = uuid::Uuid::parse_str(a.expose()).unwrap();
         assert_eq!(parsed.get_version_num(), 4);
         assert_eq!(a.expose(), a.expose().to_lowercase());
     }
@@ -120,5 +119,10 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(Digest::of_presented("  abc\t"), key.digest());
+        assert_eq!(
+            Digest::of_presented("ABC"),
+            key.digest(),
+            "GUIDs in any case"
+        );
     }
 }

@@ -79,8 +79,6 @@ impl Refusal {
 /// Everything that can go wrong in bankgate's domain operations.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
-    #[error(transparent)]
-    Refused(#[from] Refusal),
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
     #[error("{0} already exists")]

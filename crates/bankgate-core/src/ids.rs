@@ -6,6 +6,17 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// A UUID v4 whose 122 random bits come straight from the OS CSPRNG (`getrandom`), whatever
+/// features other crates turn on in `uuid` (one enables its user-space `fast-rng`).
+pub fn random_uuid() -> Uuid {
+    let mut bytes = [0_u8; 16];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => uuid::Builder::from_random_bytes(bytes).into_uuid(),
+        // The OS source failing is near impossible; uuid's own generator is still seeded by it.
+        Err(_) => Uuid::new_v4(),
+    }
+}
+
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -16,7 +27,7 @@ macro_rules! uuid_id {
         impl $name {
             /// A fresh random id (UUID v4 from the OS CSPRNG).
             pub fn new_random() -> Self {
-                Self(Uuid::new_v4())
+                Self($crate::ids::random_uuid())
             }
 
             pub const fn from_uuid(uuid: Uuid) -> Self {

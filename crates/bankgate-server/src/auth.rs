@@ -6,10 +6,10 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use bankgate_core::model::{InstanceKind, KeyKind, Tenant};
-use bankgate_core::{CustomerId, Digest, Refusal, Timestamp};
+use bankgate_core::{CustomerId, Digest, InstanceName, Refusal, Timestamp};
 use bankgate_store::CredentialMatch;
 
-use crate::error::{ApiError, Endpoint, nameable};
+use crate::error::{ApiError, Endpoint};
 use crate::host::HostKind;
 use crate::state::AppState;
 
@@ -73,26 +73,44 @@ pub async fn resolve_tenant(
     if let HostKind::Api(instance) = host
         && *instance != tenant.instance.name
     {
-        return Err(refuse(wrong_instance(&tenant)));
+        // An instance the host names but that does not exist counts as production: say nothing.
+        let addressed = state
+            .store
+            .instance(instance)
+            .await?
+            .map_or(InstanceKind::Production, |i| i.kind);
+        return Err(refuse(other_instance(
+            addressed,
+            &tenant.instance.name,
+            tenant.instance.kind,
+            Refusal::CustomerNotFound,
+        )));
     }
     span.record("customer_id", tracing::field::display(tenant.customer.id));
     span.record("instance", tenant.instance.name.as_str());
     Ok(tenant)
 }
 
-/// The customer exists, but on another instance than the host names: say so only when that
-/// instance is a sandbox.
-fn wrong_instance(tenant: &Tenant) -> Refusal {
-    match tenant.instance.kind {
-        InstanceKind::Sandbox => Refusal::WrongEnvironment {
-            named: nameable(&tenant.instance.name, tenant.instance.kind),
-        },
-        InstanceKind::Production => Refusal::CustomerNotFound,
+/// The refusal for a credential or customerId that belongs to `other`, not to the instance
+/// addressed. Hints may name an instance only on a sandbox, and only a sandbox's (decisions
+/// §3): anything involving a production instance gets the plain `otherwise`.
+pub fn other_instance(
+    addressed: InstanceKind,
+    other: &InstanceName,
+    other_kind: InstanceKind,
+    otherwise: Refusal,
+) -> Refusal {
+    if addressed == InstanceKind::Sandbox && other_kind == InstanceKind::Sandbox {
+        Refusal::WrongEnvironment {
+            named: Some(other.clone()),
+        }
+    } else {
+        otherwise
     }
 }
 
 /// Classifies a credential that is not what the endpoint wanted from this customer.
-/// `same_kind_refusal` is what to say when it is simply not a valid credential here.
+/// `invalid` is what to say when it is simply not a valid credential here.
 pub fn misused_credential(
     tenant: &Tenant,
     found: Option<CredentialMatch>,
@@ -115,10 +133,7 @@ pub fn misused_credential(
     };
     if owner != tenant.customer.id {
         return if instance != tenant.instance.name {
-            match nameable(&instance, instance_kind) {
-                Some(named) => Refusal::WrongEnvironment { named: Some(named) },
-                None => invalid,
-            }
+            other_instance(tenant.instance.kind, &instance, instance_kind, invalid)
         } else {
             // Another customer of the same instance: never say whose.
             invalid

@@ -13,6 +13,8 @@ use crate::error::ApiError;
 
 /// The largest body bankgate reads.
 pub const BODY_LIMIT: usize = 64 * 1024;
+/// How long a client may take to send its body.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The raw body, read within [`BODY_LIMIT`]; parse it with [`parse`] when the handler is ready.
 pub struct RawBody(pub Bytes);
@@ -42,16 +44,37 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for FlinksJson<T> {
 
 fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "INVALID_REQUEST",
-            "The request is invalid",
-            "body_too_large",
-            format!("Request bodies are limited to {} KiB.", BODY_LIMIT / 1024),
-        )
+        too_large_error()
     } else {
         ApiError::invalid_request("body_unreadable", "The request body could not be read.")
     }
+}
+
+/// Reads a whole body within [`BODY_LIMIT`], for handlers that must act before refusing one.
+pub async fn read(body: axum::body::Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, BODY_LIMIT)
+        .await
+        .map_err(|error| {
+            let too_large = error
+                .into_inner()
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            if too_large {
+                too_large_error()
+            } else {
+                ApiError::invalid_request("body_unreadable", "The request body could not be read.")
+            }
+        })
+}
+
+fn too_large_error() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "INVALID_REQUEST",
+        "The request is invalid",
+        "body_too_large",
+        format!("Request bodies are limited to {} KiB.", BODY_LIMIT / 1024),
+    )
 }
 
 /// Parses a body: empty means `{}`; top-level keys match case-insensitively; unknown keys are

@@ -3,7 +3,6 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bankgate_core::model::InstanceKind;
 use bankgate_core::{DomainError, Refusal, RequestId};
 use serde::Serialize;
 
@@ -200,8 +199,8 @@ impl ApiError {
         )
     }
 
-    /// Renders a refusal as `endpoint` answers it. `instance_kind` is the kind of the instance
-    /// the request addressed: on production, hints describe only what the caller sent.
+    /// Renders a refusal as `endpoint` answers it. Which instance a hint may name is decided
+    /// before, where the refusal is made (see `auth::other_instance`).
     pub fn refused(endpoint: Endpoint, refusal: &Refusal) -> Self {
         let (code, message) = endpoint.unauthorized();
         let unauthorized = |hint: String| {
@@ -322,21 +321,9 @@ impl ApiError {
     }
 }
 
-/// Names the instance of a credential in a hint only when that instance is a sandbox.
-pub fn nameable(
-    instance: &bankgate_core::InstanceName,
-    kind: InstanceKind,
-) -> Option<bankgate_core::InstanceName> {
-    (kind == InstanceKind::Sandbox).then(|| instance.clone())
-}
-
 impl From<DomainError> for ApiError {
     fn from(error: DomainError) -> Self {
         match error {
-            DomainError::Refused(refusal) => {
-                // A refusal without endpoint context: the generic authorize wording.
-                Self::refused(Endpoint::Authorize, &refusal)
-            }
             DomainError::Invalid(detail) => Self::invalid_request("invalid_input", detail),
             DomainError::NotFound { what, id } => {
                 Self::not_found("not_found", format!("{what} {id} does not exist."))

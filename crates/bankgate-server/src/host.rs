@@ -46,6 +46,8 @@ pub fn classify(host: Option<&str>) -> HostKind {
     }
     let misplaced = first.starts_with("api-")
         || first.starts_with("iframe-")
+        || first == "api"
+        || first == "iframe"
         || rest.first().is_some_and(|l| *l == "api" || *l == "iframe");
     if misplaced {
         HostKind::WrongShape(name)
@@ -107,6 +109,7 @@ mod tests {
             "toolbox.api.private.fin.ag",
             "api-toolbox.private.fin.ag",
             "-api.localhost",
+            "api.toolbox.localhost",
             "a_b-api.localhost",
         ] {
             assert!(

@@ -17,6 +17,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -70,6 +71,8 @@ pub fn app(state: AppState) -> Router {
         .fallback_service(api)
         .layer(axum::middleware::from_fn(routing::canonicalize))
         .layer(DefaultBodyLimit::max(body::BODY_LIMIT))
+        // A client that stops sending its body mid-way gets a 400, not a connection held open.
+        .layer(RequestBodyTimeoutLayer::new(body::BODY_TIMEOUT))
         // A bug must still answer in the envelope, not drop the connection.
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(

@@ -161,6 +161,22 @@ impl Operator {
                 known.join(", ")
             ))
         })?;
+        // The sandbox bank serves sandbox instances; production has no FlinksCapital.
+        let tenant =
+            self.store
+                .tenant(customer_id)
+                .await?
+                .ok_or_else(|| DomainError::NotFound {
+                    what: "customer",
+                    id: customer_id.to_string(),
+                })?;
+        if tenant.instance.kind != InstanceKind::Sandbox {
+            return Err(DomainError::Invalid(format!(
+                "customer {customer_id} is on the production instance {}; sandbox LoginIds can \
+                 only be made on sandbox instances",
+                tenant.instance.name
+            )));
+        }
         let now = self.clock.now();
         let login = Login {
             id: LoginId::new_random(),

@@ -121,6 +121,18 @@ pub async fn not_found(uri: Uri) -> ApiError {
         );
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if segments.len() >= 4
+        && segments[0].eq_ignore_ascii_case("v3")
+        && !segments[2].eq_ignore_ascii_case("BankingServices")
+    {
+        return ApiError::not_found(
+            "unknown_path",
+            format!(
+                "The third segment of the path is {:?}; API paths look like {PATH_SHAPE}.",
+                segments[2]
+            ),
+        );
+    }
     if segments.len() >= 4 && segments[0].eq_ignore_ascii_case("v3") {
         return ApiError::not_found(
             "unknown_endpoint",

@@ -89,6 +89,11 @@ pub struct ServeArgs {
     #[arg(long, env = "BANKGATE_FAILURE_LOCKOUT", default_value = "5m", value_parser = parse_duration)]
     pub failure_lockout: Duration,
 
+    /// After Ctrl-C or SIGTERM, how long in-flight requests may take before bankgate stops
+    /// anyway (a second signal stops it at once).
+    #[arg(long, env = "BANKGATE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
     /// How often expired tokens and sessions are purged.
     #[arg(long, env = "BANKGATE_PURGE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub purge_interval: Duration,

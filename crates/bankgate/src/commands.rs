@@ -42,7 +42,7 @@ async fn serve(mut state: AppState, args: ServeArgs) -> anyhow::Result<()> {
     state.guard = Arc::new(FailureLimiter::new(limits, state.clock.clone()));
     // Handlers first: a signal sent as soon as the address is printed must already shut down
     // gracefully rather than kill the process.
-    let shutdown = shutdown_signal()?;
+    let signals = count_signals()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -55,35 +55,65 @@ async fn serve(mut state: AppState, args: ServeArgs) -> anyhow::Result<()> {
     // Printed, not only logged: scripts and tests read the address (port 0 picks one).
     println!("bankgate listening on http://{address}");
     tracing::info!(%address, "serving the Flinks API");
-    bankgate_server::serve(listener, bankgate_server::app(state), shutdown).await?;
+
+    let mut first = signals.clone();
+    let graceful = async move {
+        let _ = first.wait_for(|count| *count >= 1).await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    };
+    let mut more = signals;
+    let grace = args.shutdown_grace;
+    // A stalled client must not keep the process alive: stop anyway after the grace period, or
+    // at once on a second signal.
+    let forced = async move {
+        let _ = more.wait_for(|count| *count >= 1).await;
+        tokio::select! {
+            () = tokio::time::sleep(grace) => {
+                tracing::warn!("in-flight requests still running after the grace period; stopping");
+            }
+            _ = more.wait_for(|count| *count >= 2) => {
+                tracing::warn!("second signal: stopping now");
+            }
+        }
+    };
+    tokio::select! {
+        served = bankgate_server::serve(listener, bankgate_server::app(state), graceful) => served?,
+        () = forced => {}
+    }
     purger.abort();
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Installs the Ctrl-C and SIGTERM handlers now; the future resolves on either.
+/// Installs the Ctrl-C and SIGTERM handlers now (before the address is printed, so a signal
+/// sent right after it is handled) and counts the signals received.
 #[cfg(unix)]
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+fn count_signals() -> anyhow::Result<tokio::sync::watch::Receiver<u32>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {},
-            _ = terminate.recv() => {},
+    let (count, received) = tokio::sync::watch::channel(0_u32);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
+            }
+            count.send_modify(|count| *count += 1);
         }
-        tracing::info!("shutting down: finishing in-flight requests");
-    })
+    });
+    Ok(received)
 }
 
 #[cfg(not(unix))]
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    Ok(async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+fn count_signals() -> anyhow::Result<tokio::sync::watch::Receiver<u32>> {
+    let (count, received) = tokio::sync::watch::channel(0_u32);
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            count.send_modify(|count| *count += 1);
         }
-        tracing::info!("shutting down: finishing in-flight requests");
-    })
+    });
+    Ok(received)
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -33,42 +33,27 @@ pub async fn require_api_key(
     headers: &HeaderMap,
     endpoint: Endpoint,
 ) -> Result<(), ApiError> {
-    let refuse = |refusal: Refusal| ApiError::refused(endpoint, &refusal);
-    let now = state.clock.now();
-    match header_value(headers, "x-api-key") {
-        Some(presented) => {
-            let (_, found) = auth::lookup(state, presented, now).await?;
-            if is_current_key(tenant, &found, KeyKind::Api) {
-                Ok(())
-            } else {
-                Err(refuse(misused_credential(
-                    tenant,
-                    found,
-                    Refusal::ApiKeyInvalid,
-                )))
-            }
-        }
-        None if !tenant.customer.api_key_required => match header_value(headers, "flinks-auth-key")
-        {
-            None => Ok(()),
-            Some(presented) => {
-                let (_, found) = auth::lookup(state, presented, now).await?;
-                if is_current_key(tenant, &found, KeyKind::Secret) {
-                    Ok(())
-                } else {
-                    Err(refuse(misused_credential(
-                        tenant,
-                        found,
-                        Refusal::ApiKeyInvalid,
-                    )))
-                }
+    let optional = !tenant.customer.api_key_required;
+    let (presented, wanted) = match header_value(headers, endpoint.credential_header()) {
+        Some(api_key) => (api_key, KeyKind::Api),
+        None => match header_value(
+            headers,
+            Endpoint::GenerateAuthorizeToken.credential_header(),
+        ) {
+            Some(secret) if optional => (secret, KeyKind::Secret),
+            None if optional => return Ok(()),
+            _ => {
+                let refusal = missing_credential(headers, endpoint, Refusal::ApiKeyMissing);
+                return Err(ApiError::refused(endpoint, &refusal));
             }
         },
-        None => Err(refuse(missing_credential(
-            headers,
-            endpoint,
-            Refusal::ApiKeyMissing,
-        ))),
+    };
+    let (_, found) = auth::lookup(state, presented, state.clock.now()).await?;
+    if is_current_key(tenant, &found, wanted) {
+        Ok(())
+    } else {
+        let refusal = misused_credential(tenant, found, Refusal::ApiKeyInvalid);
+        Err(ApiError::refused(endpoint, &refusal))
     }
 }
 

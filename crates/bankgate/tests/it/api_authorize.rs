@@ -262,6 +262,18 @@ async fn bad_bodies_are_400_and_spend_the_token() {
             .await
             .assert_error(401, "ACCESS_DENIED", "authorize_token_used");
     }
+    // Even a body too large to read spends it.
+    let token = app.toolbox_token().await;
+    let big = format!(
+        r#"{{"LoginId":"{login}","Pad":"{}"}}"#,
+        "x".repeat(70 * 1024)
+    );
+    app.post(&uri, &[("flinks-auth-key", &token)], &big)
+        .await
+        .assert_error(413, "INVALID_REQUEST", "body_too_large");
+    app.authorize(TOOLBOX_CUSTOMER, &token, login)
+        .await
+        .assert_error(401, "ACCESS_DENIED", "authorize_token_used");
     // A bad body with a bad token: the token refusal wins.
     app.post(&uri, &[("flinks-auth-key", "nope")], "{oops")
         .await

@@ -80,6 +80,25 @@ async fn bodies_clients_send_are_accepted() {
 }
 
 #[tokio::test]
+async fn credentials_match_in_any_case_like_every_guid() {
+    let app = TestApp::new().await;
+    let reply = app
+        .post(
+            &path(TOOLBOX_CUSTOMER, "GenerateAuthorizeToken"),
+            &[("flinks-auth-key", &TOOLBOX_SECRET.to_uppercase())],
+            "",
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.json);
+    let token = reply.json["Token"].as_str().unwrap().to_uppercase();
+    let login = app.toolbox_login().await;
+    assert_eq!(
+        app.authorize(TOOLBOX_CUSTOMER, &token, login).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn a_missing_or_unknown_secret_key_is_unauthorized() {
     let app = TestApp::new().await;
     let uri = path(TOOLBOX_CUSTOMER, "GenerateAuthorizeToken");

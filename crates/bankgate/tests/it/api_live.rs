@@ -190,16 +190,25 @@ async fn empty_answers_ask_again_and_answers_ignore_case() {
         )
         .await;
     assert_eq!(done.status, StatusCode::OK, "{:#}", done.json);
-    // Answering again after success answers the same 200.
-    let again = app
-        .answer(
-            None,
-            &request_id,
-            json!({ prompt.clone(): [answer_to(&prompt)] }),
-        )
-        .await;
+    // Once authorized, the RequestId is no exchange any more: calling again needs a fresh token
+    // (which it spends), and then answers the same 200.
+    let answer = json!({ prompt.clone(): [answer_to(&prompt)] });
+    for (header, reason) in [
+        (None, "authorize_token_missing"),
+        (Some(TOOLBOX_SECRET), "auth_key_given_as_token"),
+        (Some("garbage"), "authorize_token_invalid"),
+    ] {
+        app.answer(header, &request_id, answer.clone())
+            .await
+            .assert_error(401, "ACCESS_DENIED", reason);
+    }
+    let fresh = app.toolbox_token().await;
+    let again = app.answer(Some(&fresh), &request_id, answer.clone()).await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.json["Login"]["Id"], done.json["Login"]["Id"]);
+    app.answer(Some(&fresh), &request_id, answer)
+        .await
+        .assert_error(401, "ACCESS_DENIED", "authorize_token_used");
 }
 
 #[tokio::test]
@@ -238,13 +247,13 @@ async fn a_wrong_answer_ends_the_request_id() {
         "security_response_invalid",
     );
     assert_eq!(wrong.json["RequestId"], request_id.as_str());
-    let late = app
-        .answer(
-            None,
-            &request_id,
-            json!({ prompt.clone(): [answer_to(&prompt)] }),
-        )
-        .await;
+    // The exchange is over: the next call needs a token like any other.
+    let answer = json!({ prompt.clone(): [answer_to(&prompt)] });
+    app.answer(None, &request_id, answer.clone())
+        .await
+        .assert_error(401, "ACCESS_DENIED", "authorize_token_missing");
+    let fresh = app.toolbox_token().await;
+    let late = app.answer(Some(&fresh), &request_id, answer).await;
     late.assert_error(400, "SESSION_NONEXISTENT", "request_id_unknown");
     assert_eq!(
         late.json["Message"],
@@ -431,8 +440,8 @@ async fn scripted_users_and_bad_credentials() {
         let reply = app.connect(&token, &body.to_string()).await;
         reply.assert_error(status, code, reason);
         assert!(
-            reply.json["RequestId"].is_string(),
-            "{username}: a RequestId names the attempt"
+            reply.json.get("RequestId").is_none(),
+            "{username}: no session, so no RequestId to use"
         );
         // Spent, whatever the bank said.
         app.connect(&token, &body.to_string()).await.assert_error(
@@ -521,9 +530,14 @@ async fn unknown_request_ids_are_session_nonexistent() {
         reply.json["Message"],
         format!("RequestId {unknown} is invalid or session has ended")
     );
-    app.answer(None, "not-a-guid", json!({}))
+    // A malformed RequestId still spends the token presented.
+    let token = app.toolbox_token().await;
+    app.answer(Some(&token), "not-a-guid", json!({}))
         .await
         .assert_error(400, "SESSION_NONEXISTENT", "request_id_unknown");
+    app.answer(Some(&token), unknown, json!({}))
+        .await
+        .assert_error(401, "ACCESS_DENIED", "authorize_token_used");
     // Another customer's RequestId is unknown here.
     let (other, secret, _) = app.customer_with("toolbox", true, true).await;
     let token = app.generate_token_for(other, &secret).await;
@@ -535,9 +549,13 @@ async fn unknown_request_ids_are_session_nonexistent() {
         )
         .await;
     assert_eq!(theirs.status.as_u16(), 203);
-    app.answer(None, &request_id_of(&theirs), json!({}))
-        .await
-        .assert_error(400, "SESSION_NONEXISTENT", "request_id_unknown");
+    app.answer(
+        Some(&app.toolbox_token().await),
+        &request_id_of(&theirs),
+        json!({}),
+    )
+    .await
+    .assert_error(400, "SESSION_NONEXISTENT", "request_id_unknown");
 }
 
 #[tokio::test]

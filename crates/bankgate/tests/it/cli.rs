@@ -20,7 +20,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_bankgate");
 /// Every variable the CLI reads; removed from the children's environment so the runner's own
 /// settings cannot leak into a test.
 const GLOBAL_VARS: [&str; 3] = ["BANKGATE_DATABASE", "BANKGATE_LOG_FORMAT", "BANKGATE_LOG"];
-const SERVE_VARS: [&str; 2] = ["BANKGATE_LISTEN", "BANKGATE_PURGE_INTERVAL"];
+const SERVE_VARS: [&str; 7] = [
+    "BANKGATE_LISTEN",
+    "BANKGATE_PURGE_INTERVAL",
+    "BANKGATE_MAX_FAILURES_PER_CLIENT",
+    "BANKGATE_MAX_FAILURES_PER_TARGET",
+    "BANKGATE_FAILURE_WINDOW",
+    "BANKGATE_FAILURE_LOCKOUT",
+    "BANKGATE_SHUTDOWN_GRACE",
+];
 
 /// How long a child may take to start listening or to stop.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(20);
@@ -620,13 +628,25 @@ impl Server {
         self.stop_with("-INT")
     }
 
-    /// Sends a signal (`-INT`, `-TERM`) and waits for the process to exit.
-    fn stop_with(&mut self, signal: &str) -> ExitStatus {
-        let sent = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
+    /// Sends a signal (`-INT`, `-TERM`) without waiting.
+    fn signal(&self, signal: &str) {
+        // The shell's built-in kill: slim images may lack procps' /bin/kill.
+        let sent = Command::new("sh")
+            .args([
+                "-c",
+                "kill \"$1\" \"$2\"",
+                "sh",
+                signal,
+                &self.child.id().to_string(),
+            ])
             .status()
             .unwrap();
         assert!(sent.success(), "kill {signal} failed");
+    }
+
+    /// Sends a signal (`-INT`, `-TERM`) and waits for the process to exit.
+    fn stop_with(&mut self, signal: &str) -> ExitStatus {
+        self.signal(signal);
         self.wait_for_exit()
     }
 
@@ -845,4 +865,35 @@ fn unsupported_database_urls_are_refused_clearly() {
         0,
         "a refused URL must not create any database"
     );
+}
+
+/// A client that sends half a request must not keep bankgate alive: after Ctrl-C it waits for
+/// in-flight requests, and a second Ctrl-C stops it at once.
+#[test]
+fn a_second_ctrl_c_stops_a_server_held_up_by_a_stalled_client() {
+    use std::io::Write;
+
+    let db = Db::new();
+    let mut server = Server::start(&db, "stalled.log");
+    let mut stalled = std::net::TcpStream::connect(&server.address).unwrap();
+    let path = format!("/v3/{TOOLBOX_CUSTOMER}/BankingServices/GenerateAuthorizeToken");
+    write!(
+        stalled,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nflinks-auth-key: {TOOLBOX_SECRET}\r\n\
+         Content-Length: 100\r\n\r\n{{"
+    )
+    .unwrap();
+    stalled.flush().unwrap();
+    // Let the request reach its handler, then ask for a graceful stop: it waits.
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal("-INT");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the stalled request is still in flight, so the first Ctrl-C waits\n{}",
+        server.log()
+    );
+    let status = server.interrupt();
+    assert!(status.success(), "{status:?}\n{}", server.log());
+    assert!(server.log().contains("second signal"), "{}", server.log());
 }

@@ -19,17 +19,27 @@ impl Write for Captured {
     }
 }
 
-// current_thread: the subscriber set for this thread sees every request span.
-#[tokio::test(flavor = "current_thread")]
+/// Every log line of this test binary, from every thread (the SQLite writer and reader threads
+/// included): a process-wide subscriber, so a leak anywhere fails the test below.
+fn captured() -> &'static Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        // Only this test installs one; if it could not, the assertions below fail loudly.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        captured
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_key_api_key_token_or_login_id_reaches_a_log_line() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .json()
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = captured();
 
     let app = TestApp::new().await;
     let login = app.toolbox_login().await;
@@ -48,7 +58,7 @@ async fn no_secret_key_api_key_token_or_login_id_reaches_a_log_line() {
     app.delete_card(TOOLBOX_CUSTOMER, TOOLBOX_API_KEY, &login.to_string())
         .await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
     // The spans did record who and what…
     assert!(
         logs.contains(TOOLBOX_CUSTOMER),

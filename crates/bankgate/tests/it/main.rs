@@ -13,6 +13,7 @@ mod cli;
 mod concurrency;
 mod limits;
 mod logs;
+mod operator;
 mod outage;
 mod restart;
 mod routing;

@@ -68,12 +68,23 @@ async fn a_customer_id_on_another_instances_host_is_refused() {
             "",
         )
         .await;
+    // Addressed to a production instance: the hint describes only what was sent.
+    reply.assert_error(401, "UNAUTHORIZED", "customer_not_found");
+    assert!(!reply.hint().contains("belongs to"), "{}", reply.hint());
+    // Addressed to a sandbox, a sandbox's customerId may be named.
+    app.customer_on("acme", InstanceKind::Sandbox).await;
+    let reply = app
+        .post(
+            &token_uri(),
+            &[
+                ("host", "acme-api.localhost"),
+                ("flinks-auth-key", TOOLBOX_SECRET),
+            ],
+            "",
+        )
+        .await;
     reply.assert_error(401, "UNAUTHORIZED", "wrong_environment");
-    assert!(
-        reply.hint().contains("toolbox"),
-        "a sandbox may be named: {}",
-        reply.hint()
-    );
+    assert!(reply.hint().contains("toolbox"), "{}", reply.hint());
 
     let reply = app
         .post(

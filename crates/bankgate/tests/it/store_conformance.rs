@@ -1356,6 +1356,43 @@ mod sqlite_specific {
         Arc::new(SqliteStore::open(dir.path().join("bankgate.db")).unwrap())
     }
 
+    /// Two stores on one file (two bankgate processes sharing it) still spend a token once:
+    /// 64 concurrent uses split across both give exactly one success.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_handles_on_one_file_spend_a_token_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let first: Arc<dyn Store> = open(&dir);
+        let second: Arc<dyn Store> = open(&dir);
+        let (customer, _) = customer_on(&*first, "alpha", InstanceKind::Sandbox).await;
+        let token = issue(&*first, customer.id, T0, at(1800)).await;
+        let barrier = Arc::new(tokio::sync::Barrier::new(64));
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..64 {
+            let store = if i % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            let barrier = barrier.clone();
+            tasks.spawn(async move {
+                barrier.wait().await;
+                consume(&*store, customer.id, token, at(1)).await
+            });
+        }
+        let outcomes = tasks.join_all().await;
+        let consumed = outcomes
+            .iter()
+            .filter(|o| **o == TokenUse::Consumed)
+            .count();
+        assert_eq!(consumed, 1, "{outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| *o == TokenUse::Consumed || matches!(o, TokenUse::Used { .. })),
+            "{outcomes:?}"
+        );
+    }
+
     /// Concurrent writes share commits: 200 issues cost fewer than 200 transactions.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_issues_are_group_committed() {

@@ -52,8 +52,7 @@ pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Response
                 connection.institution,
                 known.join(", ")
             ),
-        )
-        .with_request_id(request_id));
+        ));
     };
     let attempt = Attempt {
         customer_id: call.tenant.customer.id,
@@ -62,7 +61,7 @@ pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Response
     };
     if let Err(retry_after) = call.state.guard.check(&attempt) {
         call.spend_token(request_id).await?;
-        return Err(ApiError::rate_limited(retry_after).with_request_id(request_id));
+        return Err(ApiError::rate_limited(retry_after));
     }
     // Passwords match exactly; usernames ignoring case (decisions §6).
     let Some(user) = institution
@@ -71,7 +70,7 @@ pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Response
     else {
         call.spend_token(request_id).await?;
         call.state.guard.failed(&attempt);
-        return Err(bank_credentials_invalid().with_request_id(request_id));
+        return Err(bank_credentials_invalid());
     };
     call.state.guard.succeeded(&attempt);
     refuse_scenario(call, user, request_id).await?;
@@ -130,9 +129,7 @@ pub async fn refresh(
     });
     let Some((login, institution, user)) = found else {
         call.spend_token(request_id).await?;
-        return Err(
-            ApiError::refused(ENDPOINT, &Refusal::LoginNotFound).with_request_id(request_id)
-        );
+        return Err(ApiError::refused(ENDPOINT, &Refusal::LoginNotFound));
     };
     refuse_scenario(call, user, request_id).await?;
     if user.scenario == Scenario::Mfa {
@@ -161,18 +158,16 @@ pub async fn refresh(
     complete(call, call.token, request_id, change, tag).await
 }
 
-/// `RequestId` + `SecurityResponses`: continue an MFA exchange.
+/// `RequestId` + `SecurityResponses`: continue a pending MFA exchange.
 pub async fn answer(
     call: &Call<'_>,
-    request_id: RequestId,
+    pending: PendingAuthorization,
     responses: Map<String, Value>,
 ) -> Result<Response, ApiError> {
+    let request_id = pending.request_id;
     tracing::Span::current().record("request_id", tracing::field::display(request_id));
     let store = &call.state.store;
     let customer_id = call.tenant.customer.id;
-    let Some(pending) = store.pending(customer_id, request_id).await? else {
-        return already_authorized(call, request_id).await;
-    };
     if pending.expires_at <= call.now {
         return Err(ApiError::refused(
             ENDPOINT,
@@ -291,8 +286,14 @@ pub async fn answer(
     complete(call, None, request_id, change, pending.tag).await
 }
 
-/// A RequestId with no MFA pending: answered again if already authorized, else unknown.
-async fn already_authorized(call: &Call<'_>, request_id: RequestId) -> Result<Response, ApiError> {
+/// A RequestId with no MFA pending: answered again if already authorized, else unknown. The
+/// call spends its token like any other call: only a pending exchange lets a token come back.
+pub async fn already_authorized(
+    call: &Call<'_>,
+    request_id: RequestId,
+) -> Result<Response, ApiError> {
+    tracing::Span::current().record("request_id", tracing::field::display(request_id));
+    call.spend_token(request_id).await?;
     let customer_id = call.tenant.customer.id;
     let session = call.state.store.session(customer_id, request_id).await?;
     let Some(session) = session else {
@@ -387,7 +388,7 @@ async fn complete(
             tag,
         })
         .await?;
-    call.opened(outcome, request_id).await
+    call.opened(outcome).await
 }
 
 fn new_login(
@@ -411,7 +412,8 @@ fn new_login(
     }
 }
 
-/// The scripted failures of a sandbox user, after spending the token.
+/// The scripted failures of a sandbox user, after spending the token. Like every failure that
+/// leaves no session behind, they carry no RequestId: there would be nothing to use it for.
 async fn refuse_scenario(
     call: &Call<'_>,
     user: &SandboxUser,
@@ -435,7 +437,7 @@ async fn refuse_scenario(
         }
     };
     call.spend_token(request_id).await?;
-    Err(refusal.with_request_id(request_id))
+    Err(refusal)
 }
 
 fn bank_credentials_invalid() -> ApiError {

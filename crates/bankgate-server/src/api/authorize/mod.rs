@@ -11,6 +11,7 @@ mod live;
 mod responses;
 
 use axum::Extension;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -24,9 +25,10 @@ pub use responses::{AuthorizedResponse, LoginBody, MfaResponse, SecurityChalleng
 use super::PathParams;
 use crate::auth::{
     self, ClientAddr, header_value, is_current_key, missing_credential, misused_credential,
+    other_instance,
 };
-use crate::body::{self, RawBody, lenient_bool};
-use crate::error::{ApiError, Endpoint, nameable};
+use crate::body::{self, lenient_bool};
+use crate::error::{ApiError, Endpoint};
 use crate::host::HostKind;
 use crate::state::AppState;
 
@@ -109,12 +111,12 @@ impl Call<'_> {
             TokenUse::OtherCustomer {
                 instance,
                 instance_kind,
-            } if instance != self.tenant.instance.name => {
-                match nameable(&instance, instance_kind) {
-                    Some(named) => Refusal::WrongEnvironment { named: Some(named) },
-                    None => Refusal::AuthorizeTokenInvalid,
-                }
-            }
+            } if instance != self.tenant.instance.name => other_instance(
+                self.tenant.instance.kind,
+                &instance,
+                instance_kind,
+                Refusal::AuthorizeTokenInvalid,
+            ),
             TokenUse::OtherCustomer { .. } | TokenUse::Consumed => Refusal::AuthorizeTokenInvalid,
             TokenUse::Unknown => match self.token {
                 // Perhaps a key where the token goes: look it up to say which.
@@ -131,17 +133,10 @@ impl Call<'_> {
     }
 
     /// Renders the outcome of an operation that opens a session.
-    pub async fn opened(
-        &self,
-        outcome: OpenOutcome,
-        request_id: RequestId,
-    ) -> Result<Response, ApiError> {
+    pub async fn opened(&self, outcome: OpenOutcome) -> Result<Response, ApiError> {
         match outcome {
             OpenOutcome::TokenRefused(used) => Err(self.token_refusal(used).await),
-            OpenOutcome::LoginNotFound => {
-                Err(ApiError::refused(ENDPOINT, &Refusal::LoginNotFound)
-                    .with_request_id(request_id))
-            }
+            OpenOutcome::LoginNotFound => Err(ApiError::refused(ENDPOINT, &Refusal::LoginNotFound)),
             OpenOutcome::Opened { login, session } => {
                 tracing::info!("session authorized");
                 Ok(AuthorizedResponse::new(&self.state.bank, &login, &session).into_response())
@@ -156,37 +151,52 @@ pub async fn authorize(
     client: ClientAddr,
     PathParams(customer_id): PathParams<String>,
     headers: HeaderMap,
-    RawBody(bytes): RawBody,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let tenant = auth::resolve_tenant(&state, &host, &customer_id, ENDPOINT).await?;
-    let request = body::parse::<AuthorizeRequest>(&bytes);
-    // An MFA answer may carry the token bound to its RequestId again, or none (decisions §2).
-    let answering = matches!(&request, Ok(r) if r.request_id.is_some());
-    let token = if answering {
-        header_value(&headers, ENDPOINT.credential_header()).map(Digest::of_presented)
-    } else {
-        presented_token(&state, &tenant, &headers).await?
-    };
-    let parsed = request.and_then(|request| {
-        let mode = mode_of(&request)?;
-        Ok((request, mode))
+    // Read here rather than by an extractor, so a body too large to read still spends the
+    // token like any other bad body.
+    let parsed = body::read(body).await.and_then(|bytes| {
+        let request = body::parse::<AuthorizeRequest>(&bytes)?;
+        Ok((mode_of(&request)?, request))
     });
+    let now = state.clock.now();
+    let required = tenant.customer.authorize_token_required;
+
+    // An answer to a pending MFA exchange may carry the token bound to it again, or none
+    // (decisions §2); every other call follows the usual token rules.
+    if let Ok((Mode::Answer(request_id), request)) = &parsed
+        && let Some(pending) = state.store.pending(tenant.customer.id, *request_id).await?
+    {
+        let token = if required {
+            header_value(&headers, ENDPOINT.credential_header()).map(Digest::of_presented)
+        } else {
+            presented_token(&state, &tenant, &headers).await?
+        };
+        let call = Call {
+            token,
+            state: &state,
+            tenant: &tenant,
+            now,
+            client,
+        };
+        let responses = request.security_responses.clone().unwrap_or_default();
+        return live::answer(&call, pending, responses).await;
+    }
+
     let call = Call {
-        token,
+        token: presented_token(&state, &tenant, &headers).await?,
         state: &state,
         tenant: &tenant,
-        now: state.clock.now(),
+        now,
         client,
     };
     // The token is spent by the first request presenting it, whatever follows (decisions §2),
     // so a body we cannot serve still consumes it.
-    let (request, mode) = match parsed {
+    let (mode, request) = match parsed {
         Ok(ok) => ok,
         Err(problem) => {
-            // An answer's token may be the one its exchange already spent: leave it be.
-            if !answering {
-                call.spend_token(RequestId::new_random()).await?;
-            }
+            call.spend_token(RequestId::new_random()).await?;
             return Err(problem);
         }
     };
@@ -216,14 +226,7 @@ pub async fn authorize(
             live::connect(&call, connection).await
         }
         Mode::Refresh(login_id) => live::refresh(&call, login_id, language, request.tag).await,
-        Mode::Answer(request_id) => {
-            live::answer(
-                &call,
-                request_id,
-                request.security_responses.unwrap_or_default(),
-            )
-            .await
-        }
+        Mode::Answer(request_id) => live::already_authorized(&call, request_id).await,
     }
 }
 
@@ -302,7 +305,7 @@ async fn cached(
             tag,
         })
         .await?;
-    call.opened(outcome, request_id).await
+    call.opened(outcome).await
 }
 
 /// The token this request spends: `None` when the customer does not require tokens and none (or
