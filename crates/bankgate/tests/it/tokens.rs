@@ -121,3 +121,76 @@ async fn purging_removes_expired_sessions_too() {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn unsaved_login_ids_and_idle_mfa_exchanges_are_purged_with_their_sessions() {
+    let app = TestApp::new().await;
+    let uri = path(TOOLBOX_CUSTOMER, "Authorize");
+    let connect = |username: &str, save: bool| {
+        serde_json::json!({
+            "Institution": "FlinksCapital", "Username": username, "Password": "Everyday",
+            "Save": save,
+        })
+        .to_string()
+    };
+    let token = app.toolbox_token().await;
+    let unsaved = app
+        .post(
+            &uri,
+            &[("flinks-auth-key", &token)],
+            &connect("greatday_nomfa", false),
+        )
+        .await;
+    let unsaved_login = unsaved.json["Login"]["Id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let token = app.toolbox_token().await;
+    let saved = app
+        .post(
+            &uri,
+            &[("flinks-auth-key", &token)],
+            &connect("greatday_nomfa", true),
+        )
+        .await;
+    let saved_login = saved.json["Login"]["Id"].as_str().unwrap().parse().unwrap();
+    let token = app.toolbox_token().await;
+    let waiting = app
+        .post(
+            &uri,
+            &[("flinks-auth-key", &token)],
+            &connect("Greatday", true),
+        )
+        .await;
+    assert_eq!(waiting.status.as_u16(), 203);
+    let waiting_id = waiting.json["RequestId"].as_str().unwrap().parse().unwrap();
+
+    app.advance(THIRTY_MINUTES + Duration::from_secs(60 * 60));
+    let purged = purge_once(app.state.store.as_ref(), app.state.clock.as_ref())
+        .await
+        .unwrap();
+    assert_eq!((purged.sessions, purged.pending), (2, 1));
+    let store = &app.state.store;
+    assert!(
+        store
+            .login(toolbox_customer(), unsaved_login)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .login(toolbox_customer(), saved_login)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .pending(toolbox_customer(), waiting_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
