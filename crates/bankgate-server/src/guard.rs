@@ -24,7 +24,8 @@ pub struct Attempt {
 
 /// What an attempt tries to open: the customer's secret key, or one bank login of the
 /// customer's end users. Failures count per target, so a user mistyping a bank password never
-/// locks out the fintech's token minting, nor other users.
+/// locks out the fintech's token minting nor another user's login; only the per-client limit
+/// is shared by the users behind one relay address (raise or disable it behind a relay).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
     SecretKey,
@@ -123,7 +124,9 @@ impl Default for LimitConfig {
 pub struct FailureLimiter {
     config: LimitConfig,
     clock: Arc<dyn Clock>,
-    clients: FailureTable<IpAddr>,
+    /// Keyed by address and by whether the target is a secret key: a success on one kind never
+    /// clears failures on the other (minting tokens must not launder password guesses).
+    clients: FailureTable<(IpAddr, bool)>,
     /// Keyed by customer and target.
     customers: FailureTable<(CustomerId, Target)>,
     /// Clients that recently succeeded for a customer, and until when they are trusted: they
@@ -193,9 +196,8 @@ impl std::fmt::Debug for FailureLimiter {
 impl AttemptGuard for FailureLimiter {
     fn check(&self, attempt: &Attempt) -> Result<(), Duration> {
         let now = self.clock.now();
-        let client_lock = attempt
-            .client
-            .and_then(|address| self.clients.locked_until(client_key(address), now));
+        let client_lock =
+            client_slot(attempt).and_then(|slot| self.clients.locked_until(slot, now));
         let customer_lock = self
             .customers
             .locked_until((attempt.customer_id, attempt.target), now)
@@ -215,20 +217,24 @@ impl AttemptGuard for FailureLimiter {
     fn failed(&self, attempt: &Attempt) {
         let now = self.clock.now();
         let (window, lockout) = (self.config.window, self.config.lockout);
-        if let Some(address) = attempt.client {
-            self.clients
-                .record_failure(client_key(address), now, window, lockout);
+        if let Some(slot) = client_slot(attempt) {
+            self.clients.record_failure(slot, now, window, lockout);
         }
         self.customers
             .record_failure((attempt.customer_id, attempt.target), now, window, lockout);
     }
 
     fn succeeded(&self, attempt: &Attempt) {
-        let Some(address) = attempt.client else {
+        let Some(slot) = client_slot(attempt) else {
             return;
         };
-        let key = client_key(address);
-        self.clients.forget(key);
+        self.clients.forget(slot);
+        // Only a secret key earns trust: a bank login succeeding from a fintech's relay must not
+        // let that address guess the same user's password past the limit.
+        if attempt.target != Target::SecretKey {
+            return;
+        }
+        let key = slot.0;
         let now = self.clock.now();
         let mut trusted = self.trusted.lock().unwrap_or_else(PoisonError::into_inner);
         if trusted.len() >= Self::MAX_TRUSTED
@@ -246,6 +252,13 @@ impl AttemptGuard for FailureLimiter {
             now + Self::TRUST_AFTER_SUCCESS,
         );
     }
+}
+
+/// The client table's key for an attempt: the address and the kind of target.
+fn client_slot(attempt: &Attempt) -> Option<(IpAddr, bool)> {
+    attempt
+        .client
+        .map(|address| (client_key(address), attempt.target == Target::SecretKey))
 }
 
 /// The key a client address counts under (see [`FailureLimiter`]).
@@ -448,6 +461,54 @@ mod tests {
             client,
             target: Target::SecretKey,
         }
+    }
+
+    #[test]
+    fn minting_tokens_does_not_launder_password_guesses_nor_earn_trust_for_them() {
+        let (guard, _) = limiter(LimitConfig {
+            max_failures_per_client: 3,
+            max_failures_per_target: 5,
+            ..LimitConfig::default()
+        });
+        let customer = CustomerId::new_random();
+        let relay = client(9);
+        let mint = attempt(customer, relay);
+        let guess = Attempt {
+            customer_id: customer,
+            client: relay,
+            target: Target::bank_login("FlinksCapital", "Greatday"),
+        };
+        for _ in 0..2 {
+            assert_eq!(guard.check(&guess), Ok(()));
+            guard.failed(&guess);
+            guard.succeeded(&mint);
+        }
+        guard.failed(&guess);
+        assert!(
+            guard.check(&guess).is_err(),
+            "3 guesses from one address lock it for logins"
+        );
+        assert_eq!(guard.check(&mint), Ok(()), "but not its token minting");
+        // A correct login from the relay earns no trust past the user's own limit.
+        let other = client(10);
+        guard.succeeded(&Attempt {
+            client: other,
+            ..guess
+        });
+        for last in 20..25 {
+            guard.failed(&Attempt {
+                client: client(last),
+                ..guess
+            });
+        }
+        assert!(
+            guard
+                .check(&Attempt {
+                    client: other,
+                    ..guess
+                })
+                .is_err()
+        );
     }
 
     #[test]

@@ -103,6 +103,9 @@ pub struct CompleteAuthorization {
     pub login: LoginChange,
     pub session_expires_at: Timestamp,
     pub tag: Option<String>,
+    /// Completes a pending MFA exchange, which must still exist: of concurrent answers (or an
+    /// answer racing a wrong one that ended it), only one completes.
+    pub from_pending: bool,
 }
 
 /// The result of an operation that opens a session. The token outcome is committed whatever
@@ -111,7 +114,12 @@ pub struct CompleteAuthorization {
 pub enum OpenOutcome {
     TokenRefused(TokenUse),
     LoginNotFound,
-    Opened { login: Login, session: Session },
+    /// The pending MFA exchange was already completed or ended by another call.
+    ExchangeEnded,
+    Opened {
+        login: Login,
+        session: Session,
+    },
 }
 
 /// How many rows a purge removed.

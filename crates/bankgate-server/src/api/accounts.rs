@@ -232,7 +232,16 @@ pub(crate) async fn open_reading(
     let now = state.clock.now();
     let customer = tenant.customer.id;
     let Some(session) = state.store.session(customer, request_id).await? else {
-        if state.store.pending(customer, request_id).await?.is_some() {
+        if let Some(pending) = state.store.pending(customer, request_id).await? {
+            if pending.expires_at <= now {
+                return Err(ApiError::refused(
+                    endpoint,
+                    &Refusal::RequestIdExpired {
+                        request_id: raw.to_owned(),
+                        at: pending.expires_at,
+                    },
+                ));
+            }
             return Err(ApiError::bank(
                 "UNAUTHORIZED",
                 "The card is not authorized yet",
@@ -255,7 +264,9 @@ pub(crate) async fn open_reading(
     let Some(login) = state.store.login(customer, session.login_id).await? else {
         return Err(unknown());
     };
-    let as_of = login.last_refresh.to_datetime().date_naive();
+    // Anchored on the LoginId's creation, not its last refresh: the same LoginId must always
+    // yield the same accounts and transaction ids (decisions §6), whenever it is refreshed.
+    let as_of = login.created_at.to_datetime().date_naive();
     let accounts = accounts::accounts_for(login.id, as_of);
     Ok(Reading {
         tenant,

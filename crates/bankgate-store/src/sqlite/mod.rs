@@ -956,6 +956,7 @@ impl Store for SqliteStore {
                 login,
                 session_expires_at,
                 tag,
+                from_pending,
             } = completion;
             if let Some(digest) = token {
                 let used = consume_token_in(conn, customer_id, digest, request_id, now)?;
@@ -963,10 +964,13 @@ impl Store for SqliteStore {
                     return Ok(OpenOutcome::TokenRefused(used));
                 }
             }
-            conn.execute(
-                "DELETE FROM pending_authorizations WHERE request_id = ?1",
-                params![request_id.to_string()],
+            let ended = conn.execute(
+                "DELETE FROM pending_authorizations WHERE request_id = ?1 AND customer_id = ?2",
+                params![request_id.to_string(), customer_id.to_string()],
             )?;
+            if from_pending && ended != 1 {
+                return Ok(OpenOutcome::ExchangeEnded);
+            }
             let login =
                 match login {
                     LoginChange::Create(login) => {

@@ -203,10 +203,12 @@ async fn empty_answers_ask_again_and_answers_ignore_case() {
             .assert_error(401, "ACCESS_DENIED", reason);
     }
     let fresh = app.toolbox_token().await;
-    let again = app.answer(Some(&fresh), &request_id, answer.clone()).await;
+    let again = app.answer(Some(&fresh), &request_id, answer).await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.json["Login"]["Id"], done.json["Login"]["Id"]);
-    app.answer(Some(&fresh), &request_id, answer)
+    // The fresh token is now spent for anything but this RequestId.
+    let login = app.toolbox_login().await;
+    app.authorize(TOOLBOX_CUSTOMER, &fresh, login)
         .await
         .assert_error(401, "ACCESS_DENIED", "authorize_token_used");
 }
@@ -596,4 +598,62 @@ async fn a_saved_login_id_refreshes_live() {
     app.connect(&app.toolbox_token().await, &body)
         .await
         .assert_error(401, "INVALID_LOGIN", "login_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_answers_to_one_exchange_complete_it_once() {
+    let app = std::sync::Arc::new(TestApp::new().await);
+    let token = app.toolbox_token().await;
+    let challenge = app.connect(&token, &connect_body("Greatday", true)).await;
+    let (prompt, request_id) = (prompt_of(&challenge), request_id_of(&challenge));
+    let answer = json!({ prompt.clone(): [answer_to(&prompt)] });
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (app, request_id, answer) = (app.clone(), request_id.clone(), answer.clone());
+            tokio::spawn(async move { app.answer(None, &request_id, answer).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        let reply = task.await.unwrap();
+        if reply.status == StatusCode::OK {
+            ok += 1;
+        } else {
+            // Never a 5xx: the losers are told the exchange is over (or asked for a token).
+            assert!(reply.status.is_client_error(), "{:#}", reply.json);
+        }
+    }
+    assert_eq!(ok, 1);
+    // The token that opened it may ask again after a lost answer, and gets the same 200.
+    let again = app.answer(Some(&token), &request_id, answer).await;
+    assert_eq!(again.status, StatusCode::OK, "{:#}", again.json);
+}
+
+#[tokio::test]
+async fn a_login_id_keeps_its_accounts_when_refreshed_days_later() {
+    let app = TestApp::new().await;
+    let login = app.login(toolbox_customer(), "greatday_nomfa").await;
+    let accounts = |request_id: String| {
+        let app = &app;
+        async move {
+            let body = json!({ "RequestId": request_id, "DaysOfTransactions": "Days365" });
+            app.post(
+                &path(TOOLBOX_CUSTOMER, "GetAccountsDetail"),
+                &[("x-api-key", TOOLBOX_API_KEY)],
+                &body.to_string(),
+            )
+            .await
+            .json["Accounts"]
+                .clone()
+        }
+    };
+    let first = app
+        .authorize(TOOLBOX_CUSTOMER, &app.toolbox_token().await, login)
+        .await;
+    let before = accounts(request_id_of(&first)).await;
+    app.advance(Duration::from_secs(3 * 24 * 3600));
+    let body = json!({ "LoginId": login.to_string(), "MostRecentCached": false }).to_string();
+    let refreshed = app.connect(&app.toolbox_token().await, &body).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{:#}", refreshed.json);
+    assert_eq!(accounts(request_id_of(&refreshed)).await, before);
 }

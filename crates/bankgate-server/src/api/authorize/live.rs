@@ -8,7 +8,7 @@ use bankgate_core::model::{
 };
 use bankgate_core::sandbox::{SandboxInstitution, SandboxUser, Scenario};
 use bankgate_core::{Digest, LoginId, Refusal, RequestId};
-use bankgate_store::{CompleteAuthorization, LoginChange, TokenUse};
+use bankgate_store::{CompleteAuthorization, LoginChange, OpenOutcome, TokenUse};
 use serde_json::{Map, Value};
 
 use super::responses::{AuthorizedResponse, MfaResponse};
@@ -105,6 +105,7 @@ pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Response
         request_id,
         LoginChange::Create(login),
         connection.tag,
+        false,
     )
     .await
 }
@@ -155,7 +156,7 @@ pub async fn refresh(
         login_id: login.id,
         at: call.now,
     };
-    complete(call, call.token, request_id, change, tag).await
+    complete(call, call.token, request_id, change, tag, false).await
 }
 
 /// `RequestId` + `SecurityResponses`: continue a pending MFA exchange.
@@ -283,7 +284,7 @@ pub async fn answer(
             ))
         }
     };
-    complete(call, None, request_id, change, pending.tag).await
+    complete(call, None, request_id, change, pending.tag, true).await
 }
 
 /// A RequestId with no MFA pending: answered again if already authorized, else unknown. The
@@ -293,7 +294,15 @@ pub async fn already_authorized(
     request_id: RequestId,
 ) -> Result<Response, ApiError> {
     tracing::Span::current().record("request_id", tracing::field::display(request_id));
-    call.spend_token(request_id).await?;
+    // The token that opened this RequestId may ask again (a retry after a lost answer); any
+    // other is spent like on every call.
+    let bound = match call.token {
+        Some(digest) => call.state.store.token_request(digest).await? == Some(request_id),
+        None => false,
+    };
+    if !bound {
+        call.spend_token(request_id).await?;
+    }
     let customer_id = call.tenant.customer.id;
     let session = call.state.store.session(customer_id, request_id).await?;
     let Some(session) = session else {
@@ -367,13 +376,15 @@ async fn start_mfa(
     Ok(MfaResponse::new(institution.id, prompts, pending.request_id).into_response())
 }
 
-/// Opens the session; `token` is the one still to spend (none once an MFA exchange spent it).
+/// Opens the session; `token` is the one still to spend. With `from_pending`, the MFA exchange
+/// must still be open (another answer may have completed or ended it meanwhile).
 async fn complete(
     call: &Call<'_>,
     token: Option<Digest>,
     request_id: RequestId,
     login: LoginChange,
     tag: Option<String>,
+    from_pending: bool,
 ) -> Result<Response, ApiError> {
     let outcome = call
         .state
@@ -386,8 +397,17 @@ async fn complete(
             login,
             session_expires_at: call.now + AUTHORIZED_SESSION_LIFETIME,
             tag,
+            from_pending,
         })
         .await?;
+    if outcome == OpenOutcome::ExchangeEnded {
+        return Err(ApiError::refused(
+            ENDPOINT,
+            &Refusal::RequestIdUnknown {
+                request_id: request_id.to_string(),
+            },
+        ));
+    }
     call.opened(outcome).await
 }
 

@@ -136,7 +136,11 @@ impl Call<'_> {
     pub async fn opened(&self, outcome: OpenOutcome) -> Result<Response, ApiError> {
         match outcome {
             OpenOutcome::TokenRefused(used) => Err(self.token_refusal(used).await),
-            OpenOutcome::LoginNotFound => Err(ApiError::refused(ENDPOINT, &Refusal::LoginNotFound)),
+            // ExchangeEnded only comes from completing an MFA exchange, which
+            // `live::complete` answers before getting here.
+            OpenOutcome::LoginNotFound | OpenOutcome::ExchangeEnded => {
+                Err(ApiError::refused(ENDPOINT, &Refusal::LoginNotFound))
+            }
             OpenOutcome::Opened { login, session } => {
                 tracing::info!("session authorized");
                 Ok(AuthorizedResponse::new(&self.state.bank, &login, &session).into_response())
