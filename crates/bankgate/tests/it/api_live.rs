@@ -365,6 +365,15 @@ async fn an_exchange_expires_after_eight_idle_minutes() {
         )
         .await;
     late.assert_error(400, "SESSION_NONEXISTENT", "request_id_expired");
+    // A fresh token sent with it is spent all the same.
+    let fresh = app.toolbox_token().await;
+    app.answer(Some(&fresh), &request_id, json!({}))
+        .await
+        .assert_error(400, "SESSION_NONEXISTENT", "request_id_expired");
+    let login = app.toolbox_login().await;
+    app.authorize(TOOLBOX_CUSTOMER, &fresh, login)
+        .await
+        .assert_error(401, "ACCESS_DENIED", "authorize_token_used");
 }
 
 #[tokio::test]

@@ -169,17 +169,8 @@ pub async fn answer(
     tracing::Span::current().record("request_id", tracing::field::display(request_id));
     let store = &call.state.store;
     let customer_id = call.tenant.customer.id;
-    if pending.expires_at <= call.now {
-        return Err(ApiError::refused(
-            ENDPOINT,
-            &Refusal::RequestIdExpired {
-                request_id: request_id.to_string(),
-                at: pending.expires_at,
-            },
-        )
-        .with_request_id(request_id));
-    }
-    // The token bound to this RequestId may come again; any other token is spent now.
+    // The token bound to this RequestId may come again; any other token is spent now,
+    // whatever follows (even an expired RequestId).
     if let Some(digest) = call.token
         && store.token_request(digest).await? != Some(request_id)
     {
@@ -189,6 +180,16 @@ pub async fn answer(
         if used != TokenUse::Consumed {
             return Err(call.token_refusal(used).await);
         }
+    }
+    if pending.expires_at <= call.now {
+        return Err(ApiError::refused(
+            ENDPOINT,
+            &Refusal::RequestIdExpired {
+                request_id: request_id.to_string(),
+                at: pending.expires_at,
+            },
+        )
+        .with_request_id(request_id));
     }
     let Some(institution) = call.state.bank.institution(&pending.institution) else {
         return Err(ApiError::refused(
