@@ -10,7 +10,7 @@ use bankgate_core::model::{
 };
 use bankgate_core::sandbox::SandboxBank;
 use bankgate_core::{ApiKey, Clock, CustomerId, DomainError, InstanceName, LoginId, SecretKey};
-use bankgate_store::{KeyDigests, Store};
+use bankgate_store::{KeyDigests, Reset, Store};
 
 /// The marker the toolbox seed leaves, so a restart never seeds twice.
 const TOOLBOX_SEED_MARKER: &str = "seed:toolbox:v1";
@@ -137,6 +137,25 @@ impl Operator {
             .rotate_keys(customer_id, digests(&keys), now, now + grace)
             .await?;
         Ok(keys)
+    }
+
+    /// Puts a sandbox instance back to its seeded state: every token, LoginId, session and
+    /// pending MFA exchange of its customers is gone; the customers and their keys stay.
+    pub async fn reset_instance(&self, name: &InstanceName) -> Result<Reset, DomainError> {
+        let instance = self
+            .store
+            .instance(name)
+            .await?
+            .ok_or_else(|| DomainError::NotFound {
+                what: "instance",
+                id: name.to_string(),
+            })?;
+        if instance.kind != InstanceKind::Sandbox {
+            return Err(DomainError::Invalid(format!(
+                "{name} is a production instance; only sandbox instances can be reset"
+            )));
+        }
+        self.store.reset_instance(name).await
     }
 
     /// A LoginId for a sandbox user, as if the user had connected through Connect.

@@ -122,6 +122,15 @@ pub enum OpenOutcome {
     },
 }
 
+/// What a reset removed from an instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reset {
+    pub tokens: u64,
+    pub logins: u64,
+    pub sessions: u64,
+    pub pending: u64,
+}
+
 /// How many rows a purge removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
@@ -239,6 +248,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         customer: &Customer,
         keys: KeyDigests,
     ) -> Result<bool, DomainError>;
+
+    /// Forgets every token, LoginId, session and pending MFA exchange of an instance's
+    /// customers, keeping the instance, its customers and their keys. One transaction.
+    async fn reset_instance(&self, instance: &InstanceName) -> Result<Reset, DomainError>;
 
     /// Deletes tokens and sessions that expired at or before `expired_before`.
     async fn purge_expired(&self, expired_before: Timestamp) -> Result<Purged, DomainError>;

@@ -114,6 +114,12 @@ pub enum InstanceCommand {
     },
     /// List instances.
     List,
+    /// Put a sandbox instance back to its seeded state between test runs: every token,
+    /// LoginId and session is gone; customers and their keys stay.
+    Reset {
+        /// The sandbox instance.
+        name: InstanceName,
+    },
 }
 
 fn parse_kind(value: &str) -> Result<InstanceKind, String> {

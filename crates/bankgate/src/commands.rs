@@ -175,6 +175,24 @@ async fn instance(
                 )
             });
         }
+        InstanceCommand::Reset { name } => {
+            let reset = operator.reset_instance(&name).await?;
+            out.print(
+                json!({
+                    "instance": name.as_str(),
+                    "tokens": reset.tokens,
+                    "loginIds": reset.logins,
+                    "sessions": reset.sessions,
+                    "pendingMfa": reset.pending,
+                }),
+                || {
+                    format!(
+                        "reset {name}: {} tokens, {} LoginIds, {} sessions, {} pending MFA exchanges removed",
+                        reset.tokens, reset.logins, reset.sessions, reset.pending
+                    )
+                },
+            );
+        }
         InstanceCommand::List => {
             let instances = operator.list_instances().await?;
             out.print(

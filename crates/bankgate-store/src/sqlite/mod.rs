@@ -20,7 +20,7 @@ use rusqlite_migration::{M, Migrations};
 
 use crate::{
     CachedAuthorize, CompleteAuthorization, CredentialMatch, KeyDigests, LoginChange, NewToken,
-    OpenOutcome, Purged, Store, TokenUse,
+    OpenOutcome, Purged, Reset, Store, TokenUse,
 };
 pub use writer::BatchStats;
 use writer::Writer;
@@ -1052,6 +1052,28 @@ impl Store for SqliteStore {
             insert_instance(conn, &instance)?;
             insert_customer(conn, &customer, keys)?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn reset_instance(&self, instance: &InstanceName) -> Result<Reset, DomainError> {
+        let instance = instance.to_string();
+        self.write(move |conn| {
+            let of_instance = "customer_id IN (SELECT id FROM customers WHERE instance = ?1)";
+            let mut reset = Reset::default();
+            // Sessions before LoginIds, so they are counted rather than cascaded away.
+            for (table, removed) in [
+                ("pending_authorizations", &mut reset.pending),
+                ("sessions", &mut reset.sessions),
+                ("logins", &mut reset.logins),
+                ("authorize_tokens", &mut reset.tokens),
+            ] {
+                *removed = conn.execute(
+                    &format!("DELETE FROM {table} WHERE {of_instance}"),
+                    params![instance],
+                )? as u64;
+            }
+            Ok(reset)
         })
         .await
     }

@@ -8,7 +8,7 @@ use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, Requ
 use bankgate_server::AppState;
 use bankgate_store::{
     CachedAuthorize, CompleteAuthorization, CredentialMatch, KeyDigests, NewToken, OpenOutcome,
-    Purged, Store, TokenUse,
+    Purged, Reset, Store, TokenUse,
 };
 
 use crate::support::*;
@@ -129,6 +129,9 @@ impl Store for Unreachable {
         _: &Customer,
         _: KeyDigests,
     ) -> Result<bool, DomainError> {
+        down()
+    }
+    async fn reset_instance(&self, _: &InstanceName) -> Result<Reset, DomainError> {
         down()
     }
     async fn purge_expired(&self, _: Timestamp) -> Result<Purged, DomainError> {

@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use bankgate_core::model::{
     Customer, CustomerKeys, DEFAULT_TOKEN_LIFETIME, Instance, InstanceKind, KeyKind, Language,
-    Login, LoginType, Session, Tenant,
+    Login, LoginType, PendingAuthorization, Session, Tenant,
 };
 use bankgate_core::{
     AuthorizeToken, CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp,
 };
 use bankgate_store::{
-    CachedAuthorize, CredentialMatch, KeyDigests, NewToken, OpenOutcome, Purged, SqliteStore,
-    Store, TokenUse,
+    CachedAuthorize, CompleteAuthorization, CredentialMatch, KeyDigests, LoginChange, NewToken,
+    OpenOutcome, Purged, SqliteStore, Store, TokenUse,
 };
 
 use crate::support::START;
@@ -116,6 +116,9 @@ macro_rules! conformance {
                 seed_once_seeds_once,
                 purge_expired_deletes_only_what_expired,
                 purge_expired_counts_past_any_chunk_size,
+                pending_exchange_completes_once,
+                operation_start_is_recorded_once,
+                reset_instance_forgets_state_but_keeps_credentials,
             );
             conformance!(@fixture $open;
                 writes_survive_a_restart,
@@ -1483,4 +1486,148 @@ mod sqlite_specific {
             "query plan:\n{plan}"
         );
     }
+}
+
+// ---- live authorization ----
+
+fn pending_record(customer_id: CustomerId, now: Timestamp) -> PendingAuthorization {
+    PendingAuthorization {
+        request_id: RequestId::new_random(),
+        customer_id,
+        institution: "FlinksCapital".to_owned(),
+        username: "Greatday".to_owned(),
+        language: Language::En,
+        save: true,
+        tag: None,
+        login_id: None,
+        questions: vec![1],
+        created_at: now,
+        expires_at: now + Duration::from_secs(8 * 60),
+    }
+}
+
+async fn pending_exchange_completes_once(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let token = issue(&*store, customer.id, T0, at(1800)).await;
+    let pending = pending_record(customer.id, at(1));
+    assert_eq!(
+        store
+            .start_pending(Some(token), &pending, at(1))
+            .await
+            .unwrap(),
+        TokenUse::Consumed
+    );
+    assert_eq!(
+        store.token_request(token).await.unwrap(),
+        Some(pending.request_id)
+    );
+    assert_eq!(
+        store
+            .pending(customer.id, pending.request_id)
+            .await
+            .unwrap(),
+        Some(pending.clone())
+    );
+    let complete = || CompleteAuthorization {
+        customer_id: customer.id,
+        token: None,
+        request_id: pending.request_id,
+        now: at(2),
+        login: LoginChange::Create(login_record(customer.id, "Greatday")),
+        session_expires_at: at(1802),
+        tag: None,
+        from_pending: true,
+    };
+    assert!(matches!(
+        store.complete_authorization(complete()).await.unwrap(),
+        OpenOutcome::Opened { .. }
+    ));
+    assert_eq!(
+        store.complete_authorization(complete()).await.unwrap(),
+        OpenOutcome::ExchangeEnded,
+        "a second answer finds the exchange over"
+    );
+    assert_eq!(
+        store
+            .pending(customer.id, pending.request_id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .session(customer.id, pending.request_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn operation_start_is_recorded_once(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let login = login_for(&*store, customer.id).await;
+    let request = cached(customer.id, None, login.id, at(1));
+    store.authorize_cached(request.clone()).await.unwrap();
+    let first = store
+        .start_operation(customer.id, request.request_id, at(5))
+        .await
+        .unwrap();
+    let second = store
+        .start_operation(customer.id, request.request_id, at(9))
+        .await
+        .unwrap();
+    assert_eq!((first, second), (Some(at(5)), Some(at(5))));
+    assert_eq!(
+        store
+            .start_operation(customer.id, RequestId::new_random(), at(9))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn reset_instance_forgets_state_but_keeps_credentials(store: Arc<dyn Store>) {
+    let (customer, keys) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let (other, _) = customer_on(&*store, "beta", InstanceKind::Sandbox).await;
+    let login = login_for(&*store, customer.id).await;
+    let other_login = login_for(&*store, other.id).await;
+    store
+        .authorize_cached(cached(customer.id, None, login.id, at(1)))
+        .await
+        .unwrap();
+    issue(&*store, customer.id, T0, at(1800)).await;
+    let kept = issue(&*store, other.id, T0, at(1800)).await;
+    store
+        .start_pending(None, &pending_record(customer.id, at(1)), at(1))
+        .await
+        .unwrap();
+
+    let reset = store.reset_instance(&name("alpha")).await.unwrap();
+    assert_eq!(
+        (reset.tokens, reset.logins, reset.sessions, reset.pending),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(store.login(customer.id, login.id).await.unwrap(), None);
+    assert!(
+        store.tenant(customer.id).await.unwrap().is_some(),
+        "the customer stays"
+    );
+    assert!(
+        matches!(
+            store.find_credential(keys.secret, at(2)).await.unwrap(),
+            Some(CredentialMatch::Key { .. })
+        ),
+        "its keys stay"
+    );
+    assert!(
+        store
+            .login(other.id, other_login.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        consume(&*store, other.id, kept, at(2)).await,
+        TokenUse::Consumed
+    );
 }
