@@ -114,6 +114,11 @@ impl SandboxBank {
         }
     }
 
+    /// `InstitutionId` on the wire for an institution id (0 for one this bank does not know).
+    pub fn numeric_id(&self, id: &str) -> u32 {
+        self.institution(id).map_or(0, |i| i.numeric_id)
+    }
+
     pub fn institutions(&self) -> &[SandboxInstitution] {
         &self.institutions
     }

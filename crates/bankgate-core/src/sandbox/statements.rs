@@ -535,16 +535,7 @@ impl Sheet<'_> {
 
     fn first_page_header(&self, canvas: &mut Canvas) {
         let account = self.account;
-        let heading = win_ansi("Account statement");
-        let heading_width = Font::Bold.width(&heading, 12.0);
-        let institution = fit(
-            Font::Bold,
-            18.0,
-            self.institution,
-            RIGHT - LEFT - heading_width - 20.0,
-        );
-        canvas.text(Font::Bold, 18.0, LEFT, TOP, &institution);
-        canvas.text_right(Font::Bold, 12.0, RIGHT, TOP, &heading);
+        self.title_line(canvas, "Account statement", 18.0, 12.0);
         canvas.text_right(
             Font::Regular,
             BODY_SIZE,
@@ -661,17 +652,23 @@ impl Sheet<'_> {
         }
     }
 
-    fn continuation_header(&self, canvas: &mut Canvas) {
-        let heading = win_ansi("Account statement (continued)");
-        let heading_width = Font::Bold.width(&heading, 11.0);
+    /// The institution's name on the left of the top line, `heading` on the right; the name is
+    /// shortened so the two never overlap.
+    fn title_line(&self, canvas: &mut Canvas, heading: &str, name_size: f32, heading_size: f32) {
+        let heading = win_ansi(heading);
+        let heading_width = Font::Bold.width(&heading, heading_size);
         let institution = fit(
             Font::Bold,
-            14.0,
+            name_size,
             self.institution,
             RIGHT - LEFT - heading_width - 20.0,
         );
-        canvas.text(Font::Bold, 14.0, LEFT, TOP, &institution);
-        canvas.text_right(Font::Bold, 11.0, RIGHT, TOP, &heading);
+        canvas.text(Font::Bold, name_size, LEFT, TOP, &institution);
+        canvas.text_right(Font::Bold, heading_size, RIGHT, TOP, &heading);
+    }
+
+    fn continuation_header(&self, canvas: &mut Canvas) {
+        self.title_line(canvas, "Account statement (continued)", 14.0, 11.0);
         let account = format!("{} {}", self.account.title, self.masked_number());
         canvas.text(
             Font::Regular,

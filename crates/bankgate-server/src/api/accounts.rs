@@ -279,10 +279,7 @@ pub(crate) async fn open_reading(
 
 impl Reading {
     fn institution_id(&self, state: &AppState) -> u32 {
-        state
-            .bank
-            .institution(&self.login.institution)
-            .map_or(0, |i| i.numeric_id)
+        state.bank.numeric_id(&self.login.institution)
     }
 
     /// The sandbox user's scripted slowness: `Some(code)` while the long operation runs. A

@@ -61,9 +61,7 @@ impl AuthorizedResponse {
             http_status_code: 200,
             institution_name: login.institution.clone(),
             login: LoginBody::from(login),
-            institution_id: bank
-                .institution(&login.institution)
-                .map_or(0, |i| i.numeric_id),
+            institution_id: bank.numeric_id(&login.institution),
             institution: login.institution.clone(),
             request_id: session.request_id,
             tag: session.tag.clone(),
