@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Timestamp;
+use crate::clock::{Clock, Timestamp};
 use crate::credentials::{ApiKey, SecretKey};
 use crate::ids::{CustomerId, InstanceName, LoginId, RequestId};
 pub use crate::sandbox::mfa::Language;
@@ -73,6 +73,16 @@ pub struct Instance {
     pub kind: InstanceKind,
     pub token_lifetime: Duration,
     pub created_at: Timestamp,
+    /// How far a sandbox's clock runs ahead of real time (decisions §7); zero in production.
+    /// Kept in the database, so every node of a deployment reads the same time.
+    pub clock_offset: Duration,
+}
+
+impl Instance {
+    /// The time on this instance: the real clock moved by the instance's offset.
+    pub fn now(&self, clock: &dyn Clock) -> Timestamp {
+        clock.now() + self.clock_offset
+    }
 }
 
 /// One integration on an instance: owns a secret key, an x-api-key and LoginIds.

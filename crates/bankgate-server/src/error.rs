@@ -375,6 +375,9 @@ impl IntoResponse for ApiError {
             hint: &self.hint,
         };
         let mut response = (self.status, axum::Json(envelope)).into_response();
+        response
+            .extensions_mut()
+            .insert(crate::metrics::OutcomeReason(self.reason));
         if let Some(secs) = self.retry_after_secs
             && let Ok(value) = HeaderValue::from_str(&secs.to_string())
         {

@@ -1,11 +1,14 @@
-//! bankgate's HTTP surface: the Flinks API on `{instance}-api` hosts (and bare hosts).
+//! bankgate's HTTP surface: the Flinks API on `{instance}-api` hosts (and bare hosts), and the
+//! admin API on its own listener.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod body;
 pub mod error;
 pub mod guard;
 pub mod host;
+pub mod metrics;
 pub mod operator;
 pub mod purge;
 pub mod routing;
@@ -64,7 +67,7 @@ pub fn app(state: AppState) -> Router {
         )
         .fallback(routing::not_found)
         .method_not_allowed_fallback(routing::method_not_allowed)
-        .with_state(state);
+        .with_state(state.clone());
 
     // A router with no routes of its own: its middleware runs before the inner router matches.
     Router::new()
@@ -75,6 +78,11 @@ pub fn app(state: AppState) -> Router {
         .layer(RequestBodyTimeoutLayer::new(body::BODY_TIMEOUT))
         // A bug must still answer in the envelope, not drop the connection.
         .layer(CatchPanicLayer::custom(error::panic_response))
+        // Outside everything that answers, so refused hosts, oversized bodies and panics count.
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {

@@ -1,16 +1,19 @@
 //! What operators do: create instances and customers, rotate keys, seed the toolbox, make
-//! sandbox LoginIds. One implementation, used by the CLI (and by the admin API when it lands).
+//! sandbox LoginIds, reset and move sandbox instances. One implementation, used by the CLI and
+//! the admin API.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bankgate_core::model::{
     Customer, CustomerKeys, DEFAULT_TOKEN_LIFETIME, Instance, InstanceKind, Language, Login,
-    LoginType, toolbox,
+    LoginType, Tenant, toolbox,
 };
 use bankgate_core::sandbox::SandboxBank;
-use bankgate_core::{ApiKey, Clock, CustomerId, DomainError, InstanceName, LoginId, SecretKey};
-use bankgate_store::{KeyDigests, Reset, Store};
+use bankgate_core::{
+    ApiKey, Clock, CustomerId, Digest, DomainError, InstanceName, LoginId, SecretKey, Timestamp,
+};
+use bankgate_store::{ClockChange, KeyDigests, Reset, Store, TokenRecord};
 
 /// The marker the toolbox seed leaves, so a restart never seeds twice.
 const TOOLBOX_SEED_MARKER: &str = "seed:toolbox:v1";
@@ -22,6 +25,49 @@ pub struct NewCustomer {
     pub label: String,
     pub authorize_token_required: bool,
     pub api_key_required: bool,
+}
+
+/// An instance's time, as operators see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceClock {
+    pub now: Timestamp,
+    /// How far ahead of real time the instance runs.
+    pub offset: Duration,
+}
+
+impl InstanceClock {
+    fn of(instance: &Instance, clock: &dyn Clock) -> Self {
+        Self {
+            now: instance.now(clock),
+            offset: instance.clock_offset,
+        }
+    }
+}
+
+/// Where an authorize token stands, on its instance's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStatus {
+    /// Issued, unused, not expired: the next call presenting it will consume it.
+    Issued,
+    Consumed,
+    Expired,
+}
+
+impl TokenStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Issued => "issued",
+            Self::Consumed => "consumed",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenState {
+    pub record: TokenRecord,
+    pub instance: InstanceName,
+    pub status: TokenStatus,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +97,7 @@ impl Operator {
             kind: InstanceKind::Sandbox,
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
             created_at: now,
+            clock_offset: Duration::ZERO,
         };
         let customer = Customer {
             id: toolbox::CUSTOMER_ID
@@ -89,6 +136,7 @@ impl Operator {
             kind,
             token_lifetime,
             created_at: self.clock.now(),
+            clock_offset: Duration::ZERO,
         };
         self.store.create_instance(&instance).await?;
         Ok(instance)
@@ -139,23 +187,125 @@ impl Operator {
         Ok(keys)
     }
 
-    /// Puts a sandbox instance back to its seeded state: every token, LoginId, session and
-    /// pending MFA exchange of its customers is gone; the customers and their keys stay.
-    pub async fn reset_instance(&self, name: &InstanceName) -> Result<Reset, DomainError> {
-        let instance = self
-            .store
+    async fn instance(&self, name: &InstanceName) -> Result<Instance, DomainError> {
+        self.store
             .instance(name)
             .await?
             .ok_or_else(|| DomainError::NotFound {
                 what: "instance",
                 id: name.to_string(),
-            })?;
+            })
+    }
+
+    /// The instance, if it is a sandbox: what tests may reset and move in time.
+    async fn sandbox(&self, name: &InstanceName, action: &str) -> Result<Instance, DomainError> {
+        let instance = self.instance(name).await?;
         if instance.kind != InstanceKind::Sandbox {
             return Err(DomainError::Invalid(format!(
-                "{name} is a production instance; only sandbox instances can be reset"
+                "{name} is a production instance; only sandbox instances can {action}"
             )));
         }
+        Ok(instance)
+    }
+
+    /// Puts a sandbox instance back to its seeded state: every token, LoginId, session and
+    /// pending MFA exchange of its customers is gone; the customers and their keys stay.
+    pub async fn reset_instance(&self, name: &InstanceName) -> Result<Reset, DomainError> {
+        self.sandbox(name, "be reset").await?;
         self.store.reset_instance(name).await
+    }
+
+    /// The time on an instance (production instances always read real time).
+    pub async fn clock(&self, name: &InstanceName) -> Result<InstanceClock, DomainError> {
+        let instance = self.instance(name).await?;
+        Ok(InstanceClock::of(&instance, self.clock.as_ref()))
+    }
+
+    /// Moves a sandbox instance's clock forward by `by`, or back to real time.
+    pub async fn change_clock(
+        &self,
+        name: &InstanceName,
+        change: ClockChange,
+    ) -> Result<InstanceClock, DomainError> {
+        let mut instance = self.sandbox(name, "have their clock moved").await?;
+        if let ClockChange::Advance(by) = change
+            && by.is_zero()
+        {
+            return Err(DomainError::Invalid(
+                "advance the clock by a positive duration".to_owned(),
+            ));
+        }
+        instance.clock_offset = self
+            .store
+            .change_clock(name, change)
+            .await?
+            .ok_or_else(|| DomainError::NotFound {
+                what: "instance",
+                id: name.to_string(),
+            })?;
+        Ok(InstanceClock::of(&instance, self.clock.as_ref()))
+    }
+
+    /// What is known of an authorize token, given the token itself (only its digest is
+    /// looked up). `None` when no token has that value.
+    pub async fn token_state(&self, token: &str) -> Result<Option<TokenState>, DomainError> {
+        let Some(record) = self.store.token_record(Digest::of_presented(token)).await? else {
+            return Ok(None);
+        };
+        let tenant = self.tenant(record.customer_id).await?;
+        let now = tenant.instance.now(self.clock.as_ref());
+        let status = match record.consumed_at {
+            Some(_) => TokenStatus::Consumed,
+            None if record.expires_at <= now => TokenStatus::Expired,
+            None => TokenStatus::Issued,
+        };
+        Ok(Some(TokenState {
+            record,
+            instance: tenant.instance.name,
+            status,
+        }))
+    }
+
+    /// A LoginId of a customer, if it exists.
+    pub async fn login(
+        &self,
+        customer_id: CustomerId,
+        login_id: LoginId,
+    ) -> Result<Option<Login>, DomainError> {
+        self.tenant(customer_id).await?;
+        self.store.login(customer_id, login_id).await
+    }
+
+    /// Forgets a sandbox LoginId and ends its sessions, as /DeleteCard does.
+    pub async fn delete_login(
+        &self,
+        customer_id: CustomerId,
+        login_id: LoginId,
+    ) -> Result<(), DomainError> {
+        let tenant = self.tenant(customer_id).await?;
+        self.sandbox(
+            &tenant.instance.name,
+            "have LoginIds deleted by an operator",
+        )
+        .await?;
+        if self.store.delete_login(customer_id, login_id).await? {
+            Ok(())
+        } else {
+            Err(DomainError::NotFound {
+                what: "LoginId",
+                id: login_id.to_string(),
+            })
+        }
+    }
+
+    async fn tenant(&self, customer_id: CustomerId) -> Result<Tenant, DomainError> {
+        self.store
+            .tenant(customer_id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound {
+                what: "customer",
+                id: customer_id.to_string(),
+            })
     }
 
     /// A LoginId for a sandbox user, as if the user had connected through Connect.
@@ -181,14 +331,7 @@ impl Operator {
             ))
         })?;
         // The sandbox bank serves sandbox instances; production has no FlinksCapital.
-        let tenant =
-            self.store
-                .tenant(customer_id)
-                .await?
-                .ok_or_else(|| DomainError::NotFound {
-                    what: "customer",
-                    id: customer_id.to_string(),
-                })?;
+        let tenant = self.tenant(customer_id).await?;
         if tenant.instance.kind != InstanceKind::Sandbox {
             return Err(DomainError::Invalid(format!(
                 "customer {customer_id} is on the production instance {}; sandbox LoginIds can \
@@ -196,7 +339,7 @@ impl Operator {
                 tenant.instance.name
             )));
         }
-        let now = self.clock.now();
+        let now = tenant.instance.now(self.clock.as_ref());
         let login = Login {
             id: LoginId::new_random(),
             customer_id,

@@ -7,6 +7,8 @@ use bankgate_core::Clock;
 use bankgate_core::model::EXPIRED_RETENTION;
 use bankgate_store::{Purged, Store};
 
+use crate::metrics::Metrics;
+
 /// Purges once: rows that expired more than [`EXPIRED_RETENTION`] ago.
 pub async fn purge_once(
     store: &dyn Store,
@@ -27,6 +29,7 @@ pub async fn purge_once(
 pub fn spawn_purger(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
     every: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -34,8 +37,9 @@ pub fn spawn_purger(
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            if let Err(error) = purge_once(store.as_ref(), clock.as_ref()).await {
-                tracing::warn!(%error, "purge failed; will retry");
+            match purge_once(store.as_ref(), clock.as_ref()).await {
+                Ok(purged) => metrics.purged(purged),
+                Err(error) => tracing::warn!(%error, "purge failed; will retry"),
             }
         }
     })

@@ -7,6 +7,7 @@ use bankgate_core::{Clock, InstanceName};
 use bankgate_store::Store;
 
 use crate::guard::{AttemptGuard, Unlimited};
+use crate::metrics::Metrics;
 use crate::operator::Operator;
 
 #[derive(Debug, Clone)]
@@ -17,16 +18,21 @@ pub struct AppState {
     pub guard: Arc<dyn AttemptGuard>,
     /// The instance Connect pages on a bare host default to.
     pub default_instance: InstanceName,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
+    /// State over `store`, whose commits and token outcomes feed this state's metrics.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        store.observe(metrics.clone());
         Self {
             store,
             clock,
             bank: SandboxBank::builtin(),
             guard: Arc::new(Unlimited),
             default_instance: InstanceName::toolbox(),
+            metrics,
         }
     }
 

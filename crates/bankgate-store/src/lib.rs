@@ -6,6 +6,8 @@
 
 mod sqlite;
 
+use std::sync::{Arc, OnceLock};
+
 use async_trait::async_trait;
 use bankgate_core::model::{
     Customer, Instance, InstanceKind, KeyKind, Login, PendingAuthorization, Session, Tenant,
@@ -122,6 +124,26 @@ pub enum OpenOutcome {
     },
 }
 
+/// An authorize token as recorded (never the token itself: only its digest is kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub customer_id: CustomerId,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub consumed_at: Option<Timestamp>,
+    /// The RequestId the token opened, when it was consumed by /Authorize.
+    pub request_id: Option<RequestId>,
+}
+
+/// A move of a sandbox instance's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockChange {
+    /// Forward by this much more (moves add up).
+    Advance(std::time::Duration),
+    /// Back to real time.
+    Reset,
+}
+
 /// What a reset removed from an instance.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Reset {
@@ -138,6 +160,54 @@ pub struct Purged {
     pub sessions: u64,
     /// Pending MFA steps that went idle.
     pub pending: u64,
+}
+
+/// Where a store reports what it did, for metrics. Every method has a no-op default.
+pub trait StoreObserver: Send + Sync + std::fmt::Debug + 'static {
+    /// One write transaction carrying `jobs` callers' writes committed in `took`.
+    fn committed(&self, _jobs: usize, _took: std::time::Duration) {}
+    fn token_issued(&self) {}
+    /// A presented authorize token was consumed, or refused for the reason `outcome` gives.
+    fn token_presented(&self, _outcome: &TokenUse) {}
+}
+
+/// The observer a store reports to: none until one is set, set at most once.
+#[derive(Debug, Clone, Default)]
+pub struct ObserverSlot(Arc<OnceLock<Arc<dyn StoreObserver>>>);
+
+impl ObserverSlot {
+    pub fn set(&self, observer: Arc<dyn StoreObserver>) {
+        // A second observer is ignored: metrics are wired once, at start.
+        let _ = self.0.set(observer);
+    }
+
+    pub fn committed(&self, jobs: usize, took: std::time::Duration) {
+        if let Some(observer) = self.0.get() {
+            observer.committed(jobs, took);
+        }
+    }
+
+    pub fn token_issued(&self) {
+        if let Some(observer) = self.0.get() {
+            observer.token_issued();
+        }
+    }
+
+    /// Reports a token outcome, when a token was presented at all.
+    pub fn token_presented(&self, token: Option<Digest>, outcome: &TokenUse) {
+        if let (Some(_), Some(observer)) = (token, self.0.get()) {
+            observer.token_presented(outcome);
+        }
+    }
+
+    /// Reports the token part of an operation that opens a session: the token is spent
+    /// whatever follows, unless it was refused.
+    pub fn token_opened(&self, token: Option<Digest>, outcome: &OpenOutcome) {
+        match outcome {
+            OpenOutcome::TokenRefused(used) => self.token_presented(token, used),
+            _ => self.token_presented(token, &TokenUse::Consumed),
+        }
+    }
 }
 
 /// Everything bankgate persists. Implementations must make each write durable before returning,
@@ -225,6 +295,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<(), DomainError>;
     /// Ends a pending MFA step (a wrong answer).
     async fn drop_pending(&self, request_id: RequestId) -> Result<(), DomainError>;
+    /// What is recorded about a token, whoever it belongs to (for operators).
+    async fn token_record(&self, digest: Digest) -> Result<Option<TokenRecord>, DomainError>;
     /// The RequestId a consumed token opened, if it was consumed.
     async fn token_request(&self, digest: Digest) -> Result<Option<RequestId>, DomainError>;
     async fn complete_authorization(
@@ -252,6 +324,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Forgets every token, LoginId, session and pending MFA exchange of an instance's
     /// customers, keeping the instance, its customers and their keys. One transaction.
     async fn reset_instance(&self, instance: &InstanceName) -> Result<Reset, DomainError>;
+
+    /// Moves an instance's clock; returns its new offset, `None` when there is no such instance.
+    async fn change_clock(
+        &self,
+        instance: &InstanceName,
+        change: ClockChange,
+    ) -> Result<Option<std::time::Duration>, DomainError>;
+
+    /// Whether the database answers (readiness).
+    async fn ping(&self) -> Result<(), DomainError>;
+
+    /// Reports commits and token outcomes to `observer` from now on (metrics).
+    fn observe(&self, _observer: Arc<dyn StoreObserver>) {}
 
     /// Deletes tokens and sessions that expired at or before `expired_before`.
     async fn purge_expired(&self, expired_before: Timestamp) -> Result<Purged, DomainError>;

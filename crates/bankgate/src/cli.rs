@@ -70,6 +70,16 @@ pub struct ServeArgs {
     #[arg(long, env = "BANKGATE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// The admin API's address (health, readiness, metrics, /admin/...). Keep it off the
+    /// public network.
+    #[arg(long, env = "BANKGATE_ADMIN_LISTEN", default_value = "127.0.0.1:8081")]
+    pub admin_listen: SocketAddr,
+
+    /// The token the admin API requires (`Authorization: Bearer ...`). Without one, /admin/
+    /// refuses every call; health, readiness and metrics still answer.
+    #[arg(long, env = "BANKGATE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
     /// Failed credential attempts (secret key, bank password) from one client address within
     /// the failure window before that client gets TOO_MANY_REQUESTS. 0 turns it off.
     #[arg(long, env = "BANKGATE_MAX_FAILURES_PER_CLIENT", default_value_t = 10)]

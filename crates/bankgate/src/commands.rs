@@ -6,6 +6,7 @@ use anyhow::Context;
 use bankgate_core::model::{Customer, Instance};
 use bankgate_core::time_format::flinks_datetime;
 use bankgate_core::{Clock, SystemClock};
+use bankgate_server::admin::{AdminToken, admin_app};
 use bankgate_server::guard::{FailureLimiter, LimitConfig};
 use bankgate_server::operator::{NewCustomer, Operator};
 use bankgate_server::{AppState, purge};
@@ -47,14 +48,34 @@ async fn serve(mut state: AppState, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
+    let admin_listener = tokio::net::TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin API)", args.admin_listen))?;
+    let admin_address = admin_listener.local_addr()?;
+    let admin_token = args.admin_token.as_deref().map(AdminToken::new);
     let purger = purge::spawn_purger(
         state.store.clone(),
         state.clock.clone(),
+        state.metrics.clone(),
         args.purge_interval,
     );
     // Printed, not only logged: scripts and tests read the address (port 0 picks one).
-    println!("bankgate listening on http://{address}");
-    tracing::info!(%address, "serving the Flinks API");
+    {
+        // A reader that stops after the first line (a script waiting for it) must not take
+        // the server down with a broken pipe: these lines are best-effort.
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "bankgate listening on http://{address}");
+        let _ = writeln!(stdout, "bankgate admin API on http://{admin_address}");
+        let _ = stdout.flush();
+    }
+    tracing::info!(%address, %admin_address, admin_api = admin_token.is_some(), "serving the Flinks API");
+    let admin = tokio::spawn(bankgate_server::serve(
+        admin_listener,
+        admin_app(state.clone(), admin_token),
+        // The admin listener holds no client work worth finishing: it stops with the process.
+        std::future::pending(),
+    ));
 
     let mut first = signals.clone();
     let graceful = async move {
@@ -81,6 +102,7 @@ async fn serve(mut state: AppState, args: ServeArgs) -> anyhow::Result<()> {
         () = forced => {}
     }
     purger.abort();
+    admin.abort();
     tracing::info!("stopped");
     Ok(())
 }

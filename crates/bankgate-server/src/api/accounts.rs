@@ -229,7 +229,7 @@ pub(crate) async fn open_reading(
     };
     let request_id: RequestId = raw.parse().map_err(|_| unknown())?;
     tracing::Span::current().record("request_id", tracing::field::display(request_id));
-    let now = state.clock.now();
+    let now = tenant.instance.now(state.clock.as_ref());
     let customer = tenant.customer.id;
     let Some(session) = state.store.session(customer, request_id).await? else {
         if let Some(pending) = state.store.pending(customer, request_id).await? {
@@ -298,7 +298,7 @@ impl Reading {
         if !matches!(scenario, Some(Scenario::Pending | Scenario::Dispatched)) {
             return Ok(None);
         }
-        let now = state.clock.now();
+        let now = self.tenant.instance.now(state.clock.as_ref());
         let started = state
             .store
             .start_operation(self.tenant.customer.id, self.session.request_id, now)

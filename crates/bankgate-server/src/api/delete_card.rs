@@ -48,7 +48,8 @@ pub async fn require_api_key(
             }
         },
     };
-    let (_, found) = auth::lookup(state, presented, state.clock.now()).await?;
+    let (_, found) =
+        auth::lookup(state, presented, tenant.instance.now(state.clock.as_ref())).await?;
     if is_current_key(tenant, &found, wanted) {
         Ok(())
     } else {

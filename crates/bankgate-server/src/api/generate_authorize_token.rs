@@ -54,7 +54,7 @@ pub async fn generate_authorize_token(
             Refusal::AuthKeyMissing,
         )));
     };
-    let now = state.clock.now();
+    let now = tenant.instance.now(state.clock.as_ref());
     let (_, found) = auth::lookup(&state, presented, now).await?;
     if !is_current_key(&tenant, &found, KeyKind::Secret) {
         state.guard.failed(&attempt);

@@ -6,6 +6,7 @@
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,8 +20,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use rusqlite_migration::{M, Migrations};
 
 use crate::{
-    CachedAuthorize, CompleteAuthorization, CredentialMatch, KeyDigests, LoginChange, NewToken,
-    OpenOutcome, Purged, Reset, Store, TokenUse,
+    CachedAuthorize, ClockChange, CompleteAuthorization, CredentialMatch, KeyDigests, LoginChange,
+    NewToken, ObserverSlot, OpenOutcome, Purged, Reset, Store, StoreObserver, TokenRecord,
+    TokenUse,
 };
 pub use writer::BatchStats;
 use writer::Writer;
@@ -67,6 +69,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../migrations/sqlite/0002_live_authorize.sql"
         )),
+        M::up(include_str!(
+            "../../migrations/sqlite/0003_instance_clock.sql"
+        )),
     ])
 }
 
@@ -82,6 +87,7 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
     readers: r2d2::Pool<SqliteConnectionManager>,
+    observer: ObserverSlot,
 }
 
 impl SqliteStore {
@@ -114,10 +120,12 @@ impl SqliteStore {
             .min_idle(Some(1))
             .build(manager)
             .map_err(|error| DomainError::Unavailable(format!("read pool: {error}")))?;
+        let observer = ObserverSlot::default();
         Ok(Self {
             path,
-            writer: Writer::start(conn)?,
+            writer: Writer::start(conn, observer.clone())?,
             readers,
+            observer,
         })
     }
 
@@ -268,9 +276,19 @@ fn instance_from(row: &Row<'_>, at: usize) -> rusqlite::Result<Instance> {
         kind: parse_col(row, at + 1)?,
         token_lifetime: Duration::from_secs(u64::try_from(secs).unwrap_or(0)),
         created_at: ts(row, at + 3)?,
+        clock_offset: duration_from_micros(row.get(at + 4)?),
     })
 }
-const INSTANCE_COLS: &str = "i.name, i.kind, i.token_lifetime_secs, i.created_at";
+const INSTANCE_COLS: &str =
+    "i.name, i.kind, i.token_lifetime_secs, i.created_at, i.clock_offset_micros";
+
+fn duration_from_micros(micros: i64) -> Duration {
+    Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+}
+
+fn micros_of(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
 
 fn customer_from(row: &Row<'_>, at: usize) -> rusqlite::Result<Customer> {
     Ok(Customer {
@@ -428,12 +446,14 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
 
 fn insert_instance(conn: &Connection, instance: &Instance) -> Result<(), StoreError> {
     let result = conn.execute(
-        "INSERT INTO instances (name, kind, token_lifetime_secs, created_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO instances (name, kind, token_lifetime_secs, created_at, clock_offset_micros) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             instance.name.as_str(),
             instance.kind.as_str(),
             i64::try_from(instance.token_lifetime.as_secs()).unwrap_or(i64::MAX),
-            instance.created_at.as_micros()
+            instance.created_at.as_micros(),
+            micros_of(instance.clock_offset),
         ],
     );
     match result {
@@ -728,20 +748,23 @@ impl Store for SqliteStore {
     }
 
     async fn issue_token(&self, token: NewToken) -> Result<(), DomainError> {
-        self.write(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO authorize_tokens (digest, customer_id, issued_at, expires_at) \
+        let outcome = self
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO authorize_tokens (digest, customer_id, issued_at, expires_at) \
                  VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![
-                token.digest.as_bytes(),
-                token.customer_id.to_string(),
-                token.issued_at.as_micros(),
-                token.expires_at.as_micros()
-            ])?;
-            Ok(())
-        })
-        .await
+                )?
+                .execute(params![
+                    token.digest.as_bytes(),
+                    token.customer_id.to_string(),
+                    token.issued_at.as_micros(),
+                    token.expires_at.as_micros()
+                ])?;
+                Ok(())
+            })
+            .await?;
+        self.observer.token_issued();
+        Ok(outcome)
     }
 
     async fn consume_token(
@@ -751,8 +774,11 @@ impl Store for SqliteStore {
         request_id: RequestId,
         now: Timestamp,
     ) -> Result<TokenUse, DomainError> {
-        self.write(move |conn| consume_token_in(conn, customer_id, digest, request_id, now))
-            .await
+        let outcome = self
+            .write(move |conn| consume_token_in(conn, customer_id, digest, request_id, now))
+            .await?;
+        self.observer.token_presented(Some(digest), &outcome);
+        Ok(outcome)
     }
 
     async fn create_login(&self, login: &Login) -> Result<(), DomainError> {
@@ -786,37 +812,41 @@ impl Store for SqliteStore {
     }
 
     async fn authorize_cached(&self, request: CachedAuthorize) -> Result<OpenOutcome, DomainError> {
-        self.write(move |conn| {
-            if let Some(digest) = request.token {
-                let used = consume_token_in(
-                    conn,
-                    request.customer_id,
-                    digest,
-                    request.request_id,
-                    request.now,
-                )?;
-                if used != TokenUse::Consumed {
-                    return Ok(OpenOutcome::TokenRefused(used));
+        let token = request.token;
+        let outcome = self
+            .write(move |conn| {
+                if let Some(digest) = request.token {
+                    let used = consume_token_in(
+                        conn,
+                        request.customer_id,
+                        digest,
+                        request.request_id,
+                        request.now,
+                    )?;
+                    if used != TokenUse::Consumed {
+                        return Ok(OpenOutcome::TokenRefused(used));
+                    }
                 }
-            }
-            // Cached mode replays a saved connection only.
-            let Some(login) = select_login(conn, request.customer_id, request.login_id, true)?
-            else {
-                return Ok(OpenOutcome::LoginNotFound);
-            };
-            let session = Session {
-                request_id: request.request_id,
-                customer_id: request.customer_id,
-                login_id: login.id,
-                created_at: request.now,
-                expires_at: request.session_expires_at,
-                tag: request.tag,
-                operation_started_at: None,
-            };
-            insert_session(conn, &session)?;
-            Ok(OpenOutcome::Opened { login, session })
-        })
-        .await
+                // Cached mode replays a saved connection only.
+                let Some(login) = select_login(conn, request.customer_id, request.login_id, true)?
+                else {
+                    return Ok(OpenOutcome::LoginNotFound);
+                };
+                let session = Session {
+                    request_id: request.request_id,
+                    customer_id: request.customer_id,
+                    login_id: login.id,
+                    created_at: request.now,
+                    expires_at: request.session_expires_at,
+                    tag: request.tag,
+                    operation_started_at: None,
+                };
+                insert_session(conn, &session)?;
+                Ok(OpenOutcome::Opened { login, session })
+            })
+            .await?;
+        self.observer.token_opened(token, &outcome);
+        Ok(outcome)
     }
 
     async fn session(
@@ -845,36 +875,44 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<TokenUse, DomainError> {
         let pending = pending.clone();
-        self.write(move |conn| {
-            if let Some(digest) = token {
-                let used =
-                    consume_token_in(conn, pending.customer_id, digest, pending.request_id, now)?;
-                if used != TokenUse::Consumed {
-                    return Ok(used);
+        let outcome = self
+            .write(move |conn| {
+                if let Some(digest) = token {
+                    let used = consume_token_in(
+                        conn,
+                        pending.customer_id,
+                        digest,
+                        pending.request_id,
+                        now,
+                    )?;
+                    if used != TokenUse::Consumed {
+                        return Ok(used);
+                    }
                 }
-            }
-            let questions: Vec<String> =
-                pending.questions.iter().map(ToString::to_string).collect();
-            conn.prepare_cached(&format!(
-                "INSERT INTO pending_authorizations ({PENDING_COLS}) \
+                let questions: Vec<String> =
+                    pending.questions.iter().map(ToString::to_string).collect();
+                conn.prepare_cached(&format!(
+                    "INSERT INTO pending_authorizations ({PENDING_COLS}) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-            ))?
-            .execute(params![
-                pending.request_id.to_string(),
-                pending.customer_id.to_string(),
-                pending.institution,
-                pending.username,
-                pending.language.as_str(),
-                pending.save,
-                pending.tag,
-                pending.login_id.map(|id| id.to_string()),
-                questions.join(","),
-                pending.created_at.as_micros(),
-                pending.expires_at.as_micros()
-            ])?;
-            Ok(TokenUse::Consumed)
-        })
-        .await
+                ))?
+                .execute(params![
+                    pending.request_id.to_string(),
+                    pending.customer_id.to_string(),
+                    pending.institution,
+                    pending.username,
+                    pending.language.as_str(),
+                    pending.save,
+                    pending.tag,
+                    pending.login_id.map(|id| id.to_string()),
+                    questions.join(","),
+                    pending.created_at.as_micros(),
+                    pending.expires_at.as_micros()
+                ])?;
+                Ok(TokenUse::Consumed)
+            })
+            .await?;
+        self.observer.token_presented(token, &outcome);
+        Ok(outcome)
     }
 
     async fn pending(
@@ -943,36 +981,105 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn token_record(&self, digest: Digest) -> Result<Option<TokenRecord>, DomainError> {
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT customer_id, issued_at, expires_at, consumed_at, request_id \
+                 FROM authorize_tokens WHERE digest = ?1",
+            )?
+            .query_row(params![digest.as_bytes()], |row| {
+                let request_id: Option<String> = row.get(4)?;
+                Ok(TokenRecord {
+                    customer_id: parse_col(row, 0)?,
+                    issued_at: ts(row, 1)?,
+                    expires_at: ts(row, 2)?,
+                    consumed_at: row.get::<_, Option<i64>>(3)?.map(Timestamp::from_micros),
+                    request_id: match request_id {
+                        None => None,
+                        Some(_) => Some(parse_col(row, 4)?),
+                    },
+                })
+            })
+            .optional()
+            .map_err(StoreError::from)
+        })
+        .await
+    }
+
+    async fn change_clock(
+        &self,
+        instance: &InstanceName,
+        change: ClockChange,
+    ) -> Result<Option<Duration>, DomainError> {
+        let name = instance.to_string();
+        self.write(move |conn| {
+            // One statement: concurrent advances add up instead of overwriting each other.
+            let offset: Option<i64> = match change {
+                ClockChange::Advance(by) => conn
+                    .query_row(
+                        "UPDATE instances SET clock_offset_micros = clock_offset_micros + ?2 \
+                         WHERE name = ?1 RETURNING clock_offset_micros",
+                        params![name, micros_of(by)],
+                        |row| row.get(0),
+                    )
+                    .optional()?,
+                ClockChange::Reset => conn
+                    .query_row(
+                        "UPDATE instances SET clock_offset_micros = 0 \
+                         WHERE name = ?1 RETURNING clock_offset_micros",
+                        params![name],
+                        |row| row.get(0),
+                    )
+                    .optional()?,
+            };
+            Ok(offset.map(duration_from_micros))
+        })
+        .await
+    }
+
+    fn observe(&self, observer: Arc<dyn StoreObserver>) {
+        self.observer.set(observer);
+    }
+
+    async fn ping(&self) -> Result<(), DomainError> {
+        self.read(|conn| {
+            conn.query_row("SELECT count(*) FROM meta", [], |row| row.get::<_, i64>(0))?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn complete_authorization(
         &self,
         completion: CompleteAuthorization,
     ) -> Result<OpenOutcome, DomainError> {
-        self.write(move |conn| {
-            let CompleteAuthorization {
-                customer_id,
-                token,
-                request_id,
-                now,
-                login,
-                session_expires_at,
-                tag,
-                from_pending,
-            } = completion;
-            if let Some(digest) = token {
-                let used = consume_token_in(conn, customer_id, digest, request_id, now)?;
-                if used != TokenUse::Consumed {
-                    return Ok(OpenOutcome::TokenRefused(used));
+        let token = completion.token;
+        let outcome = self
+            .write(move |conn| {
+                let CompleteAuthorization {
+                    customer_id,
+                    token,
+                    request_id,
+                    now,
+                    login,
+                    session_expires_at,
+                    tag,
+                    from_pending,
+                } = completion;
+                if let Some(digest) = token {
+                    let used = consume_token_in(conn, customer_id, digest, request_id, now)?;
+                    if used != TokenUse::Consumed {
+                        return Ok(OpenOutcome::TokenRefused(used));
+                    }
                 }
-            }
-            let ended = conn.execute(
-                "DELETE FROM pending_authorizations WHERE request_id = ?1 AND customer_id = ?2",
-                params![request_id.to_string(), customer_id.to_string()],
-            )?;
-            if from_pending && ended != 1 {
-                return Ok(OpenOutcome::ExchangeEnded);
-            }
-            let login =
-                match login {
+                let ended = conn.execute(
+                    "DELETE FROM pending_authorizations WHERE request_id = ?1 AND customer_id = ?2",
+                    params![request_id.to_string(), customer_id.to_string()],
+                )?;
+                if from_pending && ended != 1 {
+                    return Ok(OpenOutcome::ExchangeEnded);
+                }
+                let login = match login {
                     LoginChange::Create(login) => {
                         insert_login(conn, &login)?;
                         login
@@ -989,19 +1096,21 @@ impl Store for SqliteStore {
                         }
                     }
                 };
-            let session = Session {
-                request_id,
-                customer_id,
-                login_id: login.id,
-                created_at: now,
-                expires_at: session_expires_at,
-                tag,
-                operation_started_at: None,
-            };
-            insert_session(conn, &session)?;
-            Ok(OpenOutcome::Opened { login, session })
-        })
-        .await
+                let session = Session {
+                    request_id,
+                    customer_id,
+                    login_id: login.id,
+                    created_at: now,
+                    expires_at: session_expires_at,
+                    tag,
+                    operation_started_at: None,
+                };
+                insert_session(conn, &session)?;
+                Ok(OpenOutcome::Opened { login, session })
+            })
+            .await?;
+        self.observer.token_opened(token, &outcome);
+        Ok(outcome)
     }
 
     async fn start_operation(

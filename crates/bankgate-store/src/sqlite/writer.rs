@@ -4,11 +4,13 @@
 //! rolls back alone, and nobody hears back before the commit that holds their write succeeded.
 
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
+use crate::ObserverSlot;
 
 /// The most jobs one transaction takes; bounds the latency a batch adds to its first job.
 const MAX_BATCH: usize = 512;
@@ -87,13 +89,13 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(conn: Connection) -> Result<Self, StoreError> {
+    pub fn start(conn: Connection, observer: ObserverSlot) -> Result<Self, StoreError> {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let stats = std::sync::Arc::new(std::sync::Mutex::new(BatchStats::default()));
         let thread_stats = stats.clone();
         let thread = std::thread::Builder::new()
             .name("bankgate-sqlite-writer".to_owned())
-            .spawn(move || run(conn, receiver, &thread_stats))
+            .spawn(move || run(conn, receiver, &thread_stats, &observer))
             .map_err(|error| StoreError::Unavailable(format!("cannot start writer: {error}")))?;
         Ok(Self {
             sender: Some(sender),
@@ -141,6 +143,7 @@ fn run(
     conn: Connection,
     mut receiver: mpsc::Receiver<Box<dyn WriteJob>>,
     stats: &std::sync::Mutex<BatchStats>,
+    observer: &ObserverSlot,
 ) {
     let mut batch: Vec<Box<dyn WriteJob>> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = receiver.blocking_recv() {
@@ -151,7 +154,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        commit_batch(&conn, &mut batch, stats);
+        commit_batch(&conn, &mut batch, stats, observer);
     }
 }
 
@@ -159,7 +162,9 @@ fn commit_batch(
     conn: &Connection,
     batch: &mut Vec<Box<dyn WriteJob>>,
     stats: &std::sync::Mutex<BatchStats>,
+    observer: &ObserverSlot,
 ) {
+    let started = Instant::now();
     if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
         let error = StoreError::from(error);
         tracing::error!(%error, "cannot begin a write transaction");
@@ -180,6 +185,7 @@ fn commit_batch(
             stats.batches += 1;
             stats.jobs += completions.len() as u64;
             stats.largest = stats.largest.max(completions.len());
+            observer.committed(completions.len(), started.elapsed());
         }
         Err(error) => {
             tracing::error!(%error, jobs = completions.len(), "commit failed; batch rolled back");

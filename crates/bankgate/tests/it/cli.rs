@@ -6,7 +6,7 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use bankgate_core::{Clock, CustomerId};
+use bankgate_core::{Clock, CustomerId, LoginId};
 use bankgate_core::{Digest, SystemClock};
 use bankgate_store::{CredentialMatch, SqliteStore, Store};
 use serde_json::{Value, json};
@@ -550,8 +550,11 @@ fn login_create_refuses_unknown_users_institutions_and_customers() {
 struct Server {
     child: Child,
     address: String,
+    admin_address: String,
     log: PathBuf,
 }
+
+const ADMIN_TOKEN: &str = "cli-test-admin-token";
 
 impl Server {
     /// Spawns `bankgate serve --listen 127.0.0.1:0`, logging to `log_name` in the temp dir;
@@ -560,7 +563,14 @@ impl Server {
         let log = db.dir.path().join(log_name);
         let mut child = db
             .command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .env("BANKGATE_ADMIN_TOKEN", ADMIN_TOKEN)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -569,6 +579,7 @@ impl Server {
         let server = Self {
             child,
             address: String::new(),
+            admin_address: String::new(),
             log,
         };
         (server, stdout)
@@ -594,6 +605,9 @@ impl Server {
                 Ok(line) => {
                     if let Some(address) = line.strip_prefix("bankgate listening on http://") {
                         server.address = address.trim().to_owned();
+                    }
+                    if let Some(address) = line.strip_prefix("bankgate admin API on http://") {
+                        server.admin_address = address.trim().to_owned();
                         return server;
                     }
                 }
@@ -896,4 +910,65 @@ fn a_second_ctrl_c_stops_a_server_held_up_by_a_stalled_client() {
     let status = server.interrupt();
     assert!(status.success(), "{status:?}\n{}", server.log());
     assert!(server.log().contains("second signal"), "{}", server.log());
+}
+
+/// The admin listener of a real process: its own port, guarded by the token from the
+/// environment, and the clock it moves is the one the public port reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_the_admin_api_on_its_own_port() {
+    let db = Db::new();
+    let server = Server::start(&db, "admin.log");
+    assert_ne!(server.admin_address, server.address);
+    let admin = |path: &str| format!("http://{}{path}", server.admin_address);
+
+    let health = client().get(admin("/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let ready = client().get(admin("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    let refused = client()
+        .get(admin("/admin/instances"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    // The admin API is not on the public port.
+    let public = client()
+        .get(format!("http://{}/admin/instances", server.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status().as_u16(), 404);
+
+    let (_, issued) = post(
+        &server.url(TOOLBOX_CUSTOMER, "GenerateAuthorizeToken"),
+        TOOLBOX_SECRET,
+        None,
+    )
+    .await;
+    let moved = client()
+        .post(admin("/admin/instances/toolbox/clock/advance"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(r#"{"seconds":1800}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status().as_u16(), 200, "{}", server.log());
+    let (status, refused) = post(
+        &server.url(TOOLBOX_CUSTOMER, "Authorize"),
+        issued["Token"].as_str().unwrap(),
+        Some(json!({ "LoginId": LoginId::new_random().to_string(), "MostRecentCached": true })),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(refused["Reason"], "authorize_token_expired", "{refused:#}");
+
+    let metrics = client().get(admin("/metrics")).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("bankgate_tokens_issued_total 1"), "{text}");
+    assert!(
+        !server.log().contains(ADMIN_TOKEN),
+        "the admin token reached the log"
+    );
 }

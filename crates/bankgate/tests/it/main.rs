@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod api_accounts;
 mod api_authorize;
 mod api_delete_card;

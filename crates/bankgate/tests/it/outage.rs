@@ -1,14 +1,15 @@
 //! When the store cannot answer, clients get a clear 503 envelope, never a 500 or a hang.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bankgate_core::model::{Customer, Instance, Login, PendingAuthorization, Session, Tenant};
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 use bankgate_server::AppState;
 use bankgate_store::{
-    CachedAuthorize, CompleteAuthorization, CredentialMatch, KeyDigests, NewToken, OpenOutcome,
-    Purged, Reset, Store, TokenUse,
+    CachedAuthorize, ClockChange, CompleteAuthorization, CredentialMatch, KeyDigests, NewToken,
+    OpenOutcome, Purged, Reset, Store, TokenRecord, TokenUse,
 };
 
 use crate::support::*;
@@ -108,6 +109,19 @@ impl Store for Unreachable {
     async fn token_request(&self, _: Digest) -> Result<Option<RequestId>, DomainError> {
         down()
     }
+    async fn token_record(&self, _: Digest) -> Result<Option<TokenRecord>, DomainError> {
+        down()
+    }
+    async fn change_clock(
+        &self,
+        _: &InstanceName,
+        _: ClockChange,
+    ) -> Result<Option<Duration>, DomainError> {
+        down()
+    }
+    async fn ping(&self) -> Result<(), DomainError> {
+        down()
+    }
     async fn complete_authorization(
         &self,
         _: CompleteAuthorization,
@@ -171,4 +185,19 @@ async fn every_endpoint_answers_503_in_the_envelope_when_the_store_is_down() {
             "internals stay in the log"
         );
     }
+}
+
+#[tokio::test]
+async fn readiness_fails_while_the_store_is_down_and_health_does_not() {
+    let state = AppState::new(
+        Arc::new(Unreachable),
+        Arc::new(bankgate_core::ManualClock::new(START)),
+    );
+    let admin = bankgate_server::admin::admin_app(state, None);
+    let ready = send_to(&admin, request("GET", "/readyz", &[], "")).await;
+    assert_eq!(ready.status.as_u16(), 503);
+    assert_eq!(ready.json["status"], "unavailable");
+    assert!(!ready.json.to_string().contains("connection refused"));
+    let health = send_to(&admin, request("GET", "/healthz", &[], "")).await;
+    assert_eq!(health.status.as_u16(), 200);
 }

@@ -20,8 +20,8 @@ use bankgate_core::{
     AuthorizeToken, CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp,
 };
 use bankgate_store::{
-    CachedAuthorize, CompleteAuthorization, CredentialMatch, KeyDigests, LoginChange, NewToken,
-    OpenOutcome, Purged, SqliteStore, Store, TokenUse,
+    CachedAuthorize, ClockChange, CompleteAuthorization, CredentialMatch, KeyDigests, LoginChange,
+    NewToken, OpenOutcome, Purged, SqliteStore, Store, TokenRecord, TokenUse,
 };
 
 use crate::support::START;
@@ -119,6 +119,9 @@ macro_rules! conformance {
                 pending_exchange_completes_once,
                 operation_start_is_recorded_once,
                 reset_instance_forgets_state_but_keeps_credentials,
+                instance_clock_moves_forward_and_back,
+                token_record_tells_the_state_of_a_token,
+                ping_answers,
             );
             conformance!(@fixture $open;
                 writes_survive_a_restart,
@@ -182,6 +185,7 @@ fn instance_record(instance: &str, kind: InstanceKind) -> Instance {
         kind,
         token_lifetime: DEFAULT_TOKEN_LIFETIME,
         created_at: T0,
+        clock_offset: Duration::ZERO,
     }
 }
 
@@ -333,6 +337,7 @@ async fn instances_create_get_list(store: Arc<dyn Store>) {
         kind: InstanceKind::Production,
         token_lifetime: Duration::from_secs(600),
         created_at: micros(1),
+        clock_offset: Duration::ZERO,
     };
     let sandbox = instance_record("alpha", InstanceKind::Sandbox);
     store.create_instance(&acme).await.unwrap();
@@ -1630,4 +1635,97 @@ async fn reset_instance_forgets_state_but_keeps_credentials(store: Arc<dyn Store
         consume(&*store, other.id, kept, at(2)).await,
         TokenUse::Consumed
     );
+}
+
+async fn instance_clock_moves_forward_and_back(store: Arc<dyn Store>) {
+    customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    customer_on(&*store, "beta", InstanceKind::Sandbox).await;
+    let alpha = name("alpha");
+    let offset = |secs| Some(Duration::from_secs(secs));
+    assert_eq!(
+        store
+            .change_clock(&alpha, ClockChange::Advance(Duration::from_secs(60)))
+            .await
+            .unwrap(),
+        offset(60)
+    );
+    // Moves add up, and each instance keeps its own clock.
+    assert_eq!(
+        store
+            .change_clock(&alpha, ClockChange::Advance(Duration::from_secs(1800)))
+            .await
+            .unwrap(),
+        offset(1860)
+    );
+    let read = |instance: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .instance(&name(instance))
+                .await
+                .unwrap()
+                .unwrap()
+                .clock_offset
+        }
+    };
+    assert_eq!(read("alpha").await, Duration::from_secs(1860));
+    assert_eq!(read("beta").await, Duration::ZERO);
+    let tenant = store
+        .list_customers(Some(&alpha))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let tenant = store.tenant(tenant.id).await.unwrap().unwrap();
+    assert_eq!(tenant.instance.clock_offset, Duration::from_secs(1860));
+
+    assert_eq!(
+        store
+            .change_clock(&alpha, ClockChange::Reset)
+            .await
+            .unwrap(),
+        Some(Duration::ZERO)
+    );
+    assert_eq!(read("alpha").await, Duration::ZERO);
+    assert_eq!(
+        store
+            .change_clock(&name("nowhere"), ClockChange::Reset)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn token_record_tells_the_state_of_a_token(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let token = issue(&*store, customer.id, T0, at(1800)).await;
+    let issued = TokenRecord {
+        customer_id: customer.id,
+        issued_at: T0,
+        expires_at: at(1800),
+        consumed_at: None,
+        request_id: None,
+    };
+    assert_eq!(store.token_record(token).await.unwrap(), Some(issued));
+    let request_id = RequestId::new_random();
+    assert_eq!(
+        store
+            .consume_token(customer.id, token, request_id, at(5))
+            .await
+            .unwrap(),
+        TokenUse::Consumed
+    );
+    assert_eq!(
+        store.token_record(token).await.unwrap(),
+        Some(TokenRecord {
+            consumed_at: Some(at(5)),
+            request_id: Some(request_id),
+            ..issued
+        })
+    );
+    assert_eq!(store.token_record(token_digest()).await.unwrap(), None);
+}
+
+async fn ping_answers(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
 }

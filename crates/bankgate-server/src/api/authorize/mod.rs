@@ -164,7 +164,7 @@ pub async fn authorize(
         let request = body::parse::<AuthorizeRequest>(&bytes)?;
         Ok((mode_of(&request)?, request))
     });
-    let now = state.clock.now();
+    let now = tenant.instance.now(state.clock.as_ref());
     let required = tenant.customer.authorize_token_required;
 
     // An answer to a pending MFA exchange may carry the token bound to it again, or none
@@ -327,7 +327,8 @@ async fn presented_token(
         )),
         None => Ok(None),
         Some(presented) if !required => {
-            let (digest, found) = auth::lookup(state, presented, state.clock.now()).await?;
+            let (digest, found) =
+                auth::lookup(state, presented, tenant.instance.now(state.clock.as_ref())).await?;
             Ok((!is_current_key(tenant, &found, KeyKind::Secret)).then_some(digest))
         }
         Some(presented) => Ok(Some(Digest::of_presented(presented))),

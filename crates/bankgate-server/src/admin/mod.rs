@@ -1,0 +1,442 @@
+//! The admin API: what operators and test suites drive, on its own listener (never the public
+//! port). Everything under `/admin/` needs the admin token set at start; health, readiness and
+//! metrics do not (probes and scrapers carry no secrets, and those answers hold none).
+
+pub mod views;
+
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bankgate_core::model::InstanceKind;
+use bankgate_core::{CustomerId, DomainError, InstanceName, LoginId};
+use bankgate_store::ClockChange;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+use crate::error::ApiError;
+use crate::operator::{NewCustomer, Operator};
+use crate::state::AppState;
+use views::{
+    ClockView, CreatedCustomerView, CustomerView, InstanceView, LoginView, ResetView,
+    RotatedKeysView, TokenView,
+};
+
+/// The SHA-256 of the admin token: the token itself is not kept in memory after start.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct AdminToken([u8; 32]);
+
+impl AdminToken {
+    pub fn new(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
+}
+
+#[derive(Debug, Clone)]
+struct AdminState {
+    app: AppState,
+    operator: Operator,
+    token: Option<AdminToken>,
+}
+
+/// The admin listener's service. Without a token, `/admin/` refuses every call.
+pub fn admin_app(app: AppState, token: Option<AdminToken>) -> Router {
+    let state = AdminState {
+        operator: app.operator(),
+        app,
+        token,
+    };
+    let admin = Router::new()
+        .route("/instances", get(list_instances).post(create_instance))
+        .route("/instances/{name}", get(get_instance))
+        .route("/instances/{name}/reset", post(reset_instance))
+        .route("/instances/{name}/clock", get(get_clock))
+        .route("/instances/{name}/clock/advance", post(advance_clock))
+        .route("/instances/{name}/clock/reset", post(reset_clock))
+        .route("/customers", get(list_customers).post(create_customer))
+        .route("/customers/{customer_id}/rotate-keys", post(rotate_keys))
+        .route("/customers/{customer_id}/logins", post(create_login))
+        .route(
+            "/customers/{customer_id}/logins/{login_id}",
+            get(get_login).delete(delete_login),
+        )
+        .route("/tokens/inspect", post(inspect_token))
+        .fallback(admin_not_found)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .nest("/admin", admin)
+        .fallback(admin_not_found)
+        .with_state(state)
+}
+
+async fn require_token(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = state.token else {
+        return refuse(
+            "admin_disabled",
+            "The admin API is off: start bankgate with --admin-token (or BANKGATE_ADMIN_TOKEN).",
+        );
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        None => refuse(
+            "admin_token_missing",
+            "Send the admin token as `Authorization: Bearer <token>`.",
+        ),
+        // Compared as digests: how long the comparison takes says nothing about the token.
+        Some(token) if AdminToken::new(token) == expected => next.run(request).await,
+        Some(_) => refuse(
+            "admin_token_invalid",
+            "This is not the admin token bankgate was started with.",
+        ),
+    }
+}
+
+fn refuse(reason: &'static str, hint: &'static str) -> Response {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+        "You must provide a valid admin token",
+        reason,
+        hint,
+    )
+    .into_response()
+}
+
+async fn admin_not_found() -> ApiError {
+    ApiError::not_found(
+        "admin_route_unknown",
+        "Admin routes: /healthz, /readyz, /metrics, /admin/instances, /admin/customers, \
+         /admin/tokens/inspect (see /openapi/admin.json).",
+    )
+}
+
+/// JSON bodies of the admin API; a bad body is a 400 envelope like any other.
+#[derive(Debug, FromRequest)]
+#[from_request(via(Json), rejection(ApiError))]
+struct Body<T>(T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        ApiError::invalid_request("body_invalid", rejection.body_text())
+    }
+}
+
+fn instance_name(name: &str) -> Result<InstanceName, ApiError> {
+    name.parse::<InstanceName>()
+        .map_err(|error| ApiError::invalid_request("instance_name_invalid", error.to_string()))
+}
+
+fn customer_id(id: &str) -> Result<CustomerId, ApiError> {
+    id.parse::<CustomerId>().map_err(|_| {
+        ApiError::invalid_request(
+            "customer_id_invalid",
+            format!("{id:?} is not a customerId (a UUID)."),
+        )
+    })
+}
+
+fn login_id(id: &str) -> Result<LoginId, ApiError> {
+    id.parse::<LoginId>().map_err(|_| {
+        ApiError::invalid_request(
+            "login_id_invalid",
+            format!("{id:?} is not a LoginId (a UUID)."),
+        )
+    })
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Ready when the database answers; a load balancer stops sending traffic otherwise.
+async fn readyz(State(state): State<AdminState>) -> Response {
+    match state.app.store.ping().await {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "reason": "store_unavailable" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.app.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn list_instances(
+    State(state): State<AdminState>,
+) -> Result<Json<Vec<InstanceView>>, ApiError> {
+    let instances = state.operator.list_instances().await?;
+    Ok(Json(instances.iter().map(InstanceView::from).collect()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateInstance {
+    name: String,
+    kind: InstanceKind,
+    token_lifetime_seconds: Option<u64>,
+}
+
+async fn create_instance(
+    State(state): State<AdminState>,
+    Body(request): Body<CreateInstance>,
+) -> Result<(StatusCode, Json<InstanceView>), ApiError> {
+    let instance = state
+        .operator
+        .create_instance(
+            instance_name(&request.name)?,
+            request.kind,
+            request.token_lifetime_seconds.map(Duration::from_secs),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(InstanceView::from(&instance))))
+}
+
+async fn get_instance(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<InstanceView>, ApiError> {
+    let name = instance_name(&name)?;
+    let instance = state
+        .app
+        .store
+        .instance(&name)
+        .await?
+        .ok_or_else(|| DomainError::NotFound {
+            what: "instance",
+            id: name.to_string(),
+        })?;
+    Ok(Json(InstanceView::from(&instance)))
+}
+
+async fn reset_instance(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<ResetView>, ApiError> {
+    let name = instance_name(&name)?;
+    let reset = state.operator.reset_instance(&name).await?;
+    Ok(Json(ResetView::new(name.as_str(), reset)))
+}
+
+async fn get_clock(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<ClockView>, ApiError> {
+    let name = instance_name(&name)?;
+    let clock = state.operator.clock(&name).await?;
+    Ok(Json(ClockView::new(name.as_str(), clock)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AdvanceClock {
+    /// Whole seconds to move the clock forward by.
+    seconds: u64,
+}
+
+async fn advance_clock(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    Body(request): Body<AdvanceClock>,
+) -> Result<Json<ClockView>, ApiError> {
+    let name = instance_name(&name)?;
+    let clock = state
+        .operator
+        .change_clock(
+            &name,
+            ClockChange::Advance(Duration::from_secs(request.seconds)),
+        )
+        .await?;
+    Ok(Json(ClockView::new(name.as_str(), clock)))
+}
+
+async fn reset_clock(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<ClockView>, ApiError> {
+    let name = instance_name(&name)?;
+    let clock = state
+        .operator
+        .change_clock(&name, ClockChange::Reset)
+        .await?;
+    Ok(Json(ClockView::new(name.as_str(), clock)))
+}
+
+#[derive(Debug, Deserialize)]
+struct CustomerFilter {
+    instance: Option<String>,
+}
+
+async fn list_customers(
+    State(state): State<AdminState>,
+    Query(filter): Query<CustomerFilter>,
+) -> Result<Json<Vec<CustomerView>>, ApiError> {
+    let instance = filter.instance.as_deref().map(instance_name).transpose()?;
+    let customers = state.operator.list_customers(instance.as_ref()).await?;
+    Ok(Json(customers.iter().map(CustomerView::from).collect()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateCustomer {
+    instance: String,
+    label: Option<String>,
+    authorize_token_required: Option<bool>,
+    api_key_required: Option<bool>,
+}
+
+async fn create_customer(
+    State(state): State<AdminState>,
+    Body(request): Body<CreateCustomer>,
+) -> Result<(StatusCode, Json<CreatedCustomerView>), ApiError> {
+    let (customer, keys) = state
+        .operator
+        .create_customer(NewCustomer {
+            instance: instance_name(&request.instance)?,
+            label: request.label.unwrap_or_default(),
+            authorize_token_required: request.authorize_token_required.unwrap_or(true),
+            api_key_required: request.api_key_required.unwrap_or(true),
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedCustomerView::new(&customer, &keys)),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RotateKeys {
+    /// How long the old keys keep working (default 0: they stop now).
+    grace_seconds: Option<u64>,
+}
+
+async fn rotate_keys(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<RotatedKeysView>, ApiError> {
+    let id = customer_id(&id)?;
+    // The body is optional here: no body means no grace period.
+    let request: RotateKeys = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateKeys::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|error| ApiError::invalid_request("body_invalid", error.to_string()))?
+    };
+    let grace = Duration::from_secs(request.grace_seconds.unwrap_or(0));
+    let keys = state.operator.rotate_keys(id, grace).await?;
+    Ok(Json(RotatedKeysView {
+        customer_id: id.to_string(),
+        secret_key: keys.secret_key.expose().to_owned(),
+        api_key: keys.api_key.expose().to_owned(),
+        old_keys_valid_for_seconds: grace.as_secs(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateLogin {
+    /// Default `FlinksCapital`.
+    institution: Option<String>,
+    username: String,
+}
+
+async fn create_login(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    Body(request): Body<CreateLogin>,
+) -> Result<(StatusCode, Json<LoginView>), ApiError> {
+    let id = customer_id(&id)?;
+    let institution = request.institution.as_deref().unwrap_or("FlinksCapital");
+    let login = state
+        .operator
+        .create_login(id, institution, &request.username)
+        .await?;
+    Ok((StatusCode::CREATED, Json(LoginView::from(&login))))
+}
+
+async fn get_login(
+    State(state): State<AdminState>,
+    Path((customer, login)): Path<(String, String)>,
+) -> Result<Json<LoginView>, ApiError> {
+    let (customer, login) = (customer_id(&customer)?, login_id(&login)?);
+    let found = state
+        .operator
+        .login(customer, login)
+        .await?
+        .ok_or_else(|| DomainError::NotFound {
+            what: "LoginId",
+            id: login.to_string(),
+        })?;
+    Ok(Json(LoginView::from(&found)))
+}
+
+async fn delete_login(
+    State(state): State<AdminState>,
+    Path((customer, login)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (customer, login) = (customer_id(&customer)?, login_id(&login)?);
+    state.operator.delete_login(customer, login).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InspectToken {
+    /// The authorize token, sent in the body so it stays out of URLs and access logs.
+    token: String,
+}
+
+async fn inspect_token(
+    State(state): State<AdminState>,
+    Body(request): Body<InspectToken>,
+) -> Result<Json<TokenView>, ApiError> {
+    let found = state.operator.token_state(&request.token).await?;
+    match found {
+        Some(found) => Ok(Json(TokenView::from(&found))),
+        None => Err(ApiError::not_found(
+            "token_unknown",
+            "No authorize token has this value (never issued, or purged an hour after expiry).",
+        )),
+    }
+}

@@ -1,0 +1,190 @@
+//! What operators see: the JSON the admin API answers and the CLI prints with `--json`.
+//! Credentials appear only where they are created (a new customer, a rotation), never again.
+
+use bankgate_core::model::{Customer, CustomerKeys, Instance, Login};
+use bankgate_core::time_format::flinks_datetime;
+use bankgate_store::Reset;
+use serde::Serialize;
+
+use crate::operator::{InstanceClock, TokenState};
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceView {
+    pub name: String,
+    /// `sandbox` or `production`.
+    pub kind: String,
+    pub token_lifetime_seconds: u64,
+    /// How far the instance's clock runs ahead of real time (sandboxes only).
+    pub clock_offset_seconds: f64,
+    pub created_at: String,
+}
+
+impl From<&Instance> for InstanceView {
+    fn from(instance: &Instance) -> Self {
+        Self {
+            name: instance.name.to_string(),
+            kind: instance.kind.as_str().to_owned(),
+            token_lifetime_seconds: instance.token_lifetime.as_secs(),
+            clock_offset_seconds: instance.clock_offset.as_secs_f64(),
+            created_at: instance.created_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerView {
+    pub customer_id: String,
+    pub instance: String,
+    pub label: String,
+    pub authorize_token_required: bool,
+    pub api_key_required: bool,
+    pub created_at: String,
+}
+
+impl From<&Customer> for CustomerView {
+    fn from(customer: &Customer) -> Self {
+        Self {
+            customer_id: customer.id.to_string(),
+            instance: customer.instance.to_string(),
+            label: customer.label.clone(),
+            authorize_token_required: customer.authorize_token_required,
+            api_key_required: customer.api_key_required,
+            created_at: customer.created_at.to_rfc3339(),
+        }
+    }
+}
+
+/// A customer just created: the only time its keys are shown.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedCustomerView {
+    #[serde(flatten)]
+    pub customer: CustomerView,
+    /// The `flinks-auth-key` of GenerateAuthorizeToken.
+    pub secret_key: String,
+    /// The `x-api-key` of DeleteCard and the data endpoints.
+    pub api_key: String,
+}
+
+impl CreatedCustomerView {
+    pub fn new(customer: &Customer, keys: &CustomerKeys) -> Self {
+        Self {
+            customer: customer.into(),
+            secret_key: keys.secret_key.expose().to_owned(),
+            api_key: keys.api_key.expose().to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RotatedKeysView {
+    pub customer_id: String,
+    pub secret_key: String,
+    pub api_key: String,
+    pub old_keys_valid_for_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginView {
+    pub login_id: String,
+    pub customer_id: String,
+    pub institution: String,
+    pub username: String,
+    /// False for connections made with `Save: false`, which live only as long as their session.
+    pub saved: bool,
+    pub created_at: String,
+    /// As /Authorize reports it (`2026-01-21T20:47:47.145999`, UTC, no zone).
+    pub last_refresh: String,
+}
+
+impl From<&Login> for LoginView {
+    fn from(login: &Login) -> Self {
+        Self {
+            login_id: login.id.to_string(),
+            customer_id: login.customer_id.to_string(),
+            institution: login.institution.clone(),
+            username: login.username.clone(),
+            saved: login.saved,
+            created_at: login.created_at.to_rfc3339(),
+            last_refresh: flinks_datetime(login.last_refresh),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetView {
+    pub instance: String,
+    pub tokens: u64,
+    pub login_ids: u64,
+    pub sessions: u64,
+    pub pending_mfa: u64,
+}
+
+impl ResetView {
+    pub fn new(instance: &str, reset: Reset) -> Self {
+        Self {
+            instance: instance.to_owned(),
+            tokens: reset.tokens,
+            login_ids: reset.logins,
+            sessions: reset.sessions,
+            pending_mfa: reset.pending,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClockView {
+    pub instance: String,
+    /// The instance's time (RFC 3339, UTC).
+    pub now: String,
+    pub offset_seconds: f64,
+    /// Whether the instance reads real time (no offset).
+    pub real_time: bool,
+}
+
+impl ClockView {
+    pub fn new(instance: &str, clock: InstanceClock) -> Self {
+        Self {
+            instance: instance.to_owned(),
+            now: clock.now.to_rfc3339(),
+            offset_seconds: clock.offset.as_secs_f64(),
+            real_time: clock.offset.is_zero(),
+        }
+    }
+}
+
+/// A token's state; the token itself is never echoed.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    /// `issued` (unused, valid), `consumed` or `expired`, on the instance's clock.
+    pub status: String,
+    pub customer_id: String,
+    pub instance: String,
+    pub issued_at: String,
+    pub expires_at: String,
+    pub consumed_at: Option<String>,
+    /// The RequestId the token opened, when /Authorize consumed it.
+    pub request_id: Option<String>,
+}
+
+impl From<&TokenState> for TokenView {
+    fn from(state: &TokenState) -> Self {
+        let record = &state.record;
+        Self {
+            status: state.status.as_str().to_owned(),
+            customer_id: record.customer_id.to_string(),
+            instance: state.instance.to_string(),
+            issued_at: record.issued_at.to_rfc3339(),
+            expires_at: record.expires_at.to_rfc3339(),
+            consumed_at: record.consumed_at.map(|at| at.to_rfc3339()),
+            request_id: record.request_id.map(|id| id.to_string()),
+        }
+    }
+}
