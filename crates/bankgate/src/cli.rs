@@ -1,6 +1,9 @@
-//! Command-line interface. Every server setting has a flag and a `BANKGATE_*` variable.
+//! Command-line interface. Every server setting has a flag, a `BANKGATE_*` variable and a key
+//! in the config file (see `config`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use bankgate_core::model::InstanceKind;
@@ -9,31 +12,33 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::DatabaseUrl;
 
-fn parse_duration(value: &str) -> Result<Duration, String> {
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
     humantime::parse_duration(value).map_err(|error| format!("{error} (examples: 30m, 90s, 1h)"))
 }
 
 /// bankgate: the Flinks authorization API, served locally or for real.
+///
+/// Every server setting can come from a flag, a `BANKGATE_*` variable or the `--config` file;
+/// a flag beats the environment, which beats the file, which beats the default.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 pub struct Cli {
-    /// The database: sqlite://PATH (created if missing). The default file is bankgate.db in
-    /// the current directory.
-    #[arg(
-        long,
-        env = "BANKGATE_DATABASE",
-        default_value = "sqlite://bankgate.db",
-        global = true
-    )]
-    pub database: DatabaseUrl,
+    /// A TOML file of settings (keys as the flags, with underscores: `admin_listen = "..."`).
+    #[arg(long, env = "BANKGATE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
 
-    /// Log format: human-readable lines or one JSON object per line.
-    #[arg(long, env = "BANKGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
-    pub log_format: LogFormat,
+    /// The database: sqlite://PATH (created if missing). Default: sqlite://bankgate.db.
+    #[arg(long, env = "BANKGATE_DATABASE", global = true)]
+    pub database: Option<DatabaseUrl>,
+
+    /// Log format: human-readable lines or one JSON object per line. Default: human.
+    #[arg(long, env = "BANKGATE_LOG_FORMAT", value_enum, global = true)]
+    pub log_format: Option<LogFormat>,
 
     /// Which log lines to show, as a tracing filter (e.g. info, bankgate_server=debug).
-    #[arg(long, env = "BANKGATE_LOG", default_value = "info", global = true)]
-    pub log: String,
+    /// Default: info.
+    #[arg(long, env = "BANKGATE_LOG", global = true)]
+    pub log: Option<String>,
 
     /// Print operator command results as JSON instead of text.
     #[arg(long, global = true)]
@@ -49,11 +54,19 @@ pub enum LogFormat {
     Json,
 }
 
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        <Self as ValueEnum>::from_str(s, true).map_err(|_| "use human or json".to_owned())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the Flinks API (and seed the public toolbox instance on first start).
     Serve(ServeArgs),
-    /// Create and list instances.
+    /// Create, list and reset instances.
     #[command(subcommand)]
     Instance(InstanceCommand),
     /// Create, list and rotate the keys of customers.
@@ -64,16 +77,18 @@ pub enum Command {
     Login(LoginCommand),
 }
 
-#[derive(Debug, Args)]
+/// `serve`'s settings as given by flags or the environment; unset ones come from the config
+/// file or the defaults (`config::Settings`).
+#[derive(Debug, Default, Args)]
 pub struct ServeArgs {
-    /// The address to listen on (API for every instance).
-    #[arg(long, env = "BANKGATE_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    /// The address to listen on (API for every instance). Default: 127.0.0.1:8080.
+    #[arg(long, env = "BANKGATE_LISTEN")]
+    pub listen: Option<SocketAddr>,
 
     /// The admin API's address (health, readiness, metrics, /admin/...). Keep it off the
-    /// public network.
-    #[arg(long, env = "BANKGATE_ADMIN_LISTEN", default_value = "127.0.0.1:8081")]
-    pub admin_listen: SocketAddr,
+    /// public network. Default: 127.0.0.1:8081.
+    #[arg(long, env = "BANKGATE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
 
     /// The token the admin API requires (`Authorization: Bearer ...`). Without one, /admin/
     /// refuses every call; health, readiness and metrics still answer.
@@ -82,31 +97,34 @@ pub struct ServeArgs {
 
     /// Failed credential attempts (secret key, bank password) from one client address within
     /// the failure window before that client gets TOO_MANY_REQUESTS. 0 turns it off.
-    #[arg(long, env = "BANKGATE_MAX_FAILURES_PER_CLIENT", default_value_t = 10)]
-    pub max_failures_per_client: u32,
+    /// Default: 10.
+    #[arg(long, env = "BANKGATE_MAX_FAILURES_PER_CLIENT")]
+    pub max_failures_per_client: Option<u32>,
 
     /// Failed attempts against one target, from any clients, within the failure window before
     /// every client (except ones that recently succeeded) gets TOO_MANY_REQUESTS for it. A
-    /// target is a customer's secret key, or one bank username of its end users. 0 turns it off.
-    #[arg(long, env = "BANKGATE_MAX_FAILURES_PER_TARGET", default_value_t = 50)]
-    pub max_failures_per_target: u32,
+    /// target is a customer's secret key, or one bank username of its end users. 0 turns it
+    /// off. Default: 50.
+    #[arg(long, env = "BANKGATE_MAX_FAILURES_PER_TARGET")]
+    pub max_failures_per_target: Option<u32>,
 
-    /// How far back failed attempts count.
-    #[arg(long, env = "BANKGATE_FAILURE_WINDOW", default_value = "5m", value_parser = parse_duration)]
-    pub failure_window: Duration,
+    /// How far back failed attempts count. Default: 5m.
+    #[arg(long, env = "BANKGATE_FAILURE_WINDOW", value_parser = parse_duration)]
+    pub failure_window: Option<Duration>,
 
     /// How long a client or customer that reached its limit is refused (the Retry-After).
-    #[arg(long, env = "BANKGATE_FAILURE_LOCKOUT", default_value = "5m", value_parser = parse_duration)]
-    pub failure_lockout: Duration,
+    /// Default: 5m.
+    #[arg(long, env = "BANKGATE_FAILURE_LOCKOUT", value_parser = parse_duration)]
+    pub failure_lockout: Option<Duration>,
 
     /// After Ctrl-C or SIGTERM, how long in-flight requests may take before bankgate stops
-    /// anyway (a second signal stops it at once).
-    #[arg(long, env = "BANKGATE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
-    pub shutdown_grace: Duration,
+    /// anyway (a second signal stops it at once). Default: 30s.
+    #[arg(long, env = "BANKGATE_SHUTDOWN_GRACE", value_parser = parse_duration)]
+    pub shutdown_grace: Option<Duration>,
 
-    /// How often expired tokens and sessions are purged.
-    #[arg(long, env = "BANKGATE_PURGE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
-    pub purge_interval: Duration,
+    /// How often expired tokens and sessions are purged. Default: 60s.
+    #[arg(long, env = "BANKGATE_PURGE_INTERVAL", value_parser = parse_duration)]
+    pub purge_interval: Option<Duration>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,28 +12,29 @@ use bankgate_server::operator::{NewCustomer, Operator};
 use bankgate_server::{AppState, purge};
 use serde_json::json;
 
-use crate::cli::{Cli, Command, CustomerCommand, InstanceCommand, LoginCommand, ServeArgs};
+use crate::cli::{Cli, Command, CustomerCommand, InstanceCommand, LoginCommand};
+use crate::config::Settings;
 use crate::open_store;
 
 /// Runs the parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let store = open_store(&cli.database)?;
+pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
+    let store = open_store(&settings.database)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = AppState::new(store, clock);
     let operator = state.operator();
     if operator.seed_toolbox().await? {
-        tracing::info!(database = %cli.database, "seeded the public toolbox instance");
+        tracing::info!(database = %settings.database, "seeded the public toolbox instance");
     }
     let out = Output { json: cli.json };
     match cli.command {
-        Command::Serve(args) => serve(state, args).await,
+        Command::Serve(_) => serve(state, &settings).await,
         Command::Instance(command) => instance(&operator, command, out).await,
         Command::Customer(command) => customer(&operator, command, out).await,
         Command::Login(command) => login(&operator, command, out).await,
     }
 }
 
-async fn serve(mut state: AppState, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(mut state: AppState, args: &Settings) -> anyhow::Result<()> {
     let limits = LimitConfig {
         max_failures_per_client: args.max_failures_per_client,
         max_failures_per_target: args.max_failures_per_target,

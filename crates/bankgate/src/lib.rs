@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
 
 use std::path::PathBuf;
 use std::str::FromStr;

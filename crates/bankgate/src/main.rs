@@ -2,17 +2,18 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use bankgate::cli::{Cli, LogFormat};
+use bankgate::config::Settings;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-fn init_logging(cli: &Cli) {
-    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
+fn init_logging(settings: &Settings) {
+    let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr: stdout carries command output.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    match cli.log_format {
+    match settings.log_format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
@@ -21,8 +22,15 @@ fn init_logging(cli: &Cli) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli);
-    match bankgate::commands::run(cli).await {
+    let settings = match Settings::resolve(&cli) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&settings);
+    match bankgate::commands::run(cli, settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -19,9 +19,16 @@ const BIN: &str = env!("CARGO_BIN_EXE_bankgate");
 
 /// Every variable the CLI reads; removed from the children's environment so the runner's own
 /// settings cannot leak into a test.
-const GLOBAL_VARS: [&str; 3] = ["BANKGATE_DATABASE", "BANKGATE_LOG_FORMAT", "BANKGATE_LOG"];
-const SERVE_VARS: [&str; 7] = [
+const GLOBAL_VARS: [&str; 4] = [
+    "BANKGATE_DATABASE",
+    "BANKGATE_LOG_FORMAT",
+    "BANKGATE_LOG",
+    "BANKGATE_CONFIG",
+];
+const SERVE_VARS: [&str; 9] = [
     "BANKGATE_LISTEN",
+    "BANKGATE_ADMIN_LISTEN",
+    "BANKGATE_ADMIN_TOKEN",
     "BANKGATE_PURGE_INTERVAL",
     "BANKGATE_MAX_FAILURES_PER_CLIENT",
     "BANKGATE_MAX_FAILURES_PER_TARGET",
@@ -971,4 +978,84 @@ async fn serve_runs_the_admin_api_on_its_own_port() {
         !server.log().contains(ADMIN_TOKEN),
         "the admin token reached the log"
     );
+}
+
+/// The config file sits below the environment, which sits below flags: one database each,
+/// and the instance list tells which one a command opened.
+#[test]
+fn config_file_environment_and_flags_take_precedence_in_that_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bankgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database = \"sqlite://{}\"\nlog_format = \"json\"\n",
+            dir.path().join("file.db").display()
+        ),
+    )
+    .unwrap();
+    let url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+    let with_config = || {
+        let mut command = bankgate_in(dir.path());
+        command.arg("--config").arg(&config);
+        command
+    };
+    // Each source gets its own instance, created in whichever database wins.
+    Run::of(with_config().args(["instance", "create", "from-file"])).assert_success();
+    Run::of(
+        with_config()
+            .env("BANKGATE_DATABASE", url("env.db"))
+            .args(["instance", "create", "from-env"]),
+    )
+    .assert_success();
+    Run::of(with_config().env("BANKGATE_DATABASE", url("env.db")).args([
+        "--database",
+        &url("flag.db"),
+        "instance",
+        "create",
+        "from-flag",
+    ]))
+    .assert_success();
+    for (db, expected) in [
+        ("file.db", "from-file"),
+        ("env.db", "from-env"),
+        ("flag.db", "from-flag"),
+    ] {
+        let listed = Run::of(bankgate_in(dir.path()).args([
+            "--database",
+            &url(db),
+            "instance",
+            "list",
+            "--json",
+        ]))
+        .json();
+        let names: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, [expected, "toolbox"], "{db}");
+    }
+}
+
+#[test]
+fn a_bad_config_value_stops_the_start_and_names_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bankgate.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\nfailure_lockout = \"a while\"\n",
+    )
+    .unwrap();
+    let run = Run::of(
+        bankgate_in(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .arg("serve"),
+    );
+    let stderr = run.assert_failure("failure_lockout");
+    assert!(stderr.contains("bankgate.toml"), "{stderr}");
+    // Nothing was started or created.
+    assert!(!dir.path().join("bankgate.db").exists());
 }
