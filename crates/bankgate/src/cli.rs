@@ -66,7 +66,7 @@ impl FromStr for LogFormat {
 pub enum Command {
     /// Serve the Flinks API (and seed the public toolbox instance on first start).
     Serve(ServeArgs),
-    /// Create, list and reset instances.
+    /// Create, list and reset instances; read and move a sandbox instance's clock.
     #[command(subcommand)]
     Instance(InstanceCommand),
     /// Create, list and rotate the keys of customers.
@@ -142,6 +142,17 @@ pub enum InstanceCommand {
     },
     /// List instances.
     List,
+    /// Read a sandbox instance's clock, move it forward, or put it back on real time.
+    Clock {
+        /// The instance.
+        name: InstanceName,
+        /// Move the clock forward by this much (moves add up), e.g. 30m.
+        #[arg(long, value_parser = parse_duration, conflicts_with = "reset")]
+        advance: Option<Duration>,
+        /// Back to real time.
+        #[arg(long)]
+        reset: bool,
+    },
     /// Put a sandbox instance back to its seeded state between test runs: every token,
     /// LoginId and session is gone; customers and their keys stay.
     Reset {

@@ -3,14 +3,16 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use bankgate_core::model::{Customer, Instance};
-use bankgate_core::time_format::flinks_datetime;
 use bankgate_core::{Clock, SystemClock};
+use bankgate_server::admin::views::{
+    ClockView, CreatedCustomerView, CustomerView, InstanceView, LoginView, ResetView,
+    RotatedKeysView,
+};
 use bankgate_server::admin::{AdminToken, admin_app};
 use bankgate_server::guard::{FailureLimiter, LimitConfig};
 use bankgate_server::operator::{NewCustomer, Operator};
 use bankgate_server::{AppState, purge};
-use serde_json::json;
+use bankgate_store::ClockChange;
 
 use crate::cli::{Cli, Command, CustomerCommand, InstanceCommand, LoginCommand};
 use crate::config::Settings;
@@ -155,24 +157,9 @@ impl Output {
     }
 }
 
-fn instance_json(instance: &Instance) -> serde_json::Value {
-    json!({
-        "name": instance.name.as_str(),
-        "kind": instance.kind.as_str(),
-        "tokenLifetimeSeconds": instance.token_lifetime.as_secs(),
-        "createdAt": instance.created_at.to_rfc3339(),
-    })
-}
-
-fn customer_json(customer: &Customer) -> serde_json::Value {
-    json!({
-        "customerId": customer.id.to_string(),
-        "instance": customer.instance.as_str(),
-        "label": customer.label,
-        "authorizeTokenRequired": customer.authorize_token_required,
-        "apiKeyRequired": customer.api_key_required,
-        "createdAt": customer.created_at.to_rfc3339(),
-    })
+/// The JSON of a view, as the admin API answers it.
+fn to_json(view: impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(view).unwrap_or(serde_json::Value::Null)
 }
 
 async fn instance(
@@ -189,7 +176,7 @@ async fn instance(
             let instance = operator
                 .create_instance(name, kind, Some(token_lifetime))
                 .await?;
-            out.print(instance_json(&instance), || {
+            out.print(to_json(InstanceView::from(&instance)), || {
                 format!(
                     "created {} instance {} (tokens live {})",
                     instance.kind,
@@ -200,15 +187,7 @@ async fn instance(
         }
         InstanceCommand::Reset { name } => {
             let reset = operator.reset_instance(&name).await?;
-            out.print(
-                json!({
-                    "instance": name.as_str(),
-                    "tokens": reset.tokens,
-                    "loginIds": reset.logins,
-                    "sessions": reset.sessions,
-                    "pendingMfa": reset.pending,
-                }),
-                || {
+            out.print(to_json(ResetView::new(name.as_str(), reset)), || {
                     format!(
                         "reset {name}: {} tokens, {} LoginIds, {} sessions, {} pending MFA exchanges removed",
                         reset.tokens, reset.logins, reset.sessions, reset.pending
@@ -216,10 +195,36 @@ async fn instance(
                 },
             );
         }
+        InstanceCommand::Clock {
+            name,
+            advance,
+            reset,
+        } => {
+            let clock = match (advance, reset) {
+                (Some(by), _) => {
+                    operator
+                        .change_clock(&name, ClockChange::Advance(by))
+                        .await?
+                }
+                (None, true) => operator.change_clock(&name, ClockChange::Reset).await?,
+                (None, false) => operator.clock(&name).await?,
+            };
+            out.print(to_json(ClockView::new(name.as_str(), clock)), || {
+                if clock.offset.is_zero() {
+                    format!("{name}: {} (real time)", clock.now.to_rfc3339())
+                } else {
+                    format!(
+                        "{name}: {} ({} ahead of real time)",
+                        clock.now.to_rfc3339(),
+                        humantime::format_duration(clock.offset)
+                    )
+                }
+            });
+        }
         InstanceCommand::List => {
             let instances = operator.list_instances().await?;
             out.print(
-                serde_json::Value::Array(instances.iter().map(instance_json).collect()),
+                to_json(instances.iter().map(InstanceView::from).collect::<Vec<_>>()),
                 || {
                     instances
                         .iter()
@@ -260,10 +265,7 @@ async fn customer(
                     api_key_required: !no_api_key_required,
                 })
                 .await?;
-            let mut value = customer_json(&customer);
-            value["secretKey"] = json!(keys.secret_key.expose());
-            value["apiKey"] = json!(keys.api_key.expose());
-            out.print(value, || {
+            out.print(to_json(CreatedCustomerView::new(&customer, &keys)), || {
                 format!(
                     "customerId: {}\ninstance:   {}\nsecret key: {}   (flinks-auth-key on GenerateAuthorizeToken)\nx-api-key:  {}   (x-api-key on DeleteCard and the data endpoints)\nThe keys are shown only now; bankgate keeps only their digests.",
                     customer.id,
@@ -276,7 +278,7 @@ async fn customer(
         CustomerCommand::List { instance } => {
             let customers = operator.list_customers(instance.as_ref()).await?;
             out.print(
-                serde_json::Value::Array(customers.iter().map(customer_json).collect()),
+                to_json(customers.iter().map(CustomerView::from).collect::<Vec<_>>()),
                 || {
                     customers
                         .iter()
@@ -288,14 +290,13 @@ async fn customer(
         }
         CustomerCommand::RotateKeys { customer_id, grace } => {
             let keys = operator.rotate_keys(customer_id, grace).await?;
-            out.print(
-                json!({
-                    "customerId": customer_id.to_string(),
-                    "secretKey": keys.secret_key.expose(),
-                    "apiKey": keys.api_key.expose(),
-                    "oldKeysValidForSeconds": grace.as_secs(),
-                }),
-                || {
+            let view = RotatedKeysView {
+                customer_id: customer_id.to_string(),
+                secret_key: keys.secret_key.expose().to_owned(),
+                api_key: keys.api_key.expose().to_owned(),
+                old_keys_valid_for_seconds: grace.as_secs(),
+            };
+            out.print(to_json(view), || {
                     format!(
                         "customerId: {customer_id}\nsecret key: {}\nx-api-key:  {}\nThe old keys stop working {}.",
                         keys.secret_key.expose(),
@@ -323,16 +324,9 @@ async fn login(operator: &Operator, command: LoginCommand, out: Output) -> anyho
             let login = operator
                 .create_login(customer, &institution, &username)
                 .await?;
-            out.print(
-                json!({
-                    "loginId": login.id.to_string(),
-                    "customerId": login.customer_id.to_string(),
-                    "institution": login.institution,
-                    "username": login.username,
-                    "lastRefresh": flinks_datetime(login.last_refresh),
-                }),
-                || format!("LoginId: {}", login.id),
-            );
+            out.print(to_json(LoginView::from(&login)), || {
+                format!("LoginId: {}", login.id)
+            });
         }
     }
     Ok(())

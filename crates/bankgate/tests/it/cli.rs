@@ -1059,3 +1059,25 @@ fn a_bad_config_value_stops_the_start_and_names_the_setting() {
     // Nothing was started or created.
     assert!(!dir.path().join("bankgate.db").exists());
 }
+
+#[test]
+fn instance_clock_reads_moves_and_resets_a_sandbox_clock() {
+    let db = Db::new();
+    let read = db.json(&["instance", "clock", "toolbox"]);
+    assert_eq!(read["realTime"], true, "{read:#}");
+    let moved = db.json(&["instance", "clock", "toolbox", "--advance", "30m"]);
+    assert_eq!(moved["offsetSeconds"], 1800.0, "{moved:#}");
+    let again = db.json(&["instance", "clock", "toolbox", "--advance", "90s"]);
+    assert_eq!(again["offsetSeconds"], 1890.0, "moves add up: {again:#}");
+    let listed = db.json(&["instance", "list"]);
+    assert_eq!(listed[0]["clockOffsetSeconds"], 1890.0, "{listed:#}");
+    let reset = db.json(&["instance", "clock", "toolbox", "--reset"]);
+    assert_eq!(reset["realTime"], true, "{reset:#}");
+
+    db.run(&["instance", "create", "acme", "--kind", "production"])
+        .assert_success();
+    db.run(&["instance", "clock", "acme", "--advance", "1m"])
+        .assert_failure("production");
+    db.run(&["instance", "clock", "nowhere"])
+        .assert_failure("nowhere");
+}
