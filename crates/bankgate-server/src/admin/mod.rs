@@ -7,7 +7,7 @@ pub mod views;
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -19,6 +19,8 @@ use bankgate_store::ClockChange;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::error::ApiError;
 use crate::operator::{NewCustomer, Operator};
@@ -85,6 +87,25 @@ pub fn admin_app(app: AppState, token: Option<AdminToken>) -> Router {
         .nest("/admin", admin)
         .fallback(admin_not_found)
         .with_state(state)
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    // The route template, not the path: paths carry customerIds and LoginIds.
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("unmatched", MatchedPath::as_str)
+                        .to_owned();
+                    tracing::info_span!(
+                        "admin_request",
+                        method = %request.method(),
+                        route,
+                        reason = tracing::field::Empty,
+                    )
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
 }
 
 async fn require_token(

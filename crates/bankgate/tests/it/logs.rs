@@ -38,7 +38,7 @@ fn captured() -> &'static Captured {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_secret_key_api_key_token_or_login_id_reaches_a_log_line() {
+async fn no_key_token_password_answer_or_login_id_reaches_a_log_line() {
     let captured = captured();
 
     let app = TestApp::new().await;
@@ -57,6 +57,76 @@ async fn no_secret_key_api_key_token_or_login_id_reaches_a_log_line() {
     .await;
     app.delete_card(TOOLBOX_CUSTOMER, TOOLBOX_API_KEY, &login.to_string())
         .await;
+    // Bank passwords and MFA answers, right and wrong.
+    let authorize = path(TOOLBOX_CUSTOMER, "Authorize");
+    let wrong_password = "Wrong-Pa55word-for-logs";
+    app.post(
+        &authorize,
+        &[("flinks-auth-key", &app.toolbox_token().await)],
+        &format!(
+            r#"{{"Institution":"FlinksCapital","Username":"Greatday","Password":"{wrong_password}"}}"#
+        ),
+    )
+    .await;
+    let challenge = app
+        .post(
+            &authorize,
+            &[("flinks-auth-key", &app.toolbox_token().await)],
+            r#"{"Institution":"FlinksCapital","Username":"Greatday","Password":"Everyday","Save":true}"#,
+        )
+        .await;
+    let mfa_request = challenge.json["RequestId"].as_str().unwrap().to_owned();
+    let wrong_answer = "Atlantis-answer-for-logs";
+    app.post(
+        &authorize,
+        &[],
+        &serde_json::json!({
+            "RequestId": mfa_request,
+            "SecurityResponses": { "What is the best country on earth?": [wrong_answer] },
+        })
+        .to_string(),
+    )
+    .await;
+
+    // The admin API: its token, and the keys it shows once.
+    let admin_token = "admin-token-for-logs";
+    let admin = bankgate_server::admin::admin_app(
+        app.state.clone(),
+        Some(bankgate_server::admin::AdminToken::new(admin_token)),
+    );
+    let bearer = format!("Bearer {admin_token}");
+    let created = send_to(
+        &admin,
+        request(
+            "POST",
+            "/admin/customers",
+            &[("authorization", &bearer)],
+            r#"{"instance":"toolbox"}"#,
+        ),
+    )
+    .await;
+    let new_secret = created.json["secretKey"].as_str().unwrap().to_owned();
+    let new_api_key = created.json["apiKey"].as_str().unwrap().to_owned();
+    send_to(
+        &admin,
+        request(
+            "POST",
+            "/admin/tokens/inspect",
+            &[("authorization", &bearer)],
+            &format!(r#"{{"token":"{token}"}}"#),
+        ),
+    )
+    .await;
+    send_to(
+        &admin,
+        request(
+            "GET",
+            "/admin/instances",
+            &[("authorization", "Bearer wrong-admin-token")],
+            "",
+        ),
+    )
+    .await;
 
     let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
     // The spans did record who and what…
@@ -69,12 +139,23 @@ async fn no_secret_key_api_key_token_or_login_id_reaches_a_log_line() {
         logs.contains("authorize_token_used"),
         "the Reason is logged"
     );
+    assert!(
+        logs.contains("admin_token_invalid") && logs.contains("/admin/tokens/inspect"),
+        "admin calls are logged by route and Reason"
+    );
     // …and nothing that opens a door.
     for secret in [
         TOOLBOX_SECRET,
         TOOLBOX_API_KEY,
         token.as_str(),
         &login.to_string(),
+        wrong_password,
+        "Everyday",
+        wrong_answer,
+        admin_token,
+        "wrong-admin-token",
+        &new_secret,
+        &new_api_key,
     ] {
         assert!(!logs.contains(secret), "{secret} leaked into the logs");
     }
