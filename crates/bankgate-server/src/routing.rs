@@ -36,21 +36,22 @@ pub async fn canonicalize(mut request: Request, next: Next) -> Response {
             )
             .into_response();
         }
-        HostKind::Iframe(instance) => {
+        HostKind::Iframe(instance) if !is_connect_path(request.uri().path()) => {
             return ApiError::not_found(
-                "connect_not_served",
+                "api_on_iframe_host",
                 format!(
-                    "{instance}-iframe hosts are for the Connect page, which this bankgate does \
-                     not serve yet; the API is on {instance}-api hosts."
+                    "{instance}-iframe hosts serve the Connect page (/v2/); the API is on \
+                     {instance}-api hosts."
                 ),
             )
             .into_response();
         }
-        HostKind::Bare | HostKind::Api(_) => {}
+        HostKind::Bare | HostKind::Api(_) | HostKind::Iframe(_) => {}
     }
 
     let path = request.uri().path();
-    if path != "/" && path.split('/').skip(1).any(str::is_empty) {
+    // `/v2/` is the Connect page's documented address: its trailing '/' is not an empty segment.
+    if path != "/" && path != "/v2/" && path.split('/').skip(1).any(str::is_empty) {
         return ApiError::not_found(
             "empty_path_segment",
             format!(
@@ -75,6 +76,11 @@ pub async fn canonicalize(mut request: Request, next: Next) -> Response {
     }
     request.extensions_mut().insert(host);
     next.run(request).await
+}
+
+/// The paths an iframe host serves: the Connect page and its assets.
+fn is_connect_path(path: &str) -> bool {
+    path == "/" || path == "/v2" || path.starts_with("/v2/")
 }
 
 /// `/V3/{id}/bankingservices/authorize/…` → `/v3/{id}/BankingServices/Authorize/…`

@@ -7,8 +7,8 @@ use bankgate_core::model::{Customer, Instance, Login, PendingAuthorization, Sess
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 use bankgate_server::AppState;
 use bankgate_store::{
-    CachedAuthorize, CompleteAuthorization, CredentialMatch, KeyDigests, NewToken, OpenOutcome,
-    Purged, Reset, Store, TokenUse,
+    CachedAuthorize, CompleteAuthorization, ConnectSession, CredentialMatch, KeyDigests, NewToken,
+    OpenOutcome, Purged, Reset, Store, TokenUse,
 };
 
 use crate::support::*;
@@ -135,6 +135,37 @@ impl Store for Unreachable {
         down()
     }
     async fn purge_expired(&self, _: Timestamp) -> Result<Purged, DomainError> {
+        down()
+    }
+    async fn open_connect_session(
+        &self,
+        _: &ConnectSession,
+        _: Timestamp,
+    ) -> Result<TokenUse, DomainError> {
+        down()
+    }
+    async fn connect_session(&self, _: Digest) -> Result<Option<ConnectSession>, DomainError> {
+        down()
+    }
+    async fn update_connect_session(
+        &self,
+        _: Digest,
+        _: &str,
+        _: Timestamp,
+    ) -> Result<bool, DomainError> {
+        down()
+    }
+    async fn connect_token_required(&self, _: &InstanceName) -> Result<bool, DomainError> {
+        down()
+    }
+    async fn set_connect_token_required(
+        &self,
+        _: &InstanceName,
+        _: bool,
+    ) -> Result<(), DomainError> {
+        down()
+    }
+    async fn purge_connect_sessions(&self, _: Timestamp) -> Result<u64, DomainError> {
         down()
     }
 }
