@@ -556,7 +556,7 @@ async fn act(
                 .collect();
             if answers.iter().any(String::is_empty) {
                 page.notice = Some("mfa_empty".to_owned());
-                return Ok(());
+                return load_events(call, page, events).await;
             }
             let Some(pending) = call
                 .state
@@ -565,7 +565,7 @@ async fn act(
                 .await?
             else {
                 ended(page, &institution, events);
-                return Ok(());
+                return load_events(call, page, events).await;
             };
             let responses: Map<String, Value> = prompts
                 .iter()
@@ -594,7 +594,7 @@ async fn act(
             }
             if chosen.is_empty() {
                 page.notice = Some("acc_none_selected".to_owned());
-                return Ok(());
+                return load_events(call, page, events).await;
             }
             let account_id = if page.params.account_selector_multiple {
                 json!(chosen)

@@ -11,6 +11,7 @@ mod api_live;
 mod api_statements;
 mod cli;
 mod concurrency;
+mod connect;
 mod limits;
 mod logs;
 mod operator;

@@ -1,0 +1,791 @@
+//! The Connect page in process: what a browser receives at each step (screen, events, headers),
+//! the authorize token's life, parameters and their fallbacks. The real-browser runs are in
+//! `connect_browser.rs`.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use bankgate_core::model::InstanceKind;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::support::*;
+
+const IFRAME: &str = "toolbox-iframe.localhost:8080";
+
+/// A Connect page as the browser got it.
+#[derive(Debug)]
+struct Page {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn attr(&self, name: &str) -> Option<String> {
+        let needle = format!("{name}=\"");
+        let start = self.body.find(&needle)? + needle.len();
+        let end = self.body[start..].find('"')? + start;
+        Some(unescape(&self.body[start..end]))
+    }
+
+    fn screen(&self) -> String {
+        self.attr("data-screen").unwrap_or_default()
+    }
+
+    fn events(&self) -> Vec<Value> {
+        serde_json::from_str(&self.attr("data-events").unwrap_or_default()).unwrap()
+    }
+
+    fn steps(&self) -> Vec<String> {
+        self.events()
+            .iter()
+            .map(|e| e["step"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The session secret from the hidden form field.
+    fn session(&self) -> String {
+        let needle = "name=\"session\" value=\"";
+        let start = self.body.find(needle).expect("no session field") + needle.len();
+        let end = self.body[start..].find('"').unwrap() + start;
+        self.body[start..end].to_owned()
+    }
+
+    fn cookie(&self) -> Option<String> {
+        self.headers
+            .get(header::SET_COOKIE)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    /// The text of the alert shown, if any.
+    fn alert(&self) -> Option<String> {
+        let start = self.body.find("role=\"alert\"")?;
+        let text_start = self.body[start..].find('>')? + start + 1;
+        let end = self.body[text_start..].find('<')? + text_start;
+        Some(unescape(&self.body[text_start..end]))
+    }
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+async fn fetch(app: &TestApp, request: Request<Body>) -> Page {
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    Page {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8(bytes.to_vec()).unwrap(),
+    }
+}
+
+async fn open(app: &TestApp, host: &str, query: &str, cookie: Option<&str>) -> Page {
+    let mut builder = Request::builder()
+        .method("GET")
+        .uri(format!("/v2/?{query}"))
+        .header(header::HOST, host);
+    if let Some(cookie) = cookie {
+        builder = builder.header(header::COOKIE, cookie);
+    }
+    fetch(app, builder.body(Body::empty()).unwrap()).await
+}
+
+/// POSTs one step with the session in the form, as the page's forms do.
+async fn act(app: &TestApp, page: &Page, fields: &[(&str, &str)]) -> Page {
+    act_on(app, IFRAME, &page.session(), fields).await
+}
+
+async fn act_on(app: &TestApp, host: &str, session: &str, fields: &[(&str, &str)]) -> Page {
+    let mut body = format!("session={session}");
+    for (name, value) in fields {
+        body.push_str(&format!("&{name}={}", value.replace(' ', "+")));
+    }
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v2/")
+        .header(header::HOST, host)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap();
+    fetch(app, request).await
+}
+
+fn answer_for(prompt: &str) -> &'static str {
+    let p = prompt.to_lowercase();
+    if p.contains("city") || p.contains("ville") {
+        "Montreal"
+    } else if p.contains("country") || p.contains("pays") {
+        "Canada"
+    } else {
+        "Triangle"
+    }
+}
+
+/// The MFA prompt shown (the label of the first answer field).
+fn prompt_of(page: &Page) -> String {
+    let needle = "<label for=\"answer_0\">";
+    let start = page.body.find(needle).unwrap() + needle.len();
+    let end = page.body[start..].find('<').unwrap() + start;
+    unescape(&page.body[start..end])
+}
+
+/// Opens the page with a fresh token and goes to the credentials screen of FlinksCapital.
+async fn to_credentials(app: &TestApp, extra: &str) -> Page {
+    let token = app.toolbox_token().await;
+    let page = open(
+        app,
+        IFRAME,
+        &format!("demo=true&consentEnable=false&authorizeToken={token}{extra}"),
+        None,
+    )
+    .await;
+    assert_eq!(page.screen(), "institutions", "{}", page.body);
+    let page = act(
+        app,
+        &page,
+        &[
+            ("action", "select_institution"),
+            ("institution", "FlinksCapital"),
+        ],
+    )
+    .await;
+    assert_eq!(page.screen(), "credentials");
+    page
+}
+
+async fn login(app: &TestApp, page: &Page, username: &str, password: &str) -> Page {
+    act(
+        app,
+        page,
+        &[
+            ("action", "submit_credentials"),
+            ("username", username),
+            ("password", password),
+        ],
+    )
+    .await
+}
+
+fn redirect_query(url: &str) -> Vec<(String, String)> {
+    let query = url.split_once('?').unwrap().1;
+    query
+        .split('&')
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_token_is_spent_on_load_and_a_reload_with_the_cookie_resumes() {
+    let app = TestApp::new().await;
+    let token = app.toolbox_token().await;
+    let query = format!("demo=true&authorizeToken={token}");
+    let page = open(&app, IFRAME, &query, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.screen(), "consent");
+    assert_eq!(page.steps(), ["APP_MOUNTED", "COMPONENT_LOAD_CONSENT"]);
+    let cookie = page.cookie().unwrap();
+    for attribute in ["HttpOnly", "SameSite=None", "Secure", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(
+        !cookie.contains(&token),
+        "the cookie holds the session secret, not the token"
+    );
+
+    // Spent: /Authorize refuses it.
+    let login = app.toolbox_login().await;
+    app.authorize(TOOLBOX_CUSTOMER, &token, login)
+        .await
+        .assert_error(401, "ACCESS_DENIED", "authorize_token_used");
+
+    // A step, then a reload of the same URL in the same browser: same screen.
+    let page = act(&app, &page, &[("action", "accept_consent")]).await;
+    assert_eq!(page.screen(), "institutions");
+    let cookie_pair = cookie.split(';').next().unwrap();
+    let reloaded = open(&app, IFRAME, &query, Some(cookie_pair)).await;
+    assert_eq!(reloaded.status, StatusCode::OK);
+    assert_eq!(reloaded.screen(), "institutions");
+    assert_eq!(
+        reloaded.steps(),
+        ["APP_MOUNTED", "COMPONENT_LOAD_INSTITUTION_SELECTOR"]
+    );
+
+    // Another browser (no cookie) with the same URL: the token is used.
+    let other = open(&app, IFRAME, &query, None).await;
+    assert_eq!(other.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(other.screen(), "failed");
+    assert_eq!(other.events()[1]["step"], "TOKEN_INVALID");
+    assert_eq!(other.events()[1]["reason"], "authorize_token_used");
+    assert!(
+        other.alert().unwrap().contains("already used"),
+        "{}",
+        other.body
+    );
+    assert!(
+        !other.body.contains("name=\"session\""),
+        "no flow to go on with"
+    );
+}
+
+#[tokio::test]
+async fn missing_unknown_expired_and_foreign_tokens_show_the_error_screen() {
+    let app = TestApp::new().await;
+    let expired = app.toolbox_token().await;
+    app.advance(std::time::Duration::from_secs(31 * 60));
+    let (acme, acme_secret, _) = app.customer_on("acme", InstanceKind::Sandbox).await;
+    let foreign = app.generate_token_for(acme, &acme_secret).await;
+    for (query, reason, words) in [
+        (
+            "demo=true".to_owned(),
+            "authorize_token_missing",
+            "authorization token",
+        ),
+        (
+            "authorizeToken=6f1c1e0a-0000-4000-8000-000000000000".to_owned(),
+            "authorize_token_invalid",
+            "not valid",
+        ),
+        (
+            format!("authorizeToken={expired}"),
+            "authorize_token_expired",
+            "expired",
+        ),
+        (
+            format!("authorizeToken={foreign}"),
+            "authorize_token_invalid",
+            "not valid",
+        ),
+    ] {
+        let page = open(&app, IFRAME, &query, None).await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{query}");
+        assert_eq!(page.screen(), "failed");
+        let events = page.events();
+        assert_eq!(events[0]["step"], "APP_MOUNTED");
+        assert_eq!(events[1]["step"], "TOKEN_INVALID", "{query}");
+        assert_eq!(events[1]["reason"], reason, "{query}");
+        assert!(
+            page.alert().unwrap().contains(words),
+            "{query}: {:?}",
+            page.alert()
+        );
+        assert!(page.cookie().is_none());
+    }
+    // The foreign token was not spent by the toolbox page: acme's own page takes it.
+    let page = open(
+        &app,
+        "acme-iframe.localhost",
+        &format!("authorizeToken={foreign}"),
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.screen(), "consent");
+}
+
+#[tokio::test]
+async fn greatday_connects_in_french_through_mfa_and_the_login_id_opens_at_once() {
+    let app = TestApp::new().await;
+    let token = app.toolbox_token().await;
+    let query = format!(
+        "demo=true&language=fr&authorizeToken={token}&redirectUrl=https://fintech.example/merci?step=done&customerName=Prêteur&tag=client-7"
+    );
+    let page = open(&app, IFRAME, &query, None).await;
+    assert!(page.body.contains("<html lang=\"fr\">"));
+    assert!(page.body.contains("Partagez vos renseignements bancaires"));
+    assert!(page.body.contains("Prêteur"));
+    let page = act(&app, &page, &[("action", "accept_consent")]).await;
+    assert!(
+        page.body
+            .contains("Choisissez votre institution financière")
+    );
+    let page = act(
+        &app,
+        &page,
+        &[
+            ("action", "select_institution"),
+            ("institution", "FlinksCapital"),
+        ],
+    )
+    .await;
+    assert!(
+        page.body.contains("Identifiants de test"),
+        "the demo hint, in French"
+    );
+    let page = login(&app, &page, "Greatday", "Everyday").await;
+    assert_eq!(page.screen(), "mfa");
+    let prompt = prompt_of(&page);
+    assert!(prompt.starts_with("Quel"), "a French prompt: {prompt}");
+    assert_eq!(page.steps(), ["SUBMIT_CREDENTIAL", "COMPONENT_LOAD_MFA"]);
+    assert_eq!(
+        page.events()[1]["mfaTypes"],
+        serde_json::json!(["QuestionAndAnswer"])
+    );
+    let page = act(
+        &app,
+        &page,
+        &[("action", "submit_mfa"), ("answer_0", answer_for(&prompt))],
+    )
+    .await;
+    assert_eq!(page.screen(), "success", "{}", page.body);
+    assert_eq!(page.steps(), ["SUBMIT_MFA", "REDIRECT"]);
+    let redirect = &page.events()[1];
+    assert_eq!(redirect["institution"], "FlinksCapital");
+    let login_id = redirect["loginId"].as_str().unwrap().to_owned();
+    let url = redirect["url"].as_str().unwrap();
+    assert_eq!(page.attr("data-redirect").as_deref(), Some(url));
+    assert_eq!(page.attr("data-js-redirect").as_deref(), Some("false"));
+    assert!(
+        url.starts_with("https://fintech.example/merci?step=done&"),
+        "{url}"
+    );
+    assert_eq!(
+        redirect_query(url),
+        [
+            ("step".to_owned(), "done".to_owned()),
+            ("loginId".to_owned(), login_id.clone()),
+            ("institution".to_owned(), "FlinksCapital".to_owned()),
+        ]
+    );
+
+    let fresh = app.toolbox_token().await;
+    let reply = app
+        .authorize(TOOLBOX_CUSTOMER, &fresh, login_id.parse().unwrap())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.json);
+    assert_eq!(reply.json["Login"]["Id"], login_id.as_str());
+    assert_eq!(reply.json["Login"]["Username"], "Greatday");
+}
+
+#[tokio::test]
+async fn bank_errors_are_shown_in_plain_words_with_a_retry_where_the_bank_allows_it() {
+    let app = TestApp::new().await;
+    // A wrong password: back to the credentials with the reason, and a retry that works.
+    let page = to_credentials(&app, "").await;
+    let page = login(&app, &page, "greatday_nomfa", "nope").await;
+    assert_eq!(page.screen(), "credentials");
+    assert_eq!(
+        page.steps(),
+        [
+            "SUBMIT_CREDENTIAL",
+            "INVALID_LOGIN",
+            "COMPONENT_LOAD_CREDENTIAL_RETRY"
+        ]
+    );
+    assert!(
+        page.alert()
+            .unwrap()
+            .contains("username or password is incorrect")
+    );
+    let page = login(&app, &page, "greatday_nomfa", "Everyday").await;
+    assert_eq!(page.screen(), "success");
+    assert!(page.events()[1]["loginId"].is_string());
+    assert!(
+        page.events()[1].get("url").is_none(),
+        "no redirectUrl, no url"
+    );
+
+    // The bank cannot be reached: try again later, from the credentials screen.
+    let page = to_credentials(&app, "").await;
+    let page = login(&app, &page, "test_service_unavailable", "Everyday").await;
+    assert_eq!(page.screen(), "credentials");
+    assert_eq!(page.steps()[1], "RETRY_LATER");
+    assert!(page.alert().unwrap().contains("could not reach your bank"));
+
+    // A disabled account: no retry, another institution.
+    let page = to_credentials(&app, "").await;
+    let page = login(&app, &page, "test_disabled_account", "Everyday").await;
+    assert_eq!(page.screen(), "failed");
+    assert_eq!(page.steps(), ["SUBMIT_CREDENTIAL", "DISABLED_LOGIN"]);
+    assert!(page.alert().unwrap().contains("disabled this account"));
+    assert!(!page.body.contains("value=\"try_again\""));
+    let page = act(&app, &page, &[("action", "start_over")]).await;
+    assert_eq!(page.screen(), "institutions");
+
+    // A wrong MFA answer ends the exchange: log in again for a new question.
+    let page = to_credentials(&app, "").await;
+    let page = login(&app, &page, "Greatday", "Everyday").await;
+    let page = act(
+        &app,
+        &page,
+        &[("action", "submit_mfa"), ("answer_0", "Atlantis")],
+    )
+    .await;
+    assert_eq!(page.screen(), "credentials");
+    assert_eq!(
+        page.steps(),
+        [
+            "SUBMIT_MFA",
+            "INVALID_SECURITY_RESPONSE",
+            "COMPONENT_LOAD_CREDENTIAL_RETRY"
+        ]
+    );
+    let page = login(&app, &page, "Greatday", "Everyday").await;
+    assert_eq!(page.screen(), "mfa");
+    // An empty answer asks again without ending anything.
+    let page = act(&app, &page, &[("action", "submit_mfa"), ("answer_0", "")]).await;
+    assert_eq!(page.screen(), "mfa");
+    assert_eq!(page.steps(), ["SUBMIT_MFA", "COMPONENT_LOAD_MFA_RETRY"]);
+    let prompt = prompt_of(&page);
+    let page = act(
+        &app,
+        &page,
+        &[("action", "submit_mfa"), ("answer_0", answer_for(&prompt))],
+    )
+    .await;
+    assert_eq!(page.screen(), "success");
+}
+
+#[tokio::test]
+async fn account_selection_puts_the_chosen_accounts_in_the_redirect() {
+    let app = TestApp::new().await;
+    for multiple in [false, true] {
+        let page = to_credentials(
+            &app,
+            &format!(
+                "&accountSelectorEnable=true&accountSelectorMultiple={multiple}&redirectUrl=https://fintech.example/done&jsRedirect=true"
+            ),
+        )
+        .await;
+        let page = login(&app, &page, "greatday_nomfa", "Everyday").await;
+        assert_eq!(page.screen(), "accounts");
+        let load = &page.events()[1];
+        assert_eq!(load["step"], "COMPONENT_LOAD_ACCOUNT_SELECTION");
+        let total = load["totalAccounts"].as_u64().unwrap();
+        assert!(total >= 1);
+        assert_eq!(load["displayedAccounts"], total);
+        let ids: Vec<String> = page
+            .body
+            .match_indices("name=\"account\" value=\"")
+            .map(|(i, m)| page.body[i + m.len()..i + m.len() + 36].to_owned())
+            .collect();
+        assert_eq!(ids.len() as u64, total);
+        let input = if multiple {
+            "type=\"checkbox\""
+        } else {
+            "type=\"radio\""
+        };
+        assert!(page.body.contains(input));
+
+        // Nothing chosen: say so.
+        let again = act(&app, &page, &[("action", "select_accounts")]).await;
+        assert_eq!(again.screen(), "accounts");
+        assert!(again.alert().unwrap().contains("Select an account"));
+
+        let chosen: Vec<&str> = if multiple && ids.len() > 1 {
+            vec![&ids[0], &ids[1]]
+        } else {
+            vec![&ids[0]]
+        };
+        let mut fields = vec![("action", "select_accounts")];
+        fields.extend(chosen.iter().map(|id| ("account", *id)));
+        let page = act(&app, &again, &fields).await;
+        assert_eq!(page.screen(), "success");
+        assert_eq!(page.steps(), ["ACCOUNT_SELECTED", "REDIRECT"]);
+        let redirect = &page.events()[1];
+        let expected = if multiple {
+            serde_json::json!(chosen)
+        } else {
+            serde_json::json!(chosen[0])
+        };
+        assert_eq!(redirect["accountId"], expected);
+        assert_eq!(page.events()[0]["accountId"], expected);
+        let query = redirect_query(redirect["url"].as_str().unwrap());
+        let in_url: Vec<&str> = query
+            .iter()
+            .filter(|(k, _)| k == "accountId")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(in_url, chosen);
+        assert_eq!(query[0].0, "loginId");
+        assert_eq!(
+            query[1],
+            ("institution".to_owned(), "FlinksCapital".to_owned())
+        );
+        assert_eq!(page.attr("data-js-redirect").as_deref(), Some("true"));
+        assert!(
+            !page.body.contains("id=\"continue\""),
+            "jsRedirect: the embedding page navigates"
+        );
+    }
+}
+
+#[tokio::test]
+async fn parameters_are_honoured_and_bad_values_fall_back() {
+    let app = TestApp::new().await;
+    let token = app.toolbox_token().await;
+    let page = open(
+        &app,
+        IFRAME,
+        &format!(
+            "authorizeToken={token}&demo=maybe&language=de&theme=dark&backgroundColor=%23F7F7F7&foregroundColor1=javascript:x\
+             &desktopLayout=true&headerEnable=false&closeEnable=true&consentEnable=nope&termsUrl=javascript:alert(1)\
+             &redirectUrl=javascript:alert(1)&unknownThing=1&institutionFilterEnable=true"
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    // consentEnable fell back to true, language to en, demo to false.
+    assert_eq!(page.screen(), "consent");
+    assert!(page.body.contains("<html lang=\"en\">"));
+    assert!(page.body.contains("class=\"theme-dark desktop\""));
+    assert!(page.body.contains("--bg:#f7f7f7;"));
+    assert!(
+        !page.body.contains("--accent"),
+        "an invalid colour is ignored"
+    );
+    assert!(
+        !page.body.contains("javascript"),
+        "no script URL reaches the page"
+    );
+    assert!(
+        !page.body.contains("class=\"bar\""),
+        "headerEnable=false hides the header"
+    );
+    let page = act(&app, &page, &[("action", "accept_consent")]).await;
+    // Not in demo mode: the test institution is not offered, and cannot be picked by hand.
+    assert!(page.body.contains("No institution is available here"));
+    let page = act(
+        &app,
+        &page,
+        &[
+            ("action", "select_institution"),
+            ("institution", "FlinksCapital"),
+        ],
+    )
+    .await;
+    assert_eq!(page.screen(), "institutions");
+    // Closing is an action like any other.
+    let page = act(&app, &page, &[("action", "close")]).await;
+    assert_eq!(page.screen(), "closed");
+    assert_eq!(page.steps(), ["COMPONENT_CLOSE_SESSION"]);
+
+    // Search (institutionFilterEnable) narrows the list.
+    let token = app.toolbox_token().await;
+    let page = open(
+        &app,
+        IFRAME,
+        &format!(
+            "authorizeToken={token}&demo=true&consentEnable=false&institutionFilterEnable=true"
+        ),
+        None,
+    )
+    .await;
+    assert!(page.body.contains("type=\"search\""));
+    let found = act(&app, &page, &[("action", "search"), ("query", "capital")]).await;
+    assert!(found.body.contains("value=\"FlinksCapital\""));
+    let none = act(&app, &page, &[("action", "search"), ("query", "zzz")]).await;
+    assert!(!none.body.contains("value=\"FlinksCapital\""));
+    assert!(none.body.contains("No institution matches your search."));
+}
+
+#[tokio::test]
+async fn a_bare_host_takes_the_instance_from_the_query_and_tokens_can_be_optional() {
+    let app = TestApp::new().await;
+    let token = app.toolbox_token().await;
+    let page = open(
+        &app,
+        "localhost:8080",
+        &format!("instance=toolbox&authorizeToken={token}"),
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.screen(), "consent");
+    let next = act_on(
+        &app,
+        "localhost:8080",
+        &page.session(),
+        &[("action", "accept_consent")],
+    )
+    .await;
+    assert_eq!(next.screen(), "institutions");
+    let unknown = open(&app, "localhost:8080", "instance=nowhere", None).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.alert().unwrap().contains("does not exist"));
+
+    // An instance whose Connect page does not require a token serves its only customer.
+    let toolbox = "toolbox".parse().unwrap();
+    app.state
+        .store
+        .set_connect_token_required(&toolbox, false)
+        .await
+        .unwrap();
+    let page = open(&app, IFRAME, "demo=true&consentEnable=false", None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let page = act(
+        &app,
+        &page,
+        &[
+            ("action", "select_institution"),
+            ("institution", "FlinksCapital"),
+        ],
+    )
+    .await;
+    let page = login(&app, &page, "greatday_nomfa", "Everyday").await;
+    assert_eq!(page.screen(), "success");
+}
+
+#[tokio::test]
+async fn request_id_resumes_an_mfa_step_started_through_the_api() {
+    let app = TestApp::new().await;
+    let token = app.toolbox_token().await;
+    let reply = app
+        .post(
+            &path(TOOLBOX_CUSTOMER, "Authorize"),
+            &[("flinks-auth-key", &token)],
+            r#"{"Institution":"FlinksCapital","Username":"Greatday","Password":"Everyday","Save":true}"#,
+        )
+        .await;
+    assert_eq!(reply.status.as_u16(), 203);
+    let request_id = reply.json["RequestId"].as_str().unwrap().to_owned();
+    let prompt = reply.json["SecurityChallenges"][0]["Prompt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let page_token = app.toolbox_token().await;
+    let page = open(
+        &app,
+        IFRAME,
+        &format!("authorizeToken={page_token}&requestId={request_id}&redirectUrl=https://fintech.example/x"),
+        None,
+    )
+    .await;
+    assert_eq!(page.screen(), "mfa", "{}", page.body);
+    assert_eq!(prompt_of(&page), prompt);
+    let page = act(
+        &app,
+        &page,
+        &[("action", "submit_mfa"), ("answer_0", answer_for(&prompt))],
+    )
+    .await;
+    assert_eq!(page.screen(), "success");
+    let url = page.events()[1]["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("https://fintech.example/x?loginId="));
+
+    // An ended RequestId says so, with a way on.
+    let page_token = app.toolbox_token().await;
+    let page = open(
+        &app,
+        IFRAME,
+        &format!("authorizeToken={page_token}&requestId={request_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(page.screen(), "failed");
+    assert_eq!(page.steps(), ["APP_MOUNTED", "SESSION_NONEXISTENT"]);
+    assert!(page.body.contains("value=\"start_over\""));
+}
+
+#[tokio::test]
+async fn headers_allow_framing_and_only_bankgate_resources() {
+    let app = TestApp::new().await;
+    let token = app.toolbox_token().await;
+    let page = open(&app, IFRAME, &format!("authorizeToken={token}"), None).await;
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "frame-ancestors *",
+    ] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(page.headers.get(header::X_FRAME_OPTIONS).is_none());
+    assert_eq!(page.headers[header::REFERRER_POLICY], "no-referrer");
+    assert_eq!(page.headers[header::CACHE_CONTROL], "no-store");
+    assert!(
+        !page.body.contains("http://") && !page.body.contains("https://"),
+        "nothing external"
+    );
+    for (asset, kind) in [
+        ("connect.js", "text/javascript"),
+        ("connect.css", "text/css"),
+    ] {
+        let reply = fetch(
+            &app,
+            Request::get(format!("/v2/assets/{asset}"))
+                .header(header::HOST, IFRAME)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(
+            reply.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with(kind)
+        );
+        assert!(
+            !reply.body.contains("http"),
+            "{asset} loads nothing external"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_api_and_the_page_keep_to_their_hosts() {
+    let app = TestApp::new().await;
+    let on_iframe = app
+        .send(request(
+            "POST",
+            &path(TOOLBOX_CUSTOMER, "GenerateAuthorizeToken"),
+            &[("host", IFRAME), ("flinks-auth-key", TOOLBOX_SECRET)],
+            "",
+        ))
+        .await;
+    on_iframe.assert_error(404, "INVALID_REQUEST", "api_on_iframe_host");
+    let on_api = app
+        .send(request(
+            "GET",
+            "/v2/",
+            &[("host", "toolbox-api.localhost")],
+            "",
+        ))
+        .await;
+    on_api.assert_error(404, "INVALID_REQUEST", "connect_on_iframe_host");
+    let stale = act_on(
+        &app,
+        IFRAME,
+        "not-a-session",
+        &[("action", "accept_consent")],
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(stale.steps(), ["SESSION_NONEXISTENT"]);
+}
+
+#[tokio::test]
+async fn every_screen_renders_in_both_languages() {
+    let app = TestApp::new().await;
+    for (language, title) in [
+        ("en", "Log in to Flinks Capital"),
+        ("fr", "Connectez-vous à Flinks Capital"),
+    ] {
+        let page = to_credentials(&app, &format!("&language={language}&closeEnable=true")).await;
+        assert!(page.body.contains(title), "{language}");
+        // Every string the screen shows comes from the table in this language: the English
+        // texts of the other screens' keys never appear in French.
+        if language == "fr" {
+            for (_, en, _) in bankgate_server::connect::STRINGS {
+                if !en.contains('{') && en.len() > 8 {
+                    assert!(!page.body.contains(en), "untranslated: {en}");
+                }
+            }
+        }
+    }
+}
