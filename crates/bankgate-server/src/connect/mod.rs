@@ -636,12 +636,9 @@ async fn act(
             events.push("COMPONENT_CLICK_TERMS_URL", json!({}));
             page.notice = previous_notice;
         }
-        // A stale form (the back button of the browser, a double submit): show where the flow
-        // stands now.
-        _ => {
-            page.notice = previous_notice;
-            return Ok(());
-        }
+        // A stale form (a reload that posts the last form again, the browser's back button, a
+        // double submit): show where the flow stands now, as a screen load.
+        _ => page.notice = previous_notice,
     }
     load_events(call, page, events).await
 }
@@ -888,8 +885,10 @@ fn failure_page(params: &Params, error: ApiError) -> Response {
     problem_page(params, error.status, "err_AGGREGATION_ERROR", events)
 }
 
-/// The `Set-Cookie` of a new session. `SameSite=None` lets the cookie reach a cross-site iframe,
-/// and browsers accept it only with `Secure`, which they allow on https and on localhost names.
+/// The `Set-Cookie` of a new session. `SameSite=None` lets the cookie reach a cross-site iframe;
+/// browsers accept it only with `Secure`, which they allow on https and on localhost names; and
+/// `Partitioned` (CHIPS) keeps it usable where third-party cookies are blocked (Chromium's
+/// incognito default), keyed to the embedding site, which is all a reload needs.
 fn session_cookie(headers: &HeaderMap, secret: &str) -> Option<HeaderValue> {
     let forwarded_https = headers
         .get("x-forwarded-proto")
@@ -913,7 +912,7 @@ fn session_cookie(headers: &HeaderMap, secret: &str) -> Option<HeaderValue> {
         || name.starts_with("127.")
         || name == "[::1]";
     let attributes = if trustworthy {
-        "SameSite=None; Secure"
+        "SameSite=None; Secure; Partitioned"
     } else {
         "SameSite=Lax"
     };

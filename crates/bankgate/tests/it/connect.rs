@@ -195,7 +195,13 @@ async fn the_token_is_spent_on_load_and_a_reload_with_the_cookie_resumes() {
     assert_eq!(page.screen(), "consent");
     assert_eq!(page.steps(), ["APP_MOUNTED", "COMPONENT_LOAD_CONSENT"]);
     let cookie = page.cookie().unwrap();
-    for attribute in ["HttpOnly", "SameSite=None", "Secure", "Path=/"] {
+    for attribute in [
+        "HttpOnly",
+        "SameSite=None",
+        "Secure",
+        "Partitioned",
+        "Path=/",
+    ] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
     assert!(

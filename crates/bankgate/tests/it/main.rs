@@ -12,6 +12,7 @@ mod api_statements;
 mod cli;
 mod concurrency;
 mod connect;
+mod connect_browser;
 mod limits;
 mod logs;
 mod operator;
