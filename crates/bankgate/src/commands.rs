@@ -193,6 +193,14 @@ async fn instance(
                 },
             );
         }
+        InstanceCommand::ConnectToken { name, setting } => {
+            let required = setting == "required";
+            operator.set_connect_token_required(&name, required).await?;
+            out.print(
+                json!({ "instance": name.as_str(), "connectTokenRequired": required }),
+                || format!("the Connect page of {name} now has the authorize token {setting}"),
+            );
+        }
         InstanceCommand::List => {
             let instances = operator.list_instances().await?;
             out.print(

@@ -897,3 +897,26 @@ fn a_second_ctrl_c_stops_a_server_held_up_by_a_stalled_client() {
     assert!(status.success(), "{status:?}\n{}", server.log());
     assert!(server.log().contains("second signal"), "{}", server.log());
 }
+
+#[tokio::test]
+async fn instance_connect_token_switches_the_connect_pages_token_requirement() {
+    let db = Db::new();
+    db.run(&["instance", "list"]).assert_success();
+    let set = db.json(&["instance", "connect-token", "toolbox", "optional"]);
+    assert_eq!(
+        set,
+        json!({ "instance": "toolbox", "connectTokenRequired": false })
+    );
+    let toolbox: bankgate_core::InstanceName = "toolbox".parse().unwrap();
+    let store = SqliteStore::open(&db.path).unwrap();
+    assert!(!store.connect_token_required(&toolbox).await.unwrap());
+    drop(store);
+    db.json(&["instance", "connect-token", "toolbox", "required"]);
+    let store = SqliteStore::open(&db.path).unwrap();
+    assert!(store.connect_token_required(&toolbox).await.unwrap());
+    drop(store);
+    db.run(&["instance", "connect-token", "nowhere", "optional"])
+        .assert_failure("nowhere");
+    db.run(&["instance", "connect-token", "toolbox", "maybe"])
+        .assert_failure("maybe");
+}
