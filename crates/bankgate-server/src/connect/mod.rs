@@ -14,8 +14,6 @@ mod i18n;
 pub mod params;
 mod view;
 
-use std::collections::HashMap;
-
 use axum::Extension;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Query, State};
@@ -632,10 +630,6 @@ async fn act(
             events.push("COMPONENT_CLOSE_SESSION", Value::Object(fields));
             page.step = Step::Closed;
         }
-        ("terms", _) => {
-            events.push("COMPONENT_CLICK_TERMS_URL", json!({}));
-            page.notice = previous_notice;
-        }
         // A stale form (a reload that posts the last form again, the browser's back button, a
         // double submit): show where the flow stands now, as a screen load.
         _ => page.notice = previous_notice,
@@ -977,9 +971,4 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
-}
-
-/// Translation keys by language, for tests.
-pub fn translations() -> HashMap<&'static str, (&'static str, &'static str)> {
-    STRINGS.iter().map(|(k, en, fr)| (*k, (*en, *fr))).collect()
 }

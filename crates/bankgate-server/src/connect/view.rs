@@ -4,6 +4,7 @@ use std::sync::LazyLock;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bankgate_core::model::Language;
 use bankgate_core::sandbox::SandboxBank;
 use bankgate_core::sandbox::accounts::{Account, to_decimal};
 use minijinja::{Environment, UndefinedBehavior};
@@ -19,6 +20,22 @@ static TEMPLATES: LazyLock<Result<Environment<'static>, minijinja::Error>> = Laz
     env.add_template("page.html", include_str!("page.html"))?;
     Ok(env)
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_follow_the_language() {
+        assert_eq!(amount(123_456_789, Language::En), "1,234,567.89");
+        assert_eq!(
+            amount(123_456_789, Language::Fr),
+            "1\u{202f}234\u{202f}567,89"
+        );
+        assert_eq!(amount(-5, Language::En), "-0.05");
+        assert_eq!(amount(99_900, Language::En), "999.00");
+    }
+}
 
 #[derive(Debug, Serialize)]
 struct InstitutionView {
@@ -75,6 +92,27 @@ pub struct View {
     foreground: Option<String>,
     /// An error screen with no flow to go on with.
     terminal: bool,
+}
+
+/// A balance as each language writes it: `1,234.56` in English, `1 234,56` in French.
+fn amount(cents: i64, language: Language) -> String {
+    let plain = format!("{:.2}", to_decimal(cents.abs()));
+    let (whole, fraction) = plain.split_once('.').unwrap_or((&plain, "00"));
+    let (group, point) = match language {
+        Language::En => (",", "."),
+        // A narrow no-break space, as French typography groups digits.
+        Language::Fr => ("\u{202f}", ","),
+    };
+    let digits: Vec<char> = whole.chars().collect();
+    let mut grouped = String::new();
+    for (i, digit) in digits.iter().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push_str(group);
+        }
+        grouped.push(*digit);
+    }
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}{grouped}{point}{fraction}")
 }
 
 /// `FlinksCapital` → `Flinks Capital`.
@@ -174,7 +212,7 @@ impl View {
                         .into_iter()
                         .rev()
                         .collect(),
-                    balance: format!("{:.2}", to_decimal(a.current)),
+                    balance: amount(a.current, params.language),
                     currency: a.currency,
                 })
                 .collect(),
