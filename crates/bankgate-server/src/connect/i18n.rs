@@ -127,7 +127,6 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
         "We could not connect your account",
         "Nous n'avons pas pu connecter votre compte",
     ),
-    ("try_again", "Try again", "Réessayer"),
     (
         "start_over",
         "Choose another institution",

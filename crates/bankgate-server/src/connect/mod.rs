@@ -155,7 +155,6 @@ pub async fn step(
     State(state): State<AppState>,
     Extension(host): Extension<HostKind>,
     client: ClientAddr,
-    headers: HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
     let fields = form.map(|Form(fields)| fields).unwrap_or_default();
@@ -168,11 +167,11 @@ pub async fn step(
         },
     };
     let now = state.clock.now();
-    let secret = field(&fields, "session")
-        .map(str::to_owned)
-        .or_else(|| cookie(&headers));
-    let found = match secret {
-        Some(secret) => find_session(&state, instance.as_ref(), &secret, now).await,
+    // Only the form's own field counts, never the cookie alone: another site can make a browser
+    // post a form here with the cookie attached, but it cannot know the secret (CSRF).
+    let secret = field(&fields, "session").map(str::to_owned);
+    let found = match secret.as_deref() {
+        Some(secret) => find_session(&state, instance.as_ref(), secret, now).await,
         None => Ok(None),
     };
     let (session, tenant, mut page) = match found {
@@ -223,10 +222,7 @@ pub async fn step(
         }
         Err(error) => return failure_page(&page.params, error.into()),
     }
-    let secret = field(&fields, "session")
-        .map(str::to_owned)
-        .or_else(|| cookie(&headers))
-        .unwrap_or_default();
+    let secret = secret.unwrap_or_default();
     match render_page(&call, &page, &secret, events, None).await {
         Ok(response) => response,
         Err(error) => failure_page(&page.params, error),
@@ -607,14 +603,6 @@ async fn act(
                 institution,
                 login_id,
                 account_ids: chosen,
-            };
-        }
-        ("try_again", Step::Failed { institution }) => {
-            page.step = match institution {
-                Some(institution) => Step::Credentials { institution },
-                None => Step::Institutions {
-                    query: String::new(),
-                },
             };
         }
         ("start_over", Step::Failed { .. }) => {

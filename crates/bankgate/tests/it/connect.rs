@@ -414,7 +414,7 @@ async fn bank_errors_are_shown_in_plain_words_with_a_retry_where_the_bank_allows
     assert_eq!(page.screen(), "failed");
     assert_eq!(page.steps(), ["SUBMIT_CREDENTIAL", "DISABLED_LOGIN"]);
     assert!(page.alert().unwrap().contains("disabled this account"));
-    assert!(!page.body.contains("value=\"try_again\""));
+    assert!(page.body.contains("value=\"start_over\""));
     let page = act(&app, &page, &[("action", "start_over")]).await;
     assert_eq!(page.screen(), "institutions");
 
@@ -764,6 +764,36 @@ async fn the_api_and_the_page_keep_to_their_hosts() {
         ))
         .await;
     on_api.assert_error(404, "INVALID_REQUEST", "connect_on_iframe_host");
+    // A step must carry the session in the form: the cookie alone is what another site could
+    // make the browser send.
+    let token = app.toolbox_token().await;
+    let page = open(&app, IFRAME, &format!("authorizeToken={token}"), None).await;
+    let cookie = page.cookie().unwrap();
+    let cookie = cookie.split(';').next().unwrap();
+    let forged = fetch(
+        &app,
+        Request::post("/v2/")
+            .header(header::HOST, IFRAME)
+            .header(header::COOKIE, cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("action=accept_consent"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(forged.steps(), ["SESSION_NONEXISTENT"]);
+    let reloaded = open(
+        &app,
+        IFRAME,
+        &format!("authorizeToken={token}"),
+        Some(cookie),
+    )
+    .await;
+    assert_eq!(
+        reloaded.screen(),
+        "consent",
+        "the forged post moved nothing"
+    );
     let stale = act_on(
         &app,
         IFRAME,

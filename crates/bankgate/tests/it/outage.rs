@@ -203,3 +203,42 @@ async fn every_endpoint_answers_503_in_the_envelope_when_the_store_is_down() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_connect_page_says_to_retry_when_the_store_is_down() {
+    let state = AppState::new(
+        Arc::new(Unreachable),
+        Arc::new(bankgate_core::ManualClock::new(START)),
+    );
+    let router = bankgate_server::app(state);
+    let response = tower::ServiceExt::oneshot(
+        router,
+        axum::http::Request::get("/v2/?authorizeToken=9f32e159-4e18-4c61-91a9-9f6af436d812")
+            .header("host", "toolbox-iframe.localhost")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        body.contains("Something unexpected happened. Try again."),
+        "{body}"
+    );
+    assert!(body.contains("AGGREGATION_ERROR"));
+    assert!(
+        !body.contains("connection refused"),
+        "internals stay in the log"
+    );
+}
