@@ -109,6 +109,10 @@ pub struct PageState {
     pub step: Step,
     /// An i18n key: a problem (or note) shown on the current screen.
     pub notice: Option<String>,
+    /// The username last typed, kept so a retry only needs the password again (never the
+    /// password itself).
+    #[serde(default)]
+    pub username: Option<String>,
 }
 
 /// The events to post to the embedding page (flinks-api.md §5.4).
@@ -347,6 +351,7 @@ async fn open(
         },
         params,
         notice: None,
+        username: None,
     };
     // Resuming an MFA step started through the API (flinks-api.md §5.1).
     if let Some(request_id) = page.params.request_id {
@@ -520,9 +525,11 @@ async fn act(
         }
         ("submit_credentials", Step::Credentials { institution }) => {
             events.with_institution("SUBMIT_CREDENTIAL", &institution);
+            let username = field(fields, "username").unwrap_or_default().to_owned();
+            page.username = Some(username.chars().take(256).collect());
             let connection = Connection {
                 institution: institution.clone(),
-                username: field(fields, "username").unwrap_or_default().to_owned(),
+                username,
                 password: field_raw(fields, "password").unwrap_or_default().to_owned(),
                 language: page.params.language,
                 // The page hands out a LoginId that /Authorize must open in cached mode.
@@ -838,6 +845,7 @@ fn problem_page(params: &Params, status: StatusCode, key: &str, events: Events) 
         params: params.clone(),
         step: Step::Failed { institution: None },
         notice: Some(key.to_owned()),
+        username: None,
     };
     let bank = bankgate_core::sandbox::SandboxBank::builtin();
     let view = view::View::new(&bank, &page, None, &[], events).terminal();

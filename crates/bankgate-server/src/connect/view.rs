@@ -73,6 +73,7 @@ pub struct View {
     query: String,
     search: bool,
     prompts: Vec<String>,
+    username: String,
     accounts: Vec<AccountView>,
     multiple: bool,
     notice: Option<&'static str>,
@@ -198,6 +199,7 @@ impl View {
             query,
             search: params.institution_filter_enable,
             prompts,
+            username: page.username.clone().unwrap_or_default(),
             accounts: accounts
                 .iter()
                 .map(|a| AccountView {

@@ -393,6 +393,11 @@ async fn bank_errors_are_shown_in_plain_words_with_a_retry_where_the_bank_allows
             .unwrap()
             .contains("username or password is incorrect")
     );
+    assert!(
+        page.body.contains("value=\"greatday_nomfa\""),
+        "the username is kept for the retry"
+    );
+    assert!(!page.body.contains("value=\"nope\""), "the password is not");
     let page = login(&app, &page, "greatday_nomfa", "Everyday").await;
     assert_eq!(page.screen(), "success");
     assert!(page.events()[1]["loginId"].is_string());
