@@ -78,9 +78,25 @@ async function screenOf(frame) {
   );
 }
 
-// Clicks (or presses) something that submits a form, and waits for the frame's next document.
+// Clicks (or presses) something that submits a form, and waits for the frame's next document:
+// a navigation, or (where the page posts the step itself) the document it writes in place.
+// Resolves to "top" when the step took the embedding page itself to the redirect.
 async function submit(frame, act) {
-  await Promise.all([frame.waitForNavigation({ timeout: 15000 }), act()]);
+  const page = frame.page();
+  await frame.evaluate(() => document.documentElement.setAttribute("data-driver-seen", ""));
+  await act();
+  const landed = page.waitForURL(/\/landing\?/, { timeout: 15000 }).then(() => "top");
+  const next = frame
+    .waitForFunction(
+      () => !document.documentElement.hasAttribute("data-driver-seen") && document.readyState !== "loading",
+      null,
+      { timeout: 15000 },
+    )
+    .then(() => "frame");
+  // One of them settles; the other's rejection (the frame detached, or no redirect) is moot.
+  landed.catch(() => {});
+  next.catch(() => {});
+  return Promise.any([landed, next]);
 }
 
 async function run(scenario) {
@@ -179,7 +195,13 @@ async function run(scenario) {
         } else {
           await boxes[0].check();
         }
-        await submit(frame, () => frame.click("button[value=select_accounts]"));
+        if ((await submit(frame, () => frame.click("button[value=select_accounts]"))) === "top") {
+          result.notes.push("top navigated by script");
+          result.screens.push("landing");
+          result.finalUrl = page.url();
+          await screenshot("landing");
+          break;
+        }
       } else if (screen === "landing") {
         result.finalUrl = frame.url();
         break;
@@ -189,6 +211,7 @@ async function run(scenario) {
           result.finalUrl = frame.url();
           await screenshot("landing");
         } else if (scenario.waitFor === "top") {
+          result.screens.push("landing");
           try {
             await page.waitForURL(/\/landing\?/, { timeout: 3000 });
             result.notes.push("top navigated by script");

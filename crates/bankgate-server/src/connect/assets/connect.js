@@ -67,10 +67,12 @@
       window.location.assign(url);
     } else {
       try {
-        window.top.location.assign(url);
+        // Cross-origin, a frame may only set the top window's location, not call its methods.
+        window.top.location.href = url;
       } catch (e) {
-        // A browser may refuse a cross-origin frame navigating the top window without a user
-        // gesture: the Continue link (target=_top) stays on screen for the user.
+        // Browsers let a cross-origin frame move the top window only once the user has used
+        // the frame (Chromium: a click on an earlier screen counts); should one refuse, the
+        // Continue link (target=_top) stays on screen.
       }
     }
   }
