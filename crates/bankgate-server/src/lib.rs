@@ -68,6 +68,14 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(connect::page).post(connect::step))
         .route("/v2", get(connect::page).post(connect::step))
         .route("/v2/", get(connect::page).post(connect::step))
+        .route(
+            "/v2/Credential/{institution}",
+            get(connect::page_at_institution).post(connect::step),
+        )
+        .route(
+            "/v2/Credential/{institution}/",
+            get(connect::page_at_institution).post(connect::step),
+        )
         .route("/v2/assets/connect.js", get(connect::script))
         .route("/v2/assets/connect.css", get(connect::stylesheet))
         .fallback(routing::not_found)

@@ -50,8 +50,13 @@ pub async fn canonicalize(mut request: Request, next: Next) -> Response {
     }
 
     let path = request.uri().path();
-    // `/v2/` is the Connect page's documented address: its trailing '/' is not an empty segment.
-    if path != "/" && path != "/v2/" && path.split('/').skip(1).any(str::is_empty) {
+    // Connect page addresses end in '/' as Flinks documents them (`/v2/`,
+    // `/v2/Credential/{institution}/`): that trailing '/' is not an empty segment.
+    let checked = match path.strip_suffix('/') {
+        Some(trimmed) if path.starts_with("/v2/") => trimmed,
+        _ => path,
+    };
+    if path != "/" && checked.split('/').skip(1).any(str::is_empty) {
         return ApiError::not_found(
             "empty_path_segment",
             format!(

@@ -16,7 +16,7 @@ mod view;
 
 use axum::Extension;
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bankgate_core::model::{CONNECT_SESSION_IDLE_LIFETIME, Tenant};
@@ -113,6 +113,9 @@ pub struct PageState {
     /// password itself).
     #[serde(default)]
     pub username: Option<String>,
+    /// The institution the page was opened at (`/v2/Credential/{institution}/`).
+    #[serde(default)]
+    pub preselected: Option<String>,
 }
 
 /// The events to post to the embedding page (flinks-api.md §5.4).
@@ -148,7 +151,29 @@ pub async fn page(
         Ok(instance) => instance,
         Err(response) => return *response,
     };
-    match open(&state, &instance, &headers, &pairs, params.clone()).await {
+    match open(&state, &instance, &headers, &pairs, params.clone(), None).await {
+        Ok(response) => response,
+        Err(error) => failure_page(&params, error),
+    }
+}
+
+/// GET `/v2/Credential/{institution}/`: the page opened at one institution's login, as
+/// integrations that pick the bank themselves embed it (flinks-api.md §1.2).
+pub async fn page_at_institution(
+    State(state): State<AppState>,
+    Extension(host): Extension<HostKind>,
+    Path(institution): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let pairs = query.map(|Query(pairs)| pairs).unwrap_or_default();
+    let params = Params::parse(&pairs);
+    let instance = match instance_of(&state, &host, &pairs) {
+        Ok(instance) => instance,
+        Err(response) => return *response,
+    };
+    let at = Some(institution.as_str());
+    match open(&state, &instance, &headers, &pairs, params.clone(), at).await {
         Ok(response) => response,
         Err(error) => failure_page(&params, error),
     }
@@ -280,6 +305,7 @@ async fn open(
     headers: &HeaderMap,
     pairs: &[(String, String)],
     params: Params,
+    institution: Option<&str>,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
     if state.store.instance(instance).await?.is_none() {
@@ -349,10 +375,20 @@ async fn open(
                 query: String::new(),
             }
         },
-        params,
         notice: None,
         username: None,
+        // Only an institution this page would offer (demo mode for the sandbox bank's).
+        preselected: institution
+            .filter(|_| params.demo)
+            .and_then(|id| state.bank.institution(id))
+            .map(|i| i.id.to_owned()),
+        params,
     };
+    if let (Some(institution), false) = (&page.preselected, page.params.consent_enable) {
+        page.step = Step::Credentials {
+            institution: institution.clone(),
+        };
+    }
     // Resuming an MFA step started through the API (flinks-api.md §5.1).
     if let Some(request_id) = page.params.request_id {
         page.step = match state.store.pending(customer_id, request_id).await? {
@@ -479,8 +515,13 @@ async fn act(
     match (action, page.step.clone()) {
         ("accept_consent", Step::Consent) => {
             events.push("COMPONENT_ACCEPT_CONSENT", json!({}));
-            page.step = Step::Institutions {
-                query: String::new(),
+            page.step = match &page.preselected {
+                Some(institution) => Step::Credentials {
+                    institution: institution.clone(),
+                },
+                None => Step::Institutions {
+                    query: String::new(),
+                },
             };
         }
         ("deny_consent", Step::Consent) => {
@@ -846,6 +887,7 @@ fn problem_page(params: &Params, status: StatusCode, key: &str, events: Events) 
         step: Step::Failed { institution: None },
         notice: Some(key.to_owned()),
         username: None,
+        preselected: None,
     };
     let bank = bankgate_core::sandbox::SandboxBank::builtin();
     let view = view::View::new(&bank, &page, None, &[], events).terminal();

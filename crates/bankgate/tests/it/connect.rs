@@ -975,3 +975,71 @@ async fn every_screen_is_translated() {
         shown.len()
     );
 }
+
+#[tokio::test]
+async fn a_credential_path_opens_the_page_at_that_institution() {
+    let app = TestApp::new().await;
+    let get = async |uri: String| {
+        fetch(
+            &app,
+            Request::get(uri)
+                .header(header::HOST, IFRAME)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    };
+    let token = app.toolbox_token().await;
+    let page = get(format!(
+        "/v2/Credential/FlinksCapital/?demo=true&consentEnable=false&authorizeToken={token}"
+    ))
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.screen(), "credentials");
+    assert_eq!(page.steps(), ["APP_MOUNTED", "COMPONENT_LOAD_CREDENTIAL"]);
+    // The forms post back to the address the page has.
+    let page = fetch(
+        &app,
+        Request::post("/v2/Credential/FlinksCapital/?demo=true")
+            .header(header::HOST, IFRAME)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!(
+                "session={}&action=submit_credentials&username=greatday_nomfa&password=Everyday",
+                page.session()
+            )))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page.screen(), "success");
+
+    // With consent first, accepting it leads to that institution's login.
+    let token = app.toolbox_token().await;
+    let page = get(format!(
+        "/v2/Credential/flinkscapital?demo=true&authorizeToken={token}"
+    ))
+    .await;
+    assert_eq!(page.screen(), "consent");
+    let page = act(&app, &page, &[("action", "accept_consent")]).await;
+    assert_eq!(page.screen(), "credentials");
+    assert_eq!(page.events()[1]["institution"], "FlinksCapital");
+
+    // An institution the page would not offer: the usual selector.
+    let token = app.toolbox_token().await;
+    let page = get(format!(
+        "/v2/Credential/National/?demo=true&consentEnable=false&authorizeToken={token}"
+    ))
+    .await;
+    assert_eq!(page.screen(), "institutions");
+    let token = app.toolbox_token().await;
+    let page = get(format!(
+        "/v2/Credential/FlinksCapital/?consentEnable=false&authorizeToken={token}"
+    ))
+    .await;
+    assert_eq!(
+        page.screen(),
+        "institutions",
+        "FlinksCapital is shown in demo mode only"
+    );
+    let empty = get("/v2//Credential".to_owned()).await;
+    assert_eq!(empty.status, StatusCode::NOT_FOUND);
+}
