@@ -179,7 +179,8 @@ pub async fn page_at_institution(
     }
 }
 
-/// POST `/`, `/v2`, `/v2/`: one step of the flow.
+/// POST to any Connect address (`/`, `/v2/`, `/v2/Credential/{institution}/`): one step of the
+/// flow. The forms post back to the address the page has.
 pub async fn step(
     State(state): State<AppState>,
     Extension(host): Extension<HostKind>,
