@@ -89,6 +89,10 @@ secret_string!(
     /// A single-use authorize token, valid for the instance's token lifetime.
     AuthorizeToken
 );
+secret_string!(
+    /// What a browser holds (cookie and form field) to continue its Connect page session.
+    ConnectSecret
+);
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,6 @@ pub mod sandbox;
 pub mod time_format;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use credentials::{ApiKey, AuthorizeToken, Digest, SecretKey};
+pub use credentials::{ApiKey, AuthorizeToken, ConnectSecret, Digest, SecretKey};
 pub use error::{DomainError, Refusal};
 pub use ids::{CustomerId, InstanceName, LoginId, RequestId};

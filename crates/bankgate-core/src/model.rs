@@ -17,6 +17,8 @@ pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
 pub const AUTHORIZED_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// A RequestId in the middle of MFA expires after this long without a call.
 pub const AUTHORIZING_IDLE_LIFETIME: Duration = Duration::from_secs(8 * 60);
+/// A Connect page session ends after this long without a step.
+pub const CONNECT_SESSION_IDLE_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// Expired tokens and sessions are kept this long past expiry before purging, so that a late
 /// caller is told "expired" rather than "unknown".
 pub const EXPIRED_RETENTION: Duration = Duration::from_secs(60 * 60);

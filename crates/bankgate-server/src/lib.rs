@@ -1,10 +1,11 @@
 //! bankgate's HTTP surface: the Flinks API on `{instance}-api` hosts (and bare hosts), and the
-//! admin API on its own listener.
+//! Connect page on `{instance}-iframe` hosts, and the admin API on its own listener.
 
 pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod connect;
 pub mod error;
 pub mod guard;
 pub mod host;
@@ -65,6 +66,20 @@ pub fn app(state: AppState) -> Router {
             get(api::accounts::get_accounts_detail_async)
                 .post(api::accounts::get_accounts_detail_async),
         )
+        // The Connect page (iframe hosts, or a bare host with ?instance=).
+        .route("/", get(connect::page).post(connect::step))
+        .route("/v2", get(connect::page).post(connect::step))
+        .route("/v2/", get(connect::page).post(connect::step))
+        .route(
+            "/v2/Credential/{institution}",
+            get(connect::page_at_institution).post(connect::step),
+        )
+        .route(
+            "/v2/Credential/{institution}/",
+            get(connect::page_at_institution).post(connect::step),
+        )
+        .route("/v2/assets/connect.js", get(connect::script))
+        .route("/v2/assets/connect.css", get(connect::stylesheet))
         .fallback(routing::not_found)
         .method_not_allowed_fallback(routing::method_not_allowed)
         .with_state(state.clone());

@@ -308,6 +308,17 @@ impl Operator {
             })
     }
 
+    /// Whether the instance's Connect page requires an authorize token (on by default). Off
+    /// suits older integrations that embed the page without one; the page then serves the
+    /// instance's only customer, or the one named by `?customerId=`.
+    pub async fn set_connect_token_required(
+        &self,
+        name: &InstanceName,
+        required: bool,
+    ) -> Result<(), DomainError> {
+        self.store.set_connect_token_required(name, required).await
+    }
+
     /// A LoginId for a sandbox user, as if the user had connected through Connect.
     pub async fn create_login(
         &self,

@@ -14,7 +14,15 @@ pub async fn purge_once(
     store: &dyn Store,
     clock: &dyn Clock,
 ) -> Result<Purged, bankgate_core::DomainError> {
-    let purged = store.purge_expired(clock.now() - EXPIRED_RETENTION).await?;
+    let expired_before = clock.now() - EXPIRED_RETENTION;
+    let purged = store.purge_expired(expired_before).await?;
+    let connect = store.purge_connect_sessions(expired_before).await?;
+    if connect > 0 {
+        tracing::info!(
+            connect_sessions = connect,
+            "purged expired Connect sessions"
+        );
+    }
     if purged != Purged::default() {
         tracing::info!(
             tokens = purged.tokens,

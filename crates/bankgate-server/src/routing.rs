@@ -36,21 +36,27 @@ pub async fn canonicalize(mut request: Request, next: Next) -> Response {
             )
             .into_response();
         }
-        HostKind::Iframe(instance) => {
+        HostKind::Iframe(instance) if !is_connect_path(request.uri().path()) => {
             return ApiError::not_found(
-                "connect_not_served",
+                "api_on_iframe_host",
                 format!(
-                    "{instance}-iframe hosts are for the Connect page, which this bankgate does \
-                     not serve yet; the API is on {instance}-api hosts."
+                    "{instance}-iframe hosts serve the Connect page (/v2/); the API is on \
+                     {instance}-api hosts."
                 ),
             )
             .into_response();
         }
-        HostKind::Bare | HostKind::Api(_) => {}
+        HostKind::Bare | HostKind::Api(_) | HostKind::Iframe(_) => {}
     }
 
     let path = request.uri().path();
-    if path != "/" && path.split('/').skip(1).any(str::is_empty) {
+    // Connect page addresses end in '/' as Flinks documents them (`/v2/`,
+    // `/v2/Credential/{institution}/`): that trailing '/' is not an empty segment.
+    let checked = match path.strip_suffix('/') {
+        Some(trimmed) if path.starts_with("/v2/") => trimmed,
+        _ => path,
+    };
+    if path != "/" && checked.split('/').skip(1).any(str::is_empty) {
         return ApiError::not_found(
             "empty_path_segment",
             format!(
@@ -75,6 +81,11 @@ pub async fn canonicalize(mut request: Request, next: Next) -> Response {
     }
     request.extensions_mut().insert(host);
     next.run(request).await
+}
+
+/// The paths an iframe host serves: the Connect page and its assets.
+fn is_connect_path(path: &str) -> bool {
+    path == "/" || path == "/v2" || path.starts_with("/v2/")
 }
 
 /// `/V3/{id}/bankingservices/authorize/…` → `/v3/{id}/BankingServices/Authorize/…`

@@ -144,6 +144,21 @@ pub enum ClockChange {
     Reset,
 }
 
+/// One browser going through the Connect page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectSession {
+    /// Digest of the random secret the browser holds (cookie and form field).
+    pub secret: Digest,
+    pub customer_id: CustomerId,
+    /// The authorize token the page was opened with (spent by
+    /// [`Store::open_connect_session`]); a reload may present it again.
+    pub token: Option<Digest>,
+    /// The page's own state (step, parameters), opaque to the store.
+    pub state: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
 /// What a reset removed from an instance.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Reset {
@@ -340,4 +355,31 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Deletes tokens and sessions that expired at or before `expired_before`.
     async fn purge_expired(&self, expired_before: Timestamp) -> Result<Purged, DomainError>;
+
+    /// Spends `session.token` (if any) and records the Connect session, in one transaction: a
+    /// token is never spent without the session that holds it. Nothing is recorded unless the
+    /// answer is [`TokenUse::Consumed`].
+    async fn open_connect_session(
+        &self,
+        session: &ConnectSession,
+        now: Timestamp,
+    ) -> Result<TokenUse, DomainError>;
+    /// The Connect session whose secret has this digest, expired or not.
+    async fn connect_session(&self, secret: Digest) -> Result<Option<ConnectSession>, DomainError>;
+    /// Replaces a Connect session's state and pushes back its expiry; `false` when it is gone.
+    async fn update_connect_session(
+        &self,
+        secret: Digest,
+        state: &str,
+        expires_at: Timestamp,
+    ) -> Result<bool, DomainError>;
+    /// Whether the Connect page of this instance requires an authorize token (default: yes).
+    async fn connect_token_required(&self, instance: &InstanceName) -> Result<bool, DomainError>;
+    async fn set_connect_token_required(
+        &self,
+        instance: &InstanceName,
+        required: bool,
+    ) -> Result<(), DomainError>;
+    /// Deletes Connect sessions that expired at or before `expired_before`; returns how many.
+    async fn purge_connect_sessions(&self, expired_before: Timestamp) -> Result<u64, DomainError>;
 }

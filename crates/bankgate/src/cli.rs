@@ -159,6 +159,14 @@ pub enum InstanceCommand {
         /// The sandbox instance.
         name: InstanceName,
     },
+    /// Say whether the instance's Connect page requires an authorize token (the default).
+    ConnectToken {
+        name: InstanceName,
+        /// `required` (the default) or `optional`: without a token the page serves the
+        /// instance's only customer, or the one named by ?customerId=.
+        #[arg(value_parser = ["required", "optional"])]
+        setting: String,
+    },
 }
 
 fn parse_kind(value: &str) -> Result<InstanceKind, String> {

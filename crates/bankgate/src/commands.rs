@@ -13,6 +13,7 @@ use bankgate_server::guard::{FailureLimiter, LimitConfig};
 use bankgate_server::operator::{NewCustomer, Operator};
 use bankgate_server::{AppState, purge};
 use bankgate_store::ClockChange;
+use serde_json::json;
 
 use crate::cli::{Cli, Command, CustomerCommand, InstanceCommand, LoginCommand};
 use crate::config::Settings;
@@ -220,6 +221,14 @@ async fn instance(
                     )
                 }
             });
+        }
+        InstanceCommand::ConnectToken { name, setting } => {
+            let required = setting == "required";
+            operator.set_connect_token_required(&name, required).await?;
+            out.print(
+                json!({ "instance": name.as_str(), "connectTokenRequired": required }),
+                || format!("the Connect page of {name} now has the authorize token {setting}"),
+            );
         }
         InstanceCommand::List => {
             let instances = operator.list_instances().await?;

@@ -20,9 +20,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use rusqlite_migration::{M, Migrations};
 
 use crate::{
-    CachedAuthorize, ClockChange, CompleteAuthorization, CredentialMatch, KeyDigests, LoginChange,
-    NewToken, ObserverSlot, OpenOutcome, Purged, Reset, Store, StoreObserver, TokenRecord,
-    TokenUse,
+    CachedAuthorize, ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch,
+    KeyDigests, LoginChange, NewToken, ObserverSlot, OpenOutcome, Purged, Reset, Store,
+    StoreObserver, TokenRecord, TokenUse,
 };
 pub use writer::BatchStats;
 use writer::Writer;
@@ -72,6 +72,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../migrations/sqlite/0003_instance_clock.sql"
         )),
+        M::up(include_str!("../../migrations/sqlite/0004_connect.sql")),
     ])
 }
 
@@ -242,6 +243,8 @@ const PURGE_TOKENS: &str = "DELETE FROM authorize_tokens WHERE rowid IN \
 const PURGE_SESSIONS: &str = "DELETE FROM sessions WHERE rowid IN \
      (SELECT rowid FROM sessions WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2) \
      RETURNING login_id";
+const PURGE_CONNECT: &str = "DELETE FROM connect_sessions WHERE rowid IN \
+     (SELECT rowid FROM connect_sessions WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)";
 const PURGE_PENDING: &str = "DELETE FROM pending_authorizations WHERE rowid IN \
      (SELECT rowid FROM pending_authorizations WHERE expires_at <= ?1 ORDER BY expires_at \
      LIMIT ?2)";
@@ -538,7 +541,7 @@ fn consume_token_in(
     conn: &Connection,
     customer_id: CustomerId,
     digest: Digest,
-    request_id: RequestId,
+    request_id: Option<RequestId>,
     now: Timestamp,
 ) -> Result<TokenUse, StoreError> {
     // One conditional UPDATE: atomic even if several processes share the file.
@@ -549,7 +552,7 @@ fn consume_token_in(
         )?
         .execute(params![
             now.as_micros(),
-            request_id.to_string(),
+            request_id.map(|id| id.to_string()),
             digest.as_bytes(),
             customer_id.to_string()
         ])?;
@@ -775,7 +778,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<TokenUse, DomainError> {
         let outcome = self
-            .write(move |conn| consume_token_in(conn, customer_id, digest, request_id, now))
+            .write(move |conn| consume_token_in(conn, customer_id, digest, Some(request_id), now))
             .await?;
         self.observer.token_presented(Some(digest), &outcome);
         Ok(outcome)
@@ -820,7 +823,7 @@ impl Store for SqliteStore {
                         conn,
                         request.customer_id,
                         digest,
-                        request.request_id,
+                        Some(request.request_id),
                         request.now,
                     )?;
                     if used != TokenUse::Consumed {
@@ -882,7 +885,7 @@ impl Store for SqliteStore {
                         conn,
                         pending.customer_id,
                         digest,
-                        pending.request_id,
+                        Some(pending.request_id),
                         now,
                     )?;
                     if used != TokenUse::Consumed {
@@ -1067,7 +1070,7 @@ impl Store for SqliteStore {
                     from_pending,
                 } = completion;
                 if let Some(digest) = token {
-                    let used = consume_token_in(conn, customer_id, digest, request_id, now)?;
+                    let used = consume_token_in(conn, customer_id, digest, Some(request_id), now)?;
                     if used != TokenUse::Consumed {
                         return Ok(OpenOutcome::TokenRefused(used));
                     }
@@ -1171,6 +1174,11 @@ impl Store for SqliteStore {
             let of_instance = "customer_id IN (SELECT id FROM customers WHERE instance = ?1)";
             let mut reset = Reset::default();
             // Sessions before LoginIds, so they are counted rather than cascaded away.
+            // Connect sessions are not counted: they hold nothing a caller could use.
+            conn.execute(
+                &format!("DELETE FROM connect_sessions WHERE {of_instance}"),
+                params![instance],
+            )?;
             for (table, removed) in [
                 ("pending_authorizations", &mut reset.pending),
                 ("sessions", &mut reset.sessions),
@@ -1193,5 +1201,135 @@ impl Store for SqliteStore {
             sessions: self.purge_sessions(expired_before).await?,
             pending: self.purge_in_chunks(PURGE_PENDING, expired_before).await?,
         })
+    }
+
+    async fn open_connect_session(
+        &self,
+        session: &ConnectSession,
+        now: Timestamp,
+    ) -> Result<TokenUse, DomainError> {
+        let session = session.clone();
+        let token = session.token;
+        let outcome = self
+            .write(move |conn| {
+                if let Some(digest) = session.token {
+                    // No RequestId: the page opens its own through the live flow, token-free.
+                    let used = consume_token_in(conn, session.customer_id, digest, None, now)?;
+                    if used != TokenUse::Consumed {
+                        return Ok(used);
+                    }
+                }
+                conn.prepare_cached(
+                    "INSERT INTO connect_sessions \
+                 (secret_digest, customer_id, token_digest, state, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    session.secret.as_bytes(),
+                    session.customer_id.to_string(),
+                    session.token.as_ref().map(|d| d.as_bytes().to_vec()),
+                    session.state,
+                    session.created_at.as_micros(),
+                    session.expires_at.as_micros()
+                ])?;
+                Ok(TokenUse::Consumed)
+            })
+            .await?;
+        self.observer.token_presented(token, &outcome);
+        Ok(outcome)
+    }
+
+    async fn connect_session(&self, secret: Digest) -> Result<Option<ConnectSession>, DomainError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT customer_id, token_digest, state, created_at, expires_at \
+                     FROM connect_sessions WHERE secret_digest = ?1",
+                )?
+                .query_row(params![secret.as_bytes()], |row| {
+                    let token: Option<Vec<u8>> = row.get(1)?;
+                    let token = match token {
+                        None => None,
+                        Some(bytes) => Some(
+                            Digest::from_slice(&bytes).ok_or_else(|| corrupt("token_digest"))?,
+                        ),
+                    };
+                    Ok(ConnectSession {
+                        secret,
+                        customer_id: parse_col(row, 0)?,
+                        token,
+                        state: row.get(2)?,
+                        created_at: ts(row, 3)?,
+                        expires_at: ts(row, 4)?,
+                    })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn update_connect_session(
+        &self,
+        secret: Digest,
+        state: &str,
+        expires_at: Timestamp,
+    ) -> Result<bool, DomainError> {
+        let state = state.to_owned();
+        self.write(move |conn| {
+            let updated = conn
+                .prepare_cached(
+                    "UPDATE connect_sessions SET state = ?2, expires_at = ?3 \
+                     WHERE secret_digest = ?1",
+                )?
+                .execute(params![secret.as_bytes(), state, expires_at.as_micros()])?;
+            Ok(updated == 1)
+        })
+        .await
+    }
+
+    async fn connect_token_required(&self, instance: &InstanceName) -> Result<bool, DomainError> {
+        let instance = instance.to_string();
+        self.read(move |conn| {
+            let required: Option<bool> = conn
+                .prepare_cached(
+                    "SELECT authorize_token_required FROM connect_settings WHERE instance = ?1",
+                )?
+                .query_row(params![instance], |row| row.get(0))
+                .optional()?;
+            Ok(required.unwrap_or(true))
+        })
+        .await
+    }
+
+    async fn set_connect_token_required(
+        &self,
+        instance: &InstanceName,
+        required: bool,
+    ) -> Result<(), DomainError> {
+        let instance = instance.to_string();
+        self.write(move |conn| {
+            let result = conn.execute(
+                "INSERT INTO connect_settings (instance, authorize_token_required) \
+                 VALUES (?1, ?2) ON CONFLICT (instance) \
+                 DO UPDATE SET authorize_token_required = excluded.authorize_token_required",
+                params![instance, required],
+            );
+            match result {
+                Err(rusqlite::Error::SqliteFailure(error, _))
+                    if error.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::Domain(DomainError::NotFound {
+                        what: "instance",
+                        id: instance,
+                    }))
+                }
+                other => other.map(drop).map_err(StoreError::from),
+            }
+        })
+        .await
+    }
+
+    async fn purge_connect_sessions(&self, expired_before: Timestamp) -> Result<u64, DomainError> {
+        self.purge_in_chunks(PURGE_CONNECT, expired_before).await
     }
 }

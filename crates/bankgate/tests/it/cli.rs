@@ -1081,3 +1081,26 @@ fn instance_clock_reads_moves_and_resets_a_sandbox_clock() {
     db.run(&["instance", "clock", "nowhere"])
         .assert_failure("nowhere");
 }
+
+#[tokio::test]
+async fn instance_connect_token_switches_the_connect_pages_token_requirement() {
+    let db = Db::new();
+    db.run(&["instance", "list"]).assert_success();
+    let set = db.json(&["instance", "connect-token", "toolbox", "optional"]);
+    assert_eq!(
+        set,
+        json!({ "instance": "toolbox", "connectTokenRequired": false })
+    );
+    let toolbox: bankgate_core::InstanceName = "toolbox".parse().unwrap();
+    let store = SqliteStore::open(&db.path).unwrap();
+    assert!(!store.connect_token_required(&toolbox).await.unwrap());
+    drop(store);
+    db.json(&["instance", "connect-token", "toolbox", "required"]);
+    let store = SqliteStore::open(&db.path).unwrap();
+    assert!(store.connect_token_required(&toolbox).await.unwrap());
+    drop(store);
+    db.run(&["instance", "connect-token", "nowhere", "optional"])
+        .assert_failure("nowhere");
+    db.run(&["instance", "connect-token", "toolbox", "maybe"])
+        .assert_failure("maybe");
+}

@@ -12,6 +12,8 @@ mod api_live;
 mod api_statements;
 mod cli;
 mod concurrency;
+mod connect;
+mod connect_browser;
 mod limits;
 mod logs;
 mod operator;

@@ -8,8 +8,8 @@ use bankgate_core::model::{Customer, Instance, Login, PendingAuthorization, Sess
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 use bankgate_server::AppState;
 use bankgate_store::{
-    CachedAuthorize, ClockChange, CompleteAuthorization, CredentialMatch, KeyDigests, NewToken,
-    OpenOutcome, Purged, Reset, Store, TokenRecord, TokenUse,
+    CachedAuthorize, ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch,
+    KeyDigests, NewToken, OpenOutcome, Purged, Reset, Store, TokenRecord, TokenUse,
 };
 
 use crate::support::*;
@@ -151,6 +151,37 @@ impl Store for Unreachable {
     async fn purge_expired(&self, _: Timestamp) -> Result<Purged, DomainError> {
         down()
     }
+    async fn open_connect_session(
+        &self,
+        _: &ConnectSession,
+        _: Timestamp,
+    ) -> Result<TokenUse, DomainError> {
+        down()
+    }
+    async fn connect_session(&self, _: Digest) -> Result<Option<ConnectSession>, DomainError> {
+        down()
+    }
+    async fn update_connect_session(
+        &self,
+        _: Digest,
+        _: &str,
+        _: Timestamp,
+    ) -> Result<bool, DomainError> {
+        down()
+    }
+    async fn connect_token_required(&self, _: &InstanceName) -> Result<bool, DomainError> {
+        down()
+    }
+    async fn set_connect_token_required(
+        &self,
+        _: &InstanceName,
+        _: bool,
+    ) -> Result<(), DomainError> {
+        down()
+    }
+    async fn purge_connect_sessions(&self, _: Timestamp) -> Result<u64, DomainError> {
+        down()
+    }
 }
 
 #[tokio::test]
@@ -185,6 +216,45 @@ async fn every_endpoint_answers_503_in_the_envelope_when_the_store_is_down() {
             "internals stay in the log"
         );
     }
+}
+
+#[tokio::test]
+async fn the_connect_page_says_to_retry_when_the_store_is_down() {
+    let state = AppState::new(
+        Arc::new(Unreachable),
+        Arc::new(bankgate_core::ManualClock::new(START)),
+    );
+    let router = bankgate_server::app(state);
+    let response = tower::ServiceExt::oneshot(
+        router,
+        axum::http::Request::get("/v2/?authorizeToken=9f32e159-4e18-4c61-91a9-9f6af436d812")
+            .header("host", "toolbox-iframe.localhost")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        body.contains("Something unexpected happened. Try again."),
+        "{body}"
+    );
+    assert!(body.contains("AGGREGATION_ERROR"));
+    assert!(
+        !body.contains("connection refused"),
+        "internals stay in the log"
+    );
 }
 
 #[tokio::test]

@@ -17,11 +17,13 @@ use bankgate_core::model::{
     Login, LoginType, PendingAuthorization, Session, Tenant,
 };
 use bankgate_core::{
-    AuthorizeToken, CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp,
+    AuthorizeToken, ConnectSecret, CustomerId, Digest, DomainError, InstanceName, LoginId,
+    RequestId, Timestamp,
 };
 use bankgate_store::{
-    CachedAuthorize, ClockChange, CompleteAuthorization, CredentialMatch, KeyDigests, LoginChange,
-    NewToken, OpenOutcome, Purged, SqliteStore, Store, TokenRecord, TokenUse,
+    CachedAuthorize, ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch,
+    KeyDigests, LoginChange, NewToken, OpenOutcome, Purged, SqliteStore, Store, TokenRecord,
+    TokenUse,
 };
 
 use crate::support::START;
@@ -122,6 +124,11 @@ macro_rules! conformance {
                 instance_clock_moves_forward_and_back,
                 token_record_tells_the_state_of_a_token,
                 ping_answers,
+                connect_session_spends_its_token_once,
+                connect_session_refused_token_records_nothing,
+                connect_session_updates_and_expires,
+                connect_token_required_per_instance,
+                connect_sessions_go_with_a_reset,
             );
             conformance!(@fixture $open;
                 writes_survive_a_restart,
@@ -1728,4 +1735,170 @@ async fn token_record_tells_the_state_of_a_token(store: Arc<dyn Store>) {
 
 async fn ping_answers(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
+}
+
+// ---- the Connect page ----
+
+fn connect_record(
+    customer_id: CustomerId,
+    token: Option<Digest>,
+    now: Timestamp,
+) -> ConnectSession {
+    ConnectSession {
+        secret: ConnectSecret::generate().digest(),
+        customer_id,
+        token,
+        state: r#"{"step":"consent"}"#.to_owned(),
+        created_at: now,
+        expires_at: now + std::time::Duration::from_secs(1800),
+    }
+}
+
+async fn connect_session_spends_its_token_once(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let token = issue(&*store, customer.id, T0, at(1800)).await;
+    let first = connect_record(customer.id, Some(token), at(1));
+    assert_eq!(
+        store.open_connect_session(&first, at(1)).await.unwrap(),
+        TokenUse::Consumed
+    );
+    assert_eq!(
+        store.connect_session(first.secret).await.unwrap(),
+        Some(first.clone()),
+        "the session reads back as written, with the token it spent"
+    );
+    let second = connect_record(customer.id, Some(token), at(2));
+    assert_eq!(
+        store.open_connect_session(&second, at(2)).await.unwrap(),
+        TokenUse::Used { at: at(1) }
+    );
+    assert_eq!(store.connect_session(second.secret).await.unwrap(), None);
+    // The token is spent for /Authorize too.
+    assert_eq!(
+        consume(&*store, customer.id, token, at(3)).await,
+        TokenUse::Used { at: at(1) }
+    );
+    // Without a token (an instance that does not require one) nothing is spent.
+    let tokenless = connect_record(customer.id, None, at(4));
+    assert_eq!(
+        store.open_connect_session(&tokenless, at(4)).await.unwrap(),
+        TokenUse::Consumed
+    );
+    assert!(
+        store
+            .connect_session(tokenless.secret)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn connect_session_refused_token_records_nothing(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let (other, _) = customer_on(&*store, "beta", InstanceKind::Sandbox).await;
+    let expired = issue(&*store, customer.id, T0, at(10)).await;
+    let foreign = issue(&*store, other.id, T0, at(1800)).await;
+    for (token, expected) in [
+        (expired, TokenUse::Expired { at: at(10) }),
+        (
+            foreign,
+            TokenUse::OtherCustomer {
+                instance: name("beta"),
+                instance_kind: InstanceKind::Sandbox,
+            },
+        ),
+        (token_digest(), TokenUse::Unknown),
+    ] {
+        let session = connect_record(customer.id, Some(token), at(20));
+        assert_eq!(
+            store.open_connect_session(&session, at(20)).await.unwrap(),
+            expected
+        );
+        assert_eq!(store.connect_session(session.secret).await.unwrap(), None);
+    }
+    assert_eq!(
+        consume(&*store, other.id, foreign, at(21)).await,
+        TokenUse::Consumed,
+        "another customer's token is left alone"
+    );
+}
+
+async fn connect_session_updates_and_expires(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let session = connect_record(customer.id, None, at(1));
+    store.open_connect_session(&session, at(1)).await.unwrap();
+    assert!(
+        store
+            .update_connect_session(session.secret, r#"{"step":"mfa"}"#, at(3600))
+            .await
+            .unwrap()
+    );
+    let read = store
+        .connect_session(session.secret)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.state, r#"{"step":"mfa"}"#);
+    assert_eq!(read.expires_at, at(3600));
+    assert!(
+        !store
+            .update_connect_session(ConnectSecret::generate().digest(), "{}", at(3600))
+            .await
+            .unwrap(),
+        "an unknown session is not created by an update"
+    );
+    let short = connect_record(customer.id, None, at(1));
+    store.open_connect_session(&short, at(1)).await.unwrap();
+    store
+        .update_connect_session(short.secret, "{}", at(100))
+        .await
+        .unwrap();
+    assert_eq!(store.purge_connect_sessions(at(99)).await.unwrap(), 0);
+    assert_eq!(store.purge_connect_sessions(at(100)).await.unwrap(), 1);
+    assert_eq!(store.connect_session(short.secret).await.unwrap(), None);
+    assert!(
+        store
+            .connect_session(session.secret)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn connect_token_required_per_instance(store: Arc<dyn Store>) {
+    customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    customer_on(&*store, "beta", InstanceKind::Sandbox).await;
+    assert!(
+        store.connect_token_required(&name("alpha")).await.unwrap(),
+        "on by default"
+    );
+    store
+        .set_connect_token_required(&name("alpha"), false)
+        .await
+        .unwrap();
+    assert!(!store.connect_token_required(&name("alpha")).await.unwrap());
+    assert!(store.connect_token_required(&name("beta")).await.unwrap());
+    store
+        .set_connect_token_required(&name("alpha"), true)
+        .await
+        .unwrap();
+    assert!(store.connect_token_required(&name("alpha")).await.unwrap());
+    assert_not_found(
+        store
+            .set_connect_token_required(&name("nowhere"), false)
+            .await,
+        "instance",
+    );
+}
+
+async fn connect_sessions_go_with_a_reset(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let (other, _) = customer_on(&*store, "beta", InstanceKind::Sandbox).await;
+    let gone = connect_record(customer.id, None, at(1));
+    let kept = connect_record(other.id, None, at(1));
+    store.open_connect_session(&gone, at(1)).await.unwrap();
+    store.open_connect_session(&kept, at(1)).await.unwrap();
+    store.reset_instance(&name("alpha")).await.unwrap();
+    assert_eq!(store.connect_session(gone.secret).await.unwrap(), None);
+    assert!(store.connect_session(kept.secret).await.unwrap().is_some());
 }

@@ -1,7 +1,6 @@
 //! The live modes of /Authorize against the sandbox bank: connecting with credentials,
 //! refreshing a saved LoginId, and the MFA exchange (203, answers, 200).
 
-use axum::response::{IntoResponse, Response};
 use bankgate_core::model::{
     AUTHORIZED_SESSION_LIFETIME, AUTHORIZING_IDLE_LIFETIME, Language, Login, LoginType,
     PendingAuthorization,
@@ -11,8 +10,7 @@ use bankgate_core::{Digest, LoginId, Refusal, RequestId};
 use bankgate_store::{CompleteAuthorization, LoginChange, OpenOutcome, TokenUse};
 use serde_json::{Map, Value};
 
-use super::responses::{AuthorizedResponse, MfaResponse};
-use super::{Call, ENDPOINT};
+use super::{Call, ENDPOINT, Outcome};
 use crate::error::ApiError;
 use crate::guard::{Attempt, Target};
 
@@ -34,7 +32,7 @@ fn new_request_id() -> RequestId {
 }
 
 /// `Institution`/`Username`/`Password`: log in to the sandbox bank.
-pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Response, ApiError> {
+pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Outcome, ApiError> {
     let request_id = new_request_id();
     let Some(institution) = call.state.bank.institution(&connection.institution) else {
         call.spend_token(request_id).await?;
@@ -116,7 +114,7 @@ pub async fn refresh(
     login_id: LoginId,
     language: Option<Language>,
     tag: Option<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Outcome, ApiError> {
     let request_id = new_request_id();
     let login = call
         .state
@@ -164,7 +162,7 @@ pub async fn answer(
     call: &Call<'_>,
     pending: PendingAuthorization,
     responses: Map<String, Value>,
-) -> Result<Response, ApiError> {
+) -> Result<Outcome, ApiError> {
     let request_id = pending.request_id;
     tracing::Span::current().record("request_id", tracing::field::display(request_id));
     let store = &call.state.store;
@@ -225,7 +223,11 @@ pub async fn answer(
         if responses.is_empty() || answers.iter().any(Option::is_some) {
             // Nothing answered yet (or only empty answers): ask again.
             let prompts = asked.iter().map(|(_, p)| (*p).to_owned()).collect();
-            return Ok(MfaResponse::new(institution.id, prompts, request_id).into_response());
+            return Ok(Outcome::Mfa {
+                institution: institution.id,
+                prompts,
+                request_id,
+            });
         }
         let expected: Vec<String> = asked.iter().map(|(_, p)| format!("{p:?}")).collect();
         return Err(ApiError::bank(
@@ -293,7 +295,7 @@ pub async fn answer(
 pub async fn already_authorized(
     call: &Call<'_>,
     request_id: RequestId,
-) -> Result<Response, ApiError> {
+) -> Result<Outcome, ApiError> {
     tracing::Span::current().record("request_id", tracing::field::display(request_id));
     // The token that opened this RequestId may ask again (a retry after a lost answer); any
     // other is spent like on every call.
@@ -336,7 +338,7 @@ pub async fn already_authorized(
             },
         ));
     };
-    Ok(AuthorizedResponse::new(&call.state.bank, &login, &session).into_response())
+    Ok(Outcome::Authorized { login, session })
 }
 
 /// The answer given to a prompt: the first non-blank string (`["Montreal"]` or `"Montreal"`).
@@ -359,7 +361,7 @@ async fn start_mfa(
     call: &Call<'_>,
     institution: &SandboxInstitution,
     pending: PendingAuthorization,
-) -> Result<Response, ApiError> {
+) -> Result<Outcome, ApiError> {
     let used = call
         .state
         .store
@@ -374,7 +376,11 @@ async fn start_mfa(
         .filter_map(|&i| institution.mfa_questions.get(i))
         .map(|q| q.prompt(pending.language).to_owned())
         .collect();
-    Ok(MfaResponse::new(institution.id, prompts, pending.request_id).into_response())
+    Ok(Outcome::Mfa {
+        institution: institution.id,
+        prompts,
+        request_id: pending.request_id,
+    })
 }
 
 /// Opens the session; `token` is the one still to spend. With `from_pending`, the MFA exchange
@@ -386,7 +392,7 @@ async fn complete(
     login: LoginChange,
     tag: Option<String>,
     from_pending: bool,
-) -> Result<Response, ApiError> {
+) -> Result<Outcome, ApiError> {
     let outcome = call
         .state
         .store

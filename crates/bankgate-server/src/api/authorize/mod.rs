@@ -7,7 +7,7 @@
 //! - refresh: `LoginId` without `MostRecentCached: true` refreshes a saved connection live;
 //! - answer: `RequestId` + `SecurityResponses` continues an MFA exchange.
 
-mod live;
+pub(crate) mod live;
 mod responses;
 
 use axum::Extension;
@@ -15,7 +15,10 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use bankgate_core::model::{AUTHORIZED_SESSION_LIFETIME, KeyKind, Language, Tenant};
+use bankgate_core::model::{
+    AUTHORIZED_SESSION_LIFETIME, KeyKind, Language, Login, Session, Tenant,
+};
+use bankgate_core::sandbox::SandboxBank;
 use bankgate_core::{Digest, LoginId, Refusal, RequestId, Timestamp};
 use bankgate_store::{CachedAuthorize, OpenOutcome, TokenUse};
 use serde::Deserialize;
@@ -76,6 +79,38 @@ enum Mode {
     Answer(RequestId),
 }
 
+/// Where a live or cached authorization stands: what both /Authorize and the Connect page
+/// render, each in its own way.
+#[derive(Debug)]
+pub enum Outcome {
+    /// MFA required (the 203).
+    Mfa {
+        institution: &'static str,
+        prompts: Vec<String>,
+        request_id: RequestId,
+    },
+    Authorized {
+        login: Login,
+        session: Session,
+    },
+}
+
+impl Outcome {
+    /// The /Authorize answer.
+    pub fn into_response(self, bank: &SandboxBank) -> Response {
+        match self {
+            Self::Mfa {
+                institution,
+                prompts,
+                request_id,
+            } => MfaResponse::new(institution, prompts, request_id).into_response(),
+            Self::Authorized { login, session } => {
+                AuthorizedResponse::new(bank, &login, &session).into_response()
+            }
+        }
+    }
+}
+
 /// One /Authorize call in progress: who, with which token, at what time.
 pub(crate) struct Call<'a> {
     pub state: &'a AppState,
@@ -132,8 +167,8 @@ impl Call<'_> {
         ApiError::refused(ENDPOINT, &refusal)
     }
 
-    /// Renders the outcome of an operation that opens a session.
-    pub async fn opened(&self, outcome: OpenOutcome) -> Result<Response, ApiError> {
+    /// What an operation that opens a session came to.
+    pub async fn opened(&self, outcome: OpenOutcome) -> Result<Outcome, ApiError> {
         match outcome {
             OpenOutcome::TokenRefused(used) => Err(self.token_refusal(used).await),
             // ExchangeEnded only comes from completing an MFA exchange, which
@@ -143,7 +178,7 @@ impl Call<'_> {
             }
             OpenOutcome::Opened { login, session } => {
                 tracing::info!("session authorized");
-                Ok(AuthorizedResponse::new(&self.state.bank, &login, &session).into_response())
+                Ok(Outcome::Authorized { login, session })
             }
         }
     }
@@ -185,7 +220,9 @@ pub async fn authorize(
             client,
         };
         let responses = request.security_responses.clone().unwrap_or_default();
-        return live::answer(&call, pending, responses).await;
+        return live::answer(&call, pending, responses)
+            .await
+            .map(|outcome| outcome.into_response(&state.bank));
     }
 
     let call = Call {
@@ -212,7 +249,7 @@ pub async fn authorize(
             return Err(ApiError::invalid_request("language_invalid", problem));
         }
     };
-    match mode {
+    let outcome = match mode {
         Mode::Cached(login_id) => cached(&call, login_id, request.tag).await,
         Mode::Connect {
             institution,
@@ -231,7 +268,8 @@ pub async fn authorize(
         }
         Mode::Refresh(login_id) => live::refresh(&call, login_id, language, request.tag).await,
         Mode::Answer(request_id) => live::already_authorized(&call, request_id).await,
-    }
+    }?;
+    Ok(outcome.into_response(&state.bank))
 }
 
 fn mode_of(request: &AuthorizeRequest) -> Result<Mode, ApiError> {
@@ -293,7 +331,7 @@ async fn cached(
     call: &Call<'_>,
     login_id: LoginId,
     tag: Option<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Outcome, ApiError> {
     let request_id = RequestId::new_random();
     tracing::Span::current().record("request_id", tracing::field::display(request_id));
     let outcome = call

@@ -1,0 +1,79 @@
+// bankgate Connect: posts the page's events to the embedding page and performs the redirect.
+// The server decides everything else; this file only does what a server cannot.
+(function () {
+  "use strict";
+  var body = document.body;
+  var target = window.parent && window.parent !== window ? window.parent : null;
+
+  function post(event) {
+    if (target) {
+      // The embedding origin is the fintech's and is not known here, as with Flinks.
+      target.postMessage(event, "*");
+    }
+  }
+
+  var events = [];
+  try {
+    events = JSON.parse(body.getAttribute("data-events") || "[]");
+  } catch (e) {
+    events = [];
+  }
+  events.forEach(post);
+
+  // Events of user actions that leave the page (the terms link).
+  Array.prototype.forEach.call(document.querySelectorAll("[data-event]"), function (el) {
+    el.addEventListener("click", function () {
+      post({ step: el.getAttribute("data-event") });
+    });
+  });
+
+  // Live filtering of the institution list as the user types (the search button still works
+  // without JavaScript).
+  var filter = document.querySelector("[data-filter]");
+  if (filter) {
+    filter.addEventListener("input", function () {
+      var q = filter.value.trim().toLowerCase();
+      var shown = 0;
+      Array.prototype.forEach.call(document.querySelectorAll("#institutions li"), function (li) {
+        var match = !q || (li.getAttribute("data-name") || "").indexOf(q) !== -1;
+        li.hidden = !match;
+        if (match) shown += 1;
+      });
+      var none = document.getElementById("no-match");
+      if (none) none.classList.toggle("hidden", shown !== 0);
+    });
+  }
+
+  // A submitted form disables its buttons: a double click must not send a step twice.
+  Array.prototype.forEach.call(document.forms, function (form) {
+    form.addEventListener("submit", function () {
+      setTimeout(function () {
+        Array.prototype.forEach.call(form.querySelectorAll("button"), function (b) {
+          b.disabled = true;
+        });
+      }, 0);
+    });
+  });
+
+  var notice = document.getElementById("notice");
+  if (notice && notice.getAttribute("role") === "alert") {
+    var first = document.querySelector("main input:not([type=hidden])");
+    if (first) first.focus();
+  }
+
+  var url = body.getAttribute("data-redirect");
+  if (url && body.getAttribute("data-js-redirect") !== "true") {
+    if (body.getAttribute("data-inner-redirect") === "true" || !target) {
+      window.location.assign(url);
+    } else {
+      try {
+        // Cross-origin, a frame may only set the top window's location, not call its methods.
+        window.top.location.href = url;
+      } catch (e) {
+        // Browsers let a cross-origin frame move the top window only once the user has used
+        // the frame (Chromium: a click on an earlier screen counts); should one refuse, the
+        // Continue link (target=_top) stays on screen.
+      }
+    }
+  }
+})();

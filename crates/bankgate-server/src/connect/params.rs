@@ -1,0 +1,271 @@
+//! The Connect page's URL parameters (flinks-api.md §5.2). Unknown parameters are ignored and
+//! invalid values fall back to the default, as the page must open whatever an integration sends.
+
+use bankgate_core::RequestId;
+use bankgate_core::model::Language;
+use serde::{Deserialize, Serialize};
+
+/// Longest free-text value kept (customerName, tag); longer ones fall back to the default.
+const MAX_TEXT: usize = 256;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Theme {
+    #[default]
+    Light,
+    Dark,
+}
+
+/// The parameters the page honours, each with its documented default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    pub demo: bool,
+    #[serde(with = "language_code")]
+    pub language: Language,
+    pub redirect_url: Option<String>,
+    pub inner_redirect: bool,
+    pub js_redirect: bool,
+    pub consent_enable: bool,
+    pub customer_name: Option<String>,
+    pub terms_url: Option<String>,
+    pub header_enable: bool,
+    pub back_enable: bool,
+    pub close_enable: bool,
+    pub theme: Theme,
+    /// Hex colour without `#`.
+    pub background_color: Option<String>,
+    pub foreground_color1: Option<String>,
+    pub desktop_layout: bool,
+    pub institution_filter_enable: bool,
+    pub account_selector_enable: bool,
+    pub account_selector_multiple: bool,
+    pub tag: Option<String>,
+    pub request_id: Option<RequestId>,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            demo: false,
+            language: Language::En,
+            redirect_url: None,
+            inner_redirect: false,
+            js_redirect: false,
+            // The current Flinks page defaults to showing consent (flinks-api.md §9, 15).
+            consent_enable: true,
+            customer_name: None,
+            terms_url: None,
+            header_enable: true,
+            back_enable: true,
+            close_enable: false,
+            theme: Theme::Light,
+            background_color: None,
+            foreground_color1: None,
+            desktop_layout: false,
+            institution_filter_enable: false,
+            account_selector_enable: false,
+            account_selector_multiple: false,
+            tag: None,
+            request_id: None,
+        }
+    }
+}
+
+impl Params {
+    /// Reads the query pairs. Names match case-insensitively (integrations differ); the first
+    /// occurrence of a name wins.
+    pub fn parse(pairs: &[(String, String)]) -> Self {
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.trim())
+        };
+        let flag = |name: &str, default: bool| get(name).and_then(boolean).unwrap_or(default);
+        let defaults = Self::default();
+        Self {
+            demo: flag("demo", defaults.demo),
+            language: get("language")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(defaults.language),
+            redirect_url: get("redirectUrl").and_then(web_url),
+            inner_redirect: flag("innerRedirect", defaults.inner_redirect),
+            js_redirect: flag("jsRedirect", defaults.js_redirect),
+            consent_enable: flag("consentEnable", defaults.consent_enable),
+            customer_name: get("customerName").and_then(text),
+            terms_url: get("termsUrl").and_then(web_url),
+            header_enable: flag("headerEnable", defaults.header_enable),
+            back_enable: flag("backEnable", defaults.back_enable),
+            close_enable: flag("closeEnable", defaults.close_enable),
+            theme: match get("theme").map(str::to_ascii_lowercase).as_deref() {
+                Some("dark") => Theme::Dark,
+                _ => Theme::Light,
+            },
+            background_color: get("backgroundColor").and_then(colour),
+            foreground_color1: get("foregroundColor1").and_then(colour),
+            desktop_layout: flag("desktopLayout", defaults.desktop_layout),
+            institution_filter_enable: flag(
+                "institutionFilterEnable",
+                defaults.institution_filter_enable,
+            ),
+            account_selector_enable: flag(
+                "accountSelectorEnable",
+                defaults.account_selector_enable,
+            ),
+            account_selector_multiple: flag(
+                "accountSelectorMultiple",
+                defaults.account_selector_multiple,
+            ),
+            tag: get("tag").and_then(text),
+            request_id: get("requestId").and_then(|r| r.parse().ok()),
+        }
+    }
+}
+
+fn boolean(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+fn text(value: &str) -> Option<String> {
+    (!value.is_empty() && value.chars().count() <= MAX_TEXT && !value.chars().any(char::is_control))
+        .then(|| value.to_owned())
+}
+
+/// `RRGGBB` or `RGB`, with or without `#`; stored lowercase without `#`.
+fn colour(value: &str) -> Option<String> {
+    let hex = value.strip_prefix('#').unwrap_or(value);
+    (matches!(hex.len(), 3 | 6) && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
+}
+
+/// An http(s) URL. Flinks' own example passes `redirectUrl=flinks.com`, so a bare host gets
+/// `https://`; anything with another scheme (`javascript:`) is refused.
+fn web_url(value: &str) -> Option<String> {
+    if value.is_empty() || value.len() > 2048 || value.chars().any(|c| c.is_control() || c == ' ') {
+        return None;
+    }
+    let lower = value.to_ascii_lowercase();
+    let url = if lower.starts_with("https://") || lower.starts_with("http://") {
+        value.to_owned()
+    } else if lower.contains(':') && !lower.contains('.') || lower.starts_with("//") {
+        return None;
+    } else if lower
+        .split(['/', '?', '#'])
+        .next()
+        .is_some_and(|h| h.contains('.') && !h.contains(':'))
+    {
+        format!("https://{value}")
+    } else {
+        return None;
+    };
+    let host = url.split("://").nth(1)?.split(['/', '?', '#']).next()?;
+    (!host.is_empty() && !host.contains('@')).then_some(url)
+}
+
+/// Appends `pairs` to a URL's query string, before any fragment.
+pub fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    let (base, fragment) = match url.split_once('#') {
+        Some((base, fragment)) => (base, Some(fragment)),
+        None => (url, None),
+    };
+    let mut out = base.to_owned();
+    for (name, value) in pairs {
+        out.push(if out.contains('?') { '&' } else { '?' });
+        if out.ends_with("?&") {
+            out.pop();
+        }
+        out.push_str(name);
+        out.push('=');
+        out.push_str(&percent_encode(value));
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+mod language_code {
+    use bankgate_core::model::Language;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(language: &Language, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(language.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Language, D::Error> {
+        let code = String::deserialize(d)?;
+        code.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(query: &[(&str, &str)]) -> Params {
+        let pairs: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Params::parse(&pairs)
+    }
+
+    #[test]
+    fn urls_are_http_only() {
+        assert_eq!(
+            web_url("https://example.com/thanks").as_deref(),
+            Some("https://example.com/thanks")
+        );
+        assert_eq!(web_url("flinks.com").as_deref(), Some("https://flinks.com"));
+        assert_eq!(web_url("javascript:alert(1)"), None);
+        assert_eq!(web_url("//evil.example"), None);
+        assert_eq!(web_url("https://user@evil.example"), None);
+        assert_eq!(web_url("data:text/html,hi"), None);
+    }
+
+    #[test]
+    fn redirect_query_is_appended() {
+        assert_eq!(
+            with_query(
+                "https://a.test/t?x=1#top",
+                &[("loginId", "l"), ("institution", "F C")]
+            ),
+            "https://a.test/t?x=1&loginId=l&institution=F%20C#top"
+        );
+        assert_eq!(
+            with_query("https://a.test/t?", &[("a", "b")]),
+            "https://a.test/t?a=b"
+        );
+    }
+
+    #[test]
+    fn colours_and_flags_fall_back() {
+        let p = parse(&[
+            ("backgroundColor", "#F7F7F7"),
+            ("foregroundColor1", "red"),
+            ("DEMO", "TRUE"),
+            ("closeEnable", "yes"),
+        ]);
+        assert_eq!(p.background_color.as_deref(), Some("f7f7f7"));
+        assert_eq!(p.foreground_color1, None);
+        assert!(p.demo);
+        assert!(!p.close_enable);
+    }
+}

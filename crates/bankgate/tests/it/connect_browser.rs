@@ -1,0 +1,605 @@
+//! The Connect page end to end in a real headless Chromium (Debian's `chromium`), driven by
+//! playwright-core from `e2e/` (never a downloaded browser). bankgate serves on loopback; a
+//! parent page on another origin embeds the iframe from `toolbox-iframe.localhost`; each
+//! scenario user goes through the flow; the test checks the screens, the events the parent
+//! received, the redirect, and opens the LoginId with /Authorize.
+//!
+//! Screenshots of every screen, in English and French, go to `target/e2e-artifacts/`.
+//!
+//! Needs `/usr/bin/chromium` (or `BANKGATE_CHROMIUM`), `node`, and `npm ci` in `e2e/`. Without
+//! them the test prints why and passes, except with `CI=true`, where it fails.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+struct Browser {
+    chromium: PathBuf,
+    e2e: PathBuf,
+    artifacts: PathBuf,
+}
+
+/// What the browser run needs, or `None` (after saying why) when it is missing outside CI.
+fn browser() -> Option<Browser> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let chromium = std::env::var_os("BANKGATE_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    let e2e = root.join("e2e");
+    let mut missing = Vec::new();
+    if !chromium.exists() {
+        missing.push(format!(
+            "{} (apt-get install chromium, or set BANKGATE_CHROMIUM)",
+            chromium.display()
+        ));
+    }
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !node {
+        missing.push("node (Node.js 18 or later)".to_owned());
+    }
+    if !e2e.join("node_modules/playwright-core").exists() {
+        missing.push(format!(
+            "playwright-core (run `npm ci` in {})",
+            e2e.display()
+        ));
+    }
+    if missing.is_empty() {
+        return Some(Browser {
+            chromium,
+            e2e,
+            artifacts: root.join("target/e2e-artifacts"),
+        });
+    }
+    let why = format!("the Connect browser tests need: {}", missing.join("; "));
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why}");
+    }
+    eprintln!("SKIPPED connect_browser: {why}");
+    None
+}
+
+const PHONE: (u32, u32) = (390, 844);
+const DESKTOP: (u32, u32) = (1280, 800);
+
+/// One user's run through the page, and what it should come to.
+struct Scenario {
+    name: &'static str,
+    query: &'static str,
+    username: &'static str,
+    password: &'static str,
+    viewport: (u32, u32),
+    reload_at: Option<&'static str>,
+    search: Option<&'static str>,
+    accounts: Option<&'static str>,
+    wait_for: &'static str,
+    /// The token is spent before the page opens.
+    spent_token: bool,
+    screens: &'static [&'static str],
+    steps: &'static [&'static str],
+}
+
+const FLOW_START: [&str; 6] = [
+    "APP_MOUNTED",
+    "COMPONENT_LOAD_CONSENT",
+    "COMPONENT_ACCEPT_CONSENT",
+    "COMPONENT_LOAD_INSTITUTION_SELECTOR",
+    "INSTITUTION_SELECTED",
+    "COMPONENT_LOAD_CREDENTIAL",
+];
+
+fn scenarios() -> Vec<Scenario> {
+    let base = Scenario {
+        name: "",
+        query: "",
+        username: "",
+        password: "Everyday",
+        viewport: PHONE,
+        reload_at: None,
+        search: None,
+        accounts: None,
+        wait_for: "screen",
+        spent_token: false,
+        screens: &[],
+        steps: &[],
+    };
+    vec![
+        // Consent, search, a reload by the embedding page, keyboard login, MFA, inner redirect.
+        Scenario {
+            name: "greatday-en",
+            query: "demo=true&institutionFilterEnable=true&innerRedirect=true&redirectUrl=__PARENT__/landing&customerName=Acme%20Lending",
+            username: "Greatday",
+            reload_at: Some("credentials"),
+            search: Some("capital"),
+            wait_for: "landing",
+            screens: &[
+                "consent",
+                "institutions",
+                "institutions",
+                "credentials",
+                "credentials",
+                "mfa",
+                "landing",
+            ],
+            steps: &[
+                "APP_MOUNTED",
+                "COMPONENT_LOAD_CONSENT",
+                "COMPONENT_ACCEPT_CONSENT",
+                "COMPONENT_LOAD_INSTITUTION_SELECTOR",
+                "COMPONENT_LOAD_INSTITUTION_SELECTOR",
+                "INSTITUTION_SELECTED",
+                "COMPONENT_LOAD_CREDENTIAL",
+                "APP_MOUNTED",
+                "COMPONENT_LOAD_CREDENTIAL",
+                "SUBMIT_CREDENTIAL",
+                "COMPONENT_LOAD_MFA",
+                "SUBMIT_MFA",
+                "REDIRECT",
+            ],
+            ..base
+        },
+        // French, desktop, a reload by the user on the MFA screen, jsRedirect.
+        Scenario {
+            name: "greatday-fr",
+            query: "demo=true&language=fr&desktopLayout=true&jsRedirect=true&redirectUrl=__PARENT__/landing&closeEnable=true&theme=dark",
+            username: "Greatday",
+            viewport: DESKTOP,
+            reload_at: Some("mfa"),
+            wait_for: "event",
+            screens: &[
+                "consent",
+                "institutions",
+                "credentials",
+                "mfa",
+                "mfa",
+                "success",
+            ],
+            steps: &[
+                "APP_MOUNTED",
+                "COMPONENT_LOAD_CONSENT",
+                "COMPONENT_ACCEPT_CONSENT",
+                "COMPONENT_LOAD_INSTITUTION_SELECTOR",
+                "INSTITUTION_SELECTED",
+                "COMPONENT_LOAD_CREDENTIAL",
+                "SUBMIT_CREDENTIAL",
+                "COMPONENT_LOAD_MFA",
+                "COMPONENT_LOAD_MFA",
+                "SUBMIT_MFA",
+                "REDIRECT",
+            ],
+            ..base
+        },
+        // No consent screen, several accounts chosen, jsRedirect.
+        Scenario {
+            name: "nomfa-en",
+            query: "demo=true&consentEnable=false&accountSelectorEnable=true&accountSelectorMultiple=true&jsRedirect=true&redirectUrl=__PARENT__/landing",
+            username: "greatday_nomfa",
+            accounts: Some("two"),
+            wait_for: "event",
+            screens: &["institutions", "credentials", "accounts", "success"],
+            steps: &[
+                "APP_MOUNTED",
+                "COMPONENT_LOAD_INSTITUTION_SELECTOR",
+                "INSTITUTION_SELECTED",
+                "COMPONENT_LOAD_CREDENTIAL",
+                "SUBMIT_CREDENTIAL",
+                "COMPONENT_LOAD_ACCOUNT_SELECTION",
+                "ACCOUNT_SELECTED",
+                "REDIRECT",
+            ],
+            ..base
+        },
+        // One account, French, and the default redirect: the top window goes to redirectUrl.
+        Scenario {
+            name: "nomfa-fr",
+            query: "demo=true&language=fr&consentEnable=false&accountSelectorEnable=true&redirectUrl=__PARENT__/landing",
+            username: "greatday_nomfa",
+            accounts: Some("one"),
+            wait_for: "top",
+            screens: &["institutions", "credentials", "accounts", "landing"],
+            steps: &[
+                "APP_MOUNTED",
+                "COMPONENT_LOAD_INSTITUTION_SELECTOR",
+                "INSTITUTION_SELECTED",
+                "COMPONENT_LOAD_CREDENTIAL",
+                "SUBMIT_CREDENTIAL",
+                "COMPONENT_LOAD_ACCOUNT_SELECTION",
+                "ACCOUNT_SELECTED",
+                "REDIRECT",
+            ],
+            ..base
+        },
+        Scenario {
+            name: "pending-en",
+            query: "demo=true&innerRedirect=true&redirectUrl=__PARENT__/landing",
+            username: "test_pending",
+            wait_for: "landing",
+            screens: &["consent", "institutions", "credentials", "landing"],
+            steps: &const_concat::FLOW_THEN_REDIRECT,
+            ..base
+        },
+        Scenario {
+            name: "dispatched-fr",
+            query: "demo=true&language=fr&innerRedirect=true&redirectUrl=__PARENT__/landing",
+            username: "test_dispatched",
+            wait_for: "landing",
+            screens: &["consent", "institutions", "credentials", "landing"],
+            steps: &const_concat::FLOW_THEN_REDIRECT,
+            ..base
+        },
+        Scenario {
+            name: "disabled-en",
+            query: "demo=true",
+            username: "test_disabled_account",
+            screens: &["consent", "institutions", "credentials", "failed"],
+            steps: &const_concat::FLOW_THEN_DISABLED,
+            ..base
+        },
+        Scenario {
+            name: "disabled-fr",
+            query: "demo=true&language=fr",
+            username: "test_disabled_account",
+            screens: &["consent", "institutions", "credentials", "failed"],
+            steps: &const_concat::FLOW_THEN_DISABLED,
+            ..base
+        },
+        Scenario {
+            name: "unavailable-en",
+            query: "demo=true",
+            username: "test_service_unavailable",
+            screens: &["consent", "institutions", "credentials", "credentials"],
+            steps: &const_concat::FLOW_THEN_RETRY_LATER,
+            ..base
+        },
+        Scenario {
+            name: "wrong-password-fr",
+            query: "demo=true&language=fr",
+            username: "Greatday",
+            password: "WrongPassword",
+            screens: &["consent", "institutions", "credentials", "credentials"],
+            steps: &const_concat::FLOW_THEN_INVALID_LOGIN,
+            ..base
+        },
+        Scenario {
+            name: "used-token-en",
+            query: "demo=true",
+            spent_token: true,
+            screens: &["failed"],
+            steps: &["APP_MOUNTED", "TOKEN_INVALID"],
+            ..base
+        },
+        Scenario {
+            name: "used-token-fr",
+            query: "demo=true&language=fr",
+            spent_token: true,
+            screens: &["failed"],
+            steps: &["APP_MOUNTED", "TOKEN_INVALID"],
+            ..base
+        },
+    ]
+}
+
+/// Event sequences shared by scenarios: the flow to the credentials, then what the bank said.
+mod const_concat {
+    const START: [&str; 6] = super::FLOW_START;
+
+    pub const FLOW_THEN_REDIRECT: [&str; 8] = [
+        START[0],
+        START[1],
+        START[2],
+        START[3],
+        START[4],
+        START[5],
+        "SUBMIT_CREDENTIAL",
+        "REDIRECT",
+    ];
+    pub const FLOW_THEN_DISABLED: [&str; 8] = [
+        START[0],
+        START[1],
+        START[2],
+        START[3],
+        START[4],
+        START[5],
+        "SUBMIT_CREDENTIAL",
+        "DISABLED_LOGIN",
+    ];
+    pub const FLOW_THEN_RETRY_LATER: [&str; 9] = [
+        START[0],
+        START[1],
+        START[2],
+        START[3],
+        START[4],
+        START[5],
+        "SUBMIT_CREDENTIAL",
+        "RETRY_LATER",
+        "COMPONENT_LOAD_CREDENTIAL_RETRY",
+    ];
+    pub const FLOW_THEN_INVALID_LOGIN: [&str; 9] = [
+        START[0],
+        START[1],
+        START[2],
+        START[3],
+        START[4],
+        START[5],
+        "SUBMIT_CREDENTIAL",
+        "INVALID_LOGIN",
+        "COMPONENT_LOAD_CREDENTIAL_RETRY",
+    ];
+}
+
+fn query_pairs(url: &str) -> Vec<(String, String)> {
+    url.split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_flows_in_headless_chromium() {
+    let Some(browser) = browser() else {
+        return;
+    };
+    let app = TestApp::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(bankgate_server::serve(
+        listener,
+        app.router.clone(),
+        async move {
+            stopped.await.ok();
+        },
+    ));
+    let iframe_origin = format!("http://toolbox-iframe.localhost:{port}");
+
+    let scenarios = scenarios();
+    let mut plan = Vec::new();
+    for s in &scenarios {
+        let token = app.toolbox_token().await;
+        if s.spent_token {
+            let login = app.toolbox_login().await;
+            app.authorize(TOOLBOX_CUSTOMER, &token, login).await;
+        }
+        plan.push(json!({
+            "name": s.name,
+            "url": format!("{iframe_origin}/v2/?{}&authorizeToken={token}", s.query),
+            "username": s.username,
+            "password": s.password,
+            "viewport": { "width": s.viewport.0, "height": s.viewport.1 },
+            "reloadAt": s.reload_at,
+            "search": s.search,
+            "accounts": s.accounts,
+            "waitFor": s.wait_for,
+        }));
+    }
+    let _ = std::fs::remove_dir_all(&browser.artifacts);
+    let input = json!({
+        "chromium": browser.chromium,
+        "artifacts": browser.artifacts,
+        "scenarios": plan,
+    })
+    .to_string();
+    let e2e = browser.e2e.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new("node")
+            .arg("connect.mjs")
+            .current_dir(e2e)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node starts");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "the browser driver failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let results: HashMap<String, Value> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap().to_owned(), r.clone()))
+        .collect();
+
+    let client = reqwest::Client::new();
+    for s in &scenarios {
+        let r = &results[s.name];
+        assert!(r.get("error").is_none(), "{}: {}", s.name, r["error"]);
+        println!("{}: {} {}", s.name, r["screens"], r["notes"]);
+        // When the page redirects by itself, the success screen may be gone before it is looked
+        // at.
+        let screens: Vec<&str> = r["screens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .filter(|screen| !matches!(s.wait_for, "landing" | "top") || *screen != "success")
+            .collect();
+        assert_eq!(screens, s.screens, "{}: screens", s.name);
+        let events = r["events"].as_array().unwrap();
+        let steps: Vec<&str> = events
+            .iter()
+            .map(|e| e["data"]["step"].as_str().unwrap())
+            .collect();
+        assert_eq!(steps, s.steps, "{}: events", s.name);
+        for event in events {
+            assert_eq!(event["origin"], iframe_origin.as_str(), "{}", s.name);
+        }
+        let console: Vec<&str> = r["console"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        for line in &console {
+            // A CSP violation or a script error would show here; autofocus in a cross-origin
+            // frame is a browser policy, and favicon requests 404.
+            assert!(
+                !line.contains("Content Security Policy") && !line.starts_with("pageerror"),
+                "{}: {line}",
+                s.name
+            );
+        }
+        let data = |step: &str| {
+            events
+                .iter()
+                .map(|e| &e["data"])
+                .find(|d| d["step"] == step)
+                .cloned()
+        };
+        if let Some(mfa) = data("COMPONENT_LOAD_MFA") {
+            assert_eq!(mfa["mfaTypes"], json!(["QuestionAndAnswer"]));
+            assert_eq!(mfa["institution"], "FlinksCapital");
+        }
+        if s.username == "Greatday" && s.password == "Everyday" {
+            assert_eq!(r["focusedAfterTab"], "password", "{}: Tab order", s.name);
+        }
+        if s.spent_token {
+            assert_eq!(
+                data("TOKEN_INVALID").unwrap()["reason"],
+                "authorize_token_used"
+            );
+        }
+        if s.wait_for == "top" {
+            assert_eq!(
+                r["notes"],
+                json!(["top navigated by script"]),
+                "{}: the last click takes the embedding page to redirectUrl",
+                s.name
+            );
+        }
+        if s.name.starts_with("disabled") {
+            assert!(
+                r["alert"]
+                    .as_str()
+                    .unwrap()
+                    .contains(if s.name.ends_with("fr") {
+                        "désactivé"
+                    } else {
+                        "disabled"
+                    })
+            );
+        }
+        let Some(redirect) = data("REDIRECT") else {
+            continue;
+        };
+
+        // The redirect: loginId and institution (and accountId) in the event and the URL.
+        assert_eq!(redirect["institution"], "FlinksCapital", "{}", s.name);
+        let login_id = redirect["loginId"].as_str().unwrap().to_owned();
+        let url = redirect["url"].as_str().unwrap();
+        let parent = r["parentOrigin"].as_str().unwrap();
+        assert!(url.starts_with(&format!("{parent}/landing?")), "{url}");
+        let final_url = r["finalUrl"].as_str().unwrap();
+        if s.wait_for == "event" {
+            assert!(
+                final_url.starts_with(&iframe_origin),
+                "{}: jsRedirect must not navigate ({final_url})",
+                s.name
+            );
+        } else {
+            assert_eq!(
+                final_url, url,
+                "{}: the browser followed the redirect",
+                s.name
+            );
+        }
+        let query = query_pairs(url);
+        assert_eq!(query[0], ("loginId".to_owned(), login_id.clone()));
+        assert_eq!(
+            query[1],
+            ("institution".to_owned(), "FlinksCapital".to_owned())
+        );
+        let url_accounts: Vec<&str> = query
+            .iter()
+            .filter(|(k, _)| k == "accountId")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        match s.accounts {
+            None => {
+                assert!(url_accounts.is_empty());
+                assert!(redirect.get("accountId").is_none());
+            }
+            Some("one") => {
+                assert_eq!(url_accounts.len(), 1);
+                assert_eq!(redirect["accountId"], url_accounts[0]);
+            }
+            Some(_) => {
+                assert_eq!(url_accounts.len(), 2, "{url}");
+                assert_eq!(redirect["accountId"], json!(url_accounts));
+                let selected = data("ACCOUNT_SELECTED").unwrap();
+                assert_eq!(selected["accountId"], json!(url_accounts));
+            }
+        }
+
+        // The LoginId opens at once, over HTTP like any client.
+        let token = app.toolbox_token().await;
+        let reply: Value = client
+            .post(format!(
+                "http://127.0.0.1:{port}{}",
+                path(TOOLBOX_CUSTOMER, "Authorize")
+            ))
+            .header("flinks-auth-key", token)
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"LoginId":"{login_id}","MostRecentCached":true}}"#
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(reply["HttpStatusCode"], 200, "{}: {reply:#}", s.name);
+        assert_eq!(reply["Login"]["Id"], login_id.as_str());
+        assert_eq!(reply["Login"]["Username"], s.username);
+    }
+
+    // A screenshot of every screen, in both languages.
+    let shots: Vec<String> = std::fs::read_dir(&browser.artifacts)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for screen in [
+        "consent",
+        "institutions",
+        "credentials",
+        "mfa",
+        "accounts",
+        "success",
+        "failed",
+    ] {
+        for language in ["en", "fr"] {
+            assert!(
+                shots.iter().any(|f| f.contains(&format!("-{language}-"))
+                    && f.ends_with(&format!("-{screen}.png"))),
+                "no {language} screenshot of {screen}: {shots:?}"
+            );
+        }
+    }
+    assert!(shots.iter().any(|f| f.ends_with("credentials-retry.png")));
+
+    stop.send(()).ok();
+    server.await.unwrap().unwrap();
+}

@@ -1,0 +1,262 @@
+// Drives bankgate's Connect page in a real headless Chromium, embedded in an iframe of a parent
+// page on another origin, the way a fintech embeds it.
+//
+// Run by the Rust test `connect_browser` (crates/bankgate/tests/it/connect_browser.rs), which
+// starts bankgate, writes a plan (JSON) to stdin, and asserts on what this prints (JSON):
+// for each scenario, the screens seen, the events the parent page received, where the redirect
+// went. This script only acts like a user; the assertions live in the Rust test.
+//
+//   node connect.mjs < plan.json
+//
+// plan: { chromium, artifacts, scenarios: [{ name, url, username, password, viewport,
+//         reloadAt?, search?, accounts?: "one"|"two", waitFor: "landing"|"top"|"event"|"screen" }] }
+// `url` may contain __PARENT__, replaced by the parent page's origin (for redirectUrl).
+
+import http from "node:http";
+import fs from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const plan = JSON.parse(fs.readFileSync(0, "utf8"));
+fs.mkdirSync(plan.artifacts, { recursive: true });
+
+// The embedding page and the landing page of redirects, on 127.0.0.1 (another site than the
+// iframe's toolbox-iframe.localhost).
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, "http://127.0.0.1");
+  res.setHeader("Content-Type", "text/html; charset=utf-8");
+  if (url.pathname === "/parent.html") {
+    const src = url.searchParams.get("src") || "";
+    const attr = src.replace(/&/g, "&amp;").replace(/"/g, "&quot;");
+    res.end(`<!doctype html><html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Fintech</title>
+<style>body{margin:0;font-family:sans-serif} iframe{border:0;width:100%;height:100vh;display:block}</style>
+<script>
+window.__events = [];
+window.addEventListener("message", function (e) {
+  window.__events.push({ origin: e.origin, data: e.data });
+  // Also to the console, which the test reads: it outlives a redirect of this page.
+  console.log("bankgate-event " + JSON.stringify({ origin: e.origin, data: e.data }));
+});
+</script></head><body><iframe id="connect" name="connect" title="Connect your bank" src="${attr}"></iframe></body></html>`);
+  } else if (url.pathname === "/landing") {
+    res.end(`<!doctype html><html><head><meta charset="utf-8"><title>Landed</title></head><body><h1 id="landed">Landed</h1></body></html>`);
+  } else {
+    res.statusCode = 404;
+    res.end("not found");
+  }
+});
+await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+const parent = `http://127.0.0.1:${server.address().port}`;
+
+const browser = await chromium.launch({
+  executablePath: plan.chromium,
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+
+const answers = [
+  [/city|ville/i, "Montreal"],
+  [/country|pays/i, "Canada"],
+  [/shape|forme/i, "Triangle"],
+];
+
+// The screen shown in the frame; "landing" once an inner redirect has left bankgate.
+async function screenOf(frame) {
+  await frame.waitForSelector("body[data-screen], #landed", { timeout: 15000 });
+  return frame.evaluate(() =>
+    document.getElementById("landed") ? "landing" : document.body.getAttribute("data-screen"),
+  );
+}
+
+// Clicks (or presses) something that submits a form, and waits for the frame's next document:
+// a navigation, or (where the page posts the step itself) the document it writes in place.
+// Resolves to "top" when the step took the embedding page itself to the redirect.
+async function submit(frame, act) {
+  const page = frame.page();
+  await frame.evaluate(() => document.documentElement.setAttribute("data-driver-seen", ""));
+  await act();
+  const landed = page.waitForURL(/\/landing\?/, { timeout: 15000 }).then(() => "top");
+  const next = frame
+    .waitForFunction(
+      () => !document.documentElement.hasAttribute("data-driver-seen") && document.readyState !== "loading",
+      null,
+      { timeout: 15000 },
+    )
+    .then(() => "frame");
+  // One of them settles; the other's rejection (the frame detached, or no redirect) is moot.
+  landed.catch(() => {});
+  next.catch(() => {});
+  return Promise.any([landed, next]);
+}
+
+async function run(scenario) {
+  const result = { name: scenario.name, screens: [], events: [], notes: [] };
+  const context = await browser.newContext({ viewport: scenario.viewport });
+  const page = await context.newPage();
+  const console_ = [];
+  const events = [];
+  page.on("console", (m) => {
+    const text = m.text();
+    if (text.startsWith("bankgate-event ")) {
+      events.push(JSON.parse(text.slice("bankgate-event ".length)));
+    } else {
+      console_.push(`${m.type()}: ${text}`);
+    }
+  });
+  page.on("pageerror", (e) => console_.push(`pageerror: ${e.message}`));
+  let shot = 0;
+  const screenshot = async (label) => {
+    shot += 1;
+    const file = path.join(plan.artifacts, `${scenario.name}-${String(shot).padStart(2, "0")}-${label}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+  };
+  try {
+    const src = scenario.url.replace("__PARENT__", parent);
+    await page.goto(`${parent}/parent.html?src=${encodeURIComponent(src)}`);
+    const frame = page.frame({ name: "connect" });
+    let reloaded = false;
+    for (let i = 0; i < 20; i += 1) {
+      const screen = await screenOf(frame);
+      result.screens.push(screen);
+      await screenshot(screen);
+      if (screen === "consent") {
+        await submit(frame, () => frame.click("button[value=accept_consent]"));
+      } else if (screen === "institutions") {
+        if (scenario.search) {
+          // Live filtering as the user types, then the search button (works without JS too).
+          await frame.fill("#query", "zzz");
+          result.filteredOut = await frame.isHidden("#institutions li");
+          await frame.fill("#query", scenario.search);
+          result.filteredIn = await frame.isVisible("#institutions li");
+          await submit(frame, () => frame.click("button[value=search]"));
+          result.screens.push(await screenOf(frame));
+        }
+        await submit(frame, () => frame.click("button[value=FlinksCapital]"));
+      } else if (screen === "credentials") {
+        if (scenario.reloadAt === "credentials" && !reloaded) {
+          reloaded = true;
+          // The embedding page reloads the iframe: a GET of its first URL, whose token is
+          // spent; the session cookie must bring the same screen back.
+          await Promise.all([
+            frame.waitForNavigation({ timeout: 15000 }),
+            page.evaluate(() => {
+              const iframe = document.getElementById("connect");
+              iframe.src = iframe.src;
+            }),
+          ]);
+          result.notes.push("iframe reloaded by the parent");
+          continue;
+        }
+        if (result.screens.filter((s) => s === "credentials").length > 2) break;
+        // Keyboard only: the username has focus, Tab reaches the password, Enter submits.
+        result.focusedAtLoad = await frame.evaluate(() => document.activeElement && document.activeElement.id);
+        await frame.focus("#username");
+        await page.keyboard.type(scenario.username);
+        await page.keyboard.press("Tab");
+        result.focusedAfterTab = await frame.evaluate(() => document.activeElement && document.activeElement.id);
+        await page.keyboard.type(scenario.password);
+        await submit(frame, () => page.keyboard.press("Enter"));
+        const after = await screenOf(frame);
+        if (after === "credentials") {
+          // A refusal the user may retry: show it, and stop here.
+          result.screens.push(after);
+          await screenshot("credentials-retry");
+          result.alert = await frame.textContent("[role=alert]");
+          break;
+        }
+      } else if (screen === "mfa") {
+        if (scenario.reloadAt === "mfa" && !reloaded) {
+          reloaded = true;
+          // The user reloads the frame: the browser posts the last form again.
+          await submit(frame, () => frame.evaluate(() => window.location.reload()));
+          result.notes.push("frame reloaded by the user");
+          continue;
+        }
+        const prompt = await frame.textContent("label[for=answer_0]");
+        const answer = (answers.find(([re]) => re.test(prompt)) || [null, "?"])[1];
+        await frame.fill("#answer_0", answer);
+        await submit(frame, () => frame.click("button[value=submit_mfa]"));
+      } else if (screen === "accounts") {
+        const boxes = await frame.$$("input[name=account]");
+        result.accountCount = boxes.length;
+        if (scenario.accounts === "two" && boxes.length > 1) {
+          await boxes[0].check();
+          await boxes[1].check();
+        } else {
+          await boxes[0].check();
+        }
+        if ((await submit(frame, () => frame.click("button[value=select_accounts]"))) === "top") {
+          result.notes.push("top navigated by script");
+          result.screens.push("landing");
+          result.finalUrl = page.url();
+          await screenshot("landing");
+          break;
+        }
+      } else if (screen === "landing") {
+        result.finalUrl = frame.url();
+        break;
+      } else if (screen === "success") {
+        if (scenario.waitFor === "landing") {
+          await frame.waitForURL(/\/landing\?/, { timeout: 15000 });
+          result.finalUrl = frame.url();
+          await screenshot("landing");
+        } else if (scenario.waitFor === "top") {
+          result.screens.push("landing");
+          try {
+            await page.waitForURL(/\/landing\?/, { timeout: 3000 });
+            result.notes.push("top navigated by script");
+          } catch (e) {
+            // The browser refused a script navigating the top window: the user clicks
+            // Continue (target=_top).
+            result.notes.push("top navigation needed the Continue link");
+            await Promise.all([page.waitForURL(/\/landing\?/), frame.click("#continue")]);
+          }
+          result.finalUrl = page.url();
+          await screenshot("landing");
+        } else {
+          await page.waitForFunction(
+            () => window.__events.some((e) => e.data && e.data.step === "REDIRECT"),
+            null,
+            { timeout: 15000 },
+          );
+          // jsRedirect: the page must stay where it is.
+          await page.waitForTimeout(300);
+          result.finalUrl = frame.url();
+        }
+        break;
+      } else {
+        // failed / closed: nothing more to do.
+        result.alert = await frame.textContent("[role=alert]").catch(() => null);
+        break;
+      }
+    }
+  } catch (error) {
+    result.error = String(error && error.stack ? error.stack : error);
+    await screenshot("error").catch(() => {});
+  }
+  // Let the last postMessage calls land.
+  await page.waitForTimeout(200);
+  result.events = events;
+  result.parentOrigin = parent;
+  result.console = console_;
+  await context.close();
+  return result;
+}
+
+const results = [];
+for (const scenario of plan.scenarios) {
+  results.push(await run(scenario));
+}
+await browser.close();
+server.close();
+process.stdout.write(JSON.stringify({ results }));
