@@ -17,8 +17,9 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 pub struct Cli {
-    /// The database: sqlite://PATH (created if missing). The default file is bankgate.db in
-    /// the current directory.
+    /// The database: sqlite://PATH (created if missing; the default file is bankgate.db in the
+    /// current directory), or postgres://USER[:PASSWORD]@HOST[:PORT]/DB (also postgresql://),
+    /// which several bankgate nodes may share.
     #[arg(
         long,
         env = "BANKGATE_DATABASE",
@@ -26,6 +27,25 @@ pub struct Cli {
         global = true
     )]
     pub database: DatabaseUrl,
+
+    /// PostgreSQL only: connections each node keeps open at most (one is its writer's).
+    #[arg(
+        long,
+        env = "BANKGATE_DB_POOL_SIZE",
+        default_value_t = 16,
+        global = true
+    )]
+    pub db_pool_size: usize,
+
+    /// PostgreSQL only: how long to wait for a connection (opening one, or a free one in the
+    /// pool) before answering 503.
+    #[arg(long, env = "BANKGATE_DB_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub db_connect_timeout: Duration,
+
+    /// PostgreSQL only: the longest one statement may run (the server's statement_timeout);
+    /// past it, and past a silent connection, requests answer 503.
+    #[arg(long, env = "BANKGATE_DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub db_statement_timeout: Duration,
 
     /// Log format: human-readable lines or one JSON object per line.
     #[arg(long, env = "BANKGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
@@ -41,6 +61,17 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The PostgreSQL settings given on the command line.
+    pub fn pg_settings(&self) -> bankgate_store::PgSettings {
+        bankgate_store::PgSettings {
+            pool_size: self.db_pool_size,
+            connect_timeout: self.db_connect_timeout,
+            statement_timeout: self.db_statement_timeout,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

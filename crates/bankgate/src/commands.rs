@@ -16,7 +16,7 @@ use crate::open_store;
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let store = open_store(&cli.database)?;
+    let store = open_store(&cli.database, cli.pg_settings()).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = AppState::new(store, clock);
     let operator = state.operator();
