@@ -20,8 +20,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::PgError;
 use crate::BatchStats;
 
-/// The most jobs one transaction takes; bounds the latency a batch adds to its first job.
-const MAX_BATCH: usize = 256;
+/// The most jobs one transaction takes; bounds the latency a batch adds to its first job, and
+/// keeps a batch's subtransactions (one per job) within what PostgreSQL caches per backend (64):
+/// past that, every session's visibility checks slow down.
+const MAX_BATCH: usize = 64;
 /// How many jobs may wait for the writer before callers are slowed down (backpressure).
 const QUEUE_DEPTH: usize = 4096;
 
@@ -39,11 +41,12 @@ struct JobEnd {
 }
 
 trait WriteJob: Send {
-    /// Runs the job's statements; returns what to do once the batch's commit is known.
+    /// Sends `control` (transaction and savepoint statements) and runs the job's statements;
+    /// returns what to do once the batch's commit is known.
     fn run<'a>(
         self: Box<Self>,
         conn: &'a ClientWrapper,
-        savepoint: bool,
+        control: String,
     ) -> Pin<Box<dyn Future<Output = (JobEnd, Completion)> + Send + 'a>>;
     /// Tells the caller the job could not run at all.
     fn fail(self: Box<Self>, error: PgError);
@@ -62,32 +65,26 @@ where
     fn run<'a>(
         self: Box<Self>,
         conn: &'a ClientWrapper,
-        savepoint: bool,
+        control: String,
     ) -> Pin<Box<dyn Future<Output = (JobEnd, Completion)> + Send + 'a>> {
         Box::pin(async move {
             let Job { work, reply } = *self;
-            // `intact`: the transaction can still commit (the savepoint statements worked).
-            let (outcome, intact) = if savepoint
-                && let Err(error) = conn.batch_execute("SAVEPOINT job").await
-            {
-                (Err(PgError::from(error)), false)
-            } else {
-                // A panicking job must not take the writer task (and every later write) down.
-                let outcome = AssertUnwindSafe(work(conn))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|_| Err(PgError::Unavailable("a write job panicked".into())));
-                let end = match (savepoint, outcome.is_ok()) {
-                    (false, _) => Ok(()),
-                    (true, true) => conn.batch_execute("RELEASE job").await,
-                    (true, false) => conn.batch_execute("ROLLBACK TO job; RELEASE job").await,
-                };
-                match end {
-                    Ok(()) => (outcome, true),
-                    Err(error) => (Err(PgError::from(error)), false),
-                }
+            // `control` is sent ahead of the job's first statement without waiting for its
+            // answer: the connection pipelines them in order, so savepoints cost no round trip.
+            // A panicking job must not take the writer task (and every later write) down.
+            let (control, outcome) = futures_util::future::join(
+                conn.batch_execute(&control),
+                AssertUnwindSafe(work(conn)).catch_unwind(),
+            )
+            .await;
+            let outcome = outcome
+                .unwrap_or_else(|_| Err(PgError::Unavailable("a write job panicked".into())));
+            // `intact`: the transaction can still commit (the control statements worked).
+            let (outcome, intact) = match control {
+                Ok(()) => (outcome, true),
+                Err(error) => (Err(PgError::from(error)), false),
             };
-            let ok = outcome.is_ok() && intact;
+            let ok = outcome.is_ok();
             let complete: Completion = Box::new(move |commit| {
                 let answer = match commit {
                     Ok(()) => outcome,
@@ -199,24 +196,26 @@ async fn run(
         };
         let jobs = std::mem::take(&mut batch);
         let size = jobs.len();
-        match tokio::time::timeout(batch_timeout, commit_batch(&client, jobs)).await {
-            Ok(Ok(())) => {
+        let reusable = match tokio::time::timeout(batch_timeout, commit_batch(&client, jobs)).await
+        {
+            Ok((Ok(()), reusable)) => {
                 let mut stats = stats.lock().unwrap_or_else(PoisonError::into_inner);
                 stats.batches += 1;
                 stats.jobs += size as u64;
                 stats.largest = stats.largest.max(size);
+                reusable
             }
-            Ok(Err(error)) => {
+            Ok((Err(error), reusable)) => {
                 tracing::warn!(%error, jobs = size, "write batch failed");
+                reusable
             }
             Err(_) => {
                 tracing::warn!(jobs = size, ?batch_timeout, "write batch timed out");
-                // The connection is in an unknown state: never reuse it.
-                drop(Object::take(client));
-                continue;
+                false
             }
-        }
-        if client.is_closed() {
+        };
+        // A connection in an unknown state (timed out mid-batch, failed commit) is never reused.
+        if !reusable || client.is_closed() {
             drop(Object::take(client));
         } else {
             conn = Some(client);
@@ -225,42 +224,60 @@ async fn run(
 }
 
 /// Runs a batch in one transaction and answers its jobs. Errors are reported to the jobs; the
-/// returned one is for the log.
-async fn commit_batch(conn: &ClientWrapper, jobs: Vec<Box<dyn WriteJob>>) -> Result<(), PgError> {
-    if let Err(error) = conn.batch_execute("BEGIN").await {
-        let error = PgError::from(error);
-        for job in jobs {
-            job.fail(error.clone());
-        }
-        return Err(error);
-    }
+/// returned one is for the log. `false` beside it: the connection must not be reused.
+async fn commit_batch(
+    conn: &ClientWrapper,
+    jobs: Vec<Box<dyn WriteJob>>,
+) -> (Result<(), PgError>, bool) {
     // A lone job needs no savepoint: if it fails, the whole transaction rolls back instead.
     let savepoints = jobs.len() > 1;
     let mut completions = Vec::with_capacity(jobs.len());
     let (mut all_ok, mut intact) = (true, true);
+    // What must run before the next job: how the previous one ended, and its savepoint. Each
+    // released savepoint still counts towards PostgreSQL's 64 cached subtransactions, which is
+    // why MAX_BATCH stays at 64.
+    let mut before = String::from("BEGIN");
     for job in jobs {
-        let (end, complete) = job.run(conn, savepoints).await;
+        let control = if savepoints {
+            format!("{before}; SAVEPOINT job")
+        } else {
+            before.clone()
+        };
+        let (end, complete) = job.run(conn, control).await;
         all_ok &= end.ok;
         intact &= end.intact;
         completions.push(complete);
+        before = if end.ok {
+            "RELEASE job".to_owned()
+        } else {
+            "ROLLBACK TO job; RELEASE job".to_owned()
+        };
     }
-    let commit = if !intact {
+    let (commit, reusable) = if !intact {
         let _ = conn.batch_execute("ROLLBACK").await;
-        Err(PgError::Unavailable(
-            "a write batch was aborted by the database".into(),
-        ))
+        (
+            Err(PgError::Unavailable(
+                "a write batch was aborted by the database".into(),
+            )),
+            false,
+        )
     } else if !savepoints && !all_ok {
         // The lone job failed: its answer is its own error, and nothing of it may stay.
-        conn.batch_execute("ROLLBACK").await.map_err(PgError::from)
+        let rollback = conn.batch_execute("ROLLBACK").await.map_err(PgError::from);
+        let reusable = rollback.is_ok();
+        (rollback, reusable)
     } else {
-        let commit = conn.batch_execute("COMMIT").await.map_err(PgError::from);
-        if commit.is_err() && !conn.is_closed() {
-            let _ = conn.batch_execute("ROLLBACK").await;
-        }
-        commit
+        let end = if savepoints {
+            format!("{before}; COMMIT")
+        } else {
+            "COMMIT".to_owned()
+        };
+        let commit = conn.batch_execute(&end).await.map_err(PgError::from);
+        let reusable = commit.is_ok();
+        (commit, reusable)
     };
     for complete in completions {
         complete(commit.clone());
     }
-    commit
+    (commit, reusable)
 }

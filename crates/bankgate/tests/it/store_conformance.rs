@@ -1770,3 +1770,49 @@ async fn reset_instance_forgets_state_but_keeps_credentials(store: Arc<dyn Store
         TokenUse::Consumed
     );
 }
+
+/// Checks of the PostgreSQL writer's batching, which the trait does not show.
+mod postgres_specific {
+    use super::*;
+
+    /// Concurrent writes share transactions; one that fails (a duplicate LoginId) rolls back
+    /// alone and gets its own error, while the others in its batch are committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_in_a_batch_rolls_back_alone() {
+        let Some(url) = crate::pg::fresh_database().await else {
+            return;
+        };
+        let store = Arc::new(PgStore::connect(&url, PgSettings::default()).await.unwrap());
+        let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+        let existing = login_for(&*store, customer.id).await;
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let store = store.clone();
+                let login = if i % 2 == 0 {
+                    existing.clone()
+                } else {
+                    login_record(customer.id, "Greatday")
+                };
+                tokio::spawn(async move {
+                    let result = store.create_login(&login).await;
+                    (login, result)
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (login, result) = task.await.unwrap();
+            if login.id == existing.id {
+                assert_conflict(result);
+            } else {
+                result.unwrap();
+                assert_eq!(
+                    store.login(customer.id, login.id).await.unwrap(),
+                    Some(login)
+                );
+            }
+        }
+        let stats = store.batch_stats();
+        assert!(stats.largest > 1, "no write was grouped: {stats:?}");
+        assert!(stats.batches < stats.jobs, "{stats:?}");
+    }
+}
