@@ -661,7 +661,7 @@ fn print_reports(reports: &[Report]) {
 
     println!();
     println!(
-        "SQLite group commit over each measured window (one transaction and fsync per batch):"
+        "group commit over each measured window (one transaction, so one WAL flush, per batch):"
     );
     println!(
         "{:<32} {:>8} {:>8} {:>11} {:>8} {:>8} {:>11}",
