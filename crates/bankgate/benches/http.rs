@@ -212,7 +212,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ),
         BenchStore::Postgres { schema, .. } => println!(
             "database: PostgreSQL from BENCH_POSTGRES_URL, schema {schema} \
-             (synchronous_commit as the server has it)"
+             (synchronous_commit=on)"
         ),
     }
     println!();

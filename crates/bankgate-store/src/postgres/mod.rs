@@ -127,13 +127,15 @@ impl PgStore {
             DomainError::Unavailable(format!("invalid PostgreSQL URL: {error}"))
         })?;
         config.connect_timeout(settings.connect_timeout);
-        let statement_timeout = format!(
-            "-c statement_timeout={}",
+        // synchronous_commit on whatever the server's default: a write is acknowledged only
+        // once its commit is flushed (decisions.md §2: durable before the response).
+        let session = format!(
+            "-c statement_timeout={} -c synchronous_commit=on",
             settings.statement_timeout.as_millis().max(1)
         );
         let options = match config.get_options() {
-            Some(existing) if !existing.is_empty() => format!("{existing} {statement_timeout}"),
-            _ => statement_timeout,
+            Some(existing) if !existing.is_empty() => format!("{existing} {session}"),
+            _ => session,
         };
         config.options(options);
         if config.get_application_name().is_none() {
