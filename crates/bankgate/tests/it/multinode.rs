@@ -374,6 +374,65 @@ async fn a_node_killed_mid_load_loses_nothing_it_acknowledged() {
     }
 }
 
+/// Runs an operator command on `database`; returns its `--json` output.
+fn operator(database: &str, args: &[&str]) -> Value {
+    let mut command = Command::new(BIN);
+    for (var, _) in std::env::vars() {
+        if var.starts_with("BANKGATE_") {
+            command.env_remove(var);
+        }
+    }
+    let output = command
+        .args(["--database", database, "--json"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{args:?}: {output:?}");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_on_postgres_take_effect_on_running_nodes() {
+    let Some(database) = pg::fresh_database().await else {
+        return;
+    };
+    let node = Node::start(&database, &[]);
+    let http = client();
+    operator(
+        &database,
+        &["instance", "create", "acme", "--kind", "sandbox"],
+    );
+    let created = operator(&database, &["customer", "create", "--instance", "acme"]);
+    let customer = created["customerId"].as_str().unwrap();
+    let secret = created["secretKey"].as_str().unwrap();
+    let base = node.base.replace(TOOLBOX_CUSTOMER, customer);
+    let (status, body) = post(
+        &http,
+        &format!("{base}/GenerateAuthorizeToken"),
+        ("flinks-auth-key", secret),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        status, 200,
+        "the node sees the new customer at once: {body}"
+    );
+
+    // A reset from the command line ends what the node issued.
+    let login = live_login(&http, &node).await;
+    let issued = token(&http, &node).await;
+    operator(&database, &["instance", "reset", "toolbox"]);
+    assert_refused(
+        &authorize_cached(&http, &node, &issued, &login)
+            .await
+            .unwrap(),
+        401,
+        "authorize_token_invalid",
+    );
+}
+
 /// Two nodes purging at once: every expired row goes, none is counted twice, neither fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn purging_on_two_nodes_at_once_neither_fails_nor_double_counts() {
