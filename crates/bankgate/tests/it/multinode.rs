@@ -491,6 +491,66 @@ async fn purging_on_two_nodes_at_once_neither_fails_nor_double_counts() {
     assert_eq!(node_b.purge_expired(before).await.unwrap().tokens, 0);
 }
 
+/// The same between two `bankgate serve` processes purging on their own timers: every expired
+/// row goes, the counts they log add up to what expired, and neither logs a failed purge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serving_nodes_purge_together_without_failing_or_double_counting() {
+    let Some(database) = pg::fresh_database().await else {
+        return;
+    };
+    let purge_often = ["--purge-interval", "50ms"];
+    let nodes = [
+        Node::start(&database, &purge_often),
+        Node::start(&database, &purge_often),
+    ];
+    const EXPIRED: i64 = 30_000;
+    let sql = pg::connect(&database).await;
+    // Expired long ago (before any retention), all visible to both nodes at one commit.
+    sql.execute(
+        "INSERT INTO authorize_tokens (digest, customer_id, issued_at, expires_at) \
+         SELECT sha256(('expired-' || i)::bytea), $1, 0, i FROM generate_series(1::bigint, $2::bigint) i",
+        &[&TOOLBOX_CUSTOMER, &EXPIRED],
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: i64 = sql
+            .query_one("SELECT count(*) FROM authorize_tokens", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{left} expired tokens still there"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let the nodes finish logging the purge that emptied the table.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut per_node = Vec::new();
+    for node in &nodes {
+        let log = node.log();
+        assert!(!log.contains("purge failed"), "{log}");
+        per_node.push(
+            log.lines()
+                .filter(|line| line.contains("purged expired rows"))
+                .filter_map(|line| line.split("tokens=").nth(1))
+                .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .map(|digits| digits.parse::<i64>().unwrap())
+                .sum::<i64>(),
+        );
+    }
+    assert_eq!(
+        per_node.iter().sum::<i64>(),
+        EXPIRED,
+        "purged per node: {per_node:?}"
+    );
+}
+
 // ---- outages ----
 
 /// A TCP proxy between a node and PostgreSQL that can cut every connection (and refuse new
