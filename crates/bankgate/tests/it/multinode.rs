@@ -182,7 +182,18 @@ async fn a_token_issued_on_one_node_is_spent_on_the_other() {
     let Some(database) = pg::fresh_database().await else {
         return;
     };
-    let (a, b) = (Node::start(&database, &[]), Node::start(&database, &[]));
+    // Started together on an empty database: they take turns migrating, and seed once.
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| Node::start(&database, &[]));
+        let b = scope.spawn(|| Node::start(&database, &[]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let customers = operator(&database, &["customer", "list"]);
+    assert_eq!(
+        customers.as_array().map(Vec::len),
+        Some(1),
+        "the toolbox customer, once: {customers}"
+    );
     let http = client();
     let login = live_login(&http, &a).await;
 
