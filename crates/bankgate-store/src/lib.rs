@@ -4,6 +4,7 @@
 //! and open a session) so that each request costs one durable write, and backends can commit many
 //! requests' writes together (group commit).
 
+mod postgres;
 mod sqlite;
 
 use std::sync::{Arc, OnceLock};
@@ -14,6 +15,7 @@ use bankgate_core::model::{
 };
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
+pub use postgres::{PgSettings, PgStore};
 pub use sqlite::{BatchStats, SqliteStore};
 
 /// A customer's key as stored: its digest and what it is for.

@@ -12,12 +12,15 @@
 //!
 //! For each scenario it prints throughput and p50/p99 latency (per request; per flow for (c)), each
 //! as a ratio to the baseline of the same run, so that noise from a busy machine largely cancels
-//! out; for (b) and (c) it also prints how the SQLite writer grouped their writes into commits.
+//! out; for (b) and (c) it also prints how the store's writer grouped their writes into commits.
 //! Any failed request is counted, shown, and makes the run exit with an error.
 //!
 //! Run: `cargo bench -p bankgate --bench http [-- --seconds S --clients N]`, or set
 //! `BENCH_SECONDS` (measured seconds per scenario, default 5) and `BENCH_CLIENTS` (concurrent
 //! clients, default 32); the options win over the variables.
+//!
+//! With `BENCH_POSTGRES_URL=postgres://…` bankgate runs on PostgreSQL instead (its own group-commit
+//! writer), in a fresh schema of that database that the bench drops at the end.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -31,7 +34,7 @@ use axum::routing::post;
 use bankgate_core::model::toolbox;
 use bankgate_core::{CustomerId, SystemClock};
 use bankgate_server::AppState;
-use bankgate_store::{SqliteStore, Store};
+use bankgate_store::{BatchStats, PgSettings, PgStore, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
@@ -144,8 +147,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // bankgate, exactly as `bankgate serve` builds it (minus the log subscriber and the purger).
     let dir = tempfile::TempDir::new().context("cannot create a temporary directory")?;
     let db_path = dir.path().join("bench.db");
-    let sqlite = Arc::new(SqliteStore::open(&db_path)?);
-    let store: Arc<dyn Store> = sqlite.clone();
+    let backend = match std::env::var("BENCH_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => BenchStore::postgres(url.trim()).await?,
+        _ => BenchStore::Sqlite(Arc::new(SqliteStore::open(&db_path)?)),
+    };
+    let store = backend.store();
     let state = AppState::new(store, Arc::new(SystemClock));
     state.operator().seed_toolbox().await?;
     let customer_id: CustomerId = toolbox::CUSTOMER_ID
@@ -199,15 +205,21 @@ async fn run(config: Config) -> anyhow::Result<()> {
         WARMUP.as_secs(),
         config.measure.as_secs_f64(),
     );
-    println!(
-        "database: {} (SQLite WAL, synchronous=FULL)",
-        db_path.display()
-    );
+    match &backend {
+        BenchStore::Sqlite(_) => println!(
+            "database: {} (SQLite WAL, synchronous=FULL)",
+            db_path.display()
+        ),
+        BenchStore::Postgres { schema, .. } => println!(
+            "database: PostgreSQL from BENCH_POSTGRES_URL, schema {schema} \
+             (synchronous_commit=on)"
+        ),
+    }
     println!();
 
     let mut reports = Vec::new();
     for scenario in Scenario::ALL {
-        let commits = scenario.writes().then_some(sqlite.as_ref());
+        let commits = scenario.writes().then_some(&backend);
         reports.push(drive(&target, scenario, config, commits).await?);
     }
     print_reports(&reports);
@@ -216,7 +228,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     drop(target);
     baseline.stop().await?;
     bankgate.stop().await?;
-    drop(sqlite); // joins the writer thread once the server has let go of the store
+    backend.close().await?; // every queued write done once the server has let go of the store
     dir.close()
         .context("cannot remove the temporary directory")?;
 
@@ -226,6 +238,74 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     println!("no errors");
     Ok(())
+}
+
+/// The store under test.
+enum BenchStore {
+    Sqlite(Arc<SqliteStore>),
+    Postgres {
+        store: Arc<PgStore>,
+        admin: tokio_postgres::Client,
+        schema: String,
+    },
+}
+
+impl BenchStore {
+    /// PostgreSQL, in a new schema of the database at `url`.
+    async fn postgres(url: &str) -> anyhow::Result<Self> {
+        let (admin, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .context("cannot connect to BENCH_POSTGRES_URL")?;
+        tokio::spawn(connection);
+        let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .context("cannot create the bench schema")?;
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+        let store = Arc::new(PgStore::connect(&url, PgSettings::default()).await?);
+        Ok(Self::Postgres {
+            store,
+            admin,
+            schema,
+        })
+    }
+
+    fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Self::Sqlite(store) => store.clone(),
+            Self::Postgres { store, .. } => store.clone(),
+        }
+    }
+
+    fn batch_stats(&self) -> BatchStats {
+        match self {
+            Self::Sqlite(store) => store.batch_stats(),
+            Self::Postgres { store, .. } => store.batch_stats(),
+        }
+    }
+
+    async fn close(self) -> anyhow::Result<()> {
+        match self {
+            // Dropping the last handle joins the writer thread.
+            Self::Sqlite(store) => drop(store),
+            Self::Postgres {
+                store,
+                admin,
+                schema,
+            } => {
+                if let Some(store) = Arc::into_inner(store) {
+                    store.close().await;
+                }
+                admin
+                    .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                    .await
+                    .context("cannot drop the bench schema")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A server on a loopback port, stopped gracefully.
@@ -371,7 +451,7 @@ fn lossy(body: &[u8]) -> String {
     }
 }
 
-/// The SQLite writer's counters, copied out (its `BatchStats` type is not exported).
+/// The writer's counters, copied out.
 #[derive(Debug, Clone, Copy, Default)]
 struct Commits {
     batches: u64,
@@ -380,7 +460,7 @@ struct Commits {
 }
 
 impl Commits {
-    fn of(store: &SqliteStore) -> Self {
+    fn of(store: &BenchStore) -> Self {
         let stats = store.batch_stats();
         Self {
             batches: stats.batches,
@@ -485,7 +565,7 @@ async fn drive(
     target: &Arc<Target>,
     scenario: Scenario,
     config: Config,
-    store: Option<&SqliteStore>,
+    store: Option<&BenchStore>,
 ) -> anyhow::Result<Report> {
     let measure_from = Instant::now() + WARMUP;
     let end = measure_from + config.measure;
@@ -581,7 +661,7 @@ fn print_reports(reports: &[Report]) {
 
     println!();
     println!(
-        "SQLite group commit over each measured window (one transaction and fsync per batch):"
+        "group commit over each measured window (one transaction, so one WAL flush, per batch):"
     );
     println!(
         "{:<32} {:>8} {:>8} {:>11} {:>8} {:>8} {:>11}",

@@ -27,9 +27,26 @@ pub struct Cli {
     #[arg(long, env = "BANKGATE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
 
-    /// The database: sqlite://PATH (created if missing). Default: sqlite://bankgate.db.
+    /// The database: sqlite://PATH (created if missing), or
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DB (also postgresql://), which several bankgate
+    /// nodes may share. Default: sqlite://bankgate.db.
     #[arg(long, env = "BANKGATE_DATABASE", global = true)]
     pub database: Option<DatabaseUrl>,
+
+    /// PostgreSQL only: connections each node keeps open at most (one is its writer's).
+    /// Default: 16.
+    #[arg(long, env = "BANKGATE_DB_POOL_SIZE", global = true)]
+    pub db_pool_size: Option<usize>,
+
+    /// PostgreSQL only: how long to wait for a connection (opening one, or a free one in the
+    /// pool) before answering 503. Default: 5s.
+    #[arg(long, env = "BANKGATE_DB_CONNECT_TIMEOUT", value_parser = parse_duration, global = true)]
+    pub db_connect_timeout: Option<Duration>,
+
+    /// PostgreSQL only: the longest one statement may run (the server's statement_timeout);
+    /// past it, and past a silent connection, requests answer 503. Default: 10s.
+    #[arg(long, env = "BANKGATE_DB_STATEMENT_TIMEOUT", value_parser = parse_duration, global = true)]
+    pub db_statement_timeout: Option<Duration>,
 
     /// Log format: human-readable lines or one JSON object per line. Default: human.
     #[arg(long, env = "BANKGATE_LOG_FORMAT", value_enum, global = true)]

@@ -21,7 +21,7 @@ use crate::open_store;
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
-    let store = open_store(&settings.database)?;
+    let store = open_store(&settings.database, settings.pg_settings()).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = AppState::new(store, clock);
     let operator = state.operator();

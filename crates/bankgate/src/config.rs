@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use bankgate_store::PgSettings;
 
 use crate::DatabaseUrl;
 use crate::cli::{Cli, Command, LogFormat, ServeArgs, parse_duration};
@@ -16,6 +17,9 @@ use crate::cli::{Cli, Command, LogFormat, ServeArgs, parse_duration};
 /// The keys a config file may hold: the long flags, with underscores.
 const KEYS: &[&str] = &[
     "database",
+    "db_pool_size",
+    "db_connect_timeout",
+    "db_statement_timeout",
     "log",
     "log_format",
     "listen",
@@ -33,6 +37,9 @@ const KEYS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub database: DatabaseUrl,
+    pub db_pool_size: usize,
+    pub db_connect_timeout: Duration,
+    pub db_statement_timeout: Duration,
     pub log: String,
     pub log_format: LogFormat,
     pub listen: SocketAddr,
@@ -114,6 +121,15 @@ fn parse_with<T: FromStr>(text: &str) -> Result<T, T::Err> {
 }
 
 impl Settings {
+    /// The PostgreSQL connection settings (ignored on SQLite).
+    pub fn pg_settings(&self) -> PgSettings {
+        PgSettings {
+            pool_size: self.db_pool_size,
+            connect_timeout: self.db_connect_timeout,
+            statement_timeout: self.db_statement_timeout,
+        }
+    }
+
     /// Resolves every setting for this command line.
     pub fn resolve(cli: &Cli) -> anyhow::Result<Self> {
         let file = match &cli.config {
@@ -135,6 +151,24 @@ impl Settings {
                 cli.database.clone(),
                 parse_with::<DatabaseUrl>,
                 || DatabaseUrl::Sqlite("bankgate.db".into()),
+            )?,
+            db_pool_size: file.pick(
+                "db_pool_size",
+                cli.db_pool_size,
+                parse_with::<usize>,
+                || PgSettings::default().pool_size,
+            )?,
+            db_connect_timeout: file.pick(
+                "db_connect_timeout",
+                cli.db_connect_timeout,
+                parse_duration,
+                || PgSettings::default().connect_timeout,
+            )?,
+            db_statement_timeout: file.pick(
+                "db_statement_timeout",
+                cli.db_statement_timeout,
+                parse_duration,
+                || PgSettings::default().statement_timeout,
             )?,
             log: file.pick("log", cli.log.clone(), parse_with::<String>, || {
                 "info".to_owned()

@@ -19,11 +19,14 @@ const BIN: &str = env!("CARGO_BIN_EXE_bankgate");
 
 /// Every variable the CLI reads; removed from the children's environment so the runner's own
 /// settings cannot leak into a test.
-const GLOBAL_VARS: [&str; 4] = [
+const GLOBAL_VARS: [&str; 7] = [
     "BANKGATE_DATABASE",
     "BANKGATE_LOG_FORMAT",
     "BANKGATE_LOG",
     "BANKGATE_CONFIG",
+    "BANKGATE_DB_POOL_SIZE",
+    "BANKGATE_DB_CONNECT_TIMEOUT",
+    "BANKGATE_DB_STATEMENT_TIMEOUT",
 ];
 const SERVE_VARS: [&str; 9] = [
     "BANKGATE_LISTEN",
@@ -872,7 +875,21 @@ fn unsupported_database_urls_are_refused_clearly() {
         message.contains("sqlite://"),
         "should say what works: {mysql:#?}"
     );
-    run("postgres://localhost/bankgate").assert_failure("PostgreSQL is not supported");
+    run("postgres://localhost/bankgate?nonsense=1").assert_failure("invalid PostgreSQL URL");
+    // Nothing listens on port 1: a clear, fast failure that never shows the password.
+    let started = std::time::Instant::now();
+    let unreachable = Run::of(bankgate_in(dir.path()).args([
+        "--database",
+        "postgres://bg:hunter2@127.0.0.1:1/bankgate",
+        "--db-connect-timeout",
+        "2s",
+        "instance",
+        "list",
+    ]));
+    let message = unreachable
+        .assert_failure("cannot open the database postgres://bg:***@127.0.0.1:1/bankgate");
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(10));
     run("sqlite://").assert_failure("needs a file path");
 
     let from_env = Run::of(

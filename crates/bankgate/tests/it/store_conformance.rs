@@ -22,8 +22,8 @@ use bankgate_core::{
 };
 use bankgate_store::{
     CachedAuthorize, ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch,
-    KeyDigests, LoginChange, NewToken, OpenOutcome, Purged, SqliteStore, Store, TokenRecord,
-    TokenUse,
+    KeyDigests, LoginChange, NewToken, OpenOutcome, PgSettings, PgStore, Purged, SqliteStore,
+    Store, TokenRecord, TokenUse,
 };
 
 use crate::support::START;
@@ -66,7 +66,7 @@ impl Fixture {
 }
 
 /// The embedded SQLite backend, on a file in a temporary directory.
-pub async fn open_sqlite() -> Fixture {
+pub async fn open_sqlite() -> Option<Fixture> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("conformance.db");
     let reopen: Reopen = Box::new(move || {
@@ -77,11 +77,31 @@ pub async fn open_sqlite() -> Fixture {
         })
     });
     let store = reopen().await;
-    Fixture {
+    Some(Fixture {
         store,
         reopen,
         _keep: Box::new(dir),
-    }
+    })
+}
+
+/// PostgreSQL, on a fresh schema of the server in `BANKGATE_TEST_POSTGRES_URL`; `None` (the
+/// check is skipped) when it is not set.
+pub async fn open_postgres() -> Option<Fixture> {
+    let url = crate::pg::fresh_database().await?;
+    let reopen: Reopen = Box::new(move || {
+        let url = url.clone();
+        Box::pin(async move {
+            let store: Arc<dyn Store> =
+                Arc::new(PgStore::connect(&url, PgSettings::default()).await.unwrap());
+            store
+        })
+    });
+    let store = reopen().await;
+    Some(Fixture {
+        store,
+        reopen,
+        _keep: Box::new(()),
+    })
 }
 
 /// Expands every check into one test per backend.
@@ -120,6 +140,8 @@ macro_rules! conformance {
                 purge_expired_counts_past_any_chunk_size,
                 pending_exchange_completes_once,
                 operation_start_is_recorded_once,
+                request_id_lifetimes,
+                concurrent_answers_complete_an_exchange_once,
                 reset_instance_forgets_state_but_keeps_credentials,
                 instance_clock_moves_forward_and_back,
                 token_record_tells_the_state_of_a_token,
@@ -139,7 +161,7 @@ macro_rules! conformance {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
-                let fixture = $open().await;
+                let Some(fixture) = $open().await else { return };
                 super::$check(fixture.store.clone()).await;
             }
         )+
@@ -148,14 +170,15 @@ macro_rules! conformance {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
-                super::$check($open().await).await;
+                let Some(fixture) = $open().await else { return };
+                super::$check(fixture).await;
             }
         )+
     };
 }
 
 conformance!(sqlite => open_sqlite);
-// A PostgreSQL backend joins with: conformance!(postgres => open_postgres);
+conformance!(postgres => open_postgres);
 
 // ---- helpers ----
 
@@ -1575,6 +1598,122 @@ async fn pending_exchange_completes_once(store: Arc<dyn Store>) {
     );
 }
 
+/// An MFA RequestId idles out unless a call extends it, and ends at once on a wrong answer; an
+/// authorized RequestId lives until its session expires. The purge takes each at its time.
+async fn request_id_lifetimes(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let idle = pending_record(customer.id, T0);
+    let extended = pending_record(customer.id, T0);
+    let answered_wrong = pending_record(customer.id, T0);
+    for pending in [&idle, &extended, &answered_wrong] {
+        store.start_pending(None, pending, T0).await.unwrap();
+    }
+    store
+        .extend_pending(extended.request_id, at(900))
+        .await
+        .unwrap();
+    store.drop_pending(answered_wrong.request_id).await.unwrap();
+    assert_eq!(
+        store
+            .pending(customer.id, answered_wrong.request_id)
+            .await
+            .unwrap(),
+        None,
+        "a wrong answer ends the exchange"
+    );
+    assert_eq!(
+        store
+            .pending(customer.id, extended.request_id)
+            .await
+            .unwrap()
+            .map(|p| p.expires_at),
+        Some(at(900))
+    );
+    let login = login_for(&*store, customer.id).await;
+    let session = cached(customer.id, None, login.id, T0);
+    store.authorize_cached(session.clone()).await.unwrap();
+
+    assert_eq!(
+        store.purge_expired(idle.expires_at).await.unwrap(),
+        Purged {
+            tokens: 0,
+            sessions: 0,
+            pending: 1
+        },
+        "the idle exchange goes at its idle expiry"
+    );
+    assert_eq!(
+        store.pending(customer.id, idle.request_id).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .pending(customer.id, extended.request_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store.purge_expired(just_before(at(900))).await.unwrap(),
+        Purged::default()
+    );
+    assert_eq!(
+        store
+            .purge_expired(session.session_expires_at)
+            .await
+            .unwrap(),
+        Purged {
+            tokens: 0,
+            sessions: 1,
+            pending: 1
+        }
+    );
+    assert_eq!(
+        store
+            .session(customer.id, session.request_id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.login(customer.id, login.id).await.unwrap(),
+        Some(login),
+        "a saved LoginId outlives its sessions"
+    );
+}
+
+/// Of many concurrent right answers to one MFA exchange, one opens the session.
+async fn concurrent_answers_complete_an_exchange_once(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let pending = pending_record(customer.id, at(1));
+    store.start_pending(None, &pending, at(1)).await.unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            let completion = CompleteAuthorization {
+                customer_id: customer.id,
+                token: None,
+                request_id: pending.request_id,
+                now: at(2),
+                login: LoginChange::Create(login_record(customer.id, "Greatday")),
+                session_expires_at: at(1802),
+                tag: None,
+                from_pending: true,
+            };
+            tokio::spawn(async move { store.complete_authorization(completion).await.unwrap() })
+        })
+        .collect();
+    let mut opened = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            OpenOutcome::Opened { .. } => opened += 1,
+            OpenOutcome::ExchangeEnded => {}
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!(opened, 1);
+}
+
 async fn operation_start_is_recorded_once(store: Arc<dyn Store>) {
     let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
     let login = login_for(&*store, customer.id).await;
@@ -1901,4 +2040,49 @@ async fn connect_sessions_go_with_a_reset(store: Arc<dyn Store>) {
     store.reset_instance(&name("alpha")).await.unwrap();
     assert_eq!(store.connect_session(gone.secret).await.unwrap(), None);
     assert!(store.connect_session(kept.secret).await.unwrap().is_some());
+}
+/// Checks of the PostgreSQL writer's batching, which the trait does not show.
+mod postgres_specific {
+    use super::*;
+
+    /// Concurrent writes share transactions; one that fails (a duplicate LoginId) rolls back
+    /// alone and gets its own error, while the others in its batch are committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_in_a_batch_rolls_back_alone() {
+        let Some(url) = crate::pg::fresh_database().await else {
+            return;
+        };
+        let store = Arc::new(PgStore::connect(&url, PgSettings::default()).await.unwrap());
+        let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+        let existing = login_for(&*store, customer.id).await;
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let store = store.clone();
+                let login = if i % 2 == 0 {
+                    existing.clone()
+                } else {
+                    login_record(customer.id, "Greatday")
+                };
+                tokio::spawn(async move {
+                    let result = store.create_login(&login).await;
+                    (login, result)
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (login, result) = task.await.unwrap();
+            if login.id == existing.id {
+                assert_conflict(result);
+            } else {
+                result.unwrap();
+                assert_eq!(
+                    store.login(customer.id, login.id).await.unwrap(),
+                    Some(login)
+                );
+            }
+        }
+        let stats = store.batch_stats();
+        assert!(stats.largest > 1, "no write was grouped: {stats:?}");
+        assert!(stats.batches < stats.jobs, "{stats:?}");
+    }
 }

@@ -1,5 +1,8 @@
-//! A bankgate in a test: its own database file, a clock the test moves, and helpers that speak
-//! the API the way a client would.
+//! A bankgate in a test: its own database, a clock the test moves, and helpers that speak the
+//! API the way a client would.
+//!
+//! The database is a SQLite file, or, with `BANKGATE_TEST_BACKEND=postgres`, a fresh schema on
+//! the PostgreSQL of `BANKGATE_TEST_POSTGRES_URL`: `.ci/run` runs every API test both ways.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +14,7 @@ use bankgate_core::model::{InstanceKind, toolbox};
 use bankgate_core::{CustomerId, LoginId, ManualClock, Timestamp};
 use bankgate_server::AppState;
 use bankgate_server::operator::{NewCustomer, Operator};
-use bankgate_store::{SqliteStore, Store};
+use bankgate_store::{BatchStats, PgSettings, PgStore, SqliteStore, Store};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -24,10 +27,49 @@ pub const TOOLBOX_API_KEY: &str = toolbox::API_KEY;
 /// 2026-01-21T20:47:47.145999Z: a fixed start so tests are repeatable.
 pub const START: Timestamp = Timestamp::from_micros(1_769_028_467_145_999);
 
+/// The store under a [`TestApp`].
+#[derive(Clone)]
+pub enum Backend {
+    Sqlite(Arc<SqliteStore>),
+    Postgres { store: Arc<PgStore>, url: String },
+}
+
+impl Backend {
+    pub fn batch_stats(&self) -> BatchStats {
+        match self {
+            Self::Sqlite(store) => store.batch_stats(),
+            Self::Postgres { store, .. } => store.batch_stats(),
+        }
+    }
+
+    fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Self::Sqlite(store) => store.clone(),
+            Self::Postgres { store, .. } => store.clone(),
+        }
+    }
+
+    fn handles(&self) -> usize {
+        match self {
+            Self::Sqlite(store) => Arc::strong_count(store),
+            Self::Postgres { store, .. } => Arc::strong_count(store),
+        }
+    }
+}
+
+/// Whether API tests run on PostgreSQL (`BANKGATE_TEST_BACKEND=postgres`).
+fn on_postgres() -> bool {
+    match std::env::var("BANKGATE_TEST_BACKEND").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("BANKGATE_TEST_BACKEND must be sqlite or postgres, not {other:?}"),
+    }
+}
+
 pub struct TestApp {
     pub dir: TempDir,
     pub clock: ManualClock,
-    pub sqlite: Arc<SqliteStore>,
+    pub backend: Backend,
     pub state: AppState,
     pub router: Router,
 }
@@ -98,19 +140,33 @@ impl TestApp {
     /// A fresh bankgate with the toolbox seeded, its clock stopped at [`START`].
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        Self::open(dir, ManualClock::new(START)).await
+        let backend = if on_postgres() {
+            let url = crate::pg::fresh_database()
+                .await
+                .expect("BANKGATE_TEST_BACKEND=postgres needs BANKGATE_TEST_POSTGRES_URL");
+            Self::connect_postgres(url).await
+        } else {
+            Backend::Sqlite(Arc::new(
+                SqliteStore::open(dir.path().join("bankgate.db")).unwrap(),
+            ))
+        };
+        Self::open(dir, ManualClock::new(START), backend).await
     }
 
-    async fn open(dir: TempDir, clock: ManualClock) -> Self {
-        let sqlite = Arc::new(SqliteStore::open(dir.path().join("bankgate.db")).unwrap());
-        let store: Arc<dyn Store> = sqlite.clone();
+    async fn connect_postgres(url: String) -> Backend {
+        let store = Arc::new(PgStore::connect(&url, PgSettings::default()).await.unwrap());
+        Backend::Postgres { store, url }
+    }
+
+    async fn open(dir: TempDir, clock: ManualClock, backend: Backend) -> Self {
+        let store = backend.store();
         let state = AppState::new(store, Arc::new(clock.clone()));
         state.operator().seed_toolbox().await.unwrap();
         let router = bankgate_server::app(state.clone());
         Self {
             dir,
             clock,
-            sqlite,
+            backend,
             state,
             router,
         }
@@ -122,20 +178,29 @@ impl TestApp {
         let Self {
             dir,
             clock,
-            sqlite,
+            backend,
             state,
             router,
         } = self;
         drop(router);
         drop(state);
         // The last handle: dropping it joins the writer thread.
-        assert_eq!(
-            Arc::strong_count(&sqlite),
-            1,
-            "something still holds the store"
-        );
-        drop(sqlite);
-        Self::open(dir, clock).await
+        assert_eq!(backend.handles(), 1, "something still holds the store");
+        let backend = match backend {
+            Backend::Sqlite(sqlite) => {
+                drop(sqlite);
+                Backend::Sqlite(Arc::new(
+                    SqliteStore::open(dir.path().join("bankgate.db")).unwrap(),
+                ))
+            }
+            Backend::Postgres { store, url } => {
+                if let Some(store) = Arc::into_inner(store) {
+                    store.close().await;
+                }
+                Self::connect_postgres(url).await
+            }
+        };
+        Self::open(dir, clock, backend).await
     }
 
     pub fn operator(&self) -> Operator {
