@@ -4,6 +4,8 @@
   "use strict";
   var body = document.body;
   var target = window.parent && window.parent !== window ? window.parent : null;
+  // See the redirect at the end.
+  var TOP_REDIRECT_DELAY_MS = 300;
 
   function post(event) {
     if (target) {
@@ -66,14 +68,19 @@
     if (body.getAttribute("data-inner-redirect") === "true" || !target) {
       window.location.assign(url);
     } else {
-      try {
-        // Cross-origin, a frame may only set the top window's location, not call its methods.
-        window.top.location.href = url;
-      } catch (e) {
-        // Browsers let a cross-origin frame move the top window only once the user has used
-        // the frame (Chromium: a click on an earlier screen counts); should one refuse, the
-        // Continue link (target=_top) stays on screen.
-      }
+      // Messages reach the embedding page asynchronously, and moving its window can drop the
+      // ones still queued (ACCOUNT_SELECTED, REDIRECT): give them a moment to land first.
+      setTimeout(function () {
+        try {
+          // Cross-origin, a frame may only set the top window's location, not call its
+          // methods.
+          window.top.location.href = url;
+        } catch (e) {
+          // Browsers let a cross-origin frame move the top window only once the user has used
+          // the frame (Chromium: a click on an earlier screen counts); should one refuse, the
+          // Continue link (target=_top) stays on screen.
+        }
+      }, TOP_REDIRECT_DELAY_MS);
     }
   }
 })();
