@@ -103,17 +103,53 @@ pub struct ApiError {
     pub retry_after_secs: Option<u64>,
 }
 
-#[derive(Serialize)]
+/// The Flinks error envelope, plus bankgate's `Reason` and `Hint`.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
-struct Envelope<'a> {
+#[schema(as = ErrorEnvelope)]
+pub struct Envelope<'a> {
+    /// Equals the HTTP status.
     http_status_code: u16,
+    /// The Flinks error code (`UNAUTHORIZED`, `INVALID_LOGIN`, `SESSION_NONEXISTENT`, ...).
     flinks_code: &'a str,
     message: &'a str,
+    /// Always empty on errors.
+    #[schema(value_type = Vec<Object>)]
     links: [(); 0],
+    /// The RequestId, where one exists.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid)]
     request_id: Option<&'a RequestId>,
+    /// bankgate's stable snake_case name of the exact cause; clients may ignore it.
     reason: &'a str,
+    /// One sentence a person can act on; clients may ignore it.
     hint: &'a str,
+}
+
+/// The errors every Flinks endpoint may answer, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+pub enum ErrorResponses<'a> {
+    /// Malformed JSON, a missing or mistyped field, an unknown RequestId.
+    #[response(status = 400)]
+    BadRequest(#[to_schema] Envelope<'a>),
+    /// A missing, wrong or spent credential; the bank refused; too many attempts.
+    #[response(status = 401)]
+    Unauthorized(#[to_schema] Envelope<'a>),
+    /// A host, path or endpoint bankgate does not serve.
+    #[response(status = 404)]
+    NotFound(#[to_schema] Envelope<'a>),
+    /// A method the endpoint does not take.
+    #[response(status = 405)]
+    MethodNotAllowed(#[to_schema] Envelope<'a>),
+    /// A body over 64 KiB.
+    #[response(status = 413)]
+    TooLarge(#[to_schema] Envelope<'a>),
+    /// An unexpected error (the envelope still says what happened).
+    #[response(status = 500)]
+    Internal(#[to_schema] Envelope<'a>),
+    /// The database cannot be reached; retry later.
+    #[response(status = 503)]
+    Unavailable(#[to_schema] Envelope<'a>),
 }
 
 impl ApiError {

@@ -10,6 +10,7 @@ pub mod error;
 pub mod guard;
 pub mod host;
 pub mod metrics;
+pub mod openapi;
 pub mod operator;
 pub mod purge;
 pub mod routing;
@@ -78,6 +79,8 @@ pub fn app(state: AppState) -> Router {
             "/v2/Credential/{institution}/",
             get(connect::page_at_institution).post(connect::step),
         )
+        // The OpenAPI document of this API (the admin listener also serves it).
+        .route("/openapi.json", get(openapi::public_json))
         .route("/v2/assets/connect.js", get(connect::script))
         .route("/v2/assets/connect.css", get(connect::stylesheet))
         .fallback(routing::not_found)

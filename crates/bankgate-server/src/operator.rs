@@ -27,6 +27,13 @@ pub struct NewCustomer {
     pub api_key_required: bool,
 }
 
+/// How far ahead of real time a sandbox clock may be moved: about a hundred years.
+pub const MAX_CLOCK_OFFSET: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+fn humanize(duration: Duration) -> String {
+    format!("{} days", duration.as_secs() / 86_400)
+}
+
 /// An instance's time, as operators see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InstanceClock {
@@ -228,12 +235,19 @@ impl Operator {
         change: ClockChange,
     ) -> Result<InstanceClock, DomainError> {
         let mut instance = self.sandbox(name, "have their clock moved").await?;
-        if let ClockChange::Advance(by) = change
-            && by.is_zero()
-        {
-            return Err(DomainError::Invalid(
-                "advance the clock by a positive duration".to_owned(),
-            ));
+        if let ClockChange::Advance(by) = change {
+            if by.is_zero() {
+                return Err(DomainError::Invalid(
+                    "advance the clock by a positive duration".to_owned(),
+                ));
+            }
+            // Far enough for any test, and far from the limits of the time arithmetic.
+            if instance.clock_offset.saturating_add(by) > MAX_CLOCK_OFFSET {
+                return Err(DomainError::Invalid(format!(
+                    "a sandbox clock may run at most {} ahead of real time",
+                    humanize(MAX_CLOCK_OFFSET)
+                )));
+            }
         }
         instance.clock_offset = self
             .store

@@ -47,7 +47,7 @@ impl std::fmt::Debug for AdminToken {
 }
 
 #[derive(Debug, Clone)]
-struct AdminState {
+pub(crate) struct AdminState {
     app: AppState,
     operator: Operator,
     token: Option<AdminToken>,
@@ -84,6 +84,8 @@ pub fn admin_app(app: AppState, token: Option<AdminToken>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi/public.json", get(crate::openapi::public_json))
+        .route("/openapi/admin.json", get(crate::openapi::admin_json))
         .nest("/admin", admin)
         .fallback(admin_not_found)
         .with_state(state)
@@ -161,7 +163,7 @@ async fn admin_not_found() -> ApiError {
 /// JSON bodies of the admin API; a bad body is a 400 envelope like any other.
 #[derive(Debug, FromRequest)]
 #[from_request(via(Json), rejection(ApiError))]
-struct Body<T>(T);
+pub(crate) struct Body<T>(T);
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
@@ -192,12 +194,38 @@ fn login_id(id: &str) -> Result<LoginId, ApiError> {
     })
 }
 
-async fn healthz() -> Json<serde_json::Value> {
+/// Liveness: 200 while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "probes",
+    responses((status = 200, description = "Alive", body = Health)))]
+pub(crate) async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// An instance's kind, as the admin API spells it.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum Kind {
+    Sandbox,
+    Production,
+}
+
+/// What the probes answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct Health {
+    /// `ok`, `ready` or `unavailable`.
+    status: String,
+    /// Why it is not ready.
+    reason: Option<String>,
+}
+
 /// Ready when the database answers; a load balancer stops sending traffic otherwise.
-async fn readyz(State(state): State<AdminState>) -> Response {
+/// Readiness: 503 while the database does not answer.
+#[utoipa::path(get, path = "/readyz", tag = "probes",
+    responses((status = 200, description = "Ready", body = Health),
+              (status = 503, description = "The database does not answer", body = Health)))]
+pub(crate) async fn readyz(State(state): State<AdminState>) -> Response {
     match state.app.store.ping().await {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
         Err(error) => {
@@ -211,7 +239,11 @@ async fn readyz(State(state): State<AdminState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AdminState>) -> Response {
+/// Prometheus metrics in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "probes",
+    responses((status = 200, description = "The metrics", body = String,
+               content_type = "application/openmetrics-text")))]
+pub(crate) async fn metrics(State(state): State<AdminState>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -222,22 +254,30 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         .into_response()
 }
 
-async fn list_instances(
+/// Every instance.
+#[utoipa::path(get, path = "/admin/instances", tag = "instances", security(("admin_token" = [])),
+    responses((status = 200, body = Vec<InstanceView>), crate::error::ErrorResponses))]
+pub(crate) async fn list_instances(
     State(state): State<AdminState>,
 ) -> Result<Json<Vec<InstanceView>>, ApiError> {
     let instances = state.operator.list_instances().await?;
     Ok(Json(instances.iter().map(InstanceView::from).collect()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateInstance {
+pub(crate) struct CreateInstance {
     name: String,
+    #[schema(value_type = Kind)]
     kind: InstanceKind,
     token_lifetime_seconds: Option<u64>,
 }
 
-async fn create_instance(
+/// Creates an instance.
+#[utoipa::path(post, path = "/admin/instances", tag = "instances", security(("admin_token" = [])),
+    request_body = CreateInstance,
+    responses((status = 201, body = InstanceView), (status = 409, description = "It exists", body = crate::error::Envelope), crate::error::ErrorResponses))]
+pub(crate) async fn create_instance(
     State(state): State<AdminState>,
     Body(request): Body<CreateInstance>,
 ) -> Result<(StatusCode, Json<InstanceView>), ApiError> {
@@ -252,7 +292,10 @@ async fn create_instance(
     Ok((StatusCode::CREATED, Json(InstanceView::from(&instance))))
 }
 
-async fn get_instance(
+/// One instance.
+#[utoipa::path(get, path = "/admin/instances/{name}", tag = "instances", security(("admin_token" = [])), params(("name" = String, Path, description = "The instance")),
+    responses((status = 200, body = InstanceView), crate::error::ErrorResponses))]
+pub(crate) async fn get_instance(
     State(state): State<AdminState>,
     Path(name): Path<String>,
 ) -> Result<Json<InstanceView>, ApiError> {
@@ -269,7 +312,11 @@ async fn get_instance(
     Ok(Json(InstanceView::from(&instance)))
 }
 
-async fn reset_instance(
+/// Sandbox only: forgets every token, LoginId, session and pending MFA step; keeps customers
+/// and keys.
+#[utoipa::path(post, path = "/admin/instances/{name}/reset", tag = "instances", security(("admin_token" = [])), params(("name" = String, Path, description = "The instance")),
+    responses((status = 200, body = ResetView), crate::error::ErrorResponses))]
+pub(crate) async fn reset_instance(
     State(state): State<AdminState>,
     Path(name): Path<String>,
 ) -> Result<Json<ResetView>, ApiError> {
@@ -278,7 +325,10 @@ async fn reset_instance(
     Ok(Json(ResetView::new(name.as_str(), reset)))
 }
 
-async fn get_clock(
+/// The instance's time.
+#[utoipa::path(get, path = "/admin/instances/{name}/clock", tag = "clock", security(("admin_token" = [])), params(("name" = String, Path, description = "The instance")),
+    responses((status = 200, body = ClockView), crate::error::ErrorResponses))]
+pub(crate) async fn get_clock(
     State(state): State<AdminState>,
     Path(name): Path<String>,
 ) -> Result<Json<ClockView>, ApiError> {
@@ -287,14 +337,18 @@ async fn get_clock(
     Ok(Json(ClockView::new(name.as_str(), clock)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AdvanceClock {
+pub(crate) struct AdvanceClock {
     /// Whole seconds to move the clock forward by.
     seconds: u64,
 }
 
-async fn advance_clock(
+/// Sandbox only: moves the instance's clock forward (moves add up).
+#[utoipa::path(post, path = "/admin/instances/{name}/clock/advance", tag = "clock", security(("admin_token" = [])), params(("name" = String, Path, description = "The instance")),
+    request_body = AdvanceClock,
+    responses((status = 200, body = ClockView), crate::error::ErrorResponses))]
+pub(crate) async fn advance_clock(
     State(state): State<AdminState>,
     Path(name): Path<String>,
     Body(request): Body<AdvanceClock>,
@@ -310,7 +364,10 @@ async fn advance_clock(
     Ok(Json(ClockView::new(name.as_str(), clock)))
 }
 
-async fn reset_clock(
+/// Sandbox only: back to real time.
+#[utoipa::path(post, path = "/admin/instances/{name}/clock/reset", tag = "clock", security(("admin_token" = [])), params(("name" = String, Path, description = "The instance")),
+    responses((status = 200, body = ClockView), crate::error::ErrorResponses))]
+pub(crate) async fn reset_clock(
     State(state): State<AdminState>,
     Path(name): Path<String>,
 ) -> Result<Json<ClockView>, ApiError> {
@@ -323,11 +380,15 @@ async fn reset_clock(
 }
 
 #[derive(Debug, Deserialize)]
-struct CustomerFilter {
+pub(crate) struct CustomerFilter {
     instance: Option<String>,
 }
 
-async fn list_customers(
+/// Customers, never their keys.
+#[utoipa::path(get, path = "/admin/customers", tag = "customers", security(("admin_token" = [])),
+    params(("instance" = Option<String>, Query, description = "Only this instance's")),
+    responses((status = 200, body = Vec<CustomerView>), crate::error::ErrorResponses))]
+pub(crate) async fn list_customers(
     State(state): State<AdminState>,
     Query(filter): Query<CustomerFilter>,
 ) -> Result<Json<Vec<CustomerView>>, ApiError> {
@@ -336,16 +397,20 @@ async fn list_customers(
     Ok(Json(customers.iter().map(CustomerView::from).collect()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateCustomer {
+pub(crate) struct CreateCustomer {
     instance: String,
     label: Option<String>,
     authorize_token_required: Option<bool>,
     api_key_required: Option<bool>,
 }
 
-async fn create_customer(
+/// Creates a customer with fresh keys, shown only in this answer.
+#[utoipa::path(post, path = "/admin/customers", tag = "customers", security(("admin_token" = [])),
+    request_body = CreateCustomer,
+    responses((status = 201, body = CreatedCustomerView), crate::error::ErrorResponses))]
+pub(crate) async fn create_customer(
     State(state): State<AdminState>,
     Body(request): Body<CreateCustomer>,
 ) -> Result<(StatusCode, Json<CreatedCustomerView>), ApiError> {
@@ -364,14 +429,18 @@ async fn create_customer(
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RotateKeys {
+pub(crate) struct RotateKeys {
     /// How long the old keys keep working (default 0: they stop now).
     grace_seconds: Option<u64>,
 }
 
-async fn rotate_keys(
+/// New secret key and x-api-key, shown only in this answer; the old ones work for the grace.
+#[utoipa::path(post, path = "/admin/customers/{customerId}/rotate-keys", tag = "customers", security(("admin_token" = [])),
+    params(("customerId" = String, Path, description = "The customer (a UUID)")), request_body(content = Option<RotateKeys>, content_type = "application/json"),
+    responses((status = 200, body = RotatedKeysView), crate::error::ErrorResponses))]
+pub(crate) async fn rotate_keys(
     State(state): State<AdminState>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -394,15 +463,19 @@ async fn rotate_keys(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateLogin {
+pub(crate) struct CreateLogin {
     /// Default `FlinksCapital`.
     institution: Option<String>,
     username: String,
 }
 
-async fn create_login(
+/// Sandbox only: a LoginId for a sandbox user.
+#[utoipa::path(post, path = "/admin/customers/{customerId}/logins", tag = "logins", security(("admin_token" = [])),
+    params(("customerId" = String, Path, description = "The customer (a UUID)")), request_body = CreateLogin,
+    responses((status = 201, body = LoginView), crate::error::ErrorResponses))]
+pub(crate) async fn create_login(
     State(state): State<AdminState>,
     Path(id): Path<String>,
     Body(request): Body<CreateLogin>,
@@ -416,7 +489,11 @@ async fn create_login(
     Ok((StatusCode::CREATED, Json(LoginView::from(&login))))
 }
 
-async fn get_login(
+/// A LoginId's state.
+#[utoipa::path(get, path = "/admin/customers/{customerId}/logins/{loginId}", tag = "logins", security(("admin_token" = [])),
+    params(("customerId" = String, Path, description = "The customer (a UUID)"), ("loginId" = String, Path, description = "The LoginId")),
+    responses((status = 200, body = LoginView), crate::error::ErrorResponses))]
+pub(crate) async fn get_login(
     State(state): State<AdminState>,
     Path((customer, login)): Path<(String, String)>,
 ) -> Result<Json<LoginView>, ApiError> {
@@ -432,7 +509,11 @@ async fn get_login(
     Ok(Json(LoginView::from(&found)))
 }
 
-async fn delete_login(
+/// Sandbox only: forgets a LoginId and ends its sessions.
+#[utoipa::path(delete, path = "/admin/customers/{customerId}/logins/{loginId}", tag = "logins", security(("admin_token" = [])),
+    params(("customerId" = String, Path, description = "The customer (a UUID)"), ("loginId" = String, Path, description = "The LoginId")),
+    responses((status = 204, description = "Forgotten"), crate::error::ErrorResponses))]
+pub(crate) async fn delete_login(
     State(state): State<AdminState>,
     Path((customer, login)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
@@ -441,14 +522,18 @@ async fn delete_login(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct InspectToken {
+pub(crate) struct InspectToken {
     /// The authorize token, sent in the body so it stays out of URLs and access logs.
     token: String,
 }
 
-async fn inspect_token(
+/// A token's state; the token is sent in the body, never echoed.
+#[utoipa::path(post, path = "/admin/tokens/inspect", tag = "tokens", security(("admin_token" = [])),
+    request_body = InspectToken,
+    responses((status = 200, body = TokenView), crate::error::ErrorResponses))]
+pub(crate) async fn inspect_token(
     State(state): State<AdminState>,
     Body(request): Body<InspectToken>,
 ) -> Result<Json<TokenView>, ApiError> {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::operator::{InstanceClock, TokenState};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceView {
     pub name: String,
@@ -32,7 +32,7 @@ impl From<&Instance> for InstanceView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerView {
     pub customer_id: String,
@@ -57,7 +57,7 @@ impl From<&Customer> for CustomerView {
 }
 
 /// A customer just created: the only time its keys are shown.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedCustomerView {
     #[serde(flatten)]
@@ -78,7 +78,7 @@ impl CreatedCustomerView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RotatedKeysView {
     pub customer_id: String,
@@ -87,7 +87,7 @@ pub struct RotatedKeysView {
     pub old_keys_valid_for_seconds: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginView {
     pub login_id: String,
@@ -115,7 +115,7 @@ impl From<&Login> for LoginView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResetView {
     pub instance: String,
@@ -137,7 +137,7 @@ impl ResetView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClockView {
     pub instance: String,
@@ -160,7 +160,7 @@ impl ClockView {
 }
 
 /// A token's state; the token itself is never echoed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenView {
     /// `issued` (unused, valid), `consumed` or `expired`, on the instance's clock.

@@ -59,7 +59,7 @@ pub struct DataRequest {
     pub number_of_statements: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 struct BalanceBody {
     available: Option<f64>,
@@ -67,7 +67,7 @@ struct BalanceBody {
     limit: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 struct AddressBody {
     civic_address: String,
@@ -79,7 +79,7 @@ struct AddressBody {
     country: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 struct HolderBody {
     name: String,
@@ -88,7 +88,7 @@ struct HolderBody {
     phone_number: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 struct TransactionBody {
     date: String,
@@ -102,7 +102,7 @@ struct TransactionBody {
 }
 
 /// An account in GetAccountsSummary.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 struct SummaryAccount {
     eft_eligible_ratio: f64,
@@ -122,7 +122,7 @@ struct SummaryAccount {
 }
 
 /// An account in GetAccountsDetail.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 struct DetailAccount {
     transactions: Vec<TransactionBody>,
@@ -142,7 +142,7 @@ struct DetailAccount {
     id: Uuid,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 struct SummaryResponse {
     http_status_code: u16,
@@ -154,10 +154,11 @@ struct SummaryResponse {
     login: LoginBody,
     institution_id: u32,
     institution: String,
+    #[schema(value_type = String, format = Uuid)]
     request_id: RequestId,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 struct DetailResponse {
     http_status_code: u16,
@@ -168,21 +169,23 @@ struct DetailResponse {
     login: LoginBody,
     institution_id: u32,
     institution: String,
+    #[schema(value_type = String, format = Uuid)]
     request_id: RequestId,
 }
 
 /// The 202 while a long operation runs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 struct PendingResponse {
     flinks_code: &'static str,
     links: [PollLink; 1],
     http_status_code: u16,
     message: &'static str,
+    #[schema(value_type = String, format = Uuid)]
     request_id: RequestId,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct PollLink {
     rel: &'static str,
     href: &'static str,
@@ -562,6 +565,19 @@ async fn detail(
     .into_response())
 }
 
+#[doc = "The accounts of an authorized RequestId, without transactions."]
+#[utoipa::path(
+    post,
+    path = "/v3/{customerId}/BankingServices/GetAccountsSummary",
+    tag = "Flinks API",
+    params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
+    request_body(content = Option<crate::openapi::DataBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The accounts", body = SummaryResponse),
+        (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
+        crate::error::ErrorResponses,
+    ),
+)]
 pub async fn get_accounts_summary(
     State(state): State<AppState>,
     Extension(host): Extension<HostKind>,
@@ -582,6 +598,19 @@ pub async fn get_accounts_summary(
     summary(&state, reading, &request, false).await
 }
 
+#[doc = "The accounts of an authorized RequestId, with transactions and holder details as asked."]
+#[utoipa::path(
+    post,
+    path = "/v3/{customerId}/BankingServices/GetAccountsDetail",
+    tag = "Flinks API",
+    params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
+    request_body(content = Option<crate::openapi::DataBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The accounts", body = DetailResponse),
+        (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
+        crate::error::ErrorResponses,
+    ),
+)]
 pub async fn get_accounts_detail(
     State(state): State<AppState>,
     Extension(host): Extension<HostKind>,
@@ -603,6 +632,18 @@ pub async fn get_accounts_detail(
 }
 
 /// `GET|POST /GetAccountsSummaryAsync/{requestId}`: poll a summary.
+#[utoipa::path(
+    method(get, post),
+    path = "/v3/{customerId}/BankingServices/GetAccountsSummaryAsync/{requestId}",
+    tag = "Flinks API",
+    params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("requestId" = String, Path, description = "The RequestId"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
+    request_body(content = Option<crate::openapi::DataBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The accounts", body = SummaryResponse),
+        (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
+        crate::error::ErrorResponses,
+    ),
+)]
 pub async fn get_accounts_summary_async(
     State(state): State<AppState>,
     Extension(host): Extension<HostKind>,
@@ -625,6 +666,18 @@ pub async fn get_accounts_summary_async(
 
 /// `GET|POST /GetAccountsDetailAsync/{requestId}`: poll a detail; the body may repeat the
 /// options of the first call.
+#[utoipa::path(
+    method(get, post),
+    path = "/v3/{customerId}/BankingServices/GetAccountsDetailAsync/{requestId}",
+    tag = "Flinks API",
+    params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("requestId" = String, Path, description = "The RequestId"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
+    request_body(content = Option<crate::openapi::DataBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The accounts", body = DetailResponse),
+        (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
+        crate::error::ErrorResponses,
+    ),
+)]
 pub async fn get_accounts_detail_async(
     State(state): State<AppState>,
     Extension(host): Extension<HostKind>,
@@ -645,7 +698,7 @@ pub async fn get_accounts_detail_async(
     detail(&state, reading, &request, true).await
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 struct StatementBody {
     unique_id: Uuid,
@@ -653,24 +706,36 @@ struct StatementBody {
     base64_bytes: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 struct AccountStatements {
     account_number: String,
     statements: Vec<StatementBody>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 struct StatementsResponse {
     http_status_code: u16,
     statements_by_account: Vec<AccountStatements>,
     login: LoginBody,
     institution: String,
+    #[schema(value_type = String, format = Uuid)]
     request_id: RequestId,
 }
 
 /// `POST /GetStatements`: monthly PDF statements per account.
+#[utoipa::path(
+    post,
+    path = "/v3/{customerId}/BankingServices/GetStatements",
+    tag = "Flinks API",
+    params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
+    request_body(content = Option<crate::openapi::DataBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The accounts", body = StatementsResponse),
+        crate::error::ErrorResponses,
+    ),
+)]
 pub async fn get_statements(
     State(state): State<AppState>,
     Extension(host): Extension<HostKind>,

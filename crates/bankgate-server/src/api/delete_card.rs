@@ -18,7 +18,7 @@ use crate::state::AppState;
 
 const ENDPOINT: Endpoint = Endpoint::DeleteCard;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct DeleteCardResponse {
     pub http_status_code: u16,
@@ -58,6 +58,14 @@ pub async fn require_api_key(
     }
 }
 
+/// Forgets a LoginId and ends its RequestIds.
+#[utoipa::path(
+    delete,
+    path = "/v3/{customerId}/BankingServices/DeleteCard/{loginId}",
+    tag = "Flinks API",
+    params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("loginId" = String, Path, description = "The LoginId to forget"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
+    responses((status = 200, description = "Removed", body = DeleteCardResponse), crate::error::ErrorResponses),
+)]
 pub async fn delete_card(
     State(state): State<AppState>,
     Extension(host): Extension<HostKind>,

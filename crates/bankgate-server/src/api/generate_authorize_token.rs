@@ -22,13 +22,21 @@ use crate::state::AppState;
 
 const ENDPOINT: Endpoint = Endpoint::GenerateAuthorizeToken;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct TokenResponse {
     pub http_status_code: u16,
     pub token: String,
 }
 
+/// Mints a single-use authorize token (30 minutes unless the instance says otherwise).
+#[utoipa::path(
+    post,
+    path = "/v3/{customerId}/BankingServices/GenerateAuthorizeToken",
+    tag = "Flinks API",
+    params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("flinks-auth-key" = Option<String>, Header, description = "The customer's secret key")),
+    responses((status = 200, description = "A new token", body = TokenResponse), crate::error::ErrorResponses),
+)]
 pub async fn generate_authorize_token(
     State(state): State<AppState>,
     Extension(host): Extension<HostKind>,

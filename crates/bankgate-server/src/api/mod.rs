@@ -26,7 +26,7 @@ impl From<PathRejection> for ApiError {
 }
 
 /// One entry of a `Links` array.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Link {
     pub rel: &'static str,
     pub href: &'static str,

@@ -17,6 +17,7 @@ mod connect_browser;
 mod limits;
 mod logs;
 mod multinode;
+mod openapi;
 mod operator;
 mod outage;
 mod pg;

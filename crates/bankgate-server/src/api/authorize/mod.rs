@@ -184,6 +184,20 @@ impl Call<'_> {
     }
 }
 
+/// Opens a RequestId: cached (`LoginId` + `MostRecentCached`), live against the (sandbox) bank
+/// with credentials, a live refresh of a saved LoginId, or the answers to an MFA step.
+#[utoipa::path(
+    post,
+    path = "/v3/{customerId}/BankingServices/Authorize",
+    tag = "Flinks API",
+    params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("flinks-auth-key" = Option<String>, Header, description = "An authorize token (or, when the customer allows it, none or the secret key)")),
+    request_body(content = crate::openapi::AuthorizeBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Authorized: the RequestId reads the accounts", body = responses::AuthorizedResponse),
+        (status = 203, description = "MFA required: answer with the RequestId", body = responses::MfaResponse),
+        crate::error::ErrorResponses,
+    ),
+)]
 pub async fn authorize(
     State(state): State<AppState>,
     Extension(host): Extension<HostKind>,

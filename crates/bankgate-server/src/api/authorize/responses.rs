@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::api::Link;
 
 /// `Login` in Authorize and data responses.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct LoginBody {
     pub username: String,
@@ -20,6 +20,7 @@ pub struct LoginBody {
     pub last_refresh: String,
     #[serde(rename = "Type")]
     pub login_type: &'static str,
+    #[schema(value_type = String, format = Uuid)]
     pub id: LoginId,
 }
 
@@ -36,7 +37,7 @@ impl From<&Login> for LoginBody {
 }
 
 /// The 200 of an authorized session.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct AuthorizedResponse {
     pub links: [Link; 3],
@@ -45,6 +46,7 @@ pub struct AuthorizedResponse {
     pub login: LoginBody,
     pub institution_id: u32,
     pub institution: String,
+    #[schema(value_type = String, format = Uuid)]
     pub request_id: RequestId,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
@@ -76,7 +78,7 @@ impl IntoResponse for AuthorizedResponse {
 }
 
 /// One MFA challenge of a 203.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct SecurityChallenge {
     #[serde(rename = "Type")]
@@ -85,13 +87,14 @@ pub struct SecurityChallenge {
 }
 
 /// The 203: MFA required.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct MfaResponse {
     pub links: [Link; 1],
     pub http_status_code: u16,
     pub security_challenges: Vec<SecurityChallenge>,
     pub institution: String,
+    #[schema(value_type = String, format = Uuid)]
     pub request_id: RequestId,
 }
 

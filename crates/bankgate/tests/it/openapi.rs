@@ -1,0 +1,399 @@
+//! The OpenAPI documents: served, covering every route, and true to what the handlers answer
+//! (real responses validated against the documented schemas).
+
+use axum::Router;
+use axum::http::StatusCode;
+use bankgate_server::admin::{AdminToken, admin_app};
+use bankgate_server::openapi::{admin_openapi, public_openapi};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn document(doc: impl serde::Serialize) -> Value {
+    serde_json::to_value(doc).unwrap()
+}
+
+/// Validates `body` against what `doc` says `method path` answers with `status`.
+#[track_caller]
+fn assert_conforms(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
+    let operation = &doc["paths"][path][method];
+    assert!(operation.is_object(), "{method} {path} is not documented");
+    let response = &operation["responses"][status.to_string()];
+    assert!(
+        response.is_object(),
+        "{method} {path} answered {status}, which is not documented: {body:#}"
+    );
+    let schema = &response["content"]["application/json"]["schema"];
+    assert!(
+        schema.is_object(),
+        "{method} {path} {status}: no JSON schema"
+    );
+    // The schema's $refs point into the document's components.
+    let root = json!({ "allOf": [schema], "components": doc["components"] });
+    let validator = jsonschema::draft202012::new(&root).unwrap();
+    let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {status} breaks the document: {errors:?}\n{body:#}"
+    );
+}
+
+const GAT: &str = "/v3/{customerId}/BankingServices/GenerateAuthorizeToken";
+const AUTHORIZE: &str = "/v3/{customerId}/BankingServices/Authorize";
+const SUMMARY: &str = "/v3/{customerId}/BankingServices/GetAccountsSummary";
+const DETAIL: &str = "/v3/{customerId}/BankingServices/GetAccountsDetail";
+const DETAIL_ASYNC: &str = "/v3/{customerId}/BankingServices/GetAccountsDetailAsync/{requestId}";
+const STATEMENTS: &str = "/v3/{customerId}/BankingServices/GetStatements";
+const DELETE_CARD: &str = "/v3/{customerId}/BankingServices/DeleteCard/{loginId}";
+
+#[test]
+fn the_public_document_lists_every_endpoint_and_only_those() {
+    let doc = document(public_openapi());
+    let mut paths: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    paths.sort_unstable();
+    let mut expected = vec![
+        GAT,
+        AUTHORIZE,
+        SUMMARY,
+        DETAIL,
+        "/v3/{customerId}/BankingServices/GetAccountsSummaryAsync/{requestId}",
+        DETAIL_ASYNC,
+        STATEMENTS,
+        DELETE_CARD,
+    ];
+    expected.sort_unstable();
+    assert_eq!(paths, expected);
+    // Both methods of the Async polls (decisions §4).
+    for method in ["get", "post"] {
+        assert!(doc["paths"][DETAIL_ASYNC][method].is_object(), "{method}");
+    }
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+}
+
+#[test]
+fn the_admin_document_lists_every_admin_route() {
+    let doc = document(admin_openapi());
+    let mut routes: Vec<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{method} {path}"))
+        })
+        .collect();
+    routes.sort();
+    let mut expected = vec![
+        "get /healthz",
+        "get /readyz",
+        "get /metrics",
+        "get /admin/instances",
+        "post /admin/instances",
+        "get /admin/instances/{name}",
+        "post /admin/instances/{name}/reset",
+        "get /admin/instances/{name}/clock",
+        "post /admin/instances/{name}/clock/advance",
+        "post /admin/instances/{name}/clock/reset",
+        "get /admin/customers",
+        "post /admin/customers",
+        "post /admin/customers/{customerId}/rotate-keys",
+        "post /admin/customers/{customerId}/logins",
+        "get /admin/customers/{customerId}/logins/{loginId}",
+        "delete /admin/customers/{customerId}/logins/{loginId}",
+        "post /admin/tokens/inspect",
+    ];
+    expected.sort_unstable();
+    assert_eq!(routes, expected);
+    assert_eq!(
+        doc["components"]["securitySchemes"]["admin_token"]["scheme"],
+        "bearer"
+    );
+}
+
+#[tokio::test]
+async fn the_documents_are_served_on_both_listeners() {
+    let app = TestApp::new().await;
+    let public = send_to(&app.router, request("GET", "/openapi.json", &[], "")).await;
+    assert_eq!(public.status, StatusCode::OK);
+    assert_eq!(public.json, document(public_openapi()));
+    let admin: Router = admin_app(app.state.clone(), None);
+    for (path, doc) in [
+        ("/openapi/public.json", public_openapi()),
+        ("/openapi/admin.json", admin_openapi()),
+    ] {
+        let served = send_to(&admin, request("GET", path, &[], "")).await;
+        assert_eq!(served.status, StatusCode::OK, "{path}");
+        assert_eq!(served.json, document(doc), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn what_the_flinks_endpoints_answer_matches_the_document() {
+    let doc = document(public_openapi());
+    let app = TestApp::new().await;
+    let customer = TOOLBOX_CUSTOMER;
+
+    // GenerateAuthorizeToken: 200 and 401.
+    let issued = app
+        .post(
+            &path(customer, "GenerateAuthorizeToken"),
+            &[("flinks-auth-key", TOOLBOX_SECRET)],
+            "",
+        )
+        .await;
+    assert_conforms(&doc, "post", GAT, 200, &issued.json);
+    let refused = app
+        .post(&path(customer, "GenerateAuthorizeToken"), &[], "")
+        .await;
+    assert_conforms(&doc, "post", GAT, 401, &refused.json);
+
+    // Authorize: cached 200, live 203, bad JSON 400, unknown RequestId 400.
+    let login = app.toolbox_login().await;
+    let token = app.toolbox_token().await;
+    let opened = app.authorize(customer, &token, login).await;
+    assert_conforms(&doc, "post", AUTHORIZE, 200, &opened.json);
+    let challenge = app
+        .post(
+            &path(customer, "Authorize"),
+            &[("flinks-auth-key", &app.toolbox_token().await)],
+            r#"{"Institution":"FlinksCapital","Username":"Greatday","Password":"Everyday"}"#,
+        )
+        .await;
+    assert_eq!(challenge.status.as_u16(), 203);
+    assert_conforms(&doc, "post", AUTHORIZE, 203, &challenge.json);
+    let bad = app
+        .post(
+            &path(customer, "Authorize"),
+            &[("flinks-auth-key", "x")],
+            "{",
+        )
+        .await;
+    assert_conforms(&doc, "post", AUTHORIZE, 400, &bad.json);
+    let unknown = app
+        .post(
+            &path(customer, "Authorize"),
+            &[],
+            r#"{"RequestId":"00000000-0000-4000-8000-000000000000","SecurityResponses":{}}"#,
+        )
+        .await;
+    assert_conforms(
+        &doc,
+        "post",
+        AUTHORIZE,
+        unknown.status.as_u16(),
+        &unknown.json,
+    );
+    let big = format!(r#"{{"Tag":"{}"}}"#, "x".repeat(70 * 1024));
+    let too_large = app
+        .post(
+            &path(customer, "Authorize"),
+            &[("flinks-auth-key", &app.toolbox_token().await)],
+            &big,
+        )
+        .await;
+    assert_eq!(too_large.status.as_u16(), 413);
+    assert_conforms(&doc, "post", AUTHORIZE, 413, &too_large.json);
+
+    // The data endpoints: 200 with everything asked, and a 401 without the x-api-key.
+    let request_id = opened.json["RequestId"].as_str().unwrap();
+    let everything = json!({
+        "RequestId": request_id, "WithAccountIdentity": true, "WithKYC": true,
+        "WithTransactions": true, "WithBalance": true, "DaysOfTransactions": "Days365",
+    })
+    .to_string();
+    let api_key = [("x-api-key", TOOLBOX_API_KEY)];
+    let detail = app
+        .post(&path(customer, "GetAccountsDetail"), &api_key, &everything)
+        .await;
+    assert_eq!(detail.status, StatusCode::OK, "{:#}", detail.json);
+    assert_conforms(&doc, "post", DETAIL, 200, &detail.json);
+    let summary = app
+        .post(&path(customer, "GetAccountsSummary"), &api_key, &everything)
+        .await;
+    assert_conforms(&doc, "post", SUMMARY, 200, &summary.json);
+    let statements = app
+        .post(&path(customer, "GetStatements"), &api_key, &everything)
+        .await;
+    assert_eq!(statements.status, StatusCode::OK, "{:#}", statements.json);
+    assert_conforms(&doc, "post", STATEMENTS, 200, &statements.json);
+    let no_key = app
+        .post(&path(customer, "GetAccountsDetail"), &[], &everything)
+        .await;
+    assert_conforms(&doc, "post", DETAIL, 401, &no_key.json);
+
+    // The 202 of a long operation, and its poll.
+    let pending_login = app.login(toolbox_customer(), "test_pending").await;
+    let pending_open = app
+        .authorize(customer, &app.toolbox_token().await, pending_login)
+        .await;
+    let pending_request = pending_open.json["RequestId"].as_str().unwrap();
+    let pending = app
+        .post(
+            &path(customer, "GetAccountsDetail"),
+            &api_key,
+            &json!({ "RequestId": pending_request }).to_string(),
+        )
+        .await;
+    assert_eq!(pending.status.as_u16(), 202, "{:#}", pending.json);
+    assert_conforms(&doc, "post", DETAIL, 202, &pending.json);
+    let poll = app
+        .send(request(
+            "GET",
+            &format!(
+                "{}/{pending_request}",
+                path(customer, "GetAccountsDetailAsync")
+            ),
+            &api_key,
+            "",
+        ))
+        .await;
+    assert_conforms(&doc, "get", DETAIL_ASYNC, poll.status.as_u16(), &poll.json);
+
+    // DeleteCard: 200, then 400 for the same LoginId.
+    let deleted = app
+        .delete_card(customer, TOOLBOX_API_KEY, &login.to_string())
+        .await;
+    assert_conforms(&doc, "delete", DELETE_CARD, 200, &deleted.json);
+    let again = app
+        .delete_card(customer, TOOLBOX_API_KEY, &login.to_string())
+        .await;
+    assert_conforms(&doc, "delete", DELETE_CARD, 400, &again.json);
+}
+
+#[tokio::test]
+async fn what_the_admin_api_answers_matches_the_document() {
+    let doc = document(admin_openapi());
+    let app = TestApp::new().await;
+    let router = admin_app(app.state.clone(), Some(AdminToken::new("t")));
+    let call = |method: &'static str, uri: String, body: &'static str| {
+        let router = router.clone();
+        async move {
+            send_to(
+                &router,
+                request(method, &uri, &[("authorization", "Bearer t")], body),
+            )
+            .await
+        }
+    };
+    let cases: Vec<(&str, &str, String, &str)> = vec![
+        ("get", "/healthz", "/healthz".into(), ""),
+        ("get", "/readyz", "/readyz".into(), ""),
+        ("get", "/admin/instances", "/admin/instances".into(), ""),
+        (
+            "post",
+            "/admin/instances",
+            "/admin/instances".into(),
+            r#"{"name":"acme","kind":"sandbox"}"#,
+        ),
+        (
+            "post",
+            "/admin/instances",
+            "/admin/instances".into(),
+            r#"{"name":"acme","kind":"sandbox"}"#,
+        ),
+        (
+            "get",
+            "/admin/instances/{name}",
+            "/admin/instances/toolbox".into(),
+            "",
+        ),
+        (
+            "post",
+            "/admin/instances/{name}/clock/advance",
+            "/admin/instances/toolbox/clock/advance".into(),
+            r#"{"seconds":60}"#,
+        ),
+        (
+            "get",
+            "/admin/instances/{name}/clock",
+            "/admin/instances/nowhere/clock".into(),
+            "",
+        ),
+        (
+            "post",
+            "/admin/instances/{name}/clock/reset",
+            "/admin/instances/toolbox/clock/reset".into(),
+            "",
+        ),
+        (
+            "post",
+            "/admin/customers",
+            "/admin/customers".into(),
+            r#"{"instance":"acme"}"#,
+        ),
+        (
+            "get",
+            "/admin/customers",
+            "/admin/customers?instance=acme".into(),
+            "",
+        ),
+        (
+            "post",
+            "/admin/customers/{customerId}/rotate-keys",
+            format!("/admin/customers/{TOOLBOX_CUSTOMER}/rotate-keys"),
+            r#"{"graceSeconds":3600}"#,
+        ),
+        (
+            "post",
+            "/admin/customers/{customerId}/logins",
+            format!("/admin/customers/{TOOLBOX_CUSTOMER}/logins"),
+            r#"{"username":"Greatday"}"#,
+        ),
+        (
+            "post",
+            "/admin/tokens/inspect",
+            "/admin/tokens/inspect".into(),
+            r#"{"token":"nope"}"#,
+        ),
+        (
+            "post",
+            "/admin/instances/{name}/reset",
+            "/admin/instances/toolbox/reset".into(),
+            "",
+        ),
+    ];
+    for (method, template, uri, body) in cases {
+        let reply = call(if method == "get" { "GET" } else { "POST" }, uri, body).await;
+        assert_conforms(&doc, method, template, reply.status.as_u16(), &reply.json);
+    }
+    // A token issued through the public API, then inspected.
+    let token = app.toolbox_token().await;
+    let body: &'static str = Box::leak(format!(r#"{{"token":"{token}"}}"#).into_boxed_str());
+    let inspected = call("POST", "/admin/tokens/inspect".into(), body).await;
+    assert_conforms(&doc, "post", "/admin/tokens/inspect", 200, &inspected.json);
+    let login = app.toolbox_login().await;
+    let state = call(
+        "GET",
+        format!("/admin/customers/{TOOLBOX_CUSTOMER}/logins/{login}"),
+        "",
+    )
+    .await;
+    assert_conforms(
+        &doc,
+        "get",
+        "/admin/customers/{customerId}/logins/{loginId}",
+        200,
+        &state.json,
+    );
+}
+
+/// The checker above can fail: a body off the document is caught.
+#[test]
+#[should_panic(expected = "breaks the document")]
+fn a_body_that_breaks_the_document_is_caught() {
+    let doc = document(public_openapi());
+    assert_conforms(
+        &doc,
+        "post",
+        GAT,
+        200,
+        &json!({ "HttpStatusCode": 200, "Token": 42 }),
+    );
+}
