@@ -186,7 +186,13 @@ impl Operator {
         customer_id: CustomerId,
         grace: Duration,
     ) -> Result<CustomerKeys, DomainError> {
-        let now = self.clock.now();
+        // On the instance's clock, which the API checks retirement against: on a sandbox moved
+        // ahead, a grace period must not be over before it starts.
+        let now = self
+            .tenant(customer_id)
+            .await?
+            .instance
+            .now(self.clock.as_ref());
         let keys = CustomerKeys::generate();
         self.store
             .rotate_keys(customer_id, digests(&keys), now, now + grace)

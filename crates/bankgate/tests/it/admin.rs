@@ -514,3 +514,42 @@ async fn metrics_count_requests_tokens_and_commits() {
     assert!(text.contains("bankgate_store_commit_duration_seconds_sum"));
     assert!(!text.contains(&token), "a token in the metrics");
 }
+
+/// A rotation's grace period runs on the instance's clock, like the checks that end it.
+#[tokio::test]
+async fn a_grace_period_runs_on_a_moved_sandbox_clock() {
+    let admin = Admin::new().await;
+    admin
+        .post(
+            "/admin/instances/toolbox/clock/advance",
+            json!({ "seconds": 3600 }),
+        )
+        .await;
+    let rotated = admin
+        .post(
+            &format!("/admin/customers/{TOOLBOX_CUSTOMER}/rotate-keys"),
+            json!({ "graceSeconds": 600 }),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{:#}", rotated.json);
+    // Still inside the grace period on the instance's clock: the old key works.
+    admin
+        .app
+        .generate_token_for(TOOLBOX_CUSTOMER, TOOLBOX_SECRET)
+        .await;
+    admin
+        .post(
+            "/admin/instances/toolbox/clock/advance",
+            json!({ "seconds": 600 }),
+        )
+        .await;
+    admin
+        .app
+        .post(
+            &path(TOOLBOX_CUSTOMER, "GenerateAuthorizeToken"),
+            &[("flinks-auth-key", TOOLBOX_SECRET)],
+            "",
+        )
+        .await
+        .assert_error(401, "UNAUTHORIZED", "auth_key_invalid");
+}
