@@ -10,8 +10,6 @@ use bankgate_core::model::InstanceKind;
 use bankgate_core::{CustomerId, InstanceName};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::DatabaseUrl;
-
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     humantime::parse_duration(value).map_err(|error| format!("{error} (examples: 30m, 90s, 1h)"))
 }
@@ -30,8 +28,9 @@ pub struct Cli {
     /// The database: sqlite://PATH (created if missing), or
     /// postgres://USER[:PASSWORD]@HOST[:PORT]/DB (also postgresql://), which several bankgate
     /// nodes may share. Default: sqlite://bankgate.db.
-    #[arg(long, env = "BANKGATE_DATABASE", global = true)]
-    pub database: Option<DatabaseUrl>,
+    // Read as text and parsed in `config`, so an error never echoes a password.
+    #[arg(long, env = "BANKGATE_DATABASE", hide_env_values = true, global = true)]
+    pub database: Option<String>,
 
     /// PostgreSQL only: connections each node keeps open at most (one is its writer's).
     /// Default: 16.

@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bankgate_store::PgSettings;
 
-use crate::DatabaseUrl;
 use crate::cli::{Cli, Command, LogFormat, ServeArgs, parse_duration};
+use crate::{DatabaseUrl, redact_password};
 
 /// The keys a config file may hold: the long flags, with underscores.
 const KEYS: &[&str] = &[
@@ -107,7 +107,8 @@ impl FileValues {
         match (self.values.get(key), &self.path) {
             (Some(text), Some(path)) => parse(text).map_err(|error| {
                 anyhow::anyhow!(
-                    "bad value {text:?} for setting `{key}` in {}: {error}",
+                    "bad value {:?} for setting `{key}` in {}: {error}",
+                    redact_password(text),
                     path.display()
                 )
             }),
@@ -148,7 +149,17 @@ impl Settings {
         Ok(Self {
             database: file.pick(
                 "database",
-                cli.database.clone(),
+                cli.database
+                    .as_deref()
+                    .map(|raw| {
+                        raw.parse::<DatabaseUrl>().map_err(|error| {
+                            anyhow::anyhow!(
+                                "bad value {:?} for --database (or BANKGATE_DATABASE): {error}",
+                                redact_password(raw)
+                            )
+                        })
+                    })
+                    .transpose()?,
                 parse_with::<DatabaseUrl>,
                 || DatabaseUrl::Sqlite("bankgate.db".into()),
             )?,

@@ -73,20 +73,38 @@ impl std::fmt::Display for DatabaseUrl {
     }
 }
 
-/// `postgres://user:secret@host/db` shown as `postgres://user:***@host/db`.
-fn redact_password(url: &str) -> String {
+/// `postgres://user:secret@host/db?password=secret` shown as
+/// `postgres://user:***@host/db?password=***`: wherever a URL is shown (logs, errors).
+pub fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
         },
-        None => url.to_owned(),
-    }
+        None => authority.to_owned(),
+    };
+    // libpq also takes the password as a query parameter.
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 /// Opens the store (creating and migrating it if needed). `pg` applies to PostgreSQL only.
@@ -152,5 +170,12 @@ mod tests {
         );
         let no_password: DatabaseUrl = "postgres://bg@db/bankgate".parse().unwrap();
         assert_eq!(no_password.to_string(), "postgres://bg@db/bankgate");
+        let in_query: DatabaseUrl = "postgres://bg@db/bankgate?sslmode=disable&password=hunter2"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            in_query.to_string(),
+            "postgres://bg@db/bankgate?sslmode=disable&password=***"
+        );
     }
 }

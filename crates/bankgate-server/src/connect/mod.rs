@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use bankgate_core::model::{CONNECT_SESSION_IDLE_LIFETIME, Tenant};
 use bankgate_core::sandbox::accounts::accounts_for;
 use bankgate_core::{
-    ConnectSecret, CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp,
+    ConnectSecret, CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId,
 };
 use bankgate_store::{ConnectSession, CredentialMatch, TokenUse};
 use serde::{Deserialize, Serialize};
@@ -196,20 +196,11 @@ pub async fn step(
             Err(response) => return *response,
         },
     };
-    // The instance's clock (a sandbox's may be moved); a bare host learns its instance from
-    // the session, so it looks the session up on real time and then moves to the instance's.
-    let now = match &instance {
-        Some(name) => match state.store.instance(name).await {
-            Ok(found) => found.map_or_else(|| state.clock.now(), |i| i.now(state.clock.as_ref())),
-            Err(error) => return failure_page(&Params::default(), error.into()),
-        },
-        None => state.clock.now(),
-    };
     // Only the form's own field counts, never the cookie alone: another site can make a browser
     // post a form here with the cookie attached, but it cannot know the secret (CSRF).
     let secret = field(&fields, "session").map(str::to_owned);
     let found = match secret.as_deref() {
-        Some(secret) => find_session(&state, instance.as_ref(), secret, now).await,
+        Some(secret) => find_session(&state, instance.as_ref(), secret).await,
         None => Ok(None),
     };
     let (session, tenant, mut page) = match found {
@@ -333,8 +324,7 @@ async fn open(
 
     // A reload: same token (or none), same browser.
     if let Some(secret) = cookie(headers)
-        && let Some((session, tenant, page)) =
-            find_session(state, Some(instance), &secret, now).await?
+        && let Some((session, tenant, page)) = find_session(state, Some(instance), &secret).await?
         && (token.is_none() || token == session.token)
         && (params.request_id.is_none() || params.request_id == page.params.request_id)
     {
@@ -490,7 +480,6 @@ async fn find_session(
     state: &AppState,
     instance: Option<&InstanceName>,
     secret: &str,
-    now: Timestamp,
 ) -> Result<Option<(ConnectSession, Tenant, PageState)>, ApiError> {
     let Some(session) = state
         .store
@@ -499,12 +488,13 @@ async fn find_session(
     else {
         return Ok(None);
     };
-    if session.expires_at <= now {
-        return Ok(None);
-    }
     let Some(tenant) = state.store.tenant(session.customer_id).await? else {
         return Ok(None);
     };
+    // Expiry on the instance's clock (a sandbox's may be moved), whatever host asked.
+    if session.expires_at <= tenant.instance.now(state.clock.as_ref()) {
+        return Ok(None);
+    }
     if instance.is_some_and(|instance| &tenant.instance.name != instance) {
         return Ok(None);
     }

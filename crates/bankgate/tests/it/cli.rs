@@ -1121,3 +1121,25 @@ async fn instance_connect_token_switches_the_connect_pages_token_requirement() {
     db.run(&["instance", "connect-token", "toolbox", "maybe"])
         .assert_failure("maybe");
 }
+
+/// A database password never reaches the terminal: not in a refused URL, not in `--help`.
+#[test]
+fn database_passwords_stay_out_of_errors_and_help() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "postgres://bg:s3cretpw@db:notaport/bankgate",
+        "postgres://bg@db:notaport/bankgate?password=s3cretpw",
+        "mysql://bg:s3cretpw@db/bankgate",
+    ] {
+        let run = Run::of(bankgate_in(dir.path()).args(["--database", url, "instance", "list"]));
+        let stderr = run.assert_failure("--database");
+        assert!(!stderr.contains("s3cretpw"), "{url}: {stderr}");
+    }
+    let help = Run::of(
+        bankgate_in(dir.path())
+            .env("BANKGATE_DATABASE", "postgres://bg:s3cretpw@db/bankgate")
+            .arg("--help"),
+    );
+    help.assert_success();
+    assert!(!format!("{help:?}").contains("s3cretpw"), "{help:?}");
+}

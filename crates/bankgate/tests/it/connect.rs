@@ -1043,3 +1043,35 @@ async fn a_credential_path_opens_the_page_at_that_institution() {
     let empty = get("/v2//Credential".to_owned()).await;
     assert_eq!(empty.status, StatusCode::NOT_FOUND);
 }
+
+/// A Connect session expires on its instance's clock on every host: a sandbox moved past its
+/// idle lifetime ends it on a bare host as on the iframe host (found in review).
+#[tokio::test]
+async fn a_moved_sandbox_clock_ends_connect_sessions_on_every_host() {
+    for host in ["localhost:8080", IFRAME] {
+        let app = TestApp::new().await;
+        let token = app.toolbox_token().await;
+        let page = open(
+            &app,
+            host,
+            &format!("instance=toolbox&authorizeToken={token}"),
+            None,
+        )
+        .await;
+        assert_eq!(page.screen(), "consent", "{host}");
+        app.operator()
+            .change_clock(
+                &"toolbox".parse().unwrap(),
+                bankgate_store::ClockChange::Advance(std::time::Duration::from_secs(2 * 3600)),
+            )
+            .await
+            .unwrap();
+        let next = act_on(&app, host, &page.session(), &[("action", "accept_consent")]).await;
+        assert_eq!(
+            next.status,
+            StatusCode::UNAUTHORIZED,
+            "{host}: {}",
+            next.body
+        );
+    }
+}
