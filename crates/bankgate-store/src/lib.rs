@@ -1,11 +1,20 @@
-//! Storage for bankgate: one [`Store`] trait, and its backends.
+//! Storage for bankgate: one [`Store`] trait, implemented once ([`SqlStore`]) over two
+//! backends.
 //!
 //! Operations are shaped by what the API needs in one step (consume a token, look up a LoginId
-//! and open a session) so that each request costs one durable write, and backends can commit many
-//! requests' writes together (group commit).
+//! and open a session) so that each request costs one durable write. Each operation is written
+//! once, in `ops`, over the few primitives of `sql` (run a statement, read rows, in a
+//! transaction); a backend supplies only those primitives, its SQL dialect and its connection
+//! handling: SQLite (a writer thread that commits many requests' writes together) and PostgreSQL
+//! (a transaction per write on pooled connections; the server groups concurrent commits).
 
+mod ops;
 mod postgres;
+mod sql;
+mod sql_store;
 mod sqlite;
+#[doc(hidden)]
+pub mod testing;
 
 use std::sync::{Arc, OnceLock};
 
@@ -15,8 +24,10 @@ use bankgate_core::model::{
 };
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
-pub use postgres::{PgSettings, PgStore};
-pub use sqlite::{BatchStats, SqliteStore};
+pub use postgres::{PgSettings, PgStore, Postgres};
+pub use sql::StoreError;
+pub use sql_store::SqlStore;
+pub use sqlite::{BatchStats, Sqlite, SqliteStore};
 
 /// A customer's key as stored: its digest and what it is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 
 use deadpool_postgres::ClientWrapper;
 
-use super::PgError;
+use crate::sql::StoreError;
 
 /// (version, SQL). Append only: a released migration never changes.
 const MIGRATIONS: [(i32, &str); 4] = [
@@ -29,7 +29,7 @@ const MIGRATIONS: [(i32, &str); 4] = [
 const MIGRATION_LOCK: i64 = 0x6261_6e6b_6761_7465;
 
 /// Brings the schema (of the connection's search_path) up to date.
-pub async fn migrate(client: &mut ClientWrapper) -> Result<(), PgError> {
+pub async fn migrate(client: &mut ClientWrapper) -> Result<(), StoreError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -49,14 +49,14 @@ pub async fn migrate(client: &mut ClientWrapper) -> Result<(), PgError> {
         .get(0);
     let latest = MIGRATIONS.last().map_or(0, |(version, _)| *version);
     if applied > latest {
-        return Err(PgError::Unavailable(format!(
+        return Err(StoreError::Unavailable(format!(
             "the database schema is at version {applied}, newer than this bankgate knows \
              ({latest}); upgrade bankgate"
         )));
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
         tx.batch_execute(sql).await.map_err(|error| {
-            PgError::Unavailable(format!("migration {version} failed: {error}"))
+            StoreError::Unavailable(format!("migration {version} failed: {error}"))
         })?;
         tx.execute(
             "INSERT INTO schema_migrations (version) VALUES ($1)",

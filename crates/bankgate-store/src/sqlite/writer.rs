@@ -9,8 +9,8 @@ use std::time::Instant;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::StoreError;
 use crate::ObserverSlot;
+use crate::sql::StoreError;
 
 /// The most jobs one transaction takes; bounds the latency a batch adds to its first job.
 const MAX_BATCH: usize = 512;
@@ -21,7 +21,7 @@ type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 trait WriteJob: Send {
     /// Runs the job's statements; returns what to do once the batch's commit is known.
-    fn run(self: Box<Self>, conn: &Connection) -> Completion;
+    fn run(self: Box<Self>, conn: &mut Connection) -> Completion;
     /// Tells the caller the job could not run at all.
     fn fail(self: Box<Self>, error: StoreError);
 }
@@ -33,19 +33,20 @@ struct Job<F, T> {
 
 impl<F, T> WriteJob for Job<F, T>
 where
-    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+    F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send,
     T: Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection) -> Completion {
+    fn run(self: Box<Self>, conn: &mut Connection) -> Completion {
         let Job { work, reply } = *self;
         let outcome = match conn.execute_batch("SAVEPOINT job") {
             Err(error) => Err(StoreError::from(error)),
             Ok(()) => {
                 // A panicking job must not take the writer thread (and every later write) down.
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)))
-                    .unwrap_or_else(|_| {
-                        Err(StoreError::Unavailable("a write job panicked".to_owned()))
-                    });
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut *conn)))
+                        .unwrap_or_else(|_| {
+                            Err(StoreError::Unavailable("a write job panicked".to_owned()))
+                        });
                 let end = if outcome.is_ok() {
                     conn.execute_batch("RELEASE job")
                 } else {
@@ -107,7 +108,7 @@ impl Writer {
     /// Runs `work` in the next batch; resolves once its batch is committed.
     pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
         let sender = self.sender.as_ref().ok_or(StoreError::Closed)?;
@@ -140,7 +141,7 @@ impl Drop for Writer {
 }
 
 fn run(
-    conn: Connection,
+    mut conn: Connection,
     mut receiver: mpsc::Receiver<Box<dyn WriteJob>>,
     stats: &std::sync::Mutex<BatchStats>,
     observer: &ObserverSlot,
@@ -154,12 +155,12 @@ fn run(
                 Err(_) => break,
             }
         }
-        commit_batch(&conn, &mut batch, stats, observer);
+        commit_batch(&mut conn, &mut batch, stats, observer);
     }
 }
 
 fn commit_batch(
-    conn: &Connection,
+    conn: &mut Connection,
     batch: &mut Vec<Box<dyn WriteJob>>,
     stats: &std::sync::Mutex<BatchStats>,
     observer: &ObserverSlot,

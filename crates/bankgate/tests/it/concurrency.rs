@@ -45,6 +45,7 @@ async fn concurrent_token_requests_all_succeed_with_distinct_tokens() {
         tokens.insert(task.await.unwrap());
     }
     assert_eq!(tokens.len(), 64);
-    let stats = app.backend.batch_stats();
-    assert!(stats.jobs >= 64, "{stats:?}");
+    if let Some(stats) = app.backend.batch_stats() {
+        assert!(stats.jobs >= 64, "{stats:?}");
+    }
 }

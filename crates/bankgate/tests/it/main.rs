@@ -23,6 +23,5 @@ mod outage;
 mod pg;
 mod restart;
 mod routing;
-mod store_conformance;
 mod support;
 mod tokens;

@@ -779,3 +779,43 @@ async fn a_silent_database_gives_503s_within_the_timeouts_not_a_hang() {
         .unwrap();
     assert_eq!(status, 200, "{body}");
 }
+
+/// Keys rotated from the command line (as on any other node) take effect on every running node
+/// at once: bankgate caches no credential, so the next request on another node sees the
+/// retirement. The bound the README documents for this is zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_retired_through_one_node_is_refused_by_the_others_at_once() {
+    let Some(database) = pg::fresh_database().await else {
+        return;
+    };
+    let node_a = Node::start(&database, &[]);
+    let node_b = Node::start(&database, &[]);
+    let http = client();
+    let created = operator(&database, &["customer", "create", "--instance", "toolbox"]);
+    let customer = created["customerId"].as_str().unwrap();
+    let old_secret = created["secretKey"].as_str().unwrap();
+    let mint = async |node: &Node, secret: &str| {
+        post(
+            &http,
+            &format!(
+                "{}/GenerateAuthorizeToken",
+                node.base.replace(TOOLBOX_CUSTOMER, customer)
+            ),
+            ("flinks-auth-key", secret),
+            json!({}),
+        )
+        .await
+        .unwrap()
+    };
+    // Both nodes have served the old key (anything they might keep of it is warm).
+    assert_eq!(mint(&node_a, old_secret).await.0, 200);
+    assert_eq!(mint(&node_b, old_secret).await.0, 200);
+
+    let rotated = operator(&database, &["customer", "rotate-keys", customer]);
+    let new_secret = rotated["secretKey"].as_str().unwrap();
+
+    assert_refused(&mint(&node_b, old_secret).await, 401, "auth_key_invalid");
+    assert_refused(&mint(&node_a, old_secret).await, 401, "auth_key_invalid");
+    assert_eq!(mint(&node_b, new_secret).await.0, 200);
+    assert_eq!(mint(&node_a, new_secret).await.0, 200);
+}

@@ -35,10 +35,11 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub fn batch_stats(&self) -> BatchStats {
+    /// How SQLite's writer grouped writes into commits (PostgreSQL groups them itself).
+    pub fn batch_stats(&self) -> Option<BatchStats> {
         match self {
-            Self::Sqlite(store) => store.batch_stats(),
-            Self::Postgres { store, .. } => store.batch_stats(),
+            Self::Sqlite(store) => Some(store.batch_stats()),
+            Self::Postgres { .. } => None,
         }
     }
 

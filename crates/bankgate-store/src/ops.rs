@@ -1,0 +1,1050 @@
+//! Every store operation, written once over the [`Tx`] primitives. A backend runs each one in a
+//! transaction of its own (writes) or on a connection (reads); see [`crate::SqlStore`].
+//!
+//! Guarantees come from the statements themselves, so they hold across processes and nodes: a
+//! token is spent by one conditional UPDATE (on PostgreSQL, READ COMMITTED re-checks its WHERE
+//! after waiting on another node's row lock; SQLite has a single writer), a pending MFA step is
+//! completed by the one DELETE that finds it, and purges skip rows locked elsewhere.
+
+use std::time::Duration;
+
+use bankgate_core::model::{
+    Customer, Instance, InstanceKind, KeyKind, Login, LoginType, PendingAuthorization, Session,
+    Tenant,
+};
+use bankgate_core::{CustomerId, Digest, DomainError, LoginId, RequestId, Timestamp};
+
+use crate::sql::{Row, StoreError, Tx, params};
+use crate::{
+    CachedAuthorize, ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch,
+    KeyDigests, LoginChange, NewToken, OpenOutcome, Reset, TokenRecord, TokenUse,
+};
+
+/// Rows a purge deletes per transaction, so a large purge never stalls the token path.
+pub const PURGE_CHUNK: i64 = 5_000;
+
+// ---- row mapping ----
+
+const INSTANCE_COLS: &str =
+    "i.name, i.kind, i.token_lifetime_secs, i.created_at, i.clock_offset_micros";
+
+fn instance_from(row: &Row, at: usize) -> Result<Instance, StoreError> {
+    Ok(Instance {
+        name: row.parse(at)?,
+        kind: row.parse(at + 1)?,
+        token_lifetime: Duration::from_secs(u64::try_from(row.i64(at + 2)?).unwrap_or(0)),
+        created_at: row.ts(at + 3)?,
+        clock_offset: duration_from_micros(row.i64(at + 4)?),
+    })
+}
+
+fn duration_from_micros(micros: i64) -> Duration {
+    Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+}
+
+fn micros_of(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+const CUSTOMER_COLS: &str = "c.id, c.instance, c.label, c.authorize_token_required, \
+     c.api_key_required, c.created_at";
+
+fn customer_from(row: &Row, at: usize) -> Result<Customer, StoreError> {
+    Ok(Customer {
+        id: row.parse(at)?,
+        instance: row.parse(at + 1)?,
+        label: row.string(at + 2)?,
+        authorize_token_required: row.bool(at + 3)?,
+        api_key_required: row.bool(at + 4)?,
+        created_at: row.ts(at + 5)?,
+    })
+}
+
+const LOGIN_COLS: &str = "id, customer_id, institution, username, login_type, \
+     is_scheduled_refresh, last_refresh, created_at, language, saved";
+
+fn login_from(row: &Row) -> Result<Login, StoreError> {
+    Ok(Login {
+        id: row.parse(0)?,
+        customer_id: row.parse(1)?,
+        institution: row.string(2)?,
+        username: row.string(3)?,
+        login_type: row.parse::<LoginType>(4)?,
+        is_scheduled_refresh: row.bool(5)?,
+        last_refresh: row.ts(6)?,
+        created_at: row.ts(7)?,
+        language: row.parse(8)?,
+        saved: row.bool(9)?,
+    })
+}
+
+const SESSION_COLS: &str =
+    "request_id, customer_id, login_id, created_at, expires_at, tag, operation_started_at";
+
+fn session_from(row: &Row) -> Result<Session, StoreError> {
+    Ok(Session {
+        request_id: row.parse(0)?,
+        customer_id: row.parse(1)?,
+        login_id: row.parse(2)?,
+        created_at: row.ts(3)?,
+        expires_at: row.ts(4)?,
+        tag: row.opt_string(5)?,
+        operation_started_at: row.opt_ts(6)?,
+    })
+}
+
+const PENDING_COLS: &str = "request_id, customer_id, institution, username, language, save, \
+     tag, login_id, questions, created_at, expires_at";
+
+fn pending_from(row: &Row) -> Result<PendingAuthorization, StoreError> {
+    let questions = row
+        .text(8)?
+        .split(',')
+        .filter(|q| !q.is_empty())
+        .map(|q| {
+            q.parse::<usize>()
+                .map_err(|e| StoreError::Corrupt(format!("questions: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PendingAuthorization {
+        request_id: row.parse(0)?,
+        customer_id: row.parse(1)?,
+        institution: row.string(2)?,
+        username: row.string(3)?,
+        language: row.parse(4)?,
+        save: row.bool(5)?,
+        tag: row.opt_string(6)?,
+        login_id: row.opt_parse(7)?,
+        questions,
+        created_at: row.ts(9)?,
+        expires_at: row.ts(10)?,
+    })
+}
+
+fn key_kind(text: &str) -> KeyKind {
+    if text == "secret" {
+        KeyKind::Secret
+    } else {
+        KeyKind::Api
+    }
+}
+
+/// A constraint failure as the domain names it; anything else unchanged.
+fn conflict_as(
+    error: StoreError,
+    conflict: impl FnOnce() -> String,
+    missing: impl FnOnce() -> DomainError,
+) -> StoreError {
+    match error {
+        StoreError::Unique(_) => StoreError::Domain(DomainError::Conflict(conflict())),
+        StoreError::ForeignKey(_) => StoreError::Domain(missing()),
+        other => other,
+    }
+}
+
+// ---- instances and customers ----
+
+pub async fn insert_instance(tx: &mut dyn Tx, instance: &Instance) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO instances (name, kind, token_lifetime_secs, created_at, clock_offset_micros) \
+         VALUES ($1, $2, $3, $4, $5)",
+        params![
+            instance.name.as_str(),
+            instance.kind.as_str(),
+            i64::try_from(instance.token_lifetime.as_secs()).unwrap_or(i64::MAX),
+            instance.created_at,
+            micros_of(instance.clock_offset),
+        ],
+    )
+    .await
+    .map_err(|error| {
+        conflict_as(
+            error,
+            || format!("instance {}", instance.name),
+            || DomainError::Unavailable("instances refer to nothing".to_owned()),
+        )
+    })?;
+    Ok(())
+}
+
+pub async fn instance(tx: &mut dyn Tx, name: &str) -> Result<Option<Instance>, StoreError> {
+    tx.query_opt(
+        &format!("SELECT {INSTANCE_COLS} FROM instances i WHERE i.name = $1"),
+        params![name],
+    )
+    .await?
+    .map(|row| instance_from(&row, 0))
+    .transpose()
+}
+
+pub async fn list_instances(tx: &mut dyn Tx) -> Result<Vec<Instance>, StoreError> {
+    tx.query(
+        &format!("SELECT {INSTANCE_COLS} FROM instances i ORDER BY i.name"),
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|row| instance_from(row, 0))
+    .collect()
+}
+
+async fn insert_keys(
+    tx: &mut dyn Tx,
+    customer_id: CustomerId,
+    keys: KeyDigests,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let customer = customer_id.to_string();
+    for (digest, kind) in [(keys.secret, KeyKind::Secret), (keys.api, KeyKind::Api)] {
+        tx.execute(
+            "INSERT INTO customer_keys (digest, customer_id, kind, created_at) \
+             VALUES ($1, $2, $3, $4)",
+            params![&digest, &customer, kind.as_str(), now],
+        )
+        .await
+        .map_err(|error| {
+            conflict_as(
+                error,
+                || "a key with this value".to_owned(),
+                || DomainError::NotFound {
+                    what: "customer",
+                    id: customer.clone(),
+                },
+            )
+        })?;
+    }
+    Ok(())
+}
+
+pub async fn insert_customer(
+    tx: &mut dyn Tx,
+    customer: &Customer,
+    keys: KeyDigests,
+) -> Result<(), StoreError> {
+    if instance(tx, customer.instance.as_str()).await?.is_none() {
+        return Err(StoreError::Domain(DomainError::NotFound {
+            what: "instance",
+            id: customer.instance.to_string(),
+        }));
+    }
+    tx.execute(
+        "INSERT INTO customers \
+         (id, instance, label, authorize_token_required, api_key_required, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        params![
+            &customer.id.to_string(),
+            customer.instance.as_str(),
+            &customer.label,
+            customer.authorize_token_required,
+            customer.api_key_required,
+            customer.created_at,
+        ],
+    )
+    .await
+    .map_err(|error| {
+        conflict_as(
+            error,
+            || format!("customer {}", customer.id),
+            || DomainError::NotFound {
+                what: "instance",
+                id: customer.instance.to_string(),
+            },
+        )
+    })?;
+    insert_keys(tx, customer.id, keys, customer.created_at).await
+}
+
+pub async fn list_customers(
+    tx: &mut dyn Tx,
+    instance: Option<&str>,
+) -> Result<Vec<Customer>, StoreError> {
+    tx.query(
+        &format!(
+            "SELECT {CUSTOMER_COLS} FROM customers c \
+             WHERE CAST($1 AS TEXT) IS NULL OR c.instance = $1 ORDER BY c.instance, c.created_at, c.id"
+        ),
+        params![instance],
+    )
+    .await?
+    .iter()
+    .map(|row| customer_from(row, 0))
+    .collect()
+}
+
+pub async fn tenant(
+    tx: &mut dyn Tx,
+    customer_id: CustomerId,
+) -> Result<Option<Tenant>, StoreError> {
+    tx.query_opt(
+        &format!(
+            "SELECT {CUSTOMER_COLS}, {INSTANCE_COLS} FROM customers c \
+             JOIN instances i ON i.name = c.instance WHERE c.id = $1"
+        ),
+        params![&customer_id.to_string()],
+    )
+    .await?
+    .map(|row| {
+        Ok(Tenant {
+            customer: customer_from(&row, 0)?,
+            instance: instance_from(&row, 6)?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn rotate_keys(
+    tx: &mut dyn Tx,
+    customer_id: CustomerId,
+    keys: KeyDigests,
+    now: Timestamp,
+    retire_old_at: Timestamp,
+) -> Result<(), StoreError> {
+    let customer = customer_id.to_string();
+    if tx
+        .query_opt("SELECT 1 FROM customers WHERE id = $1", params![&customer])
+        .await?
+        .is_none()
+    {
+        return Err(StoreError::Domain(DomainError::NotFound {
+            what: "customer",
+            id: customer,
+        }));
+    }
+    // Shorten, never lengthen, the life of keys already on their way out.
+    tx.execute(
+        "UPDATE customer_keys SET not_after = $2 \
+         WHERE customer_id = $1 AND (not_after IS NULL OR not_after > $2)",
+        params![&customer, retire_old_at],
+    )
+    .await?;
+    insert_keys(tx, customer_id, keys, now).await
+}
+
+/// Seeds a fixed-credential customer once; two nodes starting at once: the second waits on
+/// the first's marker row, then skips.
+pub async fn seed_once(
+    tx: &mut dyn Tx,
+    marker: &str,
+    instance: &Instance,
+    customer: &Customer,
+    keys: KeyDigests,
+) -> Result<bool, StoreError> {
+    let inserted = tx
+        .execute(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            params![marker, &instance.created_at.to_rfc3339()],
+        )
+        .await?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    insert_instance(tx, instance).await?;
+    insert_customer(tx, customer, keys).await?;
+    Ok(true)
+}
+
+// ---- credentials and tokens ----
+
+pub async fn find_credential(
+    tx: &mut dyn Tx,
+    digest: Digest,
+    now: Timestamp,
+) -> Result<Option<CredentialMatch>, StoreError> {
+    // One round trip for both kinds of credential.
+    let Some(row) = tx
+        .query_opt(
+            "SELECT k.customer_id, c.instance, i.kind, k.kind, k.not_after \
+             FROM customer_keys k JOIN customers c ON c.id = k.customer_id \
+             JOIN instances i ON i.name = c.instance WHERE k.digest = $1 \
+             UNION ALL \
+             SELECT t.customer_id, c.instance, i.kind, 'token', NULL \
+             FROM authorize_tokens t JOIN customers c ON c.id = t.customer_id \
+             JOIN instances i ON i.name = c.instance WHERE t.digest = $1 \
+             LIMIT 1",
+            params![&digest],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let customer_id = row.parse(0)?;
+    let instance = row.parse(1)?;
+    let instance_kind = row.parse(2)?;
+    Ok(Some(match row.text(3)? {
+        "token" => CredentialMatch::Token {
+            customer_id,
+            instance,
+            instance_kind,
+        },
+        kind => CredentialMatch::Key {
+            customer_id,
+            instance,
+            instance_kind,
+            kind: key_kind(kind),
+            retired_at: row.opt_ts(4)?.filter(|at| *at <= now),
+        },
+    }))
+}
+
+pub async fn issue_token(tx: &mut dyn Tx, token: NewToken) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO authorize_tokens (digest, customer_id, issued_at, expires_at) \
+         VALUES ($1, $2, $3, $4)",
+        params![
+            &token.digest,
+            &token.customer_id.to_string(),
+            token.issued_at,
+            token.expires_at,
+        ],
+    )
+    .await
+    .map_err(|error| {
+        conflict_as(
+            error,
+            || "a token with this value".to_owned(),
+            || DomainError::NotFound {
+                what: "customer",
+                id: token.customer_id.to_string(),
+            },
+        )
+    })?;
+    Ok(())
+}
+
+/// Consumes the token if it is this customer's, unused and unexpired; classifies it otherwise.
+pub async fn consume_token(
+    tx: &mut dyn Tx,
+    customer_id: CustomerId,
+    digest: Digest,
+    request_id: Option<RequestId>,
+    now: Timestamp,
+) -> Result<TokenUse, StoreError> {
+    let request_id = request_id.map(|id| id.to_string());
+    // One conditional UPDATE: atomic whoever else shares the database.
+    let consumed = tx
+        .execute(
+            "UPDATE authorize_tokens SET consumed_at = $1, request_id = $2 \
+             WHERE digest = $3 AND customer_id = $4 AND consumed_at IS NULL AND expires_at > $1",
+            params![
+                now,
+                request_id.as_deref(),
+                &digest,
+                &customer_id.to_string()
+            ],
+        )
+        .await?;
+    if consumed == 1 {
+        return Ok(TokenUse::Consumed);
+    }
+    let Some(row) = tx
+        .query_opt(
+            "SELECT t.customer_id, t.consumed_at, t.expires_at, c.instance, i.kind \
+             FROM authorize_tokens t JOIN customers c ON c.id = t.customer_id \
+             JOIN instances i ON i.name = c.instance WHERE t.digest = $1",
+            params![&digest],
+        )
+        .await?
+    else {
+        return Ok(TokenUse::Unknown);
+    };
+    let owner: CustomerId = row.parse(0)?;
+    Ok(if owner != customer_id {
+        TokenUse::OtherCustomer {
+            instance: row.parse(3)?,
+            instance_kind: row.parse::<InstanceKind>(4)?,
+        }
+    } else if let Some(at) = row.opt_ts(1)? {
+        TokenUse::Used { at }
+    } else {
+        TokenUse::Expired { at: row.ts(2)? }
+    })
+}
+
+pub async fn token_record(
+    tx: &mut dyn Tx,
+    digest: Digest,
+) -> Result<Option<TokenRecord>, StoreError> {
+    tx.query_opt(
+        "SELECT customer_id, issued_at, expires_at, consumed_at, request_id \
+         FROM authorize_tokens WHERE digest = $1",
+        params![&digest],
+    )
+    .await?
+    .map(|row| {
+        Ok(TokenRecord {
+            customer_id: row.parse(0)?,
+            issued_at: row.ts(1)?,
+            expires_at: row.ts(2)?,
+            consumed_at: row.opt_ts(3)?,
+            request_id: row.opt_parse(4)?,
+        })
+    })
+    .transpose()
+}
+
+// ---- LoginIds and sessions ----
+
+pub async fn insert_login(tx: &mut dyn Tx, login: &Login) -> Result<(), StoreError> {
+    tx.execute(
+        &format!(
+            "INSERT INTO logins ({LOGIN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ),
+        params![
+            &login.id.to_string(),
+            &login.customer_id.to_string(),
+            &login.institution,
+            &login.username,
+            login.login_type.as_str(),
+            login.is_scheduled_refresh,
+            login.last_refresh,
+            login.created_at,
+            login.language.as_str(),
+            login.saved,
+        ],
+    )
+    .await
+    .map_err(|error| {
+        conflict_as(
+            error,
+            || format!("LoginId {}", login.id),
+            || DomainError::NotFound {
+                what: "customer",
+                id: login.customer_id.to_string(),
+            },
+        )
+    })?;
+    Ok(())
+}
+
+/// The customer's LoginId; `saved_only` hides connections made with `Save: false`.
+pub async fn login(
+    tx: &mut dyn Tx,
+    customer_id: CustomerId,
+    login_id: LoginId,
+    saved_only: bool,
+) -> Result<Option<Login>, StoreError> {
+    tx.query_opt(
+        &format!(
+            "SELECT {LOGIN_COLS} FROM logins WHERE id = $1 AND customer_id = $2 \
+             AND (saved OR NOT $3)"
+        ),
+        params![&login_id.to_string(), &customer_id.to_string(), saved_only],
+    )
+    .await?
+    .map(|row| login_from(&row))
+    .transpose()
+}
+
+/// Deletes the LoginId; its sessions go with it (ON DELETE CASCADE).
+pub async fn delete_login(
+    tx: &mut dyn Tx,
+    customer_id: CustomerId,
+    login_id: LoginId,
+) -> Result<bool, StoreError> {
+    let deleted = tx
+        .execute(
+            "DELETE FROM logins WHERE id = $1 AND customer_id = $2",
+            params![&login_id.to_string(), &customer_id.to_string()],
+        )
+        .await?;
+    Ok(deleted == 1)
+}
+
+async fn insert_session(tx: &mut dyn Tx, session: &Session) -> Result<(), StoreError> {
+    tx.execute(
+        &format!("INSERT INTO sessions ({SESSION_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+        params![
+            &session.request_id.to_string(),
+            &session.customer_id.to_string(),
+            &session.login_id.to_string(),
+            session.created_at,
+            session.expires_at,
+            session.tag.as_deref(),
+            session.operation_started_at.map(Timestamp::as_micros),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn session(
+    tx: &mut dyn Tx,
+    customer_id: CustomerId,
+    request_id: RequestId,
+) -> Result<Option<Session>, StoreError> {
+    tx.query_opt(
+        &format!("SELECT {SESSION_COLS} FROM sessions WHERE request_id = $1 AND customer_id = $2"),
+        params![&request_id.to_string(), &customer_id.to_string()],
+    )
+    .await?
+    .map(|row| session_from(&row))
+    .transpose()
+}
+
+/// Spends the token (if any), then opens a session on a saved LoginId.
+pub async fn authorize_cached(
+    tx: &mut dyn Tx,
+    request: CachedAuthorize,
+) -> Result<OpenOutcome, StoreError> {
+    if let Some(digest) = request.token {
+        let used = consume_token(
+            tx,
+            request.customer_id,
+            digest,
+            Some(request.request_id),
+            request.now,
+        )
+        .await?;
+        if used != TokenUse::Consumed {
+            return Ok(OpenOutcome::TokenRefused(used));
+        }
+    }
+    // Cached mode replays a saved connection only.
+    let Some(login) = login(tx, request.customer_id, request.login_id, true).await? else {
+        return Ok(OpenOutcome::LoginNotFound);
+    };
+    let session = Session {
+        request_id: request.request_id,
+        customer_id: request.customer_id,
+        login_id: login.id,
+        created_at: request.now,
+        expires_at: request.session_expires_at,
+        tag: request.tag,
+        operation_started_at: None,
+    };
+    insert_session(tx, &session).await?;
+    Ok(OpenOutcome::Opened { login, session })
+}
+
+/// Records when the 202 data operation of a session started (the first call wins) and returns
+/// that time.
+pub async fn start_operation(
+    tx: &mut dyn Tx,
+    customer_id: CustomerId,
+    request_id: RequestId,
+    at: Timestamp,
+) -> Result<Option<Timestamp>, StoreError> {
+    let (request, customer) = (request_id.to_string(), customer_id.to_string());
+    tx.execute(
+        "UPDATE sessions SET operation_started_at = $3 \
+         WHERE request_id = $1 AND customer_id = $2 AND operation_started_at IS NULL",
+        params![&request, &customer, at],
+    )
+    .await?;
+    Ok(tx
+        .query_opt(
+            "SELECT operation_started_at FROM sessions WHERE request_id = $1 AND customer_id = $2",
+            params![&request, &customer],
+        )
+        .await?
+        .map(|row| row.opt_ts(0))
+        .transpose()?
+        .flatten())
+}
+
+// ---- the live flow: pending MFA steps ----
+
+pub async fn start_pending(
+    tx: &mut dyn Tx,
+    token: Option<Digest>,
+    pending: &PendingAuthorization,
+    now: Timestamp,
+) -> Result<TokenUse, StoreError> {
+    if let Some(digest) = token {
+        let used = consume_token(
+            tx,
+            pending.customer_id,
+            digest,
+            Some(pending.request_id),
+            now,
+        )
+        .await?;
+        if used != TokenUse::Consumed {
+            return Ok(used);
+        }
+    }
+    let questions: Vec<String> = pending.questions.iter().map(ToString::to_string).collect();
+    let login_id = pending.login_id.map(|id| id.to_string());
+    tx.execute(
+        &format!(
+            "INSERT INTO pending_authorizations ({PENDING_COLS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ),
+        params![
+            &pending.request_id.to_string(),
+            &pending.customer_id.to_string(),
+            &pending.institution,
+            &pending.username,
+            pending.language.as_str(),
+            pending.save,
+            pending.tag.as_deref(),
+            login_id.as_deref(),
+            &questions.join(","),
+            pending.created_at,
+            pending.expires_at,
+        ],
+    )
+    .await?;
+    Ok(TokenUse::Consumed)
+}
+
+pub async fn pending(
+    tx: &mut dyn Tx,
+    customer_id: CustomerId,
+    request_id: RequestId,
+) -> Result<Option<PendingAuthorization>, StoreError> {
+    tx.query_opt(
+        &format!(
+            "SELECT {PENDING_COLS} FROM pending_authorizations \
+             WHERE request_id = $1 AND customer_id = $2"
+        ),
+        params![&request_id.to_string(), &customer_id.to_string()],
+    )
+    .await?
+    .map(|row| pending_from(&row))
+    .transpose()
+}
+
+pub async fn extend_pending(
+    tx: &mut dyn Tx,
+    request_id: RequestId,
+    expires_at: Timestamp,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE pending_authorizations SET expires_at = $2 WHERE request_id = $1",
+        params![&request_id.to_string(), expires_at],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn drop_pending(tx: &mut dyn Tx, request_id: RequestId) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM pending_authorizations WHERE request_id = $1",
+        params![&request_id.to_string()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The RequestId a consumed token opened, if it was consumed.
+pub async fn token_request(
+    tx: &mut dyn Tx,
+    digest: Digest,
+) -> Result<Option<RequestId>, StoreError> {
+    Ok(tx
+        .query_opt(
+            "SELECT request_id FROM authorize_tokens WHERE digest = $1 AND consumed_at IS NOT NULL",
+            params![&digest],
+        )
+        .await?
+        .map(|row| row.opt_parse(0))
+        .transpose()?
+        .flatten())
+}
+
+/// Spends the token (if a fresh one was sent), closes the pending MFA step (if any), creates or
+/// refreshes the LoginId, opens the session.
+pub async fn complete_authorization(
+    tx: &mut dyn Tx,
+    completion: CompleteAuthorization,
+) -> Result<OpenOutcome, StoreError> {
+    let CompleteAuthorization {
+        customer_id,
+        token,
+        request_id,
+        now,
+        login: change,
+        session_expires_at,
+        tag,
+        from_pending,
+    } = completion;
+    if let Some(digest) = token {
+        let used = consume_token(tx, customer_id, digest, Some(request_id), now).await?;
+        if used != TokenUse::Consumed {
+            return Ok(OpenOutcome::TokenRefused(used));
+        }
+    }
+    // The DELETE takes the row lock: of two calls completing one exchange, the second waits,
+    // then finds it gone.
+    let ended = tx
+        .execute(
+            "DELETE FROM pending_authorizations WHERE request_id = $1 AND customer_id = $2",
+            params![&request_id.to_string(), &customer_id.to_string()],
+        )
+        .await?;
+    if from_pending && ended != 1 {
+        return Ok(OpenOutcome::ExchangeEnded);
+    }
+    let login = match change {
+        LoginChange::Create(login) => {
+            insert_login(tx, &login).await?;
+            login
+        }
+        LoginChange::Refresh { login_id, at } => {
+            tx.execute(
+                "UPDATE logins SET last_refresh = $3 WHERE id = $1 AND customer_id = $2",
+                params![&login_id.to_string(), &customer_id.to_string(), at],
+            )
+            .await?;
+            match login(tx, customer_id, login_id, false).await? {
+                Some(login) => login,
+                // Deleted while the user answered MFA.
+                None => return Ok(OpenOutcome::LoginNotFound),
+            }
+        }
+    };
+    let session = Session {
+        request_id,
+        customer_id,
+        login_id: login.id,
+        created_at: now,
+        expires_at: session_expires_at,
+        tag,
+        operation_started_at: None,
+    };
+    insert_session(tx, &session).await?;
+    Ok(OpenOutcome::Opened { login, session })
+}
+
+// ---- instance-wide operations ----
+
+/// Forgets every token, LoginId, session and pending MFA exchange of an instance's customers.
+pub async fn reset_instance(tx: &mut dyn Tx, instance: &str) -> Result<Reset, StoreError> {
+    let of_instance = "customer_id IN (SELECT id FROM customers WHERE instance = $1)";
+    let mut reset = Reset::default();
+    // Connect sessions are not counted: they hold nothing a caller could use.
+    tx.execute(
+        &format!("DELETE FROM connect_sessions WHERE {of_instance}"),
+        params![instance],
+    )
+    .await?;
+    // Sessions before LoginIds, so they are counted rather than cascaded away.
+    for (table, removed) in [
+        ("pending_authorizations", &mut reset.pending),
+        ("sessions", &mut reset.sessions),
+        ("logins", &mut reset.logins),
+        ("authorize_tokens", &mut reset.tokens),
+    ] {
+        *removed = tx
+            .execute(
+                &format!("DELETE FROM {table} WHERE {of_instance}"),
+                params![instance],
+            )
+            .await?;
+    }
+    Ok(reset)
+}
+
+/// Moves an instance's clock in one statement, so concurrent advances (from any node) add up.
+pub async fn change_clock(
+    tx: &mut dyn Tx,
+    instance: &str,
+    change: ClockChange,
+) -> Result<Option<Duration>, StoreError> {
+    let row = match change {
+        ClockChange::Advance(by) => {
+            tx.query_opt(
+                "UPDATE instances SET clock_offset_micros = clock_offset_micros + $2 \
+                 WHERE name = $1 RETURNING clock_offset_micros",
+                params![instance, micros_of(by)],
+            )
+            .await?
+        }
+        ClockChange::Reset => {
+            tx.query_opt(
+                "UPDATE instances SET clock_offset_micros = 0 \
+                 WHERE name = $1 RETURNING clock_offset_micros",
+                params![instance],
+            )
+            .await?
+        }
+    };
+    row.map(|row| row.i64(0).map(duration_from_micros))
+        .transpose()
+}
+
+pub async fn ping(tx: &mut dyn Tx) -> Result<(), StoreError> {
+    tx.query("SELECT count(*) FROM meta", &[]).await?;
+    Ok(())
+}
+
+// ---- purging ----
+
+/// Tables whose expired rows a purge deletes, by primary key.
+#[derive(Debug, Clone, Copy)]
+pub enum Expiring {
+    Tokens,
+    Pending,
+    ConnectSessions,
+}
+
+impl Expiring {
+    fn table_and_key(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Tokens => ("authorize_tokens", "digest"),
+            Self::Pending => ("pending_authorizations", "request_id"),
+            Self::ConnectSessions => ("connect_sessions", "secret_digest"),
+        }
+    }
+}
+
+/// The statement that deletes one chunk of expired rows, walking the expiry index from the
+/// oldest: work proportional to what expired.
+pub fn purge_chunk_sql(table: &str, key: &str, lock: &str) -> String {
+    format!(
+        "DELETE FROM {table} WHERE {key} IN \
+         (SELECT {key} FROM {table} WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2{lock})"
+    )
+}
+
+/// Deletes one chunk of expired rows; returns how many.
+pub async fn purge_chunk(
+    tx: &mut dyn Tx,
+    what: Expiring,
+    expired_before: Timestamp,
+) -> Result<u64, StoreError> {
+    let (table, key) = what.table_and_key();
+    let sql = purge_chunk_sql(table, key, tx.dialect().skip_locked());
+    tx.execute(&sql, params![expired_before, PURGE_CHUNK]).await
+}
+
+/// Deletes one chunk of expired sessions, and with them the connections made with `Save:
+/// false` that no session uses any more (found from the deleted rows, so the work stays
+/// proportional to what expired).
+pub async fn purge_sessions_chunk(
+    tx: &mut dyn Tx,
+    expired_before: Timestamp,
+) -> Result<u64, StoreError> {
+    let sql = format!(
+        "DELETE FROM sessions WHERE request_id IN \
+         (SELECT request_id FROM sessions WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2{}) \
+         RETURNING login_id",
+        tx.dialect().skip_locked()
+    );
+    let rows = tx.query(&sql, params![expired_before, PURGE_CHUNK]).await?;
+    let mut logins = rows
+        .iter()
+        .filter_map(|row| row.opt_string(0).transpose())
+        .collect::<Result<Vec<_>, _>>()?;
+    logins.sort_unstable();
+    logins.dedup();
+    for login_id in &logins {
+        tx.execute(
+            "DELETE FROM logins WHERE id = $1 AND saved = FALSE \
+             AND NOT EXISTS (SELECT 1 FROM sessions WHERE login_id = $1)",
+            params![login_id],
+        )
+        .await?;
+    }
+    Ok(rows.len() as u64)
+}
+
+// ---- the Connect page ----
+
+/// Spends `session.token` (if any) and records the Connect session; nothing is recorded unless
+/// the token was consumed.
+pub async fn open_connect_session(
+    tx: &mut dyn Tx,
+    session: &ConnectSession,
+    now: Timestamp,
+) -> Result<TokenUse, StoreError> {
+    if let Some(digest) = session.token {
+        // No RequestId: the page opens its own through the live flow, token-free.
+        let used = consume_token(tx, session.customer_id, digest, None, now).await?;
+        if used != TokenUse::Consumed {
+            return Ok(used);
+        }
+    }
+    tx.execute(
+        "INSERT INTO connect_sessions \
+         (secret_digest, customer_id, token_digest, state, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        params![
+            &session.secret,
+            &session.customer_id.to_string(),
+            session.token.as_ref(),
+            &session.state,
+            session.created_at,
+            session.expires_at,
+        ],
+    )
+    .await?;
+    Ok(TokenUse::Consumed)
+}
+
+pub async fn connect_session(
+    tx: &mut dyn Tx,
+    secret: Digest,
+) -> Result<Option<ConnectSession>, StoreError> {
+    tx.query_opt(
+        "SELECT customer_id, token_digest, state, created_at, expires_at \
+         FROM connect_sessions WHERE secret_digest = $1",
+        params![&secret],
+    )
+    .await?
+    .map(|row| {
+        Ok(ConnectSession {
+            secret,
+            customer_id: row.parse(0)?,
+            token: row.opt_digest(1)?,
+            state: row.string(2)?,
+            created_at: row.ts(3)?,
+            expires_at: row.ts(4)?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn update_connect_session(
+    tx: &mut dyn Tx,
+    secret: Digest,
+    state: &str,
+    expires_at: Timestamp,
+) -> Result<bool, StoreError> {
+    let updated = tx
+        .execute(
+            "UPDATE connect_sessions SET state = $2, expires_at = $3 WHERE secret_digest = $1",
+            params![&secret, state, expires_at],
+        )
+        .await?;
+    Ok(updated == 1)
+}
+
+pub async fn connect_token_required(tx: &mut dyn Tx, instance: &str) -> Result<bool, StoreError> {
+    match tx
+        .query_opt(
+            "SELECT authorize_token_required FROM connect_settings WHERE instance = $1",
+            params![instance],
+        )
+        .await?
+    {
+        Some(row) => row.bool(0),
+        None => Ok(true),
+    }
+}
+
+pub async fn set_connect_token_required(
+    tx: &mut dyn Tx,
+    instance: &str,
+    required: bool,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO connect_settings (instance, authorize_token_required) VALUES ($1, $2) \
+         ON CONFLICT (instance) \
+         DO UPDATE SET authorize_token_required = excluded.authorize_token_required",
+        params![instance, required],
+    )
+    .await
+    .map_err(|error| {
+        conflict_as(
+            error,
+            || format!("instance {instance}"),
+            || DomainError::NotFound {
+                what: "instance",
+                id: instance.to_owned(),
+            },
+        )
+    })?;
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! The one implementation of [`Store`]: each method runs its operation from [`crate::ops`] on
+//! the backend, as a read or as a durable write, and reports to the observer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bankgate_core::model::{Customer, Instance, Login, PendingAuthorization, Session, Tenant};
+use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
+
+use crate::ops::{self, Expiring, PURGE_CHUNK};
+use crate::sql::Backend;
+use crate::{
+    CachedAuthorize, ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch,
+    KeyDigests, NewToken, ObserverSlot, OpenOutcome, Purged, Reset, Store, StoreObserver,
+    TokenRecord, TokenUse,
+};
+
+/// A [`Store`] on any SQL backend.
+#[derive(Debug)]
+pub struct SqlStore<B> {
+    pub(crate) backend: B,
+    pub(crate) observer: ObserverSlot,
+}
+
+/// Runs `$op(tx, args…)` as a read; the arguments are moved into the operation.
+macro_rules! read {
+    ($self:ident, |$tx:ident| $body:expr) => {
+        $self
+            .backend
+            .read(move |$tx| Box::pin(async move { $body.await }))
+            .await
+            .map_err(DomainError::from)
+    };
+}
+
+/// Runs an operation as a durable write.
+macro_rules! write {
+    ($self:ident, |$tx:ident| $body:expr) => {
+        $self
+            .backend
+            .write(move |$tx| Box::pin(async move { $body.await }))
+            .await
+            .map_err(DomainError::from)
+    };
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// `observer` is the slot the backend reports commits to, shared with the store's.
+    pub(crate) fn new(backend: B, observer: ObserverSlot) -> Self {
+        Self { backend, observer }
+    }
+
+    /// Deletes expired rows a chunk per transaction, so a large purge shares the database with
+    /// the token path instead of holding it.
+    async fn purge(&self, what: Expiring, expired_before: Timestamp) -> Result<u64, DomainError> {
+        let mut total = 0_u64;
+        loop {
+            let deleted = write!(self, |tx| ops::purge_chunk(tx, what, expired_before))?;
+            total += deleted;
+            if deleted < PURGE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn purge_sessions(&self, expired_before: Timestamp) -> Result<u64, DomainError> {
+        let mut total = 0_u64;
+        loop {
+            let deleted = write!(self, |tx| ops::purge_sessions_chunk(tx, expired_before))?;
+            total += deleted;
+            if deleted < PURGE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Store for SqlStore<B> {
+    async fn create_instance(&self, instance: &Instance) -> Result<(), DomainError> {
+        let instance = instance.clone();
+        write!(self, |tx| ops::insert_instance(tx, &instance))
+    }
+
+    async fn instance(&self, name: &InstanceName) -> Result<Option<Instance>, DomainError> {
+        let name = name.to_string();
+        read!(self, |tx| ops::instance(tx, &name))
+    }
+
+    async fn list_instances(&self) -> Result<Vec<Instance>, DomainError> {
+        read!(self, |tx| ops::list_instances(tx))
+    }
+
+    async fn create_customer(
+        &self,
+        customer: &Customer,
+        keys: KeyDigests,
+    ) -> Result<(), DomainError> {
+        let customer = customer.clone();
+        write!(self, |tx| ops::insert_customer(tx, &customer, keys))
+    }
+
+    async fn list_customers(
+        &self,
+        instance: Option<&InstanceName>,
+    ) -> Result<Vec<Customer>, DomainError> {
+        let instance = instance.map(ToString::to_string);
+        read!(self, |tx| ops::list_customers(tx, instance.as_deref()))
+    }
+
+    async fn tenant(&self, customer_id: CustomerId) -> Result<Option<Tenant>, DomainError> {
+        read!(self, |tx| ops::tenant(tx, customer_id))
+    }
+
+    async fn rotate_keys(
+        &self,
+        customer_id: CustomerId,
+        keys: KeyDigests,
+        now: Timestamp,
+        retire_old_at: Timestamp,
+    ) -> Result<(), DomainError> {
+        write!(self, |tx| ops::rotate_keys(
+            tx,
+            customer_id,
+            keys,
+            now,
+            retire_old_at
+        ))
+    }
+
+    async fn find_credential(
+        &self,
+        digest: Digest,
+        now: Timestamp,
+    ) -> Result<Option<CredentialMatch>, DomainError> {
+        read!(self, |tx| ops::find_credential(tx, digest, now))
+    }
+
+    async fn issue_token(&self, token: NewToken) -> Result<(), DomainError> {
+        write!(self, |tx| ops::issue_token(tx, token))?;
+        self.observer.token_issued();
+        Ok(())
+    }
+
+    async fn consume_token(
+        &self,
+        customer_id: CustomerId,
+        digest: Digest,
+        request_id: RequestId,
+        now: Timestamp,
+    ) -> Result<TokenUse, DomainError> {
+        let outcome = write!(self, |tx| ops::consume_token(
+            tx,
+            customer_id,
+            digest,
+            Some(request_id),
+            now
+        ))?;
+        self.observer.token_presented(Some(digest), &outcome);
+        Ok(outcome)
+    }
+
+    async fn create_login(&self, login: &Login) -> Result<(), DomainError> {
+        let login = login.clone();
+        write!(self, |tx| ops::insert_login(tx, &login))
+    }
+
+    async fn login(
+        &self,
+        customer_id: CustomerId,
+        login_id: LoginId,
+    ) -> Result<Option<Login>, DomainError> {
+        read!(self, |tx| ops::login(tx, customer_id, login_id, false))
+    }
+
+    async fn delete_login(
+        &self,
+        customer_id: CustomerId,
+        login_id: LoginId,
+    ) -> Result<bool, DomainError> {
+        write!(self, |tx| ops::delete_login(tx, customer_id, login_id))
+    }
+
+    async fn authorize_cached(&self, request: CachedAuthorize) -> Result<OpenOutcome, DomainError> {
+        let token = request.token;
+        let outcome = write!(self, |tx| ops::authorize_cached(tx, request))?;
+        self.observer.token_opened(token, &outcome);
+        Ok(outcome)
+    }
+
+    async fn session(
+        &self,
+        customer_id: CustomerId,
+        request_id: RequestId,
+    ) -> Result<Option<Session>, DomainError> {
+        read!(self, |tx| ops::session(tx, customer_id, request_id))
+    }
+
+    async fn start_pending(
+        &self,
+        token: Option<Digest>,
+        pending: &PendingAuthorization,
+        now: Timestamp,
+    ) -> Result<TokenUse, DomainError> {
+        let pending = pending.clone();
+        let outcome = write!(self, |tx| ops::start_pending(tx, token, &pending, now))?;
+        self.observer.token_presented(token, &outcome);
+        Ok(outcome)
+    }
+
+    async fn pending(
+        &self,
+        customer_id: CustomerId,
+        request_id: RequestId,
+    ) -> Result<Option<PendingAuthorization>, DomainError> {
+        read!(self, |tx| ops::pending(tx, customer_id, request_id))
+    }
+
+    async fn extend_pending(
+        &self,
+        request_id: RequestId,
+        expires_at: Timestamp,
+    ) -> Result<(), DomainError> {
+        write!(self, |tx| ops::extend_pending(tx, request_id, expires_at))
+    }
+
+    async fn drop_pending(&self, request_id: RequestId) -> Result<(), DomainError> {
+        write!(self, |tx| ops::drop_pending(tx, request_id))
+    }
+
+    async fn token_record(&self, digest: Digest) -> Result<Option<TokenRecord>, DomainError> {
+        read!(self, |tx| ops::token_record(tx, digest))
+    }
+
+    async fn token_request(&self, digest: Digest) -> Result<Option<RequestId>, DomainError> {
+        read!(self, |tx| ops::token_request(tx, digest))
+    }
+
+    async fn complete_authorization(
+        &self,
+        completion: CompleteAuthorization,
+    ) -> Result<OpenOutcome, DomainError> {
+        let token = completion.token;
+        let outcome = write!(self, |tx| ops::complete_authorization(tx, completion))?;
+        self.observer.token_opened(token, &outcome);
+        Ok(outcome)
+    }
+
+    async fn start_operation(
+        &self,
+        customer_id: CustomerId,
+        request_id: RequestId,
+        at: Timestamp,
+    ) -> Result<Option<Timestamp>, DomainError> {
+        write!(self, |tx| ops::start_operation(
+            tx,
+            customer_id,
+            request_id,
+            at
+        ))
+    }
+
+    async fn seed_once(
+        &self,
+        marker: &str,
+        instance: &Instance,
+        customer: &Customer,
+        keys: KeyDigests,
+    ) -> Result<bool, DomainError> {
+        let (marker, instance, customer) = (marker.to_owned(), instance.clone(), customer.clone());
+        write!(self, |tx| ops::seed_once(
+            tx, &marker, &instance, &customer, keys
+        ))
+    }
+
+    async fn reset_instance(&self, instance: &InstanceName) -> Result<Reset, DomainError> {
+        let instance = instance.to_string();
+        write!(self, |tx| ops::reset_instance(tx, &instance))
+    }
+
+    async fn change_clock(
+        &self,
+        instance: &InstanceName,
+        change: ClockChange,
+    ) -> Result<Option<Duration>, DomainError> {
+        let instance = instance.to_string();
+        write!(self, |tx| ops::change_clock(tx, &instance, change))
+    }
+
+    async fn ping(&self) -> Result<(), DomainError> {
+        read!(self, |tx| ops::ping(tx))
+    }
+
+    fn observe(&self, observer: Arc<dyn StoreObserver>) {
+        self.observer.set(observer);
+    }
+
+    async fn purge_expired(&self, expired_before: Timestamp) -> Result<Purged, DomainError> {
+        Ok(Purged {
+            tokens: self.purge(Expiring::Tokens, expired_before).await?,
+            sessions: self.purge_sessions(expired_before).await?,
+            pending: self.purge(Expiring::Pending, expired_before).await?,
+        })
+    }
+
+    async fn open_connect_session(
+        &self,
+        session: &ConnectSession,
+        now: Timestamp,
+    ) -> Result<TokenUse, DomainError> {
+        let session = session.clone();
+        let token = session.token;
+        let outcome = write!(self, |tx| ops::open_connect_session(tx, &session, now))?;
+        self.observer.token_presented(token, &outcome);
+        Ok(outcome)
+    }
+
+    async fn connect_session(&self, secret: Digest) -> Result<Option<ConnectSession>, DomainError> {
+        read!(self, |tx| ops::connect_session(tx, secret))
+    }
+
+    async fn update_connect_session(
+        &self,
+        secret: Digest,
+        state: &str,
+        expires_at: Timestamp,
+    ) -> Result<bool, DomainError> {
+        let state = state.to_owned();
+        write!(self, |tx| ops::update_connect_session(
+            tx, secret, &state, expires_at
+        ))
+    }
+
+    async fn connect_token_required(&self, instance: &InstanceName) -> Result<bool, DomainError> {
+        let instance = instance.to_string();
+        read!(self, |tx| ops::connect_token_required(tx, &instance))
+    }
+
+    async fn set_connect_token_required(
+        &self,
+        instance: &InstanceName,
+        required: bool,
+    ) -> Result<(), DomainError> {
+        let instance = instance.to_string();
+        write!(self, |tx| ops::set_connect_token_required(
+            tx, &instance, required
+        ))
+    }
+
+    async fn purge_connect_sessions(&self, expired_before: Timestamp) -> Result<u64, DomainError> {
+        self.purge(Expiring::ConnectSessions, expired_before).await
+    }
+}
