@@ -1345,7 +1345,8 @@ async fn writes_survive_a_restart(fixture: Fixture) {
     };
     drop(store);
 
-    // An issued token is durable before it is returned (docs/flinks-wire.md, Credentials and tokens).
+    // An issued token is durable before it is returned (docs/flinks-wire.md, Credentials and
+    // tokens).
     let fixture = fixture.restart().await;
     let store = fixture.store.clone();
     assert!(store.tenant(customer.id).await.unwrap().is_some());
