@@ -86,11 +86,6 @@ impl ManualClock {
         }
     }
 
-    /// Starts at the current real time.
-    pub fn starting_now() -> Self {
-        Self::new(SystemClock.now())
-    }
-
     pub fn advance(&self, by: Duration) {
         self.micros.fetch_add(micros_of(by), Ordering::SeqCst);
     }

@@ -19,10 +19,6 @@ impl Digest {
         Self(Sha256::digest(value.trim().to_ascii_lowercase().as_bytes()).into())
     }
 
-    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

@@ -75,7 +75,8 @@ pub struct Instance {
     pub kind: InstanceKind,
     pub token_lifetime: Duration,
     pub created_at: Timestamp,
-    /// How far a sandbox's clock runs ahead of real time (decisions §7); zero in production.
+    /// How far a sandbox's clock runs ahead of real time (docs/flinks-wire.md, "What bankgate
+    /// adds"); zero in production.
     /// Kept in the database, so every node of a deployment reads the same time.
     pub clock_offset: Duration,
 }

@@ -18,16 +18,19 @@ use utoipa::{Modify, OpenApi, ToSchema};
 #[serde(rename_all = "PascalCase")]
 #[allow(dead_code)]
 pub struct AuthorizeBody {
+    #[schema(format = Uuid)]
     login_id: Option<String>,
     most_recent_cached: Option<bool>,
     institution: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    #[schema(format = Uuid)]
     request_id: Option<String>,
     /// Answers keyed by the exact prompt of the 203.
     security_responses: Option<BTreeMap<String, Vec<String>>>,
     save: Option<bool>,
     /// `en` or `fr`.
+    #[schema(pattern = "^(en|fr)$")]
     language: Option<String>,
     tag: Option<String>,
 }
@@ -37,6 +40,7 @@ pub struct AuthorizeBody {
 #[serde(rename_all = "PascalCase")]
 #[allow(dead_code)]
 pub struct DataBody {
+    #[schema(format = Uuid)]
     request_id: Option<String>,
     with_account_identity: Option<bool>,
     /// Also spelled `WithKyc`.
@@ -46,8 +50,10 @@ pub struct DataBody {
     with_balance: Option<bool>,
     accounts_filter: Option<Vec<String>>,
     /// `Days90`, `Days360` or `Days365`.
+    #[schema(pattern = "^(Days90|Days360|Days365)$")]
     days_of_transactions: Option<String>,
     /// GetStatements: `MostRecent`, `Months3` or `Months12`.
+    #[schema(pattern = "^(MostRecent|Months3|Months12)$")]
     number_of_statements: Option<String>,
 }
 

@@ -1104,7 +1104,7 @@ async fn authorize_cached_unknown_login_still_spends_the_token(store: Arc<dyn St
         assert_eq!(
             consume(&*store, customer.id, token, at(6)).await,
             TokenUse::Used { at: at(5) },
-            "the token is spent whatever follows (decisions §2)"
+            "the token is spent whatever follows (docs/flinks-wire.md, Credentials and tokens)"
         );
     }
     assert_eq!(
@@ -1348,7 +1348,8 @@ async fn writes_survive_a_restart(fixture: Fixture) {
     };
     drop(store);
 
-    // An issued token is durable before it is returned (decisions §2).
+    // An issued token is durable before it is returned (docs/flinks-wire.md, Credentials and
+    // tokens).
     let fixture = fixture.restart().await;
     let store = fixture.store.clone();
     assert!(store.tenant(customer.id).await.unwrap().is_some());

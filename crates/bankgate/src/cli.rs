@@ -3,12 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use bankgate_core::model::InstanceKind;
 use bankgate_core::{CustomerId, InstanceName};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize, Serializer};
 
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     humantime::parse_duration(value).map_err(|error| format!("{error} (examples: 30m, 90s, 1h)"))
@@ -25,6 +25,24 @@ pub struct Cli {
     #[arg(long, env = "BANKGATE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub settings: GlobalArgs,
+
+    /// Print operator command results as JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// The flags of `config::Settings`: each field is named as its setting (the flag with
+// underscores), so the flags given are laid over the file's keys as they are (`Settings::resolve`).
+// Unset flags are `None` and not serialized; their defaults live in `Settings` alone.
+
+/// The settings every command reads, as given by flags or the environment.
+#[derive(Debug, Default, Args, Serialize)]
+pub struct GlobalArgs {
     /// The database: sqlite://PATH (created if missing), or
     /// postgres://USER[:PASSWORD]@HOST[:PORT]/DB (also postgresql://), which several bankgate
     /// nodes may share. Default: sqlite://bankgate.db.
@@ -40,11 +58,13 @@ pub struct Cli {
     /// PostgreSQL only: how long to wait for a connection (opening one, or a free one in the
     /// pool) before answering 503. Default: 5s.
     #[arg(long, env = "BANKGATE_DB_CONNECT_TIMEOUT", value_parser = parse_duration, global = true)]
+    #[serde(serialize_with = "human_duration")]
     pub db_connect_timeout: Option<Duration>,
 
     /// PostgreSQL only: the longest one statement may run (the server's statement_timeout);
     /// past it, and past a silent connection, requests answer 503. Default: 10s.
     #[arg(long, env = "BANKGATE_DB_STATEMENT_TIMEOUT", value_parser = parse_duration, global = true)]
+    #[serde(serialize_with = "human_duration")]
     pub db_statement_timeout: Option<Duration>,
 
     /// Log format: human-readable lines or one JSON object per line. Default: human.
@@ -55,27 +75,13 @@ pub struct Cli {
     /// Default: info.
     #[arg(long, env = "BANKGATE_LOG", global = true)]
     pub log: Option<String>,
-
-    /// Print operator command results as JSON instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
-
-    #[command(subcommand)]
-    pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Human,
     Json,
-}
-
-impl FromStr for LogFormat {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        <Self as ValueEnum>::from_str(s, true).map_err(|_| "use human or json".to_owned())
-    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,9 +99,8 @@ pub enum Command {
     Login(LoginCommand),
 }
 
-/// `serve`'s settings as given by flags or the environment; unset ones come from the config
-/// file or the defaults (`config::Settings`).
-#[derive(Debug, Default, Args)]
+/// `serve`'s settings as given by flags or the environment.
+#[derive(Debug, Default, Args, Serialize)]
 pub struct ServeArgs {
     /// The address to listen on (API for every instance). Default: 127.0.0.1:8080.
     #[arg(long, env = "BANKGATE_LISTEN")]
@@ -126,21 +131,33 @@ pub struct ServeArgs {
 
     /// How far back failed attempts count. Default: 5m.
     #[arg(long, env = "BANKGATE_FAILURE_WINDOW", value_parser = parse_duration)]
+    #[serde(serialize_with = "human_duration")]
     pub failure_window: Option<Duration>,
 
     /// How long a client or customer that reached its limit is refused (the Retry-After).
     /// Default: 5m.
     #[arg(long, env = "BANKGATE_FAILURE_LOCKOUT", value_parser = parse_duration)]
+    #[serde(serialize_with = "human_duration")]
     pub failure_lockout: Option<Duration>,
 
     /// After Ctrl-C or SIGTERM, how long in-flight requests may take before bankgate stops
     /// anyway (a second signal stops it at once). Default: 30s.
     #[arg(long, env = "BANKGATE_SHUTDOWN_GRACE", value_parser = parse_duration)]
+    #[serde(serialize_with = "human_duration")]
     pub shutdown_grace: Option<Duration>,
 
     /// How often expired tokens and sessions are purged. Default: 60s.
     #[arg(long, env = "BANKGATE_PURGE_INTERVAL", value_parser = parse_duration)]
+    #[serde(serialize_with = "human_duration")]
     pub purge_interval: Option<Duration>,
+}
+
+/// A duration flag as the config file writes it (`5m`), so the file's parser reads it back.
+fn human_duration<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(duration) => s.serialize_str(&humantime::format_duration(*duration).to_string()),
+        None => s.serialize_none(),
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,124 +1,147 @@
 //! Settings from four places, in this order of precedence: flags, `BANKGATE_*` variables (both
-//! read by clap), the TOML file named by `--config`, the defaults. A bad value anywhere stops
-//! the start with a message naming the setting.
+//! read by clap), the TOML file named by `--config`, the defaults. `Settings` is the one list of
+//! them: its field names are the file's keys and the flags' names (`cli` holds the flags). A bad
+//! value anywhere stops the start with a message naming the setting, and the file if it came
+//! from there.
 
-use std::collections::BTreeMap;
+use std::fmt::Display;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow};
 use bankgate_store::PgSettings;
+use serde::de::{Deserialize, Deserializer, Error as _};
 
-use crate::cli::{Cli, Command, LogFormat, ServeArgs, parse_duration};
+use crate::cli::{Cli, Command, LogFormat};
 use crate::{DatabaseUrl, redact_password};
 
-/// The keys a config file may hold: the long flags, with underscores.
-const KEYS: &[&str] = &[
-    "database",
-    "db_pool_size",
-    "db_connect_timeout",
-    "db_statement_timeout",
-    "log",
-    "log_format",
-    "listen",
-    "admin_listen",
-    "admin_token",
-    "max_failures_per_client",
-    "max_failures_per_target",
-    "failure_window",
-    "failure_lockout",
-    "shutdown_grace",
-    "purge_interval",
-];
-
-/// Every setting, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Every setting, resolved. A missing key takes its value from `Default`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    #[serde(deserialize_with = "from_text")]
     pub database: DatabaseUrl,
     pub db_pool_size: usize,
+    #[serde(deserialize_with = "duration")]
     pub db_connect_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
     pub db_statement_timeout: Duration,
     pub log: String,
     pub log_format: LogFormat,
+    #[serde(deserialize_with = "address")]
     pub listen: SocketAddr,
+    #[serde(deserialize_with = "address")]
     pub admin_listen: SocketAddr,
+    /// `None` (also for an empty token): the admin API refuses every call.
+    #[serde(deserialize_with = "admin_token")]
     pub admin_token: Option<String>,
     pub max_failures_per_client: u32,
     pub max_failures_per_target: u32,
+    #[serde(deserialize_with = "duration")]
     pub failure_window: Duration,
+    #[serde(deserialize_with = "duration")]
     pub failure_lockout: Duration,
+    #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
+    #[serde(deserialize_with = "duration")]
     pub purge_interval: Duration,
 }
 
-/// The values of a config file, as text, by key.
-#[derive(Debug, Default)]
-struct FileValues {
-    path: Option<PathBuf>,
-    values: BTreeMap<String, String>,
-}
-
-impl FileValues {
-    fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the config file {}", path.display()))?;
-        let table: toml::Table = text
-            .parse()
-            .with_context(|| format!("the config file {} is not valid TOML", path.display()))?;
-        let mut values = BTreeMap::new();
-        for (key, value) in table {
-            if !KEYS.contains(&key.as_str()) {
-                bail!(
-                    "unknown setting `{key}` in {}; the settings are: {}",
-                    path.display(),
-                    KEYS.join(", ")
-                );
-            }
-            let text = match value {
-                toml::Value::String(text) => text,
-                toml::Value::Integer(number) => number.to_string(),
-                other => bail!(
-                    "setting `{key}` in {}: expected a string or a whole number, found {}",
-                    path.display(),
-                    other.type_str()
-                ),
-            };
-            values.insert(key, text);
-        }
-        Ok(Self {
-            path: Some(path.to_owned()),
-            values,
-        })
-    }
-
-    /// The flag's value if given, else the file's (parsed), else `default`.
-    fn pick<T, E: std::fmt::Display>(
-        &self,
-        key: &str,
-        given: Option<T>,
-        parse: impl Fn(&str) -> Result<T, E>,
-        default: impl FnOnce() -> T,
-    ) -> anyhow::Result<T> {
-        if let Some(value) = given {
-            return Ok(value);
-        }
-        match (self.values.get(key), &self.path) {
-            (Some(text), Some(path)) => parse(text).map_err(|error| {
-                anyhow::anyhow!(
-                    "bad value {:?} for setting `{key}` in {}: {error}",
-                    redact_password(text),
-                    path.display()
-                )
-            }),
-            _ => Ok(default()),
+impl Default for Settings {
+    fn default() -> Self {
+        let pg = PgSettings::default();
+        Self {
+            database: DatabaseUrl::Sqlite("bankgate.db".into()),
+            db_pool_size: pg.pool_size,
+            db_connect_timeout: pg.connect_timeout,
+            db_statement_timeout: pg.statement_timeout,
+            log: "info".to_owned(),
+            log_format: LogFormat::Human,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            admin_token: None,
+            max_failures_per_client: 10,
+            max_failures_per_target: 50,
+            failure_window: Duration::from_secs(5 * 60),
+            failure_lockout: Duration::from_secs(5 * 60),
+            shutdown_grace: Duration::from_secs(30),
+            purge_interval: Duration::from_secs(60),
         }
     }
 }
 
-fn parse_with<T: FromStr>(text: &str) -> Result<T, T::Err> {
+/// A value written as text (`"127.0.0.1:8080"`), parsed by its `FromStr`. The value is shown
+/// in the error through `redact_password`: it may be a database URL.
+fn from_text<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: Display,
+{
+    let text = String::deserialize(deserializer)?;
     text.parse()
+        .map_err(|error| D::Error::custom(format!("{:?}: {error}", redact_password(&text))))
+}
+
+fn address<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(|error| {
+        D::Error::custom(format!(
+            "{text:?}: {error} (expected host:port, e.g. 127.0.0.1:8080)"
+        ))
+    })
+}
+
+/// A duration as `90s`, `5m`, `1h`.
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::cli::parse_duration(&text)
+        .map_err(|error| D::Error::custom(format!("{text:?}: {error}")))
+}
+
+fn admin_token<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let token = String::deserialize(deserializer)?;
+    Ok(Some(token).filter(|token| !token.is_empty()))
+}
+
+/// Deserializes `table` into settings; on failure, the key at fault (if any) and why.
+fn from_table(table: toml::Table) -> Result<Settings, (Option<String>, String)> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
+        let key = error
+            .path()
+            .iter()
+            .next()
+            .map(|segment| segment.to_string());
+        (key, error.into_inner().message().to_owned())
+    })
+}
+
+/// The config file's keys and values, checked against `Settings`.
+fn load_file(path: &Path) -> anyhow::Result<toml::Table> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    // Only the parser's message and the line: its usual excerpt of the file could show a
+    // database password.
+    let table: toml::Table = text.parse().map_err(|error: toml::de::Error| {
+        let line = error
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        let at = line
+            .map(|line| format!(" (line {line})"))
+            .unwrap_or_default();
+        anyhow!(
+            "the config file {} is not valid TOML{at}: {}",
+            path.display(),
+            error.message().trim_end()
+        )
+    })?;
+    from_table(table.clone()).map_err(|(key, error)| match key {
+        Some(key) => anyhow!("setting `{key}` in {}: {error}", path.display()),
+        None => anyhow!("{}: {error}", path.display()),
+    })?;
+    Ok(table)
 }
 
 impl Settings {
@@ -131,115 +154,25 @@ impl Settings {
         }
     }
 
-    /// Resolves every setting for this command line.
+    /// Resolves every setting for this command line: the flags given (clap has already put a
+    /// flag above its variable) laid over the file's keys, over the defaults.
     pub fn resolve(cli: &Cli) -> anyhow::Result<Self> {
-        let file = match &cli.config {
-            Some(path) => FileValues::load(path)?,
-            None => FileValues::default(),
+        let mut table = match &cli.config {
+            Some(path) => load_file(path)?,
+            None => toml::Table::new(),
         };
-        let none = ServeArgs::default();
-        let serve = match &cli.command {
-            Command::Serve(args) => args,
-            _ => &none,
-        };
-        let addr = |text: &str| {
-            text.parse::<SocketAddr>()
-                .map_err(|error| format!("{error} (expected host:port, e.g. 127.0.0.1:8080)"))
-        };
-        Ok(Self {
-            database: file.pick(
-                "database",
-                cli.database
-                    .as_deref()
-                    .map(|raw| {
-                        raw.parse::<DatabaseUrl>().map_err(|error| {
-                            anyhow::anyhow!(
-                                "bad value {:?} for --database (or BANKGATE_DATABASE): {error}",
-                                redact_password(raw)
-                            )
-                        })
-                    })
-                    .transpose()?,
-                parse_with::<DatabaseUrl>,
-                || DatabaseUrl::Sqlite("bankgate.db".into()),
-            )?,
-            db_pool_size: file.pick(
-                "db_pool_size",
-                cli.db_pool_size,
-                parse_with::<usize>,
-                || PgSettings::default().pool_size,
-            )?,
-            db_connect_timeout: file.pick(
-                "db_connect_timeout",
-                cli.db_connect_timeout,
-                parse_duration,
-                || PgSettings::default().connect_timeout,
-            )?,
-            db_statement_timeout: file.pick(
-                "db_statement_timeout",
-                cli.db_statement_timeout,
-                parse_duration,
-                || PgSettings::default().statement_timeout,
-            )?,
-            log: file.pick("log", cli.log.clone(), parse_with::<String>, || {
-                "info".to_owned()
-            })?,
-            log_format: file.pick(
-                "log_format",
-                cli.log_format,
-                parse_with::<LogFormat>,
-                || LogFormat::Human,
-            )?,
-            listen: file.pick("listen", serve.listen, addr, || {
-                SocketAddr::from(([127, 0, 0, 1], 8080))
-            })?,
-            admin_listen: file.pick("admin_listen", serve.admin_listen, addr, || {
-                SocketAddr::from(([127, 0, 0, 1], 8081))
-            })?,
-            admin_token: file
-                .pick(
-                    "admin_token",
-                    serve.admin_token.clone().map(Some),
-                    |text: &str| Ok::<_, String>(Some(text.to_owned())),
-                    || None,
-                )?
-                .filter(|token| !token.is_empty()),
-            max_failures_per_client: file.pick(
-                "max_failures_per_client",
-                serve.max_failures_per_client,
-                parse_with::<u32>,
-                || 10,
-            )?,
-            max_failures_per_target: file.pick(
-                "max_failures_per_target",
-                serve.max_failures_per_target,
-                parse_with::<u32>,
-                || 50,
-            )?,
-            failure_window: file.pick(
-                "failure_window",
-                serve.failure_window,
-                parse_duration,
-                || Duration::from_secs(5 * 60),
-            )?,
-            failure_lockout: file.pick(
-                "failure_lockout",
-                serve.failure_lockout,
-                parse_duration,
-                || Duration::from_secs(5 * 60),
-            )?,
-            shutdown_grace: file.pick(
-                "shutdown_grace",
-                serve.shutdown_grace,
-                parse_duration,
-                || Duration::from_secs(30),
-            )?,
-            purge_interval: file.pick(
-                "purge_interval",
-                serve.purge_interval,
-                parse_duration,
-                || Duration::from_secs(60),
-            )?,
+        table.extend(toml::Table::try_from(&cli.settings)?);
+        if let Command::Serve(serve) = &cli.command {
+            table.extend(toml::Table::try_from(serve)?);
+        }
+        // The file was checked alone, so what fails now came from a flag or a variable.
+        from_table(table).map_err(|(key, error)| {
+            let key = key.unwrap_or_default();
+            anyhow!(
+                "bad value for --{} (or BANKGATE_{}): {error}",
+                key.replace('_', "-"),
+                key.to_uppercase()
+            )
         })
     }
 }
@@ -346,5 +279,85 @@ mod tests {
         }
         let error = format!("{:#}", resolve(&["serve"], Some("listen = ")).unwrap_err());
         assert!(error.contains("not valid TOML"), "{error}");
+    }
+
+    /// Each flag is laid over the setting of its name: one given with every flag, a value
+    /// unlike the default, comes out whole.
+    #[test]
+    fn every_flag_sets_its_setting() {
+        let settings = resolve(
+            &[
+                "--database=sqlite://flags.db",
+                "--db-pool-size=3",
+                "--db-connect-timeout=7s",
+                "--db-statement-timeout=11s",
+                "--log=debug",
+                "--log-format=json",
+                "serve",
+                "--listen=127.0.0.1:1000",
+                "--admin-listen=127.0.0.1:1001",
+                "--admin-token=t0ken",
+                "--max-failures-per-client=4",
+                "--max-failures-per-target=5",
+                "--failure-window=1h 30m",
+                "--failure-lockout=2m",
+                "--shutdown-grace=3s",
+                "--purge-interval=9s",
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            settings,
+            Settings {
+                database: DatabaseUrl::Sqlite("flags.db".into()),
+                db_pool_size: 3,
+                db_connect_timeout: Duration::from_secs(7),
+                db_statement_timeout: Duration::from_secs(11),
+                log: "debug".to_owned(),
+                log_format: LogFormat::Json,
+                listen: "127.0.0.1:1000".parse().unwrap(),
+                admin_listen: "127.0.0.1:1001".parse().unwrap(),
+                admin_token: Some("t0ken".to_owned()),
+                max_failures_per_client: 4,
+                max_failures_per_target: 5,
+                failure_window: Duration::from_secs(90 * 60),
+                failure_lockout: Duration::from_secs(120),
+                shutdown_grace: Duration::from_secs(3),
+                purge_interval: Duration::from_secs(9),
+            }
+        );
+        // Every `BANKGATE_*` flag but --config is a setting (the list above is complete).
+        let flags = <Cli as clap::CommandFactory>::command()
+            .get_arguments()
+            .chain(
+                <Cli as clap::CommandFactory>::command()
+                    .find_subcommand("serve")
+                    .unwrap()
+                    .get_arguments(),
+            )
+            .filter(|arg| arg.get_env().is_some() && arg.get_id() != "config")
+            .count();
+        assert_eq!(flags, 15);
+    }
+
+    #[test]
+    fn an_empty_admin_token_is_none() {
+        let settings = resolve(&["serve"], Some(r#"admin_token = """#)).unwrap();
+        assert_eq!(settings.admin_token, None);
+    }
+
+    #[test]
+    fn database_passwords_stay_out_of_file_errors() {
+        for file in [
+            r#"database = "mysql://bg:hunter2@db/x""#,
+            r#"database = "host=db password=hunter2""#,
+            "database = \"postgres://bg:hunter2@db/x\"\nlisten = ",
+            "database = \"postgres://bg:hunter2@db/x",
+        ] {
+            let error = format!("{:#}", resolve(&["serve"], Some(file)).unwrap_err());
+            assert!(!error.contains("hunter2"), "{file}: {error}");
+            assert!(error.contains("bankgate.toml"), "{file}: {error}");
+        }
     }
 }

@@ -48,6 +48,15 @@ impl FromStr for DatabaseUrl {
                 Err(error) => Err(format!("invalid PostgreSQL URL: {error}")),
             };
         }
+        // A libpq `host=… password=…` string is not taken (the pool takes URLs only). Say so
+        // without echoing it, and never treat it as an SQLite file name.
+        if !s.contains("://") && s.contains('=') {
+            return Err(
+                "a libpq key=value string is not supported; write it as a URL: \
+                 postgres://USER[:PASSWORD]@HOST[:PORT]/DB"
+                    .to_owned(),
+            );
+        }
         if s.contains("://") {
             return Err(
                 "unknown database URL scheme; use sqlite://PATH or postgres://USER@HOST/DB"
@@ -74,10 +83,11 @@ impl std::fmt::Display for DatabaseUrl {
 }
 
 /// `postgres://user:secret@host/db?password=secret` shown as
-/// `postgres://user:***@host/db?password=***`: wherever a URL is shown (logs, errors).
+/// `postgres://user:***@host/db?password=***`, and libpq's `host=db password=secret` as
+/// `host=db password=***`: wherever a database setting is shown (logs, errors).
 pub fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        return redact_key_value_password(url);
     };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
@@ -105,6 +115,51 @@ pub fn redact_password(url: &str) -> String {
         None => tail.to_owned(),
     };
     format!("{scheme}://{authority}{tail}")
+}
+
+/// libpq's `key=value` form: the value after `password =` (bare, or single-quoted with `\'`
+/// escapes) becomes `***`. Anything after an unclosed quote is hidden too.
+fn redact_key_value_password(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.to_ascii_lowercase().find("password") {
+        let (before, after) = rest.split_at(at + "password".len());
+        out.push_str(before);
+        let value_start = after.trim_start();
+        let Some(value) = value_start.strip_prefix('=') else {
+            rest = after;
+            continue;
+        };
+        out.push_str(&after[..after.len() - value_start.len()]);
+        let trimmed = value.trim_start();
+        out.push('=');
+        out.push_str(&value[..value.len() - trimmed.len()]);
+        out.push_str("***");
+        let value = trimmed;
+        rest = if let Some(quoted) = value.strip_prefix('\'') {
+            // Up to the closing quote; `\'` and `\\` are escapes inside it.
+            let mut end = None;
+            let mut chars = quoted.char_indices();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        chars.next();
+                    }
+                    '\'' => {
+                        end = Some(i + 1);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            end.map_or("", |end| &quoted[end..])
+        } else {
+            let end = value.find(char::is_whitespace).unwrap_or(value.len());
+            &value[end..]
+        };
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Opens the store (creating and migrating it if needed). `pg` applies to PostgreSQL only.
@@ -177,5 +232,23 @@ mod tests {
             in_query.to_string(),
             "postgres://bg@db/bankgate?sslmode=disable&password=***"
         );
+    }
+
+    #[test]
+    fn libpq_key_value_strings_are_refused_and_their_passwords_hidden() {
+        let given = "host=db user=bg password=hunter2 dbname=bankgate";
+        let refused = given.parse::<DatabaseUrl>().unwrap_err();
+        assert!(refused.contains("postgres://"), "{refused}");
+        assert!(!refused.contains("hunter2"), "{refused}");
+        assert_eq!(
+            redact_password(given),
+            "host=db user=bg password=*** dbname=bankgate"
+        );
+        assert_eq!(
+            redact_password("host=db PASSWORD = 'hun ter\\'2' port=5432"),
+            "host=db PASSWORD = *** port=5432"
+        );
+        assert_eq!(redact_password("password='unclosed secret"), "password=***");
+        assert_eq!(redact_password("bankgate.db"), "bankgate.db");
     }
 }

@@ -1,4 +1,5 @@
-//! Synthetic, deterministic account data for sandbox LoginIds (decisions §6).
+//! Synthetic, deterministic account data for sandbox LoginIds (docs/flinks-wire.md, "Sandbox
+//! bank").
 //!
 //! Everything is drawn from a ChaCha stream seeded with the LoginId, so the same LoginId always
 //! yields the same accounts, balances and transactions. Transactions cover the 365 days before

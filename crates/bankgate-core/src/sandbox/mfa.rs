@@ -56,7 +56,7 @@ impl MfaQuestion {
         }
     }
 
-    /// Answers match ignoring case and surrounding spaces (decisions §6).
+    /// Answers match ignoring case and surrounding spaces (docs/flinks-wire.md, "Sandbox bank").
     pub fn accepts(&self, answer: &str) -> bool {
         self.answer.eq_ignore_ascii_case(answer.trim())
     }

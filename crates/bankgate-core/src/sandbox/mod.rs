@@ -8,7 +8,7 @@ pub mod statements;
 
 use mfa::{FLINKS_CAPITAL_QUESTIONS, MfaQuestion};
 
-/// What a sandbox user's login leads to (flinks-api.md §6).
+/// What a sandbox user's login leads to (docs/flinks-wire.md, "Sandbox bank").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
     /// Logs in after one or more MFA questions.
@@ -54,7 +54,7 @@ impl SandboxInstitution {
         (count > 0).then(|| usize::from(sha2::Sha256::digest(seed)[0]) % count)
     }
 
-    /// Usernames match case-insensitively (decisions §6).
+    /// Usernames match case-insensitively (docs/flinks-wire.md, "Sandbox bank").
     pub fn user(&self, username: &str) -> Option<&SandboxUser> {
         self.users
             .iter()

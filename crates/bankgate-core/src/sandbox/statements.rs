@@ -1,4 +1,5 @@
-//! Monthly PDF statements for sandbox accounts (`POST /GetStatements`, flinks-api.md §3.7).
+//! Monthly PDF statements for sandbox accounts (`POST /GetStatements`, docs/flinks-wire.md,
+//! "Endpoint rulings").
 //!
 //! A statement covers one complete calendar month and is drawn from the same synthetic
 //! transactions the account endpoints return, so balances agree everywhere. The PDF is written

@@ -267,9 +267,12 @@ pub(crate) async fn list_instances(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct CreateInstance {
+    /// A DNS label (the first label of its hosts), not ending in `-api` or `-iframe`.
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     name: String,
     #[schema(value_type = Kind)]
     kind: InstanceKind,
+    #[schema(minimum = 1)]
     token_lifetime_seconds: Option<u64>,
 }
 
@@ -340,7 +343,8 @@ pub(crate) async fn get_clock(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct AdvanceClock {
-    /// Whole seconds to move the clock forward by.
+    /// Whole seconds to move the clock forward by (at most 100 years ahead in all).
+    #[schema(maximum = 3153600000.0)]
     seconds: u64,
 }
 
@@ -400,6 +404,7 @@ pub(crate) async fn list_customers(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct CreateCustomer {
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     instance: String,
     label: Option<String>,
     authorize_token_required: Option<bool>,

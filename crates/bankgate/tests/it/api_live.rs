@@ -101,7 +101,8 @@ async fn greatday_answers_one_question_and_gets_a_login_id_that_works_cached() {
     let prompt = prompt_of(&challenge);
     let request_id = request_id_of(&challenge);
 
-    // The same token may come again with the answer (decisions §2).
+    // The same token may come again with the answer (docs/flinks-wire.md, "Credentials and
+    // tokens").
     let done = app
         .answer(
             Some(&token),

@@ -21,6 +21,7 @@ mod openapi;
 mod operator;
 mod outage;
 mod pg;
+mod repository;
 mod restart;
 mod routing;
 mod support;

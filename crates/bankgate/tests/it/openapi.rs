@@ -68,7 +68,7 @@ fn the_public_document_lists_every_endpoint_and_only_those() {
     ];
     expected.sort_unstable();
     assert_eq!(paths, expected);
-    // Both methods of the Async polls (decisions §4).
+    // Both methods of the Async polls (docs/flinks-wire.md, "Request parsing").
     for method in ["get", "post"] {
         assert!(doc["paths"][DETAIL_ASYNC][method].is_object(), "{method}");
     }

@@ -1,4 +1,5 @@
-//! Hosts, paths and methods (decisions §1): every refusal is a JSON envelope with a hint.
+//! Hosts, paths and methods (docs/flinks-wire.md, "Hosts and URLs"): every refusal is a JSON
+//! envelope with a hint.
 
 use axum::http::StatusCode;
 use bankgate_core::model::InstanceKind;
@@ -157,7 +158,8 @@ async fn unknown_endpoints_and_paths_list_what_exists() {
     for endpoint in ["GenerateAuthorizeToken", "Authorize", "DeleteCard"] {
         assert!(reply.hint().contains(endpoint), "{}", reply.hint());
     }
-    // `/` and `/v2/` are the Connect page on a bare host (decisions §1; see connect.rs).
+    // `/` and `/v2/` are the Connect page on a bare host (docs/flinks-wire.md, "Connect page"; see
+    // connect.rs).
     for uri in ["/v3", "/v2/x", "/health?x=1"] {
         app.send(request("GET", uri, &[], "")).await.assert_error(
             404,
