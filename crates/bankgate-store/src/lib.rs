@@ -8,6 +8,7 @@
 //! handling: SQLite (a writer thread that commits many requests' writes together) and PostgreSQL
 //! (a transaction per write on pooled connections; the server groups concurrent commits).
 
+mod lookups;
 mod ops;
 mod postgres;
 mod sql;
@@ -24,6 +25,7 @@ use bankgate_core::model::{
 };
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
+pub use lookups::LOOKUP_TTL;
 pub use postgres::{PgSettings, PgStore, Postgres};
 pub use sql::StoreError;
 pub use sql_store::SqlStore;

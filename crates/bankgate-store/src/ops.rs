@@ -345,11 +345,46 @@ pub async fn seed_once(
 
 // ---- credentials and tokens ----
 
+/// A credential as stored: a key keeps the time it retires, so a cached copy can tell
+/// "retired" at any later instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Key {
+        customer_id: CustomerId,
+        instance: bankgate_core::InstanceName,
+        instance_kind: InstanceKind,
+        kind: KeyKind,
+        not_after: Option<Timestamp>,
+    },
+    Token(CredentialMatch),
+}
+
+impl Credential {
+    /// What the credential is at `now`.
+    pub fn at(&self, now: Timestamp) -> CredentialMatch {
+        match self {
+            Self::Key {
+                customer_id,
+                instance,
+                instance_kind,
+                kind,
+                not_after,
+            } => CredentialMatch::Key {
+                customer_id: *customer_id,
+                instance: instance.clone(),
+                instance_kind: *instance_kind,
+                kind: *kind,
+                retired_at: not_after.filter(|at| *at <= now),
+            },
+            Self::Token(token) => token.clone(),
+        }
+    }
+}
+
 pub async fn find_credential(
     tx: &mut dyn Tx,
     digest: Digest,
-    now: Timestamp,
-) -> Result<Option<CredentialMatch>, StoreError> {
+) -> Result<Option<Credential>, StoreError> {
     // One round trip for both kinds of credential.
     let Some(row) = tx
         .query_opt(
@@ -371,17 +406,17 @@ pub async fn find_credential(
     let instance = row.parse(1)?;
     let instance_kind = row.parse(2)?;
     Ok(Some(match row.text(3)? {
-        "token" => CredentialMatch::Token {
+        "token" => Credential::Token(CredentialMatch::Token {
             customer_id,
             instance,
             instance_kind,
-        },
-        kind => CredentialMatch::Key {
+        }),
+        kind => Credential::Key {
             customer_id,
             instance,
             instance_kind,
             kind: key_kind(kind),
-            retired_at: row.opt_ts(4)?.filter(|at| *at <= now),
+            not_after: row.opt_ts(4)?,
         },
     }))
 }

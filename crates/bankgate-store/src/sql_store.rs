@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use bankgate_core::model::{Customer, Instance, Login, PendingAuthorization, Session, Tenant};
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
+use crate::lookups::{LOOKUP_TTL, Lookups};
 use crate::ops::{self, Expiring, PURGE_CHUNK};
 use crate::sql::Backend;
 use crate::{
@@ -21,6 +22,7 @@ use crate::{
 pub struct SqlStore<B> {
     pub(crate) backend: B,
     pub(crate) observer: ObserverSlot,
+    lookups: Lookups,
 }
 
 /// Runs `$op(tx, args…)` as a read; the arguments are moved into the operation.
@@ -48,7 +50,19 @@ macro_rules! write {
 impl<B: Backend> SqlStore<B> {
     /// `observer` is the slot the backend reports commits to, shared with the store's.
     pub(crate) fn new(backend: B, observer: ObserverSlot) -> Self {
-        Self { backend, observer }
+        Self {
+            backend,
+            observer,
+            lookups: Lookups::new(LOOKUP_TTL),
+        }
+    }
+
+    /// Trust remembered customers, instances and keys for `ttl` instead of [`LOOKUP_TTL`]
+    /// (zero: look every one up).
+    #[must_use]
+    pub fn with_lookup_ttl(mut self, ttl: Duration) -> Self {
+        self.lookups = Lookups::new(ttl);
+        self
     }
 
     /// Deletes expired rows a chunk per transaction, so a large purge shares the database with
@@ -110,7 +124,14 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn tenant(&self, customer_id: CustomerId) -> Result<Option<Tenant>, DomainError> {
-        read!(self, |tx| ops::tenant(tx, customer_id))
+        if let Some(tenant) = self.lookups.tenant(customer_id) {
+            return Ok(Some(tenant));
+        }
+        let tenant = read!(self, |tx| ops::tenant(tx, customer_id))?;
+        if let Some(tenant) = &tenant {
+            self.lookups.remember_tenant(tenant);
+        }
+        Ok(tenant)
     }
 
     async fn rotate_keys(
@@ -120,13 +141,15 @@ impl<B: Backend> Store for SqlStore<B> {
         now: Timestamp,
         retire_old_at: Timestamp,
     ) -> Result<(), DomainError> {
-        write!(self, |tx| ops::rotate_keys(
+        let rotated = write!(self, |tx| ops::rotate_keys(
             tx,
             customer_id,
             keys,
             now,
             retire_old_at
-        ))
+        ));
+        self.lookups.keys_changed();
+        rotated
     }
 
     async fn find_credential(
@@ -134,7 +157,14 @@ impl<B: Backend> Store for SqlStore<B> {
         digest: Digest,
         now: Timestamp,
     ) -> Result<Option<CredentialMatch>, DomainError> {
-        read!(self, |tx| ops::find_credential(tx, digest, now))
+        if let Some(key) = self.lookups.key(digest) {
+            return Ok(Some(key.at(now)));
+        }
+        let found = read!(self, |tx| ops::find_credential(tx, digest))?;
+        if let Some(credential) = &found {
+            self.lookups.remember_credential(digest, credential);
+        }
+        Ok(found.map(|credential| credential.at(now)))
     }
 
     async fn issue_token(&self, token: NewToken) -> Result<(), DomainError> {
@@ -285,7 +315,9 @@ impl<B: Backend> Store for SqlStore<B> {
         change: ClockChange,
     ) -> Result<Option<Duration>, DomainError> {
         let instance = instance.to_string();
-        write!(self, |tx| ops::change_clock(tx, &instance, change))
+        let changed = write!(self, |tx| ops::change_clock(tx, &instance, change));
+        self.lookups.tenants_changed();
+        changed
     }
 
     async fn ping(&self) -> Result<(), DomainError> {
