@@ -478,30 +478,30 @@ impl Bench<'_> {
             }
             bail!("perf record failed ({recorded}): {message}");
         }
-        let report = Command::new("perf")
-            .args(["report", "-i"])
-            .arg(&data)
-            .args([
-                "--no-children",
-                "-g",
-                "none",
-                "--percent-limit",
-                "2",
-                "--stdio",
-                "--sort",
-                "dso,symbol",
-            ])
-            .stderr(Stdio::null())
-            .output()
-            .context("cannot run perf report")?;
         println!(
-            "\nperf profile of bankgate during (b) GenerateAuthorizeToken (self time, symbols over 2%):"
+            "\nperf profile of bankgate during an extra (b) GenerateAuthorizeToken run (self time):"
         );
-        for line in String::from_utf8_lossy(&report.stdout)
-            .lines()
-            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-        {
-            println!("  {line}");
+        for (title, sort, limit) in [
+            ("by binary", "dso", "1"),
+            ("by symbol, over 1%", "dso,symbol", "1"),
+        ] {
+            let report = Command::new("perf")
+                .args(["report", "-i"])
+                .arg(&data)
+                .args(["--no-children", "-g", "none", "--stdio"])
+                .args(["--percent-limit", limit, "--sort", sort])
+                .stderr(Stdio::null())
+                .output()
+                .context("cannot run perf report")?;
+            println!("{title}:");
+            for line in String::from_utf8_lossy(&report.stdout)
+                .lines()
+                .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            {
+                // Generic Rust symbols run to hundreds of characters.
+                let line: String = line.trim_end().chars().take(150).collect();
+                println!("  {line}");
+            }
         }
         println!(
             "full profile: perf report -i {} (kept until the next --perf run)",

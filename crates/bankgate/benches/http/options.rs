@@ -65,19 +65,19 @@ impl Options {
             ("BENCH_NODES", "--nodes"),
             ("BENCH_SCENARIO", "--scenario"),
         ] {
-            if let Ok(value) = std::env::var(var) {
-                if !value.trim().is_empty() {
-                    options.set(flag, value.trim(), var)?;
-                }
+            if let Ok(value) = std::env::var(var)
+                && !value.trim().is_empty()
+            {
+                options.set(flag, value.trim(), var)?;
             }
         }
         if let Ok(value) = std::env::var("BENCH_PERF") {
             options.perf = matches!(value.trim(), "1" | "true" | "yes");
         }
-        if let Ok(url) = std::env::var("BENCH_POSTGRES_URL") {
-            if !url.trim().is_empty() {
-                options.postgres_url = Some(url.trim().to_owned());
-            }
+        if let Ok(url) = std::env::var("BENCH_POSTGRES_URL")
+            && !url.trim().is_empty()
+        {
+            options.postgres_url = Some(url.trim().to_owned());
         }
 
         let mut args = std::env::args().skip(1);
