@@ -499,8 +499,8 @@ impl Bench<'_> {
                 .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
             {
                 // Generic Rust symbols run to hundreds of characters.
-                let line: String = line.trim_end().chars().take(150).collect();
-                println!("  {line}");
+                let line: String = line.chars().take(150).collect();
+                println!("  {}", line.trim_end());
             }
         }
         println!(
