@@ -166,7 +166,8 @@ pub fn print(rows: &[Row]) {
             row.socket_errors,
             statuses.join(" ")
         );
-        for sample in &row.samples {
+        // Each wrk thread keeps its first three; a handful tells what went wrong.
+        for sample in row.samples.iter().take(6) {
             println!("  {sample}");
         }
     }
