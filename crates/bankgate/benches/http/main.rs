@@ -19,24 +19,24 @@
 //! Run: `cargo bench -p bankgate --bench http [-- --help]`.
 
 mod baseline;
+mod control;
+mod database;
 mod load;
 mod node;
 mod options;
 mod prefill;
 mod report;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bankgate_core::SystemClock;
 use bankgate_core::model::toolbox;
-use bankgate_server::AppState;
-use bankgate_store::{PgSettings, PgStore, SqliteStore, Store};
 
 use crate::baseline::Baseline;
+use crate::control::Http;
+use crate::database::Database;
 use crate::load::{Api, Outcome, Scripts, Wrk};
 use crate::node::Node;
 use crate::options::{Options, USAGE};
@@ -44,7 +44,6 @@ use crate::report::Row;
 
 const WARMUP_SECONDS: u64 = 1;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn main() -> ExitCode {
     match start() {
@@ -97,111 +96,6 @@ fn check_perf() -> anyhow::Result<()> {
     }
 }
 
-/// Where bankgate keeps its state for the run.
-enum Database {
-    Sqlite(PathBuf),
-    /// A schema of its own on the server of `BENCH_POSTGRES_URL`, dropped at the end.
-    Postgres {
-        server: String,
-        schema: String,
-        url: String,
-    },
-}
-
-impl Database {
-    fn create(
-        runtime: &tokio::runtime::Runtime,
-        options: &Options,
-        dir: &Path,
-    ) -> anyhow::Result<Self> {
-        let Some(server) = &options.postgres_url else {
-            return Ok(Self::Sqlite(dir.join("bench.db")));
-        };
-        let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-        runtime.block_on(async {
-            let client = pg_client(server).await?;
-            client
-                .batch_execute(&format!("CREATE SCHEMA {schema}"))
-                .await
-                .context("cannot create the bench schema")
-        })?;
-        // As the multinode tests do: every connection of every node lands in the schema.
-        let separator = if server.contains('?') { '&' } else { '?' };
-        let url = format!("{server}{separator}options=-c%20search_path%3D{schema}");
-        Ok(Self::Postgres {
-            server: server.clone(),
-            schema,
-            url,
-        })
-    }
-
-    /// `--database` of the nodes.
-    fn url(&self) -> String {
-        match self {
-            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
-            Self::Postgres { url, .. } => url.clone(),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Self::Sqlite(path) => format!("SQLite {} (WAL, synchronous=FULL)", path.display()),
-            Self::Postgres { schema, .. } => {
-                format!("PostgreSQL from BENCH_POSTGRES_URL, schema {schema}")
-            }
-        }
-    }
-
-    /// Creates and migrates the schema through the store itself, seeds the toolbox as `serve`
-    /// would, then bulk-inserts `rows` of each kind.
-    fn prefill(&self, runtime: &tokio::runtime::Runtime, rows: u64) -> anyhow::Result<()> {
-        match self {
-            Self::Sqlite(path) => {
-                let store = Arc::new(SqliteStore::open(path)?);
-                runtime.block_on(seed(store))?; // the last handle: its writer is joined
-                prefill::sqlite(path, rows, toolbox::CUSTOMER_ID)
-            }
-            Self::Postgres { url, .. } => runtime.block_on(async {
-                let store = Arc::new(PgStore::connect(url, PgSettings::default()).await?);
-                seed(store.clone()).await?;
-                if let Some(store) = Arc::into_inner(store) {
-                    store.close().await;
-                }
-                prefill::postgres(url, rows, toolbox::CUSTOMER_ID).await
-            }),
-        }
-    }
-
-    fn remove(&self, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
-        match self {
-            Self::Sqlite(_) => Ok(()), // in the temporary directory
-            Self::Postgres { server, schema, .. } => runtime.block_on(async {
-                pg_client(server)
-                    .await?
-                    .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-                    .await
-                    .with_context(|| format!("cannot drop the bench schema {schema}"))
-            }),
-        }
-    }
-}
-
-async fn pg_client(url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .context("cannot connect to BENCH_POSTGRES_URL")?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
-async fn seed(store: Arc<dyn Store>) -> anyhow::Result<()> {
-    AppState::new(store, Arc::new(SystemClock))
-        .operator()
-        .seed_toolbox()
-        .await?;
-    Ok(())
-}
-
 /// The 1-minute load average, from /proc/loadavg.
 fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
@@ -219,135 +113,6 @@ fn uptime() -> String {
 
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-/// The bench's few HTTP calls outside measurements (readiness, setup, metrics).
-struct Http<'a> {
-    runtime: &'a tokio::runtime::Runtime,
-    client: reqwest::Client,
-    admin_token: String,
-}
-
-impl Http<'_> {
-    fn get(&self, url: &str) -> anyhow::Result<(u16, String)> {
-        self.runtime.block_on(async {
-            let response = self.client.get(url).send().await?;
-            let status = response.status().as_u16();
-            Ok::<_, anyhow::Error>((status, response.text().await?))
-        })
-    }
-
-    /// POSTs `body` with one header; answers status and body.
-    fn post(&self, url: &str, header: (&str, &str), body: &str) -> anyhow::Result<(u16, String)> {
-        self.runtime.block_on(async {
-            let response = self
-                .client
-                .post(url)
-                .header(header.0, header.1)
-                .header("Content-Type", "application/json")
-                .body(body.to_owned())
-                .send()
-                .await?;
-            let status = response.status().as_u16();
-            Ok::<_, anyhow::Error>((status, response.text().await?))
-        })
-    }
-
-    fn wait_ready(&self, node: &Node) -> anyhow::Result<()> {
-        let url = format!("http://{}/readyz", node.admin);
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if matches!(self.get(&url), Ok((200, _))) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "bankgate was not ready within {READY_TIMEOUT:?}; its log:\n{}",
-                    node.log_tail()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// A sandbox LoginId of the toolbox customer, through the admin API.
-    fn create_login(&self, node: &Node) -> anyhow::Result<String> {
-        let url = format!(
-            "http://{}/admin/customers/{}/logins",
-            node.admin,
-            toolbox::CUSTOMER_ID
-        );
-        let bearer = format!("Bearer {}", self.admin_token);
-        let (status, body) = self.post(
-            &url,
-            ("Authorization", &bearer),
-            r#"{"username":"Greatday","institution":"FlinksCapital"}"#,
-        )?;
-        if status != 201 {
-            bail!("creating a LoginId: HTTP {status}: {body}");
-        }
-        let view: serde_json::Value = serde_json::from_str(&body)?;
-        view.get("loginId")
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-            .with_context(|| format!("no loginId in {body}"))
-    }
-
-    /// One flow by hand on each node, so a misconfiguration fails here with a clear message,
-    /// and the flow script's reading of the answers is checked.
-    fn preflight(&self, node: &Node, login_id: &str) -> anyhow::Result<()> {
-        let base = format!(
-            "http://{}/v3/{}/BankingServices",
-            node.api,
-            toolbox::CUSTOMER_ID
-        );
-        let (status, body) = self.post(
-            &format!("{base}/GenerateAuthorizeToken"),
-            ("flinks-auth-key", toolbox::SECRET_KEY),
-            "",
-        )?;
-        let answer: serde_json::Value = serde_json::from_str(&body)
-            .with_context(|| format!("GenerateAuthorizeToken: HTTP {status}: {body}"))?;
-        let Some(token) = answer.get("Token").and_then(serde_json::Value::as_str) else {
-            bail!("GenerateAuthorizeToken: HTTP {status}: {body}");
-        };
-        let (status, body) = self.post(
-            &format!("{base}/Authorize"),
-            ("flinks-auth-key", token),
-            &format!(r#"{{"LoginId":"{login_id}","MostRecentCached":true}}"#),
-        )?;
-        // The flow script tells the two answers apart by these fields.
-        if status != 200 || !body.contains("\"RequestId\"") || body.contains("\"Token\":\"") {
-            bail!("Authorize: HTTP {status}: {body}");
-        }
-        Ok(())
-    }
-
-    /// Writes and commits of the store so far, from the node's metrics.
-    fn commits(&self, node: &Node) -> Option<(f64, f64)> {
-        let (status, text) = self.get(&format!("http://{}/metrics", node.admin)).ok()?;
-        if status != 200 {
-            return None;
-        }
-        let value = |name: &str| -> Option<f64> {
-            text.lines()
-                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-                .and_then(|value| value.trim().parse().ok())
-        };
-        Some((
-            value("bankgate_store_commit_batch_size_sum")?,
-            value("bankgate_store_commit_batch_size_count")?,
-        ))
-    }
-
-    fn all_commits(&self, nodes: &[&Node]) -> Option<(f64, f64)> {
-        nodes
-            .iter()
-            .try_fold((0.0, 0.0), |(writes, commits), node| {
-                let (w, c) = self.commits(node)?;
-                Some((writes + w, commits + c))
-            })
-    }
 }
 
 /// Where wrk sends the load of one scenario.
