@@ -1,0 +1,73 @@
+//! The reference: a bare axum server doing the same shape of exchange as GenerateAuthorizeToken
+//! (a POST with a small JSON body in, a new UUID in a small JSON body out), with nothing else.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use axum::Json;
+use axum::Router;
+use axum::routing::post;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const PATH: &str = "/GenerateAuthorizeToken";
+/// What wrk posts to it.
+pub const BODY: &str = r#"{"MostRecentCached":true,"Tag":"bench"}"#;
+
+/// Served on its own runtime, built like bankgate's `#[tokio::main]` (multi-thread, one worker
+/// per CPU), and idle while bankgate is measured.
+pub struct Baseline {
+    runtime: tokio::runtime::Runtime,
+    pub address: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Baseline {
+    pub fn start() -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the baseline's tokio runtime")?;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .context("cannot listen on 127.0.0.1")?;
+        let address = listener.local_addr()?;
+        let app = Router::new().route(PATH, post(answer));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = runtime.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(Self {
+            runtime,
+            address,
+            stop,
+            task,
+        })
+    }
+
+    /// The runtime, also used for the bench's own few HTTP calls outside measurements.
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
+    pub fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.runtime
+            .block_on(self.task)
+            .context("the baseline server task failed")?
+            .context("the baseline server failed")
+    }
+}
+
+/// Parses the body as JSON and answers a fresh UUID from the OS CSPRNG, as bankgate's tokens are.
+async fn answer(Json(_body): Json<serde_json::Value>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "HttpStatusCode": 200,
+        "Token": uuid::Uuid::new_v4().to_string(),
+    }))
+}
