@@ -21,7 +21,7 @@ use super::authorize::LoginBody;
 use super::delete_card::require_api_key;
 use crate::auth;
 use crate::body::{FlinksJson, lenient_bool};
-use crate::error::{ApiError, Endpoint};
+use crate::error::{ApiError, BankRefusal, Endpoint, FlinksCode, Reason};
 use crate::host::HostKind;
 use crate::state::AppState;
 
@@ -29,33 +29,26 @@ use crate::state::AppState;
 /// first poll after this answers 200. Flinks asks clients to poll every 10 seconds.
 pub const SANDBOX_PROCESSING_TIME: Duration = Duration::from_secs(10);
 
-/// What the data endpoints accept in their body. Keys arrive in any case.
-#[derive(Debug, Default, Deserialize)]
+/// The body of the data endpoints (keys match in any case, see [`crate::body::parse`];
+/// booleans may be strings).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase")]
+#[schema(as = DataBody)]
 pub struct DataRequest {
-    #[serde(rename = "requestid")]
     pub request_id: Option<String>,
-    #[serde(
-        rename = "withaccountidentity",
-        default,
-        deserialize_with = "lenient_bool"
-    )]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub with_account_identity: Option<bool>,
-    /// `WithKYC` (Neo) and `WithKyc` (C#, Ruby) lowercase alike.
-    #[serde(rename = "withkyc", default, deserialize_with = "lenient_bool")]
+    /// Also spelled `WithKyc` (keys match in any case).
+    #[serde(rename = "WithKYC", default, deserialize_with = "lenient_bool")]
     pub with_kyc: Option<bool>,
-    #[serde(
-        rename = "withtransactions",
-        default,
-        deserialize_with = "lenient_bool"
-    )]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub with_transactions: Option<bool>,
-    #[serde(rename = "withbalance", default, deserialize_with = "lenient_bool")]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub with_balance: Option<bool>,
-    #[serde(rename = "accountsfilter")]
     pub accounts_filter: Option<Vec<String>>,
-    #[serde(rename = "daysoftransactions")]
+    /// `Days90`, `Days360` or `Days365`.
     pub days_of_transactions: Option<String>,
-    #[serde(rename = "numberofstatements")]
+    /// GetStatements: `MostRecent`, `Months3` or `Months12`.
     pub number_of_statements: Option<String>,
 }
 
@@ -177,7 +170,8 @@ struct DetailResponse {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 struct PendingResponse {
-    flinks_code: &'static str,
+    #[schema(value_type = String)]
+    flinks_code: FlinksCode,
     links: [PollLink; 1],
     http_status_code: u16,
     message: &'static str,
@@ -215,7 +209,7 @@ pub(crate) async fn open_reading(
     require_api_key(state, &tenant, headers, endpoint).await?;
     let Some(raw) = request_id.map(str::trim).filter(|r| !r.is_empty()) else {
         return Err(ApiError::invalid_request(
-            "request_id_missing",
+            Reason::RequestIdMissing,
             format!(
                 "{} needs the RequestId of an authorized /Authorize.",
                 endpoint.name()
@@ -245,13 +239,9 @@ pub(crate) async fn open_reading(
                     },
                 ));
             }
-            return Err(ApiError::bank(
-                "UNAUTHORIZED",
-                "The card is not authorized yet",
-                "session_not_authorized",
-                "This RequestId is waiting for MFA answers; finish /Authorize first.",
-            )
-            .with_request_id(request_id));
+            return Err(
+                ApiError::from(BankRefusal::SessionNotAuthorized).with_request_id(request_id)
+            );
         }
         return Err(unknown());
     };
@@ -268,7 +258,7 @@ pub(crate) async fn open_reading(
         return Err(unknown());
     };
     // Anchored on the LoginId's creation, not its last refresh: the same LoginId must always
-    // yield the same accounts and transaction ids (decisions §6), whenever it is refreshed.
+    // yield the same accounts and transaction ids (`docs/flinks-wire.md`, "Sandbox bank"), whenever it is refreshed.
     let as_of = login.created_at.to_datetime().date_naive();
     let accounts = accounts::accounts_for(login.id, as_of);
     Ok(Reading {
@@ -292,7 +282,7 @@ impl Reading {
         &self,
         state: &AppState,
         polling: bool,
-    ) -> Result<Option<&'static str>, ApiError> {
+    ) -> Result<Option<FlinksCode>, ApiError> {
         let scenario = state
             .bank
             .institution(&self.login.institution)
@@ -313,9 +303,9 @@ impl Reading {
         let first_call = started == now && !polling;
         Ok(Some(
             if first_call && scenario == Some(Scenario::Dispatched) {
-                "OPERATION_DISPATCHED"
+                FlinksCode::OperationDispatched
             } else {
-                "OPERATION_PENDING"
+                FlinksCode::OperationPending
             },
         ))
     }
@@ -333,7 +323,7 @@ impl Reading {
                 .and_then(|id| self.accounts.iter().find(|a| a.id == id))
                 .ok_or_else(|| {
                     ApiError::invalid_request(
-                        "account_unknown",
+                        Reason::AccountUnknown,
                         format!("AccountsFilter names {wanted:?}, which is not an account of this LoginId."),
                     )
                     .with_request_id(self.session.request_id)
@@ -346,8 +336,8 @@ impl Reading {
     }
 }
 
-fn pending_response(code: &'static str, request_id: RequestId, poll: Endpoint) -> Response {
-    let message = if code == "OPERATION_DISPATCHED" {
+fn pending_response(code: FlinksCode, request_id: RequestId, poll: Endpoint) -> Response {
+    let message = if code == FlinksCode::OperationDispatched {
         "Your operations had been dispatched to background process for long running jobs"
     } else {
         "Your operation is still processing"
@@ -440,7 +430,7 @@ impl DetailOptions {
             }
             Some(other) => {
                 return Err(ApiError::invalid_request(
-                    "days_of_transactions_invalid",
+                    Reason::DaysOfTransactionsInvalid,
                     format!("DaysOfTransactions is {other:?}; use Days90, Days360 or Days365."),
                 ));
             }
@@ -568,10 +558,10 @@ async fn detail(
 #[doc = "The accounts of an authorized RequestId, without transactions."]
 #[utoipa::path(
     post,
-    path = "/v3/{customerId}/BankingServices/GetAccountsSummary",
+    path = Endpoint::GetAccountsSummary.path(),
     tag = "Flinks API",
     params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
-    request_body(content = Option<crate::openapi::DataBody>, content_type = "application/json"),
+    request_body(content = Option<DataRequest>, content_type = "application/json"),
     responses(
         (status = 200, description = "The accounts", body = SummaryResponse),
         (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
@@ -601,10 +591,10 @@ pub async fn get_accounts_summary(
 #[doc = "The accounts of an authorized RequestId, with transactions and holder details as asked."]
 #[utoipa::path(
     post,
-    path = "/v3/{customerId}/BankingServices/GetAccountsDetail",
+    path = Endpoint::GetAccountsDetail.path(),
     tag = "Flinks API",
     params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
-    request_body(content = Option<crate::openapi::DataBody>, content_type = "application/json"),
+    request_body(content = Option<DataRequest>, content_type = "application/json"),
     responses(
         (status = 200, description = "The accounts", body = DetailResponse),
         (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
@@ -634,10 +624,10 @@ pub async fn get_accounts_detail(
 /// `GET|POST /GetAccountsSummaryAsync/{requestId}`: poll a summary.
 #[utoipa::path(
     method(get, post),
-    path = "/v3/{customerId}/BankingServices/GetAccountsSummaryAsync/{requestId}",
+    path = Endpoint::GetAccountsSummaryAsync.path(),
     tag = "Flinks API",
     params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("requestId" = String, Path, description = "The RequestId"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
-    request_body(content = Option<crate::openapi::DataBody>, content_type = "application/json"),
+    request_body(content = Option<DataRequest>, content_type = "application/json"),
     responses(
         (status = 200, description = "The accounts", body = SummaryResponse),
         (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
@@ -668,10 +658,10 @@ pub async fn get_accounts_summary_async(
 /// options of the first call.
 #[utoipa::path(
     method(get, post),
-    path = "/v3/{customerId}/BankingServices/GetAccountsDetailAsync/{requestId}",
+    path = Endpoint::GetAccountsDetailAsync.path(),
     tag = "Flinks API",
     params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("requestId" = String, Path, description = "The RequestId"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
-    request_body(content = Option<crate::openapi::DataBody>, content_type = "application/json"),
+    request_body(content = Option<DataRequest>, content_type = "application/json"),
     responses(
         (status = 200, description = "The accounts", body = DetailResponse),
         (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
@@ -727,10 +717,10 @@ struct StatementsResponse {
 /// `POST /GetStatements`: monthly PDF statements per account.
 #[utoipa::path(
     post,
-    path = "/v3/{customerId}/BankingServices/GetStatements",
+    path = Endpoint::GetStatements.path(),
     tag = "Flinks API",
     params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
-    request_body(content = Option<crate::openapi::DataBody>, content_type = "application/json"),
+    request_body(content = Option<DataRequest>, content_type = "application/json"),
     responses(
         (status = 200, description = "The accounts", body = StatementsResponse),
         crate::error::ErrorResponses,
@@ -762,7 +752,7 @@ pub async fn get_statements(
         .map(str::trim)
         .map_or(Ok(StatementCount::MostRecent), str::parse)
         .map_err(|problem| {
-            ApiError::invalid_request("number_of_statements_invalid", problem)
+            ApiError::invalid_request(Reason::NumberOfStatementsInvalid, problem)
                 .with_request_id(request_id)
         })?;
     let chosen = reading.filtered(request.accounts_filter.as_deref())?;
@@ -774,7 +764,7 @@ pub async fn get_statements(
             .is_none_or(|f| f.len() != 1)
     {
         return Err(ApiError::invalid_request(
-            "months12_needs_one_account",
+            Reason::Months12NeedsOneAccount,
             "NumberOfStatements Months12 needs exactly one account Id in AccountsFilter.",
         )
         .with_request_id(request_id));

@@ -8,8 +8,26 @@ pub mod generate_authorize_token;
 use axum::extract::FromRequestParts;
 use axum::extract::rejection::PathRejection;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Reason};
+use crate::state::AppState;
+
+/// The Flinks endpoints: each registration routes the handler on the path and methods its
+/// `#[utoipa::path]` documents, and adds that documentation to the router's OpenAPI document.
+/// A new endpoint is one line here, its handler, and its `Endpoint` entry.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(generate_authorize_token::generate_authorize_token))
+        .routes(routes!(authorize::authorize))
+        .routes(routes!(delete_card::delete_card))
+        .routes(routes!(accounts::get_accounts_summary))
+        .routes(routes!(accounts::get_accounts_summary_async))
+        .routes(routes!(accounts::get_accounts_detail))
+        .routes(routes!(accounts::get_accounts_detail_async))
+        .routes(routes!(accounts::get_statements))
+}
 
 /// Path parameters, whose rejections also leave as the Flinks envelope.
 #[derive(FromRequestParts)]
@@ -19,7 +37,7 @@ pub struct PathParams<T>(pub T);
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         ApiError::invalid_request(
-            "path_invalid",
+            Reason::PathInvalid,
             format!("The path could not be read: {rejection}."),
         )
     }
