@@ -2,14 +2,28 @@
 //! keys in any case, booleans as JSON booleans or strings, no `Content-Type`, or no body at all.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer};
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, FlinksCode, Reason};
+
+/// Path parameters, whose rejections also leave as the envelope.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct PathParams<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::invalid_request(
+            Reason::PathInvalid,
+            format!("The path could not be read: {rejection}."),
+        )
+    }
+}
 
 /// The largest body bankgate reads.
 pub const BODY_LIMIT: usize = 64 * 1024;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,7 @@ use sha2::{Digest as _, Sha256};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::body::PathParams;
 use crate::error::{ApiError, FlinksCode, Reason};
 use crate::operator::{NewCustomer, Operator};
 use crate::state::AppState;
@@ -364,7 +365,7 @@ pub(crate) async fn create_instance(
     responses((status = 200, body = InstanceView), crate::error::ErrorResponses))]
 pub(crate) async fn get_instance(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> Result<Json<InstanceView>, ApiError> {
     let name = instance_name(&name)?;
     let instance = state
@@ -385,7 +386,7 @@ pub(crate) async fn get_instance(
     responses((status = 200, body = ResetView), crate::error::ErrorResponses))]
 pub(crate) async fn reset_instance(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> Result<Json<ResetView>, ApiError> {
     let name = instance_name(&name)?;
     let reset = state.operator.reset_instance(&name).await?;
@@ -397,7 +398,7 @@ pub(crate) async fn reset_instance(
     responses((status = 200, body = ClockView), crate::error::ErrorResponses))]
 pub(crate) async fn get_clock(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> Result<Json<ClockView>, ApiError> {
     let name = instance_name(&name)?;
     let clock = state.operator.clock(&name).await?;
@@ -417,7 +418,7 @@ pub(crate) struct AdvanceClock {
     responses((status = 200, body = ClockView), crate::error::ErrorResponses))]
 pub(crate) async fn advance_clock(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
     Body(request): Body<AdvanceClock>,
 ) -> Result<Json<ClockView>, ApiError> {
     let name = instance_name(&name)?;
@@ -436,7 +437,7 @@ pub(crate) async fn advance_clock(
     responses((status = 200, body = ClockView), crate::error::ErrorResponses))]
 pub(crate) async fn reset_clock(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> Result<Json<ClockView>, ApiError> {
     let name = instance_name(&name)?;
     let clock = state
@@ -515,7 +516,7 @@ pub(crate) struct RotateKeys {
     responses((status = 200, body = RotatedKeysView), crate::error::ErrorResponses))]
 pub(crate) async fn rotate_keys(
     State(state): State<AdminState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<RotatedKeysView>, ApiError> {
     let id = customer_id(&id)?;
@@ -549,7 +550,7 @@ pub(crate) struct CreateLogin {
     responses((status = 201, body = LoginView), crate::error::ErrorResponses))]
 pub(crate) async fn create_login(
     State(state): State<AdminState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     Body(request): Body<CreateLogin>,
 ) -> Result<(StatusCode, Json<LoginView>), ApiError> {
     let id = customer_id(&id)?;
@@ -567,7 +568,7 @@ pub(crate) async fn create_login(
     responses((status = 200, body = LoginView), crate::error::ErrorResponses))]
 pub(crate) async fn get_login(
     State(state): State<AdminState>,
-    Path((customer, login)): Path<(String, String)>,
+    PathParams((customer, login)): PathParams<(String, String)>,
 ) -> Result<Json<LoginView>, ApiError> {
     let (customer, login) = (customer_id(&customer)?, login_id(&login)?);
     let found = state
@@ -587,7 +588,7 @@ pub(crate) async fn get_login(
     responses((status = 204, description = "Forgotten"), crate::error::ErrorResponses))]
 pub(crate) async fn delete_login(
     State(state): State<AdminState>,
-    Path((customer, login)): Path<(String, String)>,
+    PathParams((customer, login)): PathParams<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (customer, login) = (customer_id(&customer)?, login_id(&login)?);
     state.operator.delete_login(customer, login).await?;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -13,6 +13,7 @@ use bankgate_core::sandbox::accounts::{self, Account, HISTORY_DAYS, to_decimal};
 use bankgate_core::sandbox::statements::{self, StatementCount};
 use bankgate_core::{Refusal, RequestId};
 use chrono::NaiveDate;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -29,8 +30,7 @@ use crate::state::AppState;
 /// first poll after this answers 200. Flinks asks clients to poll every 10 seconds.
 pub const SANDBOX_PROCESSING_TIME: Duration = Duration::from_secs(10);
 
-/// The body of the data endpoints (keys match in any case, see [`crate::body::parse`];
-/// booleans may be strings).
+/// The body of the data endpoints (keys match in any case; booleans may be strings).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 #[schema(as = DataBody)]
@@ -184,6 +184,85 @@ struct PollLink {
     rel: &'static str,
     href: &'static str,
     example: String,
+}
+
+/// What a data endpoint is called with, read in the order refusals are decided: the path, then
+/// the body (so a bad body is refused before the credentials are looked at).
+pub struct DataCall<P> {
+    state: AppState,
+    host: HostKind,
+    path: P,
+    headers: HeaderMap,
+    request: DataRequest,
+}
+
+/// The path parameters of a data endpoint: the customerId, and the RequestId of the polls.
+pub trait DataPath {
+    fn customer_id(&self) -> &str;
+    fn request_id(&self) -> Option<&str>;
+}
+
+impl DataPath for String {
+    fn customer_id(&self) -> &str {
+        self
+    }
+
+    fn request_id(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl DataPath for (String, String) {
+    fn customer_id(&self) -> &str {
+        &self.0
+    }
+
+    fn request_id(&self) -> Option<&str> {
+        Some(&self.1)
+    }
+}
+
+impl<P: DataPath + DeserializeOwned + Send> FromRequest<AppState> for DataCall<P> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Extension(host) = Extension::<HostKind>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let PathParams(path) = PathParams::<P>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let FlinksJson(request) =
+            FlinksJson::<DataRequest>::from_request(Request::from_parts(parts, body), state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            state: state.clone(),
+            host,
+            path,
+            headers,
+            request,
+        })
+    }
+}
+
+impl<P: DataPath> DataCall<P> {
+    /// The session to read: the RequestId in the path (polls) or else in the body.
+    async fn open(&self, endpoint: Endpoint) -> Result<Reading, ApiError> {
+        open_reading(
+            &self.state,
+            &self.host,
+            self.path.customer_id(),
+            &self.headers,
+            endpoint,
+            self.path
+                .request_id()
+                .or(self.request.request_id.as_deref()),
+        )
+        .await
+    }
 }
 
 /// An authorized session with everything the data endpoints render.
@@ -555,137 +634,61 @@ async fn detail(
     .into_response())
 }
 
-#[doc = "The accounts of an authorized RequestId, without transactions."]
-#[utoipa::path(
-    post,
-    path = Endpoint::GetAccountsSummary.path(),
-    tag = "Flinks API",
-    params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
-    request_body(content = Option<DataRequest>, content_type = "application/json"),
-    responses(
-        (status = 200, description = "The accounts", body = SummaryResponse),
-        (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
-        crate::error::ErrorResponses,
-    ),
-)]
-pub async fn get_accounts_summary(
-    State(state): State<AppState>,
-    Extension(host): Extension<HostKind>,
-    PathParams(customer_id): PathParams<String>,
-    headers: HeaderMap,
-    FlinksJson(request): FlinksJson<DataRequest>,
-) -> Result<Response, ApiError> {
-    let endpoint = Endpoint::GetAccountsSummary;
-    let reading = open_reading(
-        &state,
-        &host,
-        &customer_id,
-        &headers,
-        endpoint,
-        request.request_id.as_deref(),
-    )
-    .await?;
-    summary(&state, reading, &request, false).await
+/// Declares an accounts endpoint: its documentation and a handler that opens the session and
+/// renders it with `$render`. The four differ only in these parameters.
+macro_rules! accounts_endpoint {
+    (
+        $(#[doc = $doc:literal])+
+        $name:ident: [$($method:tt)+] $endpoint:ident, $path:ty, [$($params:tt)+],
+        $body:ident, $render:ident, polling: $polling:literal
+    ) => {
+        $(#[doc = $doc])+
+        #[utoipa::path(
+            $($method)+,
+            path = Endpoint::$endpoint.path(),
+            tag = "Flinks API",
+            params($($params)+ ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
+            request_body(content = Option<DataRequest>, content_type = "application/json"),
+            responses(
+                (status = 200, description = "The accounts", body = $body),
+                (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
+                crate::error::ErrorResponses,
+            ),
+        )]
+        pub async fn $name(call: DataCall<$path>) -> Result<Response, ApiError> {
+            let reading = call.open(Endpoint::$endpoint).await?;
+            $render(&call.state, reading, &call.request, $polling).await
+        }
+    };
 }
 
-#[doc = "The accounts of an authorized RequestId, with transactions and holder details as asked."]
-#[utoipa::path(
-    post,
-    path = Endpoint::GetAccountsDetail.path(),
-    tag = "Flinks API",
-    params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
-    request_body(content = Option<DataRequest>, content_type = "application/json"),
-    responses(
-        (status = 200, description = "The accounts", body = DetailResponse),
-        (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
-        crate::error::ErrorResponses,
-    ),
-)]
-pub async fn get_accounts_detail(
-    State(state): State<AppState>,
-    Extension(host): Extension<HostKind>,
-    PathParams(customer_id): PathParams<String>,
-    headers: HeaderMap,
-    FlinksJson(request): FlinksJson<DataRequest>,
-) -> Result<Response, ApiError> {
-    let endpoint = Endpoint::GetAccountsDetail;
-    let reading = open_reading(
-        &state,
-        &host,
-        &customer_id,
-        &headers,
-        endpoint,
-        request.request_id.as_deref(),
-    )
-    .await?;
-    detail(&state, reading, &request, false).await
+accounts_endpoint! {
+    /// The accounts of an authorized RequestId, without transactions.
+    get_accounts_summary: [post] GetAccountsSummary, String,
+    [("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"),],
+    SummaryResponse, summary, polling: false
 }
 
-/// `GET|POST /GetAccountsSummaryAsync/{requestId}`: poll a summary.
-#[utoipa::path(
-    method(get, post),
-    path = Endpoint::GetAccountsSummaryAsync.path(),
-    tag = "Flinks API",
-    params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("requestId" = String, Path, description = "The RequestId"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
-    request_body(content = Option<DataRequest>, content_type = "application/json"),
-    responses(
-        (status = 200, description = "The accounts", body = SummaryResponse),
-        (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
-        crate::error::ErrorResponses,
-    ),
-)]
-pub async fn get_accounts_summary_async(
-    State(state): State<AppState>,
-    Extension(host): Extension<HostKind>,
-    PathParams((customer_id, request_id)): PathParams<(String, String)>,
-    headers: HeaderMap,
-    FlinksJson(request): FlinksJson<DataRequest>,
-) -> Result<Response, ApiError> {
-    let endpoint = Endpoint::GetAccountsSummaryAsync;
-    let reading = open_reading(
-        &state,
-        &host,
-        &customer_id,
-        &headers,
-        endpoint,
-        Some(&request_id),
-    )
-    .await?;
-    summary(&state, reading, &request, true).await
+accounts_endpoint! {
+    /// The accounts of an authorized RequestId, with transactions and holder details as asked.
+    get_accounts_detail: [post] GetAccountsDetail, String,
+    [("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"),],
+    DetailResponse, detail, polling: false
 }
 
-/// `GET|POST /GetAccountsDetailAsync/{requestId}`: poll a detail; the body may repeat the
-/// options of the first call.
-#[utoipa::path(
-    method(get, post),
-    path = Endpoint::GetAccountsDetailAsync.path(),
-    tag = "Flinks API",
-    params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("requestId" = String, Path, description = "The RequestId"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
-    request_body(content = Option<DataRequest>, content_type = "application/json"),
-    responses(
-        (status = 200, description = "The accounts", body = DetailResponse),
-        (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
-        crate::error::ErrorResponses,
-    ),
-)]
-pub async fn get_accounts_detail_async(
-    State(state): State<AppState>,
-    Extension(host): Extension<HostKind>,
-    PathParams((customer_id, request_id)): PathParams<(String, String)>,
-    headers: HeaderMap,
-    FlinksJson(request): FlinksJson<DataRequest>,
-) -> Result<Response, ApiError> {
-    let endpoint = Endpoint::GetAccountsDetailAsync;
-    let reading = open_reading(
-        &state,
-        &host,
-        &customer_id,
-        &headers,
-        endpoint,
-        Some(&request_id),
-    )
-    .await?;
-    detail(&state, reading, &request, true).await
+accounts_endpoint! {
+    /// `GET|POST /GetAccountsSummaryAsync/{requestId}`: poll a summary.
+    get_accounts_summary_async: [method(get, post)] GetAccountsSummaryAsync, (String, String),
+    [("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("requestId" = String, Path, description = "The RequestId"),],
+    SummaryResponse, summary, polling: true
+}
+
+accounts_endpoint! {
+    /// `GET|POST /GetAccountsDetailAsync/{requestId}`: poll a detail; the body may repeat the
+    /// options of the first call.
+    get_accounts_detail_async: [method(get, post)] GetAccountsDetailAsync, (String, String),
+    [("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("requestId" = String, Path, description = "The RequestId"),],
+    DetailResponse, detail, polling: true
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -726,25 +729,11 @@ struct StatementsResponse {
         crate::error::ErrorResponses,
     ),
 )]
-pub async fn get_statements(
-    State(state): State<AppState>,
-    Extension(host): Extension<HostKind>,
-    PathParams(customer_id): PathParams<String>,
-    headers: HeaderMap,
-    FlinksJson(request): FlinksJson<DataRequest>,
-) -> Result<Response, ApiError> {
+pub async fn get_statements(call: DataCall<String>) -> Result<Response, ApiError> {
     use base64::Engine as _;
 
-    let endpoint = Endpoint::GetStatements;
-    let reading = open_reading(
-        &state,
-        &host,
-        &customer_id,
-        &headers,
-        endpoint,
-        request.request_id.as_deref(),
-    )
-    .await?;
+    let reading = call.open(Endpoint::GetStatements).await?;
+    let request = &call.request;
     let request_id = reading.session.request_id;
     let count: StatementCount = request
         .number_of_statements

@@ -5,13 +5,10 @@ pub mod authorize;
 pub mod delete_card;
 pub mod generate_authorize_token;
 
-use axum::extract::FromRequestParts;
-use axum::extract::rejection::PathRejection;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, Reason};
 use crate::state::AppState;
 
 /// The Flinks endpoints: each registration routes the handler on the path and methods its
@@ -29,19 +26,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::get_statements))
 }
 
-/// Path parameters, whose rejections also leave as the Flinks envelope.
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
-pub struct PathParams<T>(pub T);
-
-impl From<PathRejection> for ApiError {
-    fn from(rejection: PathRejection) -> Self {
-        ApiError::invalid_request(
-            Reason::PathInvalid,
-            format!("The path could not be read: {rejection}."),
-        )
-    }
-}
+pub use crate::body::PathParams;
 
 /// One entry of a `Links` array.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

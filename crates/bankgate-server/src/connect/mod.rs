@@ -146,17 +146,7 @@ pub async fn page(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    // An unreadable query string is treated as no parameters: the defaults apply.
-    let pairs = query.map(|Query(pairs)| pairs).unwrap_or_default();
-    let params = Params::parse(&pairs);
-    let instance = match instance_of(&state, &host, &pairs) {
-        Ok(instance) => instance,
-        Err(response) => return *response,
-    };
-    match open(&state, &instance, &headers, &pairs, params.clone(), None).await {
-        Ok(response) => response,
-        Err(error) => failure_page(&params, error),
-    }
+    open_page(&state, &host, &headers, query, None).await
 }
 
 /// GET `/v2/Credential/{institution}/`: the page opened at one institution's login, as
@@ -168,14 +158,25 @@ pub async fn page_at_institution(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
+    open_page(&state, &host, &headers, query, Some(&institution)).await
+}
+
+/// Opens the page, at institution `at` if given.
+async fn open_page(
+    state: &AppState,
+    host: &HostKind,
+    headers: &HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    at: Option<&str>,
+) -> Response {
+    // An unreadable query string is treated as no parameters: the defaults apply.
     let pairs = query.map(|Query(pairs)| pairs).unwrap_or_default();
     let params = Params::parse(&pairs);
-    let instance = match instance_of(&state, &host, &pairs) {
+    let instance = match instance_of(state, host, &pairs) {
         Ok(instance) => instance,
         Err(response) => return *response,
     };
-    let at = Some(institution.as_str());
-    match open(&state, &instance, &headers, &pairs, params.clone(), at).await {
+    match open(state, &instance, headers, &pairs, params.clone(), at).await {
         Ok(response) => response,
         Err(error) => failure_page(&params, error),
     }

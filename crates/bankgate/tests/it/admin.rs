@@ -646,3 +646,12 @@ async fn customers_of_a_missing_instance_are_a_404_as_creating_one_is() {
     let toolbox = admin.get("/admin/customers?instance=toolbox").await;
     assert_eq!(toolbox.status, StatusCode::OK, "{:#}", toolbox.json);
 }
+
+#[tokio::test]
+async fn an_unreadable_path_gets_the_envelope() {
+    let admin = Admin::new().await;
+    admin
+        .get("/admin/instances/%FF")
+        .await
+        .assert_error(400, "INVALID_REQUEST", "path_invalid");
+}

@@ -37,10 +37,10 @@ use crate::state::AppState;
 
 const ENDPOINT: Endpoint = Endpoint::Authorize;
 
-/// The /Authorize body as clients send it (keys match in any case, see [`body::parse`];
-/// booleans may be strings). Which fields count depends on the mode: `LoginId` +
-/// `MostRecentCached` (cached), `Institution` + `Username` + `Password` (live), `LoginId` alone
-/// (live refresh), `RequestId` + `SecurityResponses` (an MFA answer).
+/// The /Authorize body as clients send it (keys match in any case; booleans may be strings).
+/// Which fields count depends on the mode: `LoginId` + `MostRecentCached` (cached),
+/// `Institution` + `Username` + `Password` (live), `LoginId` alone (live refresh), `RequestId` +
+/// `SecurityResponses` (an MFA answer).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 #[schema(as = AuthorizeBody)]
