@@ -59,19 +59,25 @@ fn the_public_document_lists_every_endpoint_and_only_those() {
         .map(String::as_str)
         .collect();
     paths.sort_unstable();
-    let mut expected = vec![
+    // The endpoints as declared once in the server (name, path, credential).
+    let mut expected: Vec<&str> = bankgate_server::Endpoint::ALL
+        .iter()
+        .map(|endpoint| endpoint.path())
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(paths, expected);
+    for path in [
         GAT,
         AUTHORIZE,
         SUMMARY,
         DETAIL,
-        "/v3/{customerId}/BankingServices/GetAccountsSummaryAsync/{requestId}",
         DETAIL_ASYNC,
         STATEMENTS,
         DELETE_CARD,
-    ];
-    expected.sort_unstable();
-    assert_eq!(paths, expected);
-    // Both methods of the Async polls (decisions §4).
+    ] {
+        assert!(paths.contains(&path), "{path}");
+    }
+    // Both methods of the Async polls.
     for method in ["get", "post"] {
         assert!(doc["paths"][DETAIL_ASYNC][method].is_object(), "{method}");
     }
@@ -455,20 +461,6 @@ async fn assert_router_matches_document(
 #[tokio::test]
 async fn every_documented_flinks_operation_has_a_handler_and_nothing_else_does() {
     let doc = document(public_openapi());
-    // One documented path per declared endpoint, and the reverse.
-    let mut documented: Vec<&str> = doc["paths"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    documented.sort_unstable();
-    let mut declared: Vec<&str> = bankgate_server::Endpoint::ALL
-        .iter()
-        .map(|endpoint| endpoint.path())
-        .collect();
-    declared.sort_unstable();
-    assert_eq!(documented, declared);
     let app = TestApp::new().await;
     let generic = [
         "unknown_path",
