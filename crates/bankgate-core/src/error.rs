@@ -3,8 +3,8 @@
 use crate::clock::Timestamp;
 use crate::ids::InstanceName;
 
-/// The exact cause of a refused API request. Each has a stable snake_case `reason()`, which the
-/// server sends as `Reason` beside the Flinks envelope.
+/// The exact cause of a refused API request. The server names each with its `Reason` beside the
+/// Flinks envelope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("no secret key in flinks-auth-key")]
@@ -48,32 +48,6 @@ pub enum Refusal {
     RequestIdUnknown { request_id: String },
     #[error("the RequestId expired")]
     RequestIdExpired { request_id: String, at: Timestamp },
-}
-
-impl Refusal {
-    /// The stable code clients and tests can match on.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::AuthKeyMissing => "auth_key_missing",
-            Self::AuthKeyInvalid => "auth_key_invalid",
-            Self::TokenGivenAsAuthKey => "token_given_as_auth_key",
-            Self::ApiKeyGivenAsAuthKey => "api_key_given_as_auth_key",
-            Self::AuthKeyGivenAsApiKey => "auth_key_given_as_api_key",
-            Self::AuthorizeTokenMissing => "authorize_token_missing",
-            Self::AuthorizeTokenInvalid => "authorize_token_invalid",
-            Self::AuthorizeTokenUsed { .. } => "authorize_token_used",
-            Self::AuthorizeTokenExpired { .. } => "authorize_token_expired",
-            Self::AuthKeyGivenAsToken => "auth_key_given_as_token",
-            Self::WrongAuthHeader { .. } => "wrong_auth_header",
-            Self::WrongEnvironment { .. } => "wrong_environment",
-            Self::CustomerNotFound => "customer_not_found",
-            Self::LoginNotFound => "login_not_found",
-            Self::ApiKeyMissing => "api_key_missing",
-            Self::ApiKeyInvalid => "api_key_invalid",
-            Self::RequestIdUnknown { .. } => "request_id_unknown",
-            Self::RequestIdExpired { .. } => "request_id_expired",
-        }
-    }
 }
 
 /// Everything that can go wrong in bankgate's domain operations.

@@ -92,8 +92,9 @@ pub async fn resolve_tenant(
 }
 
 /// The refusal for a credential or customerId that belongs to `other`, not to the instance
-/// addressed. Hints may name an instance only on a sandbox, and only a sandbox's (decisions
-/// §3): anything involving a production instance gets the plain `otherwise`.
+/// addressed. Hints may name an instance only on a sandbox, and only a sandbox's
+/// (`docs/flinks-wire.md`, "Error envelope"): anything involving a production instance gets the
+/// plain `otherwise`.
 pub fn other_instance(
     addressed: InstanceKind,
     other: &InstanceName,

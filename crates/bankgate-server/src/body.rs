@@ -1,15 +1,29 @@
-//! Request bodies as Flinks clients really send them (decisions §4): keys in any case, booleans
-//! as JSON booleans or strings, no `Content-Type`, or no body at all.
+//! Request bodies as Flinks clients really send them (`docs/flinks-wire.md`, "Request parsing"):
+//! keys in any case, booleans as JSON booleans or strings, no `Content-Type`, or no body at all.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer};
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, FlinksCode, Reason};
+
+/// Path parameters, whose rejections also leave as the envelope.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct PathParams<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::invalid_request(
+            Reason::PathInvalid,
+            format!("The path could not be read: {rejection}."),
+        )
+    }
+}
 
 /// The largest body bankgate reads.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -30,7 +44,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
-/// A JSON body parsed leniently into `T` (whose field names must be lowercase).
+/// A JSON body parsed leniently into `T` (see [`parse`]).
 pub struct FlinksJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for FlinksJson<T> {
@@ -46,7 +60,10 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         too_large_error()
     } else {
-        ApiError::invalid_request("body_unreadable", "The request body could not be read.")
+        ApiError::invalid_request(
+            Reason::BodyUnreadable,
+            "The request body could not be read.",
+        )
     }
 }
 
@@ -62,7 +79,10 @@ pub async fn read(body: axum::body::Body) -> Result<Bytes, ApiError> {
             if too_large {
                 too_large_error()
             } else {
-                ApiError::invalid_request("body_unreadable", "The request body could not be read.")
+                ApiError::invalid_request(
+                    Reason::BodyUnreadable,
+                    "The request body could not be read.",
+                )
             }
         })
 }
@@ -70,43 +90,98 @@ pub async fn read(body: axum::body::Body) -> Result<Bytes, ApiError> {
 fn too_large_error() -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "INVALID_REQUEST",
+        FlinksCode::InvalidRequest,
         "The request is invalid",
-        "body_too_large",
+        Reason::BodyTooLarge,
         format!("Request bodies are limited to {} KiB.", BODY_LIMIT / 1024),
     )
 }
 
-/// Parses a body: empty means `{}`; top-level keys match case-insensitively; unknown keys are
-/// ignored by `T`.
+/// Parses a body: empty means `{}`; top-level keys match `T`'s field names whatever their
+/// case; unknown keys are ignored by `T`.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Map::new())
     } else {
         serde_json::from_slice::<Value>(bytes).map_err(|error| {
             ApiError::invalid_request(
-                "body_not_json",
+                Reason::BodyNotJson,
                 format!("The body is not valid JSON ({error}); send a JSON object."),
             )
         })?
     };
     let Value::Object(fields) = value else {
         return Err(ApiError::invalid_request(
-            "body_not_object",
+            Reason::BodyNotObject,
             "The body must be a JSON object.",
         ));
     };
     // Only the top level: nested keys (MFA prompts) are data and keep their case.
-    let lowered: Map<String, Value> = fields
+    let names = field_names::<T>();
+    let renamed: Map<String, Value> = fields
         .into_iter()
-        .map(|(key, value)| (key.to_ascii_lowercase(), value))
+        .map(|(key, value)| {
+            let declared = names.iter().find(|name| name.eq_ignore_ascii_case(&key));
+            (declared.map_or(key, |name| (*name).to_owned()), value)
+        })
         .collect();
-    serde_json::from_value(Value::Object(lowered)).map_err(|error| {
+    serde_json::from_value(Value::Object(renamed)).map_err(|error| {
         ApiError::invalid_request(
-            "body_invalid",
+            Reason::BodyInvalid,
             format!("The body has a field of the wrong type: {error}."),
         )
     })
+}
+
+/// The field names a struct deserializes, as serde declares them (after its renames): asked of
+/// `T` by a deserializer that records them and stops.
+fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Names(Option<&'static [&'static str]>);
+
+    #[derive(Debug)]
+    struct Stop;
+
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("field names read")
+        }
+    }
+
+    impl std::error::Error for Stop {}
+
+    impl de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+
+    impl<'de> Deserializer<'de> for &mut Names {
+        type Error = Stop;
+
+        fn deserialize_any<V: de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+
+        fn deserialize_struct<V: de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0 = Some(fields);
+            Err(Stop)
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    let mut names = Names(None);
+    let _ = T::deserialize(&mut names);
+    names.0.unwrap_or(&[])
 }
 
 /// A boolean sent as `true`, `"true"`, `"True"`…; `null` counts as absent.
@@ -179,20 +254,23 @@ mod tests {
 
     #[test]
     fn bad_bodies_name_their_problem() {
-        assert_eq!(parse::<Sample>(b"{").unwrap_err().reason, "body_not_json");
+        assert_eq!(
+            parse::<Sample>(b"{").unwrap_err().reason,
+            Reason::BodyNotJson
+        );
         assert_eq!(
             parse::<Sample>(b"[1]").unwrap_err().reason,
-            "body_not_object"
+            Reason::BodyNotObject
         );
         assert_eq!(
             parse::<Sample>(br#"{"loginid":5}"#).unwrap_err().reason,
-            "body_invalid"
+            Reason::BodyInvalid
         );
         assert_eq!(
             parse::<Sample>(br#"{"mostrecentcached":"yes"}"#)
                 .unwrap_err()
                 .reason,
-            "body_invalid"
+            Reason::BodyInvalid
         );
         assert_eq!(
             parse::<Sample>(br#"{"mostrecentcached":1}"#)

@@ -1,92 +1,262 @@
-//! The one API error type: every refusal leaves bankgate as the Flinks error envelope, plus the
-//! `Reason` and `Hint` fields bankgate adds (decisions §3).
+//! The one API error type, and the only place outcomes become the Flinks error envelope
+//! (status, FlinksCode, Message) plus the `Reason` and `Hint` bankgate adds (see
+//! `docs/flinks-wire.md`, "Error envelope").
+
+use std::fmt;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bankgate_core::{DomainError, Refusal, RequestId};
 use serde::Serialize;
 
-/// Which endpoint refused: decides the FlinksCode and Message of the credential refusals that
-/// "answer as the endpoint" does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    GenerateAuthorizeToken,
-    Authorize,
-    DeleteCard,
-    GetAccountsSummary,
-    GetAccountsSummaryAsync,
-    GetAccountsDetail,
-    GetAccountsDetailAsync,
-    GetStatements,
+pub use crate::endpoint::Endpoint;
+
+/// Declares a closed set of wire names: the enum, its wire spelling (in one place), and `ALL`.
+macro_rules! wire_names {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $wire:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant,)+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$(Self::$variant,)+];
+
+            /// The spelling on the wire.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $wire,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_names! {
+    /// The Flinks error codes bankgate answers with (and the two of a 202).
+    FlinksCode {
+        Unauthorized = "UNAUTHORIZED",
+        AccessDenied = "ACCESS_DENIED",
+        InvalidLogin = "INVALID_LOGIN",
+        InvalidRequest = "INVALID_REQUEST",
+        SessionNonexistent = "SESSION_NONEXISTENT",
+        TooManyRequests = "TOO_MANY_REQUESTS",
+        RetryLater = "RETRY_LATER",
+        AggregationError = "AGGREGATION_ERROR",
+        DisabledLogin = "DISABLED_LOGIN",
+        UnknownChallengeKey = "UNKNOWN_CHALLENGE_KEY",
+        SecurityResponsesIncomplete = "SECURITYRESPONSES_INCOMPLETE",
+        InvalidSecurityResponse = "INVALID_SECURITY_RESPONSE",
+        OperationDispatched = "OPERATION_DISPATCHED",
+        OperationPending = "OPERATION_PENDING",
+    }
+}
+
+wire_names! {
+    /// bankgate's stable snake_case name of the exact cause of a refusal, sent as `Reason`.
+    Reason {
+        // Credentials and customers (one per `Refusal`).
+        AuthKeyMissing = "auth_key_missing",
+        AuthKeyInvalid = "auth_key_invalid",
+        TokenGivenAsAuthKey = "token_given_as_auth_key",
+        ApiKeyGivenAsAuthKey = "api_key_given_as_auth_key",
+        AuthKeyGivenAsApiKey = "auth_key_given_as_api_key",
+        AuthorizeTokenMissing = "authorize_token_missing",
+        AuthorizeTokenInvalid = "authorize_token_invalid",
+        AuthorizeTokenUsed = "authorize_token_used",
+        AuthorizeTokenExpired = "authorize_token_expired",
+        AuthKeyGivenAsToken = "auth_key_given_as_token",
+        WrongAuthHeader = "wrong_auth_header",
+        WrongEnvironment = "wrong_environment",
+        CustomerNotFound = "customer_not_found",
+        LoginNotFound = "login_not_found",
+        ApiKeyMissing = "api_key_missing",
+        ApiKeyInvalid = "api_key_invalid",
+        RequestIdUnknown = "request_id_unknown",
+        RequestIdExpired = "request_id_expired",
+        RateLimited = "rate_limited",
+        // Hosts and paths.
+        HostWrongShape = "host_wrong_shape",
+        ApiOnIframeHost = "api_on_iframe_host",
+        ConnectOnIframeHost = "connect_on_iframe_host",
+        EmptyPathSegment = "empty_path_segment",
+        PathWrongShape = "path_wrong_shape",
+        PathInvalid = "path_invalid",
+        UnknownPath = "unknown_path",
+        UnknownEndpoint = "unknown_endpoint",
+        MethodNotAllowed = "method_not_allowed",
+        // Bodies and fields.
+        BodyUnreadable = "body_unreadable",
+        BodyTooLarge = "body_too_large",
+        BodyNotJson = "body_not_json",
+        BodyNotObject = "body_not_object",
+        BodyInvalid = "body_invalid",
+        LoginIdMissing = "login_id_missing",
+        CredentialsMissing = "credentials_missing",
+        LanguageInvalid = "language_invalid",
+        InstitutionUnknown = "institution_unknown",
+        RequestIdMissing = "request_id_missing",
+        AccountUnknown = "account_unknown",
+        DaysOfTransactionsInvalid = "days_of_transactions_invalid",
+        NumberOfStatementsInvalid = "number_of_statements_invalid",
+        Months12NeedsOneAccount = "months12_needs_one_account",
+        // The (sandbox) bank.
+        BankCredentialsInvalid = "bank_credentials_invalid",
+        LoginDisabled = "login_disabled",
+        InstitutionUnavailable = "institution_unavailable",
+        UnknownChallengeKey = "unknown_challenge_key",
+        SecurityResponsesIncomplete = "security_responses_incomplete",
+        SecurityResponseInvalid = "security_response_invalid",
+        SessionNotAuthorized = "session_not_authorized",
+        // The admin API.
+        AdminDisabled = "admin_disabled",
+        AdminTokenMissing = "admin_token_missing",
+        AdminTokenInvalid = "admin_token_invalid",
+        AdminRouteUnknown = "admin_route_unknown",
+        InstanceNameInvalid = "instance_name_invalid",
+        CustomerIdInvalid = "customer_id_invalid",
+        LoginIdInvalid = "login_id_invalid",
+        TokenUnknown = "token_unknown",
+        QueryInvalid = "query_invalid",
+        // Domain and store outcomes.
+        InvalidInput = "invalid_input",
+        NotFound = "not_found",
+        Conflict = "conflict",
+        StoreUnavailable = "store_unavailable",
+        InternalError = "internal_error",
+    }
+}
+
+impl From<&Refusal> for Reason {
+    fn from(refusal: &Refusal) -> Self {
+        match refusal {
+            Refusal::AuthKeyMissing => Self::AuthKeyMissing,
+            Refusal::AuthKeyInvalid => Self::AuthKeyInvalid,
+            Refusal::TokenGivenAsAuthKey => Self::TokenGivenAsAuthKey,
+            Refusal::ApiKeyGivenAsAuthKey => Self::ApiKeyGivenAsAuthKey,
+            Refusal::AuthKeyGivenAsApiKey => Self::AuthKeyGivenAsApiKey,
+            Refusal::AuthorizeTokenMissing => Self::AuthorizeTokenMissing,
+            Refusal::AuthorizeTokenInvalid => Self::AuthorizeTokenInvalid,
+            Refusal::AuthorizeTokenUsed { .. } => Self::AuthorizeTokenUsed,
+            Refusal::AuthorizeTokenExpired { .. } => Self::AuthorizeTokenExpired,
+            Refusal::AuthKeyGivenAsToken => Self::AuthKeyGivenAsToken,
+            Refusal::WrongAuthHeader { .. } => Self::WrongAuthHeader,
+            Refusal::WrongEnvironment { .. } => Self::WrongEnvironment,
+            Refusal::CustomerNotFound => Self::CustomerNotFound,
+            Refusal::LoginNotFound => Self::LoginNotFound,
+            Refusal::ApiKeyMissing => Self::ApiKeyMissing,
+            Refusal::ApiKeyInvalid => Self::ApiKeyInvalid,
+            Refusal::RequestIdUnknown { .. } => Self::RequestIdUnknown,
+            Refusal::RequestIdExpired { .. } => Self::RequestIdExpired,
+        }
+    }
+}
+
+/// What the (sandbox) bank, or the state of its exchange, said no with: always a 401.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BankRefusal {
+    /// Wrong username or password.
+    CredentialsInvalid,
+    /// The scripted `test_disabled_account` user.
+    LoginDisabled,
+    /// The scripted `test_service_unavailable` user.
+    InstitutionUnavailable,
+    /// Answers keyed by prompts that were not asked; `expected` are the prompts, quoted.
+    UnknownChallengeKey { expected: Vec<String> },
+    /// Some prompts unanswered.
+    ResponsesIncomplete,
+    /// A wrong answer (ends the RequestId).
+    ResponseInvalid,
+    /// The RequestId still waits for MFA answers.
+    SessionNotAuthorized,
+}
+
+impl From<BankRefusal> for ApiError {
+    fn from(refusal: BankRefusal) -> Self {
+        use FlinksCode as Code;
+        let (code, message, reason, hint) = match refusal {
+            BankRefusal::CredentialsInvalid => (
+                Code::InvalidLogin,
+                "The card number (username) or password provided is invalid",
+                Reason::BankCredentialsInvalid,
+                "The username or password is wrong for this institution (sandbox password: \
+                 Everyday)."
+                    .to_owned(),
+            ),
+            BankRefusal::LoginDisabled => (
+                Code::DisabledLogin,
+                "The account has been disabled by the financial institution",
+                Reason::LoginDisabled,
+                "This sandbox user (test_disabled_account) always gets DISABLED_LOGIN.".to_owned(),
+            ),
+            BankRefusal::InstitutionUnavailable => (
+                Code::RetryLater,
+                "The financial institution could not be reached, retry later",
+                Reason::InstitutionUnavailable,
+                "This sandbox user (test_service_unavailable) always gets RETRY_LATER.".to_owned(),
+            ),
+            BankRefusal::UnknownChallengeKey { expected } => (
+                Code::UnknownChallengeKey,
+                "The security response does not answer the challenge that was asked",
+                Reason::UnknownChallengeKey,
+                format!(
+                    "SecurityResponses must be keyed by the exact prompt text; expected {}.",
+                    expected.join(" and ")
+                ),
+            ),
+            BankRefusal::ResponsesIncomplete => (
+                Code::SecurityResponsesIncomplete,
+                "Not all security challenges were answered",
+                Reason::SecurityResponsesIncomplete,
+                "Answer every prompt of the SecurityChallenges in one call.".to_owned(),
+            ),
+            BankRefusal::ResponseInvalid => (
+                Code::InvalidSecurityResponse,
+                "The security response provided is invalid",
+                Reason::SecurityResponseInvalid,
+                "The answer was wrong; start again with a new authorize token.".to_owned(),
+            ),
+            BankRefusal::SessionNotAuthorized => (
+                Code::Unauthorized,
+                "The card is not authorized yet",
+                Reason::SessionNotAuthorized,
+                "This RequestId is waiting for MFA answers; finish /Authorize first.".to_owned(),
+            ),
+        };
+        Self::new(StatusCode::UNAUTHORIZED, code, message, reason, hint)
+    }
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 8] = [
-        Self::GenerateAuthorizeToken,
-        Self::Authorize,
-        Self::DeleteCard,
-        Self::GetAccountsSummary,
-        Self::GetAccountsSummaryAsync,
-        Self::GetAccountsDetail,
-        Self::GetAccountsDetailAsync,
-        Self::GetStatements,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::GenerateAuthorizeToken => "GenerateAuthorizeToken",
-            Self::Authorize => "Authorize",
-            Self::DeleteCard => "DeleteCard",
-            Self::GetAccountsSummary => "GetAccountsSummary",
-            Self::GetAccountsSummaryAsync => "GetAccountsSummaryAsync",
-            Self::GetAccountsDetail => "GetAccountsDetail",
-            Self::GetAccountsDetailAsync => "GetAccountsDetailAsync",
-            Self::GetStatements => "GetStatements",
-        }
-    }
-
-    /// How the endpoint is called, for hints.
-    pub fn usage(self) -> &'static str {
-        match self {
-            Self::GenerateAuthorizeToken => {
-                "POST /v3/{customerId}/BankingServices/GenerateAuthorizeToken"
-            }
-            Self::Authorize => "POST /v3/{customerId}/BankingServices/Authorize",
-            Self::DeleteCard => "DELETE /v3/{customerId}/BankingServices/DeleteCard/{loginId}",
-            Self::GetAccountsSummary => "POST /v3/{customerId}/BankingServices/GetAccountsSummary",
-            Self::GetAccountsSummaryAsync => {
-                "GET or POST /v3/{customerId}/BankingServices/GetAccountsSummaryAsync/{requestId}"
-            }
-            Self::GetAccountsDetail => "POST /v3/{customerId}/BankingServices/GetAccountsDetail",
-            Self::GetAccountsDetailAsync => {
-                "GET or POST /v3/{customerId}/BankingServices/GetAccountsDetailAsync/{requestId}"
-            }
-            Self::GetStatements => "POST /v3/{customerId}/BankingServices/GetStatements",
-        }
-    }
-
-    /// The header this endpoint reads its credential from.
-    pub fn credential_header(self) -> &'static str {
-        match self {
-            Self::GenerateAuthorizeToken | Self::Authorize => "flinks-auth-key",
-            _ => "x-api-key",
-        }
-    }
-
-    fn credential_name(self) -> &'static str {
-        match self {
-            Self::GenerateAuthorizeToken => "the secret key",
-            Self::Authorize => "an authorize token",
-            _ => "the x-api-key",
-        }
-    }
-
     /// FlinksCode and Message of this endpoint's 401 for a bad credential.
-    fn unauthorized(self) -> (&'static str, &'static str) {
+    fn unauthorized(self) -> (FlinksCode, &'static str) {
         match self {
-            Self::GenerateAuthorizeToken => ("UNAUTHORIZED", "You must provide a valid auth key"),
-            Self::Authorize => ("ACCESS_DENIED", "You must provide a valid authorize token"),
-            _ => ("UNAUTHORIZED", "You must provide a valid x-api-key"),
+            Self::GenerateAuthorizeToken => (
+                FlinksCode::Unauthorized,
+                "You must provide a valid auth key",
+            ),
+            Self::Authorize => (
+                FlinksCode::AccessDenied,
+                "You must provide a valid authorize token",
+            ),
+            _ => (
+                FlinksCode::Unauthorized,
+                "You must provide a valid x-api-key",
+            ),
         }
     }
 }
@@ -95,9 +265,9 @@ impl Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub flinks_code: &'static str,
+    pub flinks_code: FlinksCode,
     pub message: String,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub hint: String,
     pub request_id: Option<RequestId>,
     pub retry_after_secs: Option<u64>,
@@ -111,7 +281,8 @@ pub struct Envelope<'a> {
     /// Equals the HTTP status.
     http_status_code: u16,
     /// The Flinks error code (`UNAUTHORIZED`, `INVALID_LOGIN`, `SESSION_NONEXISTENT`, ...).
-    flinks_code: &'a str,
+    #[schema(value_type = String)]
+    flinks_code: FlinksCode,
     message: &'a str,
     /// Always empty on errors.
     #[schema(value_type = Vec<Object>)]
@@ -121,7 +292,8 @@ pub struct Envelope<'a> {
     #[schema(value_type = Option<String>, format = Uuid)]
     request_id: Option<&'a RequestId>,
     /// bankgate's stable snake_case name of the exact cause; clients may ignore it.
-    reason: &'a str,
+    #[schema(value_type = String)]
+    reason: Reason,
     /// One sentence a person can act on; clients may ignore it.
     hint: &'a str,
 }
@@ -155,9 +327,9 @@ pub enum ErrorResponses<'a> {
 impl ApiError {
     pub fn new(
         status: StatusCode,
-        flinks_code: &'static str,
+        flinks_code: FlinksCode,
         message: impl Into<String>,
-        reason: &'static str,
+        reason: Reason,
         hint: impl Into<String>,
     ) -> Self {
         Self {
@@ -177,11 +349,11 @@ impl ApiError {
     }
 
     /// 400 `INVALID_REQUEST`: the body or a parameter cannot be used.
-    pub fn invalid_request(reason: &'static str, hint: impl Into<String>) -> Self {
+    pub fn invalid_request(reason: Reason, hint: impl Into<String>) -> Self {
         let hint = hint.into();
         Self::new(
             StatusCode::BAD_REQUEST,
-            "INVALID_REQUEST",
+            FlinksCode::InvalidRequest,
             "The request is invalid",
             reason,
             hint,
@@ -190,24 +362,14 @@ impl ApiError {
 
     /// 404 for paths and hosts bankgate does not serve. The FlinksCode is a documented one
     /// (clients map codes to error types; an invented code would surprise them).
-    pub fn not_found(reason: &'static str, hint: impl Into<String>) -> Self {
+    pub fn not_found(reason: Reason, hint: impl Into<String>) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "INVALID_REQUEST",
+            FlinksCode::InvalidRequest,
             "The requested resource was not found",
             reason,
             hint,
         )
-    }
-
-    /// A 401 the (sandbox) bank gives: wrong credentials, disabled account, MFA problems.
-    pub fn bank(
-        flinks_code: &'static str,
-        message: &'static str,
-        reason: &'static str,
-        hint: impl Into<String>,
-    ) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, flinks_code, message, reason, hint)
     }
 
     /// 401 `TOO_MANY_REQUESTS` with `Retry-After`.
@@ -215,9 +377,9 @@ impl ApiError {
         let secs = retry_after.as_secs().max(1);
         let mut error = Self::new(
             StatusCode::UNAUTHORIZED,
-            "TOO_MANY_REQUESTS",
+            FlinksCode::TooManyRequests,
             "Too many requests, retry later",
-            "rate_limited",
+            Reason::RateLimited,
             format!("Too many failed attempts; retry after {secs} seconds."),
         );
         error.retry_after_secs = Some(secs);
@@ -228,9 +390,9 @@ impl ApiError {
     pub fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "RETRY_LATER",
+            FlinksCode::RetryLater,
             "The service is temporarily unavailable, retry later",
-            "store_unavailable",
+            Reason::StoreUnavailable,
             "bankgate could not reach its database; retry in a moment.",
         )
     }
@@ -244,7 +406,7 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
                 code,
                 message,
-                refusal.reason(),
+                Reason::from(refusal),
                 hint,
             )
         };
@@ -252,7 +414,7 @@ impl ApiError {
             Refusal::AuthKeyMissing | Refusal::AuthorizeTokenMissing | Refusal::ApiKeyMissing => {
                 unauthorized(format!(
                     "Send {} in the `{}` header.",
-                    endpoint.credential_name(),
+                    endpoint.credential().described(),
                     endpoint.credential_header()
                 ))
             }
@@ -320,34 +482,34 @@ impl ApiError {
             Refusal::LoginNotFound => match endpoint {
                 Endpoint::DeleteCard => Self::new(
                     StatusCode::BAD_REQUEST,
-                    "INVALID_LOGIN",
+                    FlinksCode::InvalidLogin,
                     "Invalid LoginId",
-                    refusal.reason(),
+                    Reason::from(refusal),
                     "No LoginId with this value exists for this customerId (it may already be \
                      deleted).",
                 ),
                 _ => Self::new(
                     StatusCode::UNAUTHORIZED,
-                    "INVALID_LOGIN",
+                    FlinksCode::InvalidLogin,
                     "LoginId not found or invalid",
-                    refusal.reason(),
+                    Reason::from(refusal),
                     "No LoginId with this value exists for this customerId; it may have been \
                      deleted with /DeleteCard or belong to another customer.",
                 ),
             },
             Refusal::RequestIdUnknown { request_id } => Self::new(
                 StatusCode::BAD_REQUEST,
-                "SESSION_NONEXISTENT",
+                FlinksCode::SessionNonexistent,
                 format!("RequestId {request_id} is invalid or session has ended"),
-                refusal.reason(),
+                Reason::from(refusal),
                 "This RequestId was never issued to this customerId, or its session ended; use \
                  the RequestId of a recent /Authorize.",
             ),
             Refusal::RequestIdExpired { request_id, at } => Self::new(
                 StatusCode::BAD_REQUEST,
-                "SESSION_NONEXISTENT",
+                FlinksCode::SessionNonexistent,
                 format!("RequestId {request_id} is invalid or session has ended"),
-                refusal.reason(),
+                Reason::from(refusal),
                 format!(
                     "This RequestId expired at {}; call /Authorize again.",
                     at.to_rfc3339()
@@ -360,15 +522,15 @@ impl ApiError {
 impl From<DomainError> for ApiError {
     fn from(error: DomainError) -> Self {
         match error {
-            DomainError::Invalid(detail) => Self::invalid_request("invalid_input", detail),
+            DomainError::Invalid(detail) => Self::invalid_request(Reason::InvalidInput, detail),
             DomainError::NotFound { what, id } => {
-                Self::not_found("not_found", format!("{what} {id} does not exist."))
+                Self::not_found(Reason::NotFound, format!("{what} {id} does not exist."))
             }
             DomainError::Conflict(what) => Self::new(
                 StatusCode::CONFLICT,
-                "INVALID_REQUEST",
+                FlinksCode::InvalidRequest,
                 "The resource already exists",
-                "conflict",
+                Reason::Conflict,
                 format!("{what} already exists."),
             ),
             DomainError::Unavailable(detail) => {
@@ -390,9 +552,9 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
     tracing::error!(%detail, "handler panicked");
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "AGGREGATION_ERROR",
+        FlinksCode::AggregationError,
         "An unexpected error occurred",
-        "internal_error",
+        Reason::InternalError,
         "bankgate hit an internal error; the request was not completed. Retry, and report it if it persists.",
     )
     .into_response()
@@ -400,7 +562,7 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        tracing::Span::current().record("reason", self.reason);
+        tracing::Span::current().record("reason", self.reason.as_str());
         let envelope = Envelope {
             http_status_code: self.status.as_u16(),
             flinks_code: self.flinks_code,
@@ -411,9 +573,8 @@ impl IntoResponse for ApiError {
             hint: &self.hint,
         };
         let mut response = (self.status, axum::Json(envelope)).into_response();
-        response
-            .extensions_mut()
-            .insert(crate::metrics::OutcomeReason(self.reason));
+        // Left on the response for the layers outside (metrics count refusals by reason).
+        response.extensions_mut().insert(self.reason);
         if let Some(secs) = self.retry_after_secs
             && let Ok(value) = HeaderValue::from_str(&secs.to_string())
         {

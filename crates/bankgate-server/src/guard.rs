@@ -1,7 +1,7 @@
 //! Brute-force protection on the credential-taking endpoints (GenerateAuthorizeToken's secret
 //! key, live /Authorize's bank password). Handlers ask [`AttemptGuard::check`] before they look
-//! at a credential and report how it went; a refusal becomes the 401 `TOO_MANY_REQUESTS` of
-//! decisions §3, with `Retry-After`.
+//! at a credential and report how it went; a refusal becomes the 401 `TOO_MANY_REQUESTS`
+//! (`docs/flinks-wire.md`, "Error envelope"), with `Retry-After`.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;

@@ -1,4 +1,5 @@
-//! Which instance a request addresses, read from its `Host` (decisions §1).
+//! Which instance a request addresses, read from its `Host`: `{instance}-api.{domain}` for the
+//! API, `{instance}-iframe.{domain}` for the Connect page, any other name is a bare host.
 
 use std::net::IpAddr;
 

@@ -15,11 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::error::Endpoint;
-
-/// The `Reason` of an answer, left on the response by the error type for the metrics layer.
-#[derive(Debug, Clone, Copy)]
-pub struct OutcomeReason(pub &'static str);
+use crate::error::{Endpoint, Reason};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -149,7 +145,7 @@ impl Metrics {
         &self,
         endpoint: &'static str,
         status: u16,
-        reason: Option<&'static str>,
+        reason: Option<Reason>,
         took: Duration,
     ) {
         self.requests
@@ -162,20 +158,18 @@ impl Metrics {
             .get_or_create(&EndpointLabel { endpoint })
             .observe(took.as_secs_f64());
         match reason {
-            Some("rate_limited") => {
+            Some(Reason::RateLimited) => {
                 self.rate_limited
                     .get_or_create(&EndpointLabel { endpoint })
                     .inc();
             }
             // A token the store never saw (none sent, or a key sent as one): counted here; the
             // store reports the ones it judged.
-            Some(
-                reason @ ("authorize_token_missing"
-                | "auth_key_given_as_token"
-                | "api_key_given_as_token"),
-            ) => {
+            Some(reason @ (Reason::AuthorizeTokenMissing | Reason::AuthKeyGivenAsToken)) => {
                 self.tokens_refused
-                    .get_or_create(&ReasonLabel { reason })
+                    .get_or_create(&ReasonLabel {
+                        reason: reason.as_str(),
+                    })
                     .inc();
             }
             _ => {}
@@ -203,35 +197,21 @@ impl StoreObserver for Metrics {
                 self.tokens_consumed.inc();
                 return;
             }
-            TokenUse::Used { .. } => "authorize_token_used",
-            TokenUse::Expired { .. } => "authorize_token_expired",
-            TokenUse::OtherCustomer { .. } | TokenUse::Unknown => "authorize_token_invalid",
+            TokenUse::Used { .. } => Reason::AuthorizeTokenUsed,
+            TokenUse::Expired { .. } => Reason::AuthorizeTokenExpired,
+            TokenUse::OtherCustomer { .. } | TokenUse::Unknown => Reason::AuthorizeTokenInvalid,
         };
         self.tokens_refused
-            .get_or_create(&ReasonLabel { reason })
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
             .inc();
     }
 }
 
 /// The endpoint a path names, matched as routing does (case-insensitively).
 fn endpoint_label(path: &str) -> &'static str {
-    let mut segments = path.split('/').skip(1);
-    let (Some(version), Some(_), Some(services), Some(name)) = (
-        segments.next(),
-        segments.next(),
-        segments.next(),
-        segments.next(),
-    ) else {
-        return "other";
-    };
-    if version != "v3" || !services.eq_ignore_ascii_case("BankingServices") {
-        return "other";
-    }
-    Endpoint::ALL
-        .iter()
-        .map(|endpoint| endpoint.name())
-        .find(|known| known.eq_ignore_ascii_case(name))
-        .unwrap_or("other")
+    Endpoint::of_path(path).map_or("other", |(endpoint, _)| endpoint.name())
 }
 
 /// Middleware: counts and times every answer of the public API.
@@ -239,10 +219,7 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
     let endpoint = endpoint_label(request.uri().path());
     let started = Instant::now();
     let response = next.run(request).await;
-    let reason = response
-        .extensions()
-        .get::<OutcomeReason>()
-        .map(|OutcomeReason(reason)| *reason);
+    let reason = response.extensions().get::<Reason>().copied();
     metrics.answered(
         endpoint,
         response.status().as_u16(),
@@ -276,7 +253,7 @@ mod tests {
         metrics.answered(
             "Authorize",
             401,
-            Some("rate_limited"),
+            Some(Reason::RateLimited),
             Duration::from_millis(3),
         );
         metrics.token_presented(&TokenUse::Unknown);

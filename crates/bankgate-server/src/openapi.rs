@@ -1,82 +1,32 @@
-//! The OpenAPI 3 documents of the public Flinks API and of the admin API, generated from the
-//! handlers' annotations. Served at `/openapi.json` (public port) and `/openapi/public.json`,
-//! `/openapi/admin.json` (admin port).
+//! The OpenAPI 3 documents of the public Flinks API and of the admin API. Their paths come from
+//! the routers themselves (`api::routes`, `admin::routes`), so a documented route always has a
+//! handler and the reverse; this module adds what is not a route: titles, servers, the admin
+//! bearer scheme, and operationIds. Served at `/openapi.json` (public port) and
+//! `/openapi/public.json`, `/openapi/admin.json` (admin port).
 
-use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::openapi::server::Server;
+use utoipa::{Modify, OpenApi};
 
-/// The /Authorize body as clients send it (keys match in any case; booleans may be strings).
-/// Which fields count depends on the mode: `LoginId` + `MostRecentCached` (cached),
-/// `Institution` + `Username` + `Password` (live), `LoginId` alone (live refresh), `RequestId` +
-/// `SecurityResponses` (an MFA answer).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "PascalCase")]
-#[allow(dead_code)]
-pub struct AuthorizeBody {
-    #[schema(format = Uuid)]
-    login_id: Option<String>,
-    most_recent_cached: Option<bool>,
-    institution: Option<String>,
-    username: Option<String>,
-    password: Option<String>,
-    #[schema(format = Uuid)]
-    request_id: Option<String>,
-    /// Answers keyed by the exact prompt of the 203.
-    security_responses: Option<BTreeMap<String, Vec<String>>>,
-    save: Option<bool>,
-    /// `en` or `fr`.
-    #[schema(pattern = "^(en|fr)$")]
-    language: Option<String>,
-    tag: Option<String>,
-}
+use crate::endpoint::Endpoint;
 
-/// The body of the data endpoints (keys match in any case; booleans may be strings).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "PascalCase")]
-#[allow(dead_code)]
-pub struct DataBody {
-    #[schema(format = Uuid)]
-    request_id: Option<String>,
-    with_account_identity: Option<bool>,
-    /// Also spelled `WithKyc`.
-    #[serde(rename = "WithKYC")]
-    with_kyc: Option<bool>,
-    with_transactions: Option<bool>,
-    with_balance: Option<bool>,
-    accounts_filter: Option<Vec<String>>,
-    /// `Days90`, `Days360` or `Days365`.
-    #[schema(pattern = "^(Days90|Days360|Days365)$")]
-    days_of_transactions: Option<String>,
-    /// GetStatements: `MostRecent`, `Months3` or `Months12`.
-    #[schema(pattern = "^(MostRecent|Months3|Months12)$")]
-    number_of_statements: Option<String>,
-}
+/// Where the public API listens by default (`--listen`).
+const PUBLIC_SERVER: &str = "http://127.0.0.1:8080";
+/// Where the admin API listens by default (`--admin-listen`).
+const ADMIN_SERVER: &str = "http://127.0.0.1:8081";
 
 #[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "bankgate: the Flinks API",
-        description = "The Flinks authorization API as bankgate serves it. Every error is the \
-                       Flinks envelope, with bankgate's Reason and Hint.",
-    ),
-    paths(
-        crate::api::generate_authorize_token::generate_authorize_token,
-        crate::api::authorize::authorize,
-        crate::api::delete_card::delete_card,
-        crate::api::accounts::get_accounts_summary,
-        crate::api::accounts::get_accounts_detail,
-        crate::api::accounts::get_accounts_summary_async,
-        crate::api::accounts::get_accounts_detail_async,
-        crate::api::accounts::get_statements,
-    ),
-    components(schemas(AuthorizeBody, DataBody))
-)]
-struct PublicApi;
+#[openapi(info(
+    title = "bankgate: the Flinks API",
+    description = "The Flinks authorization API as bankgate serves it. Every error is the \
+                   Flinks envelope, with bankgate's Reason and Hint.",
+))]
+struct PublicInfo;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -85,33 +35,14 @@ struct PublicApi;
         description = "Operators' and test suites' surface, on the admin listener. /admin/ \
                        routes need `Authorization: Bearer <admin token>`.",
     ),
-    paths(
-        crate::admin::healthz,
-        crate::admin::readyz,
-        crate::admin::metrics,
-        crate::admin::list_instances,
-        crate::admin::create_instance,
-        crate::admin::get_instance,
-        crate::admin::reset_instance,
-        crate::admin::get_clock,
-        crate::admin::advance_clock,
-        crate::admin::reset_clock,
-        crate::admin::list_customers,
-        crate::admin::create_customer,
-        crate::admin::rotate_keys,
-        crate::admin::create_login,
-        crate::admin::get_login,
-        crate::admin::delete_login,
-        crate::admin::inspect_token,
-    ),
-    modifiers(&AdminToken),
+    modifiers(&AdminTokenScheme),
 )]
-struct AdminApi;
+struct AdminInfo;
 
 /// Declares the bearer scheme the `/admin/` routes use.
-struct AdminToken;
+struct AdminTokenScheme;
 
-impl Modify for AdminToken {
+impl Modify for AdminTokenScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
@@ -121,18 +52,131 @@ impl Modify for AdminToken {
     }
 }
 
+fn server(url: &str, description: &str) -> Server {
+    let mut server = Server::new(url);
+    server.description = Some(description.to_owned());
+    server
+}
+
+/// The operations of a path item, with their HTTP method, in a fixed order.
+fn operations(item: &mut PathItem) -> [(&'static str, &mut Option<Operation>); 4] {
+    [
+        ("GET", &mut item.get),
+        ("POST", &mut item.post),
+        ("PUT", &mut item.put),
+        ("DELETE", &mut item.delete),
+    ]
+}
+
+/// The HTTP methods a path item documents, in the order of [`operations`].
+fn methods(item: &PathItem) -> Vec<&'static str> {
+    [
+        ("GET", &item.get),
+        ("POST", &item.post),
+        ("PUT", &item.put),
+        ("DELETE", &item.delete),
+    ]
+    .into_iter()
+    .filter(|(_, operation)| operation.is_some())
+    .map(|(method, _)| method)
+    .collect()
+}
+
+/// Names each operation after its endpoint; the POST of an endpoint that also takes GET gets
+/// `Post` appended, so every operationId is unique (client generators need that).
+fn name_operations(doc: &mut utoipa::openapi::OpenApi) {
+    for endpoint in Endpoint::ALL {
+        let Some(item) = doc.paths.paths.get_mut(endpoint.path()) else {
+            continue;
+        };
+        let has_get = item.get.is_some();
+        for (method, operation) in operations(item) {
+            if let Some(operation) = operation {
+                let suffix = if method == "POST" && has_get {
+                    "Post"
+                } else {
+                    ""
+                };
+                operation.operation_id = Some(format!("{}{suffix}", endpoint.name()));
+            }
+        }
+    }
+}
+
+fn build_public() -> utoipa::openapi::OpenApi {
+    let mut doc = PublicInfo::openapi();
+    doc.merge(crate::api::routes().into_openapi());
+    name_operations(&mut doc);
+    doc.servers = Some(vec![server(
+        PUBLIC_SERVER,
+        "The default public listener (--listen)",
+    )]);
+    doc
+}
+
+fn build_admin() -> utoipa::openapi::OpenApi {
+    let mut doc = AdminInfo::openapi();
+    doc.merge(crate::admin::routes().into_openapi());
+    doc.servers = Some(vec![server(
+        ADMIN_SERVER,
+        "The default admin listener (--admin-listen)",
+    )]);
+    doc
+}
+
+fn public_doc() -> &'static utoipa::openapi::OpenApi {
+    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOC.get_or_init(build_public)
+}
+
+fn admin_doc() -> &'static utoipa::openapi::OpenApi {
+    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOC.get_or_init(build_admin)
+}
+
 pub fn public_openapi() -> utoipa::openapi::OpenApi {
-    PublicApi::openapi()
+    public_doc().clone()
 }
 
 pub fn admin_openapi() -> utoipa::openapi::OpenApi {
-    AdminApi::openapi()
+    admin_doc().clone()
+}
+
+/// The HTTP methods the document gives an endpoint (`["GET", "POST"]`), for hints.
+pub fn methods_of(endpoint: Endpoint) -> Vec<&'static str> {
+    public_doc()
+        .paths
+        .paths
+        .get(endpoint.path())
+        .map(methods)
+        .unwrap_or_default()
+}
+
+/// The methods the admin document gives the route `path` matches (`["GET", "POST"]`).
+pub fn admin_methods_at(path: &str) -> Vec<&'static str> {
+    let matches = |template: &str| {
+        let (mut want, mut have) = (template.split('/'), path.split('/'));
+        loop {
+            match (want.next(), have.next()) {
+                (None, None) => return true,
+                (Some(w), Some(h)) if w == h || (w.starts_with('{') && !h.is_empty()) => {}
+                _ => return false,
+            }
+        }
+    };
+    admin_doc()
+        .paths
+        .paths
+        .iter()
+        .find(|(template, _)| matches(template))
+        .map(|(_, item)| methods(item))
+        .unwrap_or_default()
 }
 
 pub async fn public_json() -> Response {
-    Json(public_openapi()).into_response()
+    Json(public_doc()).into_response()
 }
 
 pub async fn admin_json() -> Response {
-    Json(admin_openapi()).into_response()
+    Json(admin_doc()).into_response()
 }

@@ -177,6 +177,16 @@ impl Operator {
         &self,
         instance: Option<&InstanceName>,
     ) -> Result<Vec<Customer>, DomainError> {
+        // Filtering on an instance that does not exist is an error, as creating a customer
+        // there is, not an empty list that hides a typo.
+        if let Some(name) = instance
+            && self.store.instance(name).await?.is_none()
+        {
+            return Err(DomainError::NotFound {
+                what: "instance",
+                id: name.to_string(),
+            });
+        }
         self.store.list_customers(instance).await
     }
 

@@ -7,13 +7,23 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{ApiError, Endpoint};
+use crate::error::{ApiError, Endpoint, FlinksCode, Reason};
 use crate::host::{self, HostKind};
 
 const PATH_SHAPE: &str = "/v3/{customerId}/BankingServices/{Endpoint}";
 
 fn known_endpoints() -> String {
-    Endpoint::ALL.map(Endpoint::name).join(", ")
+    let names: Vec<&str> = Endpoint::ALL.iter().map(|e| e.name()).collect();
+    names.join(", ")
+}
+
+/// How an endpoint is called, for hints: its documented methods and path.
+fn usage(endpoint: Endpoint) -> String {
+    format!(
+        "{} {}",
+        crate::openapi::methods_of(endpoint).join(" or "),
+        endpoint.path()
+    )
 }
 
 /// Runs before routing (it wraps the router), so the router sees canonical paths.
@@ -28,7 +38,7 @@ pub async fn canonicalize(mut request: Request, next: Next) -> Response {
     match &host {
         HostKind::WrongShape(name) => {
             return ApiError::not_found(
-                "host_wrong_shape",
+                Reason::HostWrongShape,
                 format!(
                     "The host {name} is not an instance host: use {{instance}}-api.{{domain}} \
                      (for example toolbox-api.localhost) or a bare host such as localhost."
@@ -38,7 +48,7 @@ pub async fn canonicalize(mut request: Request, next: Next) -> Response {
         }
         HostKind::Iframe(instance) if !is_connect_path(request.uri().path()) => {
             return ApiError::not_found(
-                "api_on_iframe_host",
+                Reason::ApiOnIframeHost,
                 format!(
                     "{instance}-iframe hosts serve the Connect page (/v2/); the API is on \
                      {instance}-api hosts."
@@ -58,7 +68,7 @@ pub async fn canonicalize(mut request: Request, next: Next) -> Response {
     };
     if path != "/" && checked.split('/').skip(1).any(str::is_empty) {
         return ApiError::not_found(
-            "empty_path_segment",
+            Reason::EmptyPathSegment,
             format!(
                 "The path {path} has an empty segment (a doubled or trailing '/'); API paths \
                  look like {PATH_SHAPE}."
@@ -97,7 +107,7 @@ fn canonical_path(path: &str) -> Option<String> {
     {
         return None;
     }
-    let endpoint = endpoint_named(segments[3])?;
+    let endpoint = Endpoint::named(segments[3])?;
     let mut canonical = format!("/v3/{}/BankingServices/{}", segments[1], endpoint.name());
     for rest in &segments[4..] {
         canonical.push('/');
@@ -106,29 +116,13 @@ fn canonical_path(path: &str) -> Option<String> {
     Some(canonical)
 }
 
-fn endpoint_named(name: &str) -> Option<Endpoint> {
-    Endpoint::ALL
-        .into_iter()
-        .find(|e| e.name().eq_ignore_ascii_case(name))
-}
-
-/// The endpoint a (canonical) path names, if any.
-fn endpoint_of(path: &str) -> Option<(Endpoint, usize)> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    if segments.len() >= 4 && segments[0] == "v3" && segments[2] == "BankingServices" {
-        endpoint_named(segments[3]).map(|e| (e, segments.len() - 4))
-    } else {
-        None
-    }
-}
-
 /// No route matched.
 pub async fn not_found(uri: Uri) -> ApiError {
     let path = uri.path();
-    if let Some((endpoint, _)) = endpoint_of(path) {
+    if let Some((endpoint, _)) = Endpoint::of_path(path) {
         return ApiError::not_found(
-            "path_wrong_shape",
-            format!("{} is called as {}.", endpoint.name(), endpoint.usage()),
+            Reason::PathWrongShape,
+            format!("{} is called as {}.", endpoint.name(), usage(endpoint)),
         );
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -137,7 +131,7 @@ pub async fn not_found(uri: Uri) -> ApiError {
         && !segments[2].eq_ignore_ascii_case("BankingServices")
     {
         return ApiError::not_found(
-            "unknown_path",
+            Reason::UnknownPath,
             format!(
                 "The third segment of the path is {:?}; API paths look like {PATH_SHAPE}.",
                 segments[2]
@@ -146,7 +140,7 @@ pub async fn not_found(uri: Uri) -> ApiError {
     }
     if segments.len() >= 4 && segments[0].eq_ignore_ascii_case("v3") {
         return ApiError::not_found(
-            "unknown_endpoint",
+            Reason::UnknownEndpoint,
             format!(
                 "There is no endpoint {} here; the endpoints are: {}.",
                 segments[3],
@@ -155,7 +149,7 @@ pub async fn not_found(uri: Uri) -> ApiError {
         );
     }
     ApiError::not_found(
-        "unknown_path",
+        Reason::UnknownPath,
         format!(
             "API paths look like {PATH_SHAPE}; the endpoints are: {}.",
             known_endpoints()
@@ -165,15 +159,15 @@ pub async fn not_found(uri: Uri) -> ApiError {
 
 /// A route matched the path but not the method.
 pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    let hint = match endpoint_of(uri.path()) {
-        Some((endpoint, _)) => format!("{} is called as {}.", endpoint.name(), endpoint.usage()),
+    let hint = match Endpoint::of_path(uri.path()) {
+        Some((endpoint, _)) => format!("{} is called as {}.", endpoint.name(), usage(endpoint)),
         None => format!("{method} is not accepted here."),
     };
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "INVALID_REQUEST",
+        FlinksCode::InvalidRequest,
         "The requested method is not allowed",
-        "method_not_allowed",
+        Reason::MethodNotAllowed,
         hint,
     )
 }

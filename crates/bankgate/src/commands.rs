@@ -3,16 +3,16 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use bankgate_core::sandbox::SandboxBank;
 use bankgate_core::{Clock, SystemClock};
 use bankgate_server::admin::views::{
     ClockView, CreatedCustomerView, CustomerView, InstanceView, LoginView, ResetView,
     RotatedKeysView,
 };
-use bankgate_server::admin::{AdminToken, admin_app};
-use bankgate_server::guard::{FailureLimiter, LimitConfig};
+use bankgate_server::guard::LimitConfig;
 use bankgate_server::operator::{NewCustomer, Operator};
-use bankgate_server::{AppState, purge};
-use bankgate_store::ClockChange;
+use bankgate_server::{App, AppSettings};
+use bankgate_store::{ClockChange, Store};
 use serde_json::json;
 
 use crate::cli::{Cli, Command, CustomerCommand, InstanceCommand, LoginCommand};
@@ -23,28 +23,38 @@ use crate::open_store;
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     let store = open_store(&settings.database, settings.pg_settings()).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let state = AppState::new(store, clock);
-    let operator = state.operator();
+    let operator = Operator::new(store.clone(), clock.clone(), SandboxBank::builtin());
     if operator.seed_toolbox().await? {
         tracing::info!(database = %settings.database, "seeded the public toolbox instance");
     }
     let out = Output { json: cli.json };
     match cli.command {
-        Command::Serve(_) => serve(state, &settings).await,
+        Command::Serve(_) => serve(store, clock, &settings).await,
         Command::Instance(command) => instance(&operator, command, out).await,
         Command::Customer(command) => customer(&operator, command, out).await,
         Command::Login(command) => login(&operator, command, out).await,
     }
 }
 
-async fn serve(mut state: AppState, args: &Settings) -> anyhow::Result<()> {
-    let limits = LimitConfig {
-        max_failures_per_client: args.max_failures_per_client,
-        max_failures_per_target: args.max_failures_per_target,
-        window: args.failure_window,
-        lockout: args.failure_lockout,
-    };
-    state.guard = Arc::new(FailureLimiter::new(limits, state.clock.clone()));
+async fn serve(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    args: &Settings,
+) -> anyhow::Result<()> {
+    let app = App::build(
+        store,
+        AppSettings {
+            clock,
+            limits: LimitConfig {
+                max_failures_per_client: args.max_failures_per_client,
+                max_failures_per_target: args.max_failures_per_target,
+                window: args.failure_window,
+                lockout: args.failure_lockout,
+            },
+            admin_token: args.admin_token.clone(),
+            purge_interval: Some(args.purge_interval),
+        },
+    );
     // Handlers first: a signal sent as soon as the address is printed must already shut down
     // gracefully rather than kill the process.
     let signals = count_signals()?;
@@ -56,13 +66,6 @@ async fn serve(mut state: AppState, args: &Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (admin API)", args.admin_listen))?;
     let admin_address = admin_listener.local_addr()?;
-    let admin_token = args.admin_token.as_deref().map(AdminToken::new);
-    let purger = purge::spawn_purger(
-        state.store.clone(),
-        state.clock.clone(),
-        state.metrics.clone(),
-        args.purge_interval,
-    );
     // Printed, not only logged: scripts and tests read the address (port 0 picks one).
     {
         // A reader that stops after the first line (a script waiting for it) must not take
@@ -73,10 +76,10 @@ async fn serve(mut state: AppState, args: &Settings) -> anyhow::Result<()> {
         let _ = writeln!(stdout, "bankgate admin API on http://{admin_address}");
         let _ = stdout.flush();
     }
-    tracing::info!(%address, %admin_address, admin_api = admin_token.is_some(), "serving the Flinks API");
+    tracing::info!(%address, %admin_address, admin_api = args.admin_token.is_some(), "serving the Flinks API");
     let admin = tokio::spawn(bankgate_server::serve(
         admin_listener,
-        admin_app(state.clone(), admin_token),
+        app.admin.clone(),
         // The admin listener holds no client work worth finishing: it stops with the process.
         std::future::pending(),
     ));
@@ -102,10 +105,11 @@ async fn serve(mut state: AppState, args: &Settings) -> anyhow::Result<()> {
         }
     };
     tokio::select! {
-        served = bankgate_server::serve(listener, bankgate_server::app(state), graceful) => served?,
+        served = bankgate_server::serve(listener, app.api.clone(), graceful) => served?,
         () = forced => {}
     }
-    purger.abort();
+    // Dropping the app stops the purge.
+    drop(app);
     admin.abort();
     tracing::info!("stopped");
     Ok(())

@@ -6,23 +6,24 @@ pub mod views;
 
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, MatchedPath, Path, Query, Request, State};
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json};
 use bankgate_core::model::InstanceKind;
 use bankgate_core::{CustomerId, DomainError, InstanceName, LoginId};
 use bankgate_store::ClockChange;
 use serde::Deserialize;
-use serde_json::json;
+use serde::de::DeserializeOwned;
 use sha2::{Digest as _, Sha256};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::error::ApiError;
+use crate::body::PathParams;
+use crate::error::{ApiError, FlinksCode, Reason};
 use crate::operator::{NewCustomer, Operator};
 use crate::state::AppState;
 use views::{
@@ -46,79 +47,60 @@ impl std::fmt::Debug for AdminToken {
     }
 }
 
+/// What the admin handlers share.
 #[derive(Debug, Clone)]
-pub(crate) struct AdminState {
+pub struct AdminState {
     app: AppState,
     operator: Operator,
-    token: Option<AdminToken>,
 }
 
-/// The admin listener's service. Without a token, `/admin/` refuses every call.
-pub fn admin_app(app: AppState, token: Option<AdminToken>) -> Router {
-    let state = AdminState {
-        operator: app.operator(),
-        app,
-        token,
-    };
-    let admin = Router::new()
-        .route("/instances", get(list_instances).post(create_instance))
-        .route("/instances/{name}", get(get_instance))
-        .route("/instances/{name}/reset", post(reset_instance))
-        .route("/instances/{name}/clock", get(get_clock))
-        .route("/instances/{name}/clock/advance", post(advance_clock))
-        .route("/instances/{name}/clock/reset", post(reset_clock))
-        .route("/customers", get(list_customers).post(create_customer))
-        .route("/customers/{customer_id}/rotate-keys", post(rotate_keys))
-        .route("/customers/{customer_id}/logins", post(create_login))
-        .route(
-            "/customers/{customer_id}/logins/{login_id}",
-            get(get_login).delete(delete_login),
-        )
-        .route("/tokens/inspect", post(inspect_token))
-        .fallback(admin_not_found)
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            require_token,
-        ));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/openapi/public.json", get(crate::openapi::public_json))
-        .route("/openapi/admin.json", get(crate::openapi::admin_json))
-        .nest("/admin", admin)
-        .fallback(admin_not_found)
-        .with_state(state)
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request| {
-                    // The route template, not the path: paths carry customerIds and LoginIds.
-                    let route = request
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map_or("unmatched", MatchedPath::as_str)
-                        .to_owned();
-                    tracing::info_span!(
-                        "admin_request",
-                        method = %request.method(),
-                        route,
-                        reason = tracing::field::Empty,
-                    )
-                })
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
+impl AdminState {
+    pub fn new(app: AppState) -> Self {
+        Self {
+            operator: app.operator(),
+            app,
+        }
+    }
+}
+
+/// The admin token bankgate was started with (`None`: the admin API is off), as a request
+/// extension the token check reads.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminTokenSetting(pub Option<AdminToken>);
+
+/// The admin listener's documented routes: each registration routes the handler on the path and
+/// methods its `#[utoipa::path]` documents and adds it to the document. `/admin/` routes check
+/// the token (an [`AdminTokenSetting`] extension layered on by whoever serves them).
+pub fn routes() -> OpenApiRouter<AdminState> {
+    let guarded = OpenApiRouter::new()
+        .routes(routes!(list_instances, create_instance))
+        .routes(routes!(get_instance))
+        .routes(routes!(reset_instance))
+        .routes(routes!(get_clock))
+        .routes(routes!(advance_clock))
+        .routes(routes!(reset_clock))
+        .routes(routes!(list_customers, create_customer))
+        .routes(routes!(rotate_keys))
+        .routes(routes!(create_login))
+        .routes(routes!(get_login, delete_login))
+        .routes(routes!(inspect_token))
+        .route_layer(axum::middleware::from_fn(require_token));
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .merge(guarded)
 }
 
 async fn require_token(
-    State(state): State<AdminState>,
+    Extension(AdminTokenSetting(token)): Extension<AdminTokenSetting>,
     headers: HeaderMap,
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(expected) = state.token else {
+    let Some(expected) = token else {
         return refuse(
-            "admin_disabled",
+            Reason::AdminDisabled,
             "The admin API is off: start bankgate with --admin-token (or BANKGATE_ADMIN_TOKEN).",
         );
     };
@@ -129,22 +111,22 @@ async fn require_token(
         .map(str::trim);
     match presented {
         None => refuse(
-            "admin_token_missing",
+            Reason::AdminTokenMissing,
             "Send the admin token as `Authorization: Bearer <token>`.",
         ),
         // Compared as digests: how long the comparison takes says nothing about the token.
         Some(token) if AdminToken::new(token) == expected => next.run(request).await,
         Some(_) => refuse(
-            "admin_token_invalid",
+            Reason::AdminTokenInvalid,
             "This is not the admin token bankgate was started with.",
         ),
     }
 }
 
-fn refuse(reason: &'static str, hint: &'static str) -> Response {
+fn refuse(reason: Reason, hint: &'static str) -> Response {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
-        "UNAUTHORIZED",
+        FlinksCode::Unauthorized,
         "You must provide a valid admin token",
         reason,
         hint,
@@ -152,34 +134,113 @@ fn refuse(reason: &'static str, hint: &'static str) -> Response {
     .into_response()
 }
 
-async fn admin_not_found() -> ApiError {
+/// No admin route has this path.
+pub async fn admin_not_found() -> ApiError {
     ApiError::not_found(
-        "admin_route_unknown",
+        Reason::AdminRouteUnknown,
         "Admin routes: /healthz, /readyz, /metrics, /admin/instances, /admin/customers, \
          /admin/tokens/inspect (see /openapi/admin.json).",
     )
 }
 
-/// JSON bodies of the admin API; a bad body is a 400 envelope like any other.
-#[derive(Debug, FromRequest)]
-#[from_request(via(Json), rejection(ApiError))]
+/// JSON bodies of the admin API; a bad body is a 400 envelope whose hint names the field.
+#[derive(Debug)]
 pub(crate) struct Body<T>(T);
 
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        ApiError::invalid_request("body_invalid", rejection.body_text())
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state).await.map_err(|_| {
+            ApiError::invalid_request(
+                Reason::BodyUnreadable,
+                "The request body could not be read.",
+            )
+        })?;
+        body_of(&bytes).map(Body)
     }
+}
+
+/// Parses an admin body, explaining a refusal in words (the field, and what it must be).
+fn body_of<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde reads a struct from an array too (by position): say plainly it must be an object.
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && !value.is_object()
+    {
+        let found = match value {
+            serde_json::Value::Array(_) => "an array",
+            serde_json::Value::String(_) => "a string",
+            serde_json::Value::Number(_) => "a number",
+            serde_json::Value::Bool(_) => "a boolean",
+            _ => "null",
+        };
+        return Err(ApiError::invalid_request(
+            Reason::BodyInvalid,
+            format!("The body must be a JSON object, not {found}."),
+        ));
+    }
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut reader)
+        .map_err(|error| ApiError::invalid_request(Reason::BodyInvalid, body_hint(&error)))?;
+    reader.end().map_err(|error| {
+        ApiError::invalid_request(
+            Reason::BodyInvalid,
+            format!(
+                "The body goes on after its JSON object (line {}, column {}); send one object.",
+                error.line(),
+                error.column()
+            ),
+        )
+    })?;
+    Ok(value)
+}
+
+fn body_hint(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let inner = error.inner();
+    if inner.is_eof() && inner.line() == 1 && inner.column() == 0 {
+        return "This route takes a JSON object body (see /openapi/admin.json).".to_owned();
+    }
+    if inner.is_syntax() || inner.is_eof() {
+        return format!(
+            "The body is not valid JSON (line {}, column {}); send a JSON object.",
+            inner.line(),
+            inner.column()
+        );
+    }
+    // serde's own sentence, without its position: "missing field `name`",
+    // "invalid type: string \"x\", expected u64", "unknown variant `x`, expected ...".
+    let text = inner.to_string();
+    let text = text.split(" at line ").next().unwrap_or_default();
+    let field = error.path().to_string();
+    if let Some(missing) = text.strip_prefix("missing field ") {
+        return format!("The body needs the field {missing}.");
+    }
+    if let Some(rest) = text.strip_prefix("unknown field ") {
+        let (name, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let known = expected.trim_start_matches("one of ");
+        return format!("{name} is not a field of this body; its fields are {known}.");
+    }
+    let expected = text
+        .rsplit_once("expected ")
+        .map_or(text, |(_, expected)| expected);
+    let wanted = match expected {
+        "u64" | "u32" | "u16" | "u8" | "usize" => "a whole number, 0 or more",
+        "a boolean" => "true or false",
+        "a string" => "a string",
+        other => other,
+    };
+    format!("The field `{field}` must be {wanted}.")
 }
 
 fn instance_name(name: &str) -> Result<InstanceName, ApiError> {
     name.parse::<InstanceName>()
-        .map_err(|error| ApiError::invalid_request("instance_name_invalid", error.to_string()))
+        .map_err(|error| ApiError::invalid_request(Reason::InstanceNameInvalid, error.to_string()))
 }
 
 fn customer_id(id: &str) -> Result<CustomerId, ApiError> {
     id.parse::<CustomerId>().map_err(|_| {
         ApiError::invalid_request(
-            "customer_id_invalid",
+            Reason::CustomerIdInvalid,
             format!("{id:?} is not a customerId (a UUID)."),
         )
     })
@@ -188,7 +249,7 @@ fn customer_id(id: &str) -> Result<CustomerId, ApiError> {
 fn login_id(id: &str) -> Result<LoginId, ApiError> {
     id.parse::<LoginId>().map_err(|_| {
         ApiError::invalid_request(
-            "login_id_invalid",
+            Reason::LoginIdInvalid,
             format!("{id:?} is not a LoginId (a UUID)."),
         )
     })
@@ -197,8 +258,8 @@ fn login_id(id: &str) -> Result<LoginId, ApiError> {
 /// Liveness: 200 while the process runs.
 #[utoipa::path(get, path = "/healthz", tag = "probes",
     responses((status = 200, description = "Alive", body = Health)))]
-pub(crate) async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health::new("ok", None))
 }
 
 /// An instance's kind, as the admin API spells it.
@@ -211,13 +272,20 @@ pub(crate) enum Kind {
 }
 
 /// What the probes answer.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct Health {
     /// `ok`, `ready` or `unavailable`.
-    status: String,
+    status: &'static str,
     /// Why it is not ready.
-    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    reason: Option<Reason>,
+}
+
+impl Health {
+    fn new(status: &'static str, reason: Option<Reason>) -> Self {
+        Self { status, reason }
+    }
 }
 
 /// Ready when the database answers; a load balancer stops sending traffic otherwise.
@@ -227,12 +295,12 @@ pub(crate) struct Health {
               (status = 503, description = "The database does not answer", body = Health)))]
 pub(crate) async fn readyz(State(state): State<AdminState>) -> Response {
     match state.app.store.ping().await {
-        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Ok(()) => Json(Health::new("ready", None)).into_response(),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "reason": "store_unavailable" })),
+                Json(Health::new("unavailable", Some(Reason::StoreUnavailable))),
             )
                 .into_response()
         }
@@ -300,7 +368,7 @@ pub(crate) async fn create_instance(
     responses((status = 200, body = InstanceView), crate::error::ErrorResponses))]
 pub(crate) async fn get_instance(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> Result<Json<InstanceView>, ApiError> {
     let name = instance_name(&name)?;
     let instance = state
@@ -321,7 +389,7 @@ pub(crate) async fn get_instance(
     responses((status = 200, body = ResetView), crate::error::ErrorResponses))]
 pub(crate) async fn reset_instance(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> Result<Json<ResetView>, ApiError> {
     let name = instance_name(&name)?;
     let reset = state.operator.reset_instance(&name).await?;
@@ -333,7 +401,7 @@ pub(crate) async fn reset_instance(
     responses((status = 200, body = ClockView), crate::error::ErrorResponses))]
 pub(crate) async fn get_clock(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> Result<Json<ClockView>, ApiError> {
     let name = instance_name(&name)?;
     let clock = state.operator.clock(&name).await?;
@@ -354,7 +422,7 @@ pub(crate) struct AdvanceClock {
     responses((status = 200, body = ClockView), crate::error::ErrorResponses))]
 pub(crate) async fn advance_clock(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
     Body(request): Body<AdvanceClock>,
 ) -> Result<Json<ClockView>, ApiError> {
     let name = instance_name(&name)?;
@@ -373,7 +441,7 @@ pub(crate) async fn advance_clock(
     responses((status = 200, body = ClockView), crate::error::ErrorResponses))]
 pub(crate) async fn reset_clock(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> Result<Json<ClockView>, ApiError> {
     let name = instance_name(&name)?;
     let clock = state
@@ -394,8 +462,14 @@ pub(crate) struct CustomerFilter {
     responses((status = 200, body = Vec<CustomerView>), crate::error::ErrorResponses))]
 pub(crate) async fn list_customers(
     State(state): State<AdminState>,
-    Query(filter): Query<CustomerFilter>,
+    filter: Result<Query<CustomerFilter>, QueryRejection>,
 ) -> Result<Json<Vec<CustomerView>>, ApiError> {
+    let Query(filter) = filter.map_err(|_| {
+        ApiError::invalid_request(
+            Reason::QueryInvalid,
+            "The query string could not be read; the only parameter is `instance`.",
+        )
+    })?;
     let instance = filter.instance.as_deref().map(instance_name).transpose()?;
     let customers = state.operator.list_customers(instance.as_ref()).await?;
     Ok(Json(customers.iter().map(CustomerView::from).collect()))
@@ -447,7 +521,7 @@ pub(crate) struct RotateKeys {
     responses((status = 200, body = RotatedKeysView), crate::error::ErrorResponses))]
 pub(crate) async fn rotate_keys(
     State(state): State<AdminState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<RotatedKeysView>, ApiError> {
     let id = customer_id(&id)?;
@@ -455,8 +529,7 @@ pub(crate) async fn rotate_keys(
     let request: RotateKeys = if body.iter().all(u8::is_ascii_whitespace) {
         RotateKeys::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|error| ApiError::invalid_request("body_invalid", error.to_string()))?
+        body_of(&body)?
     };
     let grace = Duration::from_secs(request.grace_seconds.unwrap_or(0));
     let keys = state.operator.rotate_keys(id, grace).await?;
@@ -482,7 +555,7 @@ pub(crate) struct CreateLogin {
     responses((status = 201, body = LoginView), crate::error::ErrorResponses))]
 pub(crate) async fn create_login(
     State(state): State<AdminState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     Body(request): Body<CreateLogin>,
 ) -> Result<(StatusCode, Json<LoginView>), ApiError> {
     let id = customer_id(&id)?;
@@ -500,7 +573,7 @@ pub(crate) async fn create_login(
     responses((status = 200, body = LoginView), crate::error::ErrorResponses))]
 pub(crate) async fn get_login(
     State(state): State<AdminState>,
-    Path((customer, login)): Path<(String, String)>,
+    PathParams((customer, login)): PathParams<(String, String)>,
 ) -> Result<Json<LoginView>, ApiError> {
     let (customer, login) = (customer_id(&customer)?, login_id(&login)?);
     let found = state
@@ -520,7 +593,7 @@ pub(crate) async fn get_login(
     responses((status = 204, description = "Forgotten"), crate::error::ErrorResponses))]
 pub(crate) async fn delete_login(
     State(state): State<AdminState>,
-    Path((customer, login)): Path<(String, String)>,
+    PathParams((customer, login)): PathParams<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (customer, login) = (customer_id(&customer)?, login_id(&login)?);
     state.operator.delete_login(customer, login).await?;
@@ -546,7 +619,7 @@ pub(crate) async fn inspect_token(
     match found {
         Some(found) => Ok(Json(TokenView::from(&found))),
         None => Err(ApiError::not_found(
-            "token_unknown",
+            Reason::TokenUnknown,
             "No authorize token has this value (never issued, or purged an hour after expiry).",
         )),
     }

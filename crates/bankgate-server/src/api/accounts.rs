@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -13,6 +13,7 @@ use bankgate_core::sandbox::accounts::{self, Account, HISTORY_DAYS, to_decimal};
 use bankgate_core::sandbox::statements::{self, StatementCount};
 use bankgate_core::{Refusal, RequestId};
 use chrono::NaiveDate;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -21,7 +22,7 @@ use super::authorize::LoginBody;
 use super::delete_card::require_api_key;
 use crate::auth;
 use crate::body::{FlinksJson, lenient_bool};
-use crate::error::{ApiError, Endpoint};
+use crate::error::{ApiError, BankRefusal, Endpoint, FlinksCode, Reason};
 use crate::host::HostKind;
 use crate::state::AppState;
 
@@ -29,33 +30,28 @@ use crate::state::AppState;
 /// first poll after this answers 200. Flinks asks clients to poll every 10 seconds.
 pub const SANDBOX_PROCESSING_TIME: Duration = Duration::from_secs(10);
 
-/// What the data endpoints accept in their body. Keys arrive in any case.
-#[derive(Debug, Default, Deserialize)]
+/// The body of the data endpoints (keys match in any case; booleans may be strings).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase")]
+#[schema(as = DataBody)]
 pub struct DataRequest {
-    #[serde(rename = "requestid")]
+    #[schema(format = Uuid)]
     pub request_id: Option<String>,
-    #[serde(
-        rename = "withaccountidentity",
-        default,
-        deserialize_with = "lenient_bool"
-    )]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub with_account_identity: Option<bool>,
-    /// `WithKYC` (Neo) and `WithKyc` (C#, Ruby) lowercase alike.
-    #[serde(rename = "withkyc", default, deserialize_with = "lenient_bool")]
+    /// Also spelled `WithKyc` (keys match in any case).
+    #[serde(rename = "WithKYC", default, deserialize_with = "lenient_bool")]
     pub with_kyc: Option<bool>,
-    #[serde(
-        rename = "withtransactions",
-        default,
-        deserialize_with = "lenient_bool"
-    )]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub with_transactions: Option<bool>,
-    #[serde(rename = "withbalance", default, deserialize_with = "lenient_bool")]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub with_balance: Option<bool>,
-    #[serde(rename = "accountsfilter")]
     pub accounts_filter: Option<Vec<String>>,
-    #[serde(rename = "daysoftransactions")]
+    /// `Days90`, `Days360` or `Days365`.
+    #[schema(pattern = "^(Days90|Days360|Days365)$")]
     pub days_of_transactions: Option<String>,
-    #[serde(rename = "numberofstatements")]
+    /// GetStatements: `MostRecent`, `Months3` or `Months12`.
+    #[schema(pattern = "^(MostRecent|Months3|Months12)$")]
     pub number_of_statements: Option<String>,
 }
 
@@ -177,7 +173,8 @@ struct DetailResponse {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 struct PendingResponse {
-    flinks_code: &'static str,
+    #[schema(value_type = String)]
+    flinks_code: FlinksCode,
     links: [PollLink; 1],
     http_status_code: u16,
     message: &'static str,
@@ -190,6 +187,85 @@ struct PollLink {
     rel: &'static str,
     href: &'static str,
     example: String,
+}
+
+/// What a data endpoint is called with, read in the order refusals are decided: the path, then
+/// the body (so a bad body is refused before the credentials are looked at).
+pub struct DataCall<P> {
+    state: AppState,
+    host: HostKind,
+    path: P,
+    headers: HeaderMap,
+    request: DataRequest,
+}
+
+/// The path parameters of a data endpoint: the customerId, and the RequestId of the polls.
+pub trait DataPath {
+    fn customer_id(&self) -> &str;
+    fn request_id(&self) -> Option<&str>;
+}
+
+impl DataPath for String {
+    fn customer_id(&self) -> &str {
+        self
+    }
+
+    fn request_id(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl DataPath for (String, String) {
+    fn customer_id(&self) -> &str {
+        &self.0
+    }
+
+    fn request_id(&self) -> Option<&str> {
+        Some(&self.1)
+    }
+}
+
+impl<P: DataPath + DeserializeOwned + Send> FromRequest<AppState> for DataCall<P> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Extension(host) = Extension::<HostKind>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let PathParams(path) = PathParams::<P>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let FlinksJson(request) =
+            FlinksJson::<DataRequest>::from_request(Request::from_parts(parts, body), state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            state: state.clone(),
+            host,
+            path,
+            headers,
+            request,
+        })
+    }
+}
+
+impl<P: DataPath> DataCall<P> {
+    /// The session to read: the RequestId in the path (polls) or else in the body.
+    async fn open(&self, endpoint: Endpoint) -> Result<Reading, ApiError> {
+        open_reading(
+            &self.state,
+            &self.host,
+            self.path.customer_id(),
+            &self.headers,
+            endpoint,
+            self.path
+                .request_id()
+                .or(self.request.request_id.as_deref()),
+        )
+        .await
+    }
 }
 
 /// An authorized session with everything the data endpoints render.
@@ -215,7 +291,7 @@ pub(crate) async fn open_reading(
     require_api_key(state, &tenant, headers, endpoint).await?;
     let Some(raw) = request_id.map(str::trim).filter(|r| !r.is_empty()) else {
         return Err(ApiError::invalid_request(
-            "request_id_missing",
+            Reason::RequestIdMissing,
             format!(
                 "{} needs the RequestId of an authorized /Authorize.",
                 endpoint.name()
@@ -245,13 +321,9 @@ pub(crate) async fn open_reading(
                     },
                 ));
             }
-            return Err(ApiError::bank(
-                "UNAUTHORIZED",
-                "The card is not authorized yet",
-                "session_not_authorized",
-                "This RequestId is waiting for MFA answers; finish /Authorize first.",
-            )
-            .with_request_id(request_id));
+            return Err(
+                ApiError::from(BankRefusal::SessionNotAuthorized).with_request_id(request_id)
+            );
         }
         return Err(unknown());
     };
@@ -268,7 +340,7 @@ pub(crate) async fn open_reading(
         return Err(unknown());
     };
     // Anchored on the LoginId's creation, not its last refresh: the same LoginId must always
-    // yield the same accounts and transaction ids (decisions §6), whenever it is refreshed.
+    // yield the same accounts and transaction ids (`docs/flinks-wire.md`, "Sandbox bank"), whenever it is refreshed.
     let as_of = login.created_at.to_datetime().date_naive();
     let accounts = accounts::accounts_for(login.id, as_of);
     Ok(Reading {
@@ -292,7 +364,7 @@ impl Reading {
         &self,
         state: &AppState,
         polling: bool,
-    ) -> Result<Option<&'static str>, ApiError> {
+    ) -> Result<Option<FlinksCode>, ApiError> {
         let scenario = state
             .bank
             .institution(&self.login.institution)
@@ -313,9 +385,9 @@ impl Reading {
         let first_call = started == now && !polling;
         Ok(Some(
             if first_call && scenario == Some(Scenario::Dispatched) {
-                "OPERATION_DISPATCHED"
+                FlinksCode::OperationDispatched
             } else {
-                "OPERATION_PENDING"
+                FlinksCode::OperationPending
             },
         ))
     }
@@ -333,7 +405,7 @@ impl Reading {
                 .and_then(|id| self.accounts.iter().find(|a| a.id == id))
                 .ok_or_else(|| {
                     ApiError::invalid_request(
-                        "account_unknown",
+                        Reason::AccountUnknown,
                         format!("AccountsFilter names {wanted:?}, which is not an account of this LoginId."),
                     )
                     .with_request_id(self.session.request_id)
@@ -346,8 +418,8 @@ impl Reading {
     }
 }
 
-fn pending_response(code: &'static str, request_id: RequestId, poll: Endpoint) -> Response {
-    let message = if code == "OPERATION_DISPATCHED" {
+fn pending_response(code: FlinksCode, request_id: RequestId, poll: Endpoint) -> Response {
+    let message = if code == FlinksCode::OperationDispatched {
         "Your operations had been dispatched to background process for long running jobs"
     } else {
         "Your operation is still processing"
@@ -440,7 +512,7 @@ impl DetailOptions {
             }
             Some(other) => {
                 return Err(ApiError::invalid_request(
-                    "days_of_transactions_invalid",
+                    Reason::DaysOfTransactionsInvalid,
                     format!("DaysOfTransactions is {other:?}; use Days90, Days360 or Days365."),
                 ));
             }
@@ -565,137 +637,61 @@ async fn detail(
     .into_response())
 }
 
-#[doc = "The accounts of an authorized RequestId, without transactions."]
-#[utoipa::path(
-    post,
-    path = "/v3/{customerId}/BankingServices/GetAccountsSummary",
-    tag = "Flinks API",
-    params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
-    request_body(content = Option<crate::openapi::DataBody>, content_type = "application/json"),
-    responses(
-        (status = 200, description = "The accounts", body = SummaryResponse),
-        (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
-        crate::error::ErrorResponses,
-    ),
-)]
-pub async fn get_accounts_summary(
-    State(state): State<AppState>,
-    Extension(host): Extension<HostKind>,
-    PathParams(customer_id): PathParams<String>,
-    headers: HeaderMap,
-    FlinksJson(request): FlinksJson<DataRequest>,
-) -> Result<Response, ApiError> {
-    let endpoint = Endpoint::GetAccountsSummary;
-    let reading = open_reading(
-        &state,
-        &host,
-        &customer_id,
-        &headers,
-        endpoint,
-        request.request_id.as_deref(),
-    )
-    .await?;
-    summary(&state, reading, &request, false).await
+/// Declares an accounts endpoint: its documentation and a handler that opens the session and
+/// renders it with `$render`. The four differ only in these parameters.
+macro_rules! accounts_endpoint {
+    (
+        $(#[doc = $doc:literal])+
+        $name:ident: [$($method:tt)+] $endpoint:ident, $path:ty, [$($params:tt)+],
+        $body:ident, $render:ident, polling: $polling:literal
+    ) => {
+        $(#[doc = $doc])+
+        #[utoipa::path(
+            $($method)+,
+            path = Endpoint::$endpoint.path(),
+            tag = "Flinks API",
+            params($($params)+ ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
+            request_body(content = Option<DataRequest>, content_type = "application/json"),
+            responses(
+                (status = 200, description = "The accounts", body = $body),
+                (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
+                crate::error::ErrorResponses,
+            ),
+        )]
+        pub async fn $name(call: DataCall<$path>) -> Result<Response, ApiError> {
+            let reading = call.open(Endpoint::$endpoint).await?;
+            $render(&call.state, reading, &call.request, $polling).await
+        }
+    };
 }
 
-#[doc = "The accounts of an authorized RequestId, with transactions and holder details as asked."]
-#[utoipa::path(
-    post,
-    path = "/v3/{customerId}/BankingServices/GetAccountsDetail",
-    tag = "Flinks API",
-    params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
-    request_body(content = Option<crate::openapi::DataBody>, content_type = "application/json"),
-    responses(
-        (status = 200, description = "The accounts", body = DetailResponse),
-        (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
-        crate::error::ErrorResponses,
-    ),
-)]
-pub async fn get_accounts_detail(
-    State(state): State<AppState>,
-    Extension(host): Extension<HostKind>,
-    PathParams(customer_id): PathParams<String>,
-    headers: HeaderMap,
-    FlinksJson(request): FlinksJson<DataRequest>,
-) -> Result<Response, ApiError> {
-    let endpoint = Endpoint::GetAccountsDetail;
-    let reading = open_reading(
-        &state,
-        &host,
-        &customer_id,
-        &headers,
-        endpoint,
-        request.request_id.as_deref(),
-    )
-    .await?;
-    detail(&state, reading, &request, false).await
+accounts_endpoint! {
+    /// The accounts of an authorized RequestId, without transactions.
+    get_accounts_summary: [post] GetAccountsSummary, String,
+    [("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"),],
+    SummaryResponse, summary, polling: false
 }
 
-/// `GET|POST /GetAccountsSummaryAsync/{requestId}`: poll a summary.
-#[utoipa::path(
-    method(get, post),
-    path = "/v3/{customerId}/BankingServices/GetAccountsSummaryAsync/{requestId}",
-    tag = "Flinks API",
-    params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("requestId" = String, Path, description = "The RequestId"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
-    request_body(content = Option<crate::openapi::DataBody>, content_type = "application/json"),
-    responses(
-        (status = 200, description = "The accounts", body = SummaryResponse),
-        (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
-        crate::error::ErrorResponses,
-    ),
-)]
-pub async fn get_accounts_summary_async(
-    State(state): State<AppState>,
-    Extension(host): Extension<HostKind>,
-    PathParams((customer_id, request_id)): PathParams<(String, String)>,
-    headers: HeaderMap,
-    FlinksJson(request): FlinksJson<DataRequest>,
-) -> Result<Response, ApiError> {
-    let endpoint = Endpoint::GetAccountsSummaryAsync;
-    let reading = open_reading(
-        &state,
-        &host,
-        &customer_id,
-        &headers,
-        endpoint,
-        Some(&request_id),
-    )
-    .await?;
-    summary(&state, reading, &request, true).await
+accounts_endpoint! {
+    /// The accounts of an authorized RequestId, with transactions and holder details as asked.
+    get_accounts_detail: [post] GetAccountsDetail, String,
+    [("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"),],
+    DetailResponse, detail, polling: false
 }
 
-/// `GET|POST /GetAccountsDetailAsync/{requestId}`: poll a detail; the body may repeat the
-/// options of the first call.
-#[utoipa::path(
-    method(get, post),
-    path = "/v3/{customerId}/BankingServices/GetAccountsDetailAsync/{requestId}",
-    tag = "Flinks API",
-    params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("requestId" = String, Path, description = "The RequestId"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
-    request_body(content = Option<crate::openapi::DataBody>, content_type = "application/json"),
-    responses(
-        (status = 200, description = "The accounts", body = DetailResponse),
-        (status = 202, description = "Still processing: poll the Async endpoint", body = PendingResponse),
-        crate::error::ErrorResponses,
-    ),
-)]
-pub async fn get_accounts_detail_async(
-    State(state): State<AppState>,
-    Extension(host): Extension<HostKind>,
-    PathParams((customer_id, request_id)): PathParams<(String, String)>,
-    headers: HeaderMap,
-    FlinksJson(request): FlinksJson<DataRequest>,
-) -> Result<Response, ApiError> {
-    let endpoint = Endpoint::GetAccountsDetailAsync;
-    let reading = open_reading(
-        &state,
-        &host,
-        &customer_id,
-        &headers,
-        endpoint,
-        Some(&request_id),
-    )
-    .await?;
-    detail(&state, reading, &request, true).await
+accounts_endpoint! {
+    /// `GET|POST /GetAccountsSummaryAsync/{requestId}`: poll a summary.
+    get_accounts_summary_async: [method(get, post)] GetAccountsSummaryAsync, (String, String),
+    [("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("requestId" = String, Path, description = "The RequestId"),],
+    SummaryResponse, summary, polling: true
+}
+
+accounts_endpoint! {
+    /// `GET|POST /GetAccountsDetailAsync/{requestId}`: poll a detail; the body may repeat the
+    /// options of the first call.
+    get_accounts_detail_async: [method(get, post)] GetAccountsDetailAsync, (String, String),
+    [("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("requestId" = String, Path, description = "The RequestId"),],
+    DetailResponse, detail, polling: true
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -727,34 +723,20 @@ struct StatementsResponse {
 /// `POST /GetStatements`: monthly PDF statements per account.
 #[utoipa::path(
     post,
-    path = "/v3/{customerId}/BankingServices/GetStatements",
+    path = Endpoint::GetStatements.path(),
     tag = "Flinks API",
     params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
-    request_body(content = Option<crate::openapi::DataBody>, content_type = "application/json"),
+    request_body(content = Option<DataRequest>, content_type = "application/json"),
     responses(
         (status = 200, description = "The accounts", body = StatementsResponse),
         crate::error::ErrorResponses,
     ),
 )]
-pub async fn get_statements(
-    State(state): State<AppState>,
-    Extension(host): Extension<HostKind>,
-    PathParams(customer_id): PathParams<String>,
-    headers: HeaderMap,
-    FlinksJson(request): FlinksJson<DataRequest>,
-) -> Result<Response, ApiError> {
+pub async fn get_statements(call: DataCall<String>) -> Result<Response, ApiError> {
     use base64::Engine as _;
 
-    let endpoint = Endpoint::GetStatements;
-    let reading = open_reading(
-        &state,
-        &host,
-        &customer_id,
-        &headers,
-        endpoint,
-        request.request_id.as_deref(),
-    )
-    .await?;
+    let reading = call.open(Endpoint::GetStatements).await?;
+    let request = &call.request;
     let request_id = reading.session.request_id;
     let count: StatementCount = request
         .number_of_statements
@@ -762,7 +744,7 @@ pub async fn get_statements(
         .map(str::trim)
         .map_or(Ok(StatementCount::MostRecent), str::parse)
         .map_err(|problem| {
-            ApiError::invalid_request("number_of_statements_invalid", problem)
+            ApiError::invalid_request(Reason::NumberOfStatementsInvalid, problem)
                 .with_request_id(request_id)
         })?;
     let chosen = reading.filtered(request.accounts_filter.as_deref())?;
@@ -774,7 +756,7 @@ pub async fn get_statements(
             .is_none_or(|f| f.len() != 1)
     {
         return Err(ApiError::invalid_request(
-            "months12_needs_one_account",
+            Reason::Months12NeedsOneAccount,
             "NumberOfStatements Months12 needs exactly one account Id in AccountsFilter.",
         )
         .with_request_id(request_id));

@@ -61,7 +61,7 @@ pub async fn require_api_key(
 /// Forgets a LoginId and ends its RequestIds.
 #[utoipa::path(
     delete,
-    path = "/v3/{customerId}/BankingServices/DeleteCard/{loginId}",
+    path = Endpoint::DeleteCard.path(),
     tag = "Flinks API",
     params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("loginId" = String, Path, description = "The LoginId to forget"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
     responses((status = 200, description = "Removed", body = DeleteCardResponse), crate::error::ErrorResponses),

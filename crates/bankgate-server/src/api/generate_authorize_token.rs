@@ -32,7 +32,7 @@ pub struct TokenResponse {
 /// Mints a single-use authorize token (30 minutes unless the instance says otherwise).
 #[utoipa::path(
     post,
-    path = "/v3/{customerId}/BankingServices/GenerateAuthorizeToken",
+    path = Endpoint::GenerateAuthorizeToken.path(),
     tag = "Flinks API",
     params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("flinks-auth-key" = Option<String>, Header, description = "The customer's secret key")),
     responses((status = 200, description = "A new token", body = TokenResponse), crate::error::ErrorResponses),

@@ -5,25 +5,28 @@ pub mod authorize;
 pub mod delete_card;
 pub mod generate_authorize_token;
 
-use axum::extract::FromRequestParts;
-use axum::extract::rejection::PathRejection;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::error::ApiError;
+use crate::state::AppState;
 
-/// Path parameters, whose rejections also leave as the Flinks envelope.
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
-pub struct PathParams<T>(pub T);
-
-impl From<PathRejection> for ApiError {
-    fn from(rejection: PathRejection) -> Self {
-        ApiError::invalid_request(
-            "path_invalid",
-            format!("The path could not be read: {rejection}."),
-        )
-    }
+/// The Flinks endpoints: each registration routes the handler on the path and methods its
+/// `#[utoipa::path]` documents, and adds that documentation to the router's OpenAPI document.
+/// A new endpoint is one line here, its handler, and its `Endpoint` entry.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(generate_authorize_token::generate_authorize_token))
+        .routes(routes!(authorize::authorize))
+        .routes(routes!(delete_card::delete_card))
+        .routes(routes!(accounts::get_accounts_summary))
+        .routes(routes!(accounts::get_accounts_summary_async))
+        .routes(routes!(accounts::get_accounts_detail))
+        .routes(routes!(accounts::get_accounts_detail_async))
+        .routes(routes!(accounts::get_statements))
 }
+
+pub use crate::body::PathParams;
 
 /// One entry of a `Links` array.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

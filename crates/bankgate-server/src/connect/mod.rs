@@ -1,5 +1,6 @@
-//! The Flinks Connect page (flinks-api.md §5): what a fintech embeds in an iframe so that an end
-//! user picks a bank, logs in, answers MFA, picks accounts, and hands back a LoginId.
+//! The Flinks Connect page (`docs/flinks-wire.md`, "Connect page"): what a fintech embeds in an
+//! iframe so that an end user picks a bank, logs in, answers MFA, picks accounts, and hands back
+//! a LoginId.
 //!
 //! A server-driven multi-step form: every step is a POST that answers the next screen, and the
 //! server keeps the flow in a Connect session. The browser holds the session's random secret in
@@ -8,7 +9,8 @@
 //! the events to the embedding page and performs the redirect.
 //!
 //! The bank work goes through the same functions as /Authorize (`api::authorize::live`), called
-//! token-free: the page's token was spent when the page loaded (decisions §2).
+//! token-free: the page's token was spent when the page loaded (`docs/flinks-wire.md`,
+//! "Credentials and tokens").
 
 mod i18n;
 pub mod params;
@@ -34,7 +36,7 @@ use params::Params;
 use crate::api::authorize::live::{self, Connection};
 use crate::api::authorize::{Call, Outcome};
 use crate::auth::ClientAddr;
-use crate::error::ApiError;
+use crate::error::{ApiError, FlinksCode, Reason};
 use crate::host::HostKind;
 use crate::state::AppState;
 
@@ -118,7 +120,7 @@ pub struct PageState {
     pub preselected: Option<String>,
 }
 
-/// The events to post to the embedding page (flinks-api.md §5.4).
+/// The events to post to the embedding page (`docs/flinks-wire.md`, "Connect page").
 #[derive(Debug, Default)]
 pub struct Events(Vec<Value>);
 
@@ -144,21 +146,11 @@ pub async fn page(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    // An unreadable query string is treated as no parameters: the defaults apply.
-    let pairs = query.map(|Query(pairs)| pairs).unwrap_or_default();
-    let params = Params::parse(&pairs);
-    let instance = match instance_of(&state, &host, &pairs) {
-        Ok(instance) => instance,
-        Err(response) => return *response,
-    };
-    match open(&state, &instance, &headers, &pairs, params.clone(), None).await {
-        Ok(response) => response,
-        Err(error) => failure_page(&params, error),
-    }
+    open_page(&state, &host, &headers, query, None).await
 }
 
 /// GET `/v2/Credential/{institution}/`: the page opened at one institution's login, as
-/// integrations that pick the bank themselves embed it (flinks-api.md §1.2).
+/// integrations that pick the bank themselves embed it (`docs/flinks-wire.md`, "Connect page").
 pub async fn page_at_institution(
     State(state): State<AppState>,
     Extension(host): Extension<HostKind>,
@@ -166,14 +158,25 @@ pub async fn page_at_institution(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
+    open_page(&state, &host, &headers, query, Some(&institution)).await
+}
+
+/// Opens the page, at institution `at` if given.
+async fn open_page(
+    state: &AppState,
+    host: &HostKind,
+    headers: &HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    at: Option<&str>,
+) -> Response {
+    // An unreadable query string is treated as no parameters: the defaults apply.
     let pairs = query.map(|Query(pairs)| pairs).unwrap_or_default();
     let params = Params::parse(&pairs);
-    let instance = match instance_of(&state, &host, &pairs) {
+    let instance = match instance_of(state, host, &pairs) {
         Ok(instance) => instance,
         Err(response) => return *response,
     };
-    let at = Some(institution.as_str());
-    match open(&state, &instance, &headers, &pairs, params.clone(), at).await {
+    match open(state, &instance, headers, &pairs, params.clone(), at).await {
         Ok(response) => response,
         Err(error) => failure_page(&params, error),
     }
@@ -259,7 +262,7 @@ pub async fn step(
     }
 }
 
-/// The instance a Connect request addresses (decisions §1).
+/// The instance a Connect request addresses: the iframe host's, or `?instance=` on a bare host.
 fn instance_of(
     state: &AppState,
     host: &HostKind,
@@ -280,7 +283,7 @@ fn instance_of(
             }),
         },
         HostKind::Api(instance) => Err(ApiError::not_found(
-            "connect_on_iframe_host",
+            Reason::ConnectOnIframeHost,
             format!(
                 "The Connect page is served on {instance}-iframe hosts (or a bare host with \
                  ?instance={instance}); {instance}-api hosts serve the API under /v3/."
@@ -290,7 +293,7 @@ fn instance_of(
         .into()),
         // `routing::canonicalize` answers these before any handler runs.
         HostKind::WrongShape(_) => Err(ApiError::not_found(
-            "host_wrong_shape",
+            Reason::HostWrongShape,
             "Use {instance}-iframe.{domain} for the Connect page.",
         )
         .into_response()
@@ -347,10 +350,20 @@ async fn open(
                 instance: of,
                 ..
             }) if &of == instance => customer_id,
-            _ => return Ok(token_problem(&params, "authorize_token_invalid", mounted)),
+            _ => {
+                return Ok(token_problem(
+                    &params,
+                    Reason::AuthorizeTokenInvalid,
+                    mounted,
+                ));
+            }
         },
         None if state.store.connect_token_required(instance).await? => {
-            return Ok(token_problem(&params, "authorize_token_missing", mounted));
+            return Ok(token_problem(
+                &params,
+                Reason::AuthorizeTokenMissing,
+                mounted,
+            ));
         }
         None => match sole_customer(state, instance, pairs).await? {
             Some(customer_id) => customer_id,
@@ -365,7 +378,11 @@ async fn open(
         },
     };
     let Some(tenant) = state.store.tenant(customer_id).await? else {
-        return Ok(token_problem(&params, "authorize_token_invalid", mounted));
+        return Ok(token_problem(
+            &params,
+            Reason::AuthorizeTokenInvalid,
+            mounted,
+        ));
     };
 
     let mut page = PageState {
@@ -390,7 +407,7 @@ async fn open(
             institution: institution.clone(),
         };
     }
-    // Resuming an MFA step started through the API (flinks-api.md §5.1).
+    // Resuming an MFA step started through the API (`docs/flinks-wire.md`, "Connect page").
     if let Some(request_id) = page.params.request_id {
         page.step = match state.store.pending(customer_id, request_id).await? {
             Some(pending) if pending.expires_at > now => {
@@ -434,9 +451,9 @@ async fn open(
         .await?;
     let reason = match used {
         TokenUse::Consumed => None,
-        TokenUse::Used { .. } => Some("authorize_token_used"),
-        TokenUse::Expired { .. } => Some("authorize_token_expired"),
-        TokenUse::OtherCustomer { .. } | TokenUse::Unknown => Some("authorize_token_invalid"),
+        TokenUse::Used { .. } => Some(Reason::AuthorizeTokenUsed),
+        TokenUse::Expired { .. } => Some(Reason::AuthorizeTokenExpired),
+        TokenUse::OtherCustomer { .. } | TokenUse::Unknown => Some(Reason::AuthorizeTokenInvalid),
     };
     if let Some(reason) = reason {
         return Ok(token_problem(&page.params, reason, mounted));
@@ -708,22 +725,22 @@ fn settle(
             };
         }
         // The store is down: nothing happened; the caller shows a failure page.
-        Err(error) if error.status.is_server_error() && error.reason == "store_unavailable" => {
+        Err(error) if error.reason == Reason::StoreUnavailable => {
             return Err(error);
         }
         Err(error) => {
             let code = error.flinks_code;
-            events.with_institution(code, institution);
-            page.notice = Some(i18n::error_key(code));
+            events.with_institution(code.as_str(), institution);
+            page.notice = Some(i18n::error_key(code.as_str()));
             page.step = match code {
-                "DISABLED_LOGIN" => Step::Failed {
+                FlinksCode::DisabledLogin => Step::Failed {
                     institution: Some(institution.to_owned()),
                 },
-                "SECURITYRESPONSES_INCOMPLETE" => {
+                FlinksCode::SecurityResponsesIncomplete => {
                     page.notice = Some("mfa_empty".to_owned());
                     page.step.clone()
                 }
-                "SESSION_NONEXISTENT" => {
+                FlinksCode::SessionNonexistent => {
                     ended(page, institution, events);
                     return Ok(());
                 }
@@ -812,7 +829,7 @@ async fn load_events(
 }
 
 /// `redirectUrl` with `loginId`, `institution` and each selected `accountId` appended
-/// (flinks-api.md §5.3).
+/// (`docs/flinks-wire.md`, "Connect page").
 pub fn redirect_url(
     params: &Params,
     institution: &str,
@@ -827,7 +844,7 @@ pub fn redirect_url(
 }
 
 /// The institutions this page shows: the sandbox bank's are test institutions, shown in demo
-/// mode only (flinks-api.md §1.4).
+/// mode only (`docs/flinks-wire.md`, "Credentials and tokens").
 fn visible_institution<'a>(call: &'a Call<'_>, params: &Params, id: &str) -> Option<&'a str> {
     if !params.demo {
         return None;
@@ -896,23 +913,23 @@ fn problem_page(params: &Params, status: StatusCode, key: &str, events: Events) 
 }
 
 /// The authorize token was missing, unknown, used or expired: say so, and post `TOKEN_INVALID`.
-fn token_problem(params: &Params, reason: &str, mut events: Events) -> Response {
+fn token_problem(params: &Params, reason: Reason, mut events: Events) -> Response {
     let key = match reason {
-        "authorize_token_missing" => "err_token_missing",
-        "authorize_token_used" => "err_token_used",
-        "authorize_token_expired" => "err_token_expired",
+        Reason::AuthorizeTokenMissing => "err_token_missing",
+        Reason::AuthorizeTokenUsed => "err_token_used",
+        Reason::AuthorizeTokenExpired => "err_token_expired",
         _ => "err_token_invalid",
     };
     events.push(
         "TOKEN_INVALID",
-        json!({ "flinksCode": "ACCESS_DENIED", "reason": reason }),
+        json!({ "flinksCode": FlinksCode::AccessDenied, "reason": reason }),
     );
     problem_page(params, StatusCode::UNAUTHORIZED, key, events)
 }
 
 /// The store failed: a page that says to retry, and an event.
 fn failure_page(params: &Params, error: ApiError) -> Response {
-    tracing::warn!(reason = error.reason, "connect page failed");
+    tracing::warn!(reason = error.reason.as_str(), "connect page failed");
     let mut events = Events::default();
     events.push("AGGREGATION_ERROR", json!({}));
     problem_page(params, error.status, "err_AGGREGATION_ERROR", events)

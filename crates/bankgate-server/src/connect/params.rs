@@ -1,5 +1,6 @@
-//! The Connect page's URL parameters (flinks-api.md §5.2). Unknown parameters are ignored and
-//! invalid values fall back to the default, as the page must open whatever an integration sends.
+//! The Connect page's URL parameters (`docs/flinks-wire.md`, "Connect page"). Unknown parameters
+//! are ignored and invalid values fall back to the default, as the page must open whatever an
+//! integration sends.
 
 use bankgate_core::RequestId;
 use bankgate_core::model::Language;
@@ -51,7 +52,7 @@ impl Default for Params {
             redirect_url: None,
             inner_redirect: false,
             js_redirect: false,
-            // The current Flinks page defaults to showing consent (flinks-api.md §9, 15).
+            // The current Flinks page defaults to showing consent (`docs/flinks-wire.md`, "Connect page").
             consent_enable: true,
             customer_name: None,
             terms_url: None,

@@ -255,7 +255,7 @@ impl View {
 
 /// The rendered page with its headers: no caching, no referrer (the URL carries the token), and
 /// a CSP that allows only bankgate's own script and style (plus this page's colours, by nonce)
-/// and framing by any page (decisions: the embedding origin is the fintech's).
+/// and framing by any page (the embedding origin is the fintech's; `docs/flinks-wire.md`, "Connect page").
 pub fn respond(status: StatusCode, view: &View) -> Response {
     let rendered = TEMPLATES
         .as_ref()

@@ -6,7 +6,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use bankgate_server::admin::{AdminToken, admin_app};
+use bankgate_server::admin::AdminToken;
+use bankgate_server::admin_app;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -552,4 +553,105 @@ async fn a_grace_period_runs_on_a_moved_sandbox_clock() {
         )
         .await
         .assert_error(401, "UNAUTHORIZED", "auth_key_invalid");
+}
+
+#[tokio::test]
+async fn a_wrong_method_gets_the_envelope_naming_the_allowed_ones() {
+    let admin = Admin::new().await;
+    let reply = admin.call("DELETE", "/admin/instances", None).await;
+    reply.assert_error(405, "INVALID_REQUEST", "method_not_allowed");
+    assert_eq!(
+        reply.hint(),
+        "This route does not take DELETE; call it with GET or POST."
+    );
+    // Probes too, without a token.
+    let probe = send_to(&admin.router, request("POST", "/healthz", &[], "")).await;
+    probe.assert_error(405, "INVALID_REQUEST", "method_not_allowed");
+    assert!(
+        probe.hint().ends_with("call it with GET."),
+        "{}",
+        probe.hint()
+    );
+}
+
+#[tokio::test]
+async fn bad_admin_bodies_name_the_field_and_what_it_takes() {
+    let admin = Admin::new().await;
+    let cases = [
+        (
+            "/admin/instances/toolbox/clock/advance",
+            r#"{"seconds":"ten"}"#,
+            "The field `seconds` must be a whole number, 0 or more.",
+        ),
+        (
+            "/admin/instances/toolbox/clock/advance",
+            r#"{"seconds":-1}"#,
+            "The field `seconds` must be a whole number, 0 or more.",
+        ),
+        (
+            "/admin/instances",
+            r#"{"kind":"sandbox"}"#,
+            "The body needs the field `name`.",
+        ),
+        (
+            "/admin/instances",
+            r#"{"name":"x1","kind":"staging"}"#,
+            "The field `kind` must be `sandbox` or `production`.",
+        ),
+        (
+            "/admin/instances",
+            r#"{"name":"x1","kind":"sandbox","colour":"red"}"#,
+            "`colour` is not a field of this body; its fields are `name`, `kind`, \
+             `tokenLifetimeSeconds`.",
+        ),
+        (
+            "/admin/instances",
+            "{not json",
+            "The body is not valid JSON (line 1, column 2); send a JSON object.",
+        ),
+        (
+            "/admin/instances",
+            "",
+            "This route takes a JSON object body (see /openapi/admin.json).",
+        ),
+        (
+            "/admin/instances",
+            "[1]",
+            "The body must be a JSON object, not an array.",
+        ),
+    ];
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    for (uri, body, hint) in cases {
+        let reply = send_to(
+            &admin.router,
+            request("POST", uri, &[("authorization", &auth)], body),
+        )
+        .await;
+        reply.assert_error(400, "INVALID_REQUEST", "body_invalid");
+        assert_eq!(reply.hint(), hint, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn customers_of_a_missing_instance_are_a_404_as_creating_one_is() {
+    let admin = Admin::new().await;
+    let listed = admin.get("/admin/customers?instance=nosuch").await;
+    listed.assert_error(404, "INVALID_REQUEST", "not_found");
+    let created = admin
+        .post("/admin/customers", json!({ "instance": "nosuch" }))
+        .await;
+    created.assert_error(404, "INVALID_REQUEST", "not_found");
+    assert_eq!(listed.hint(), created.hint());
+    // An existing instance still lists.
+    let toolbox = admin.get("/admin/customers?instance=toolbox").await;
+    assert_eq!(toolbox.status, StatusCode::OK, "{:#}", toolbox.json);
+}
+
+#[tokio::test]
+async fn an_unreadable_path_gets_the_envelope() {
+    let admin = Admin::new().await;
+    admin
+        .get("/admin/instances/%FF")
+        .await
+        .assert_error(400, "INVALID_REQUEST", "path_invalid");
 }

@@ -2,12 +2,11 @@
 //! TOO_MANY_REQUESTS with Retry-After; a caller who succeeds is not slowed down.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use axum::http::StatusCode;
-use bankgate_server::guard::{FailureLimiter, LimitConfig};
+use bankgate_server::guard::LimitConfig;
 use serde_json::json;
 
 use crate::support::*;
@@ -16,16 +15,15 @@ const LOCKOUT: Duration = Duration::from_secs(120);
 
 /// A bankgate whose limiter locks after 3 failures per client or 5 per customer.
 async fn limited_app() -> TestApp {
-    let mut app = TestApp::new().await;
-    let limits = LimitConfig {
-        max_failures_per_client: 3,
-        max_failures_per_target: 5,
-        window: Duration::from_secs(300),
-        lockout: LOCKOUT,
-    };
-    app.state.guard = Arc::new(FailureLimiter::new(limits, Arc::new(app.clock.clone())));
-    app.router = bankgate_server::app(app.state.clone());
-    app
+    TestApp::with(|settings| {
+        settings.limits = LimitConfig {
+            max_failures_per_client: 3,
+            max_failures_per_target: 5,
+            window: Duration::from_secs(300),
+            lockout: LOCKOUT,
+        };
+    })
+    .await
 }
 
 /// GenerateAuthorizeToken from a client address.

@@ -90,7 +90,7 @@ async fn no_key_token_password_answer_or_login_id_reaches_a_log_line() {
 
     // The admin API: its token, and the keys it shows once.
     let admin_token = "admin-token-for-logs";
-    let admin = bankgate_server::admin::admin_app(
+    let admin = bankgate_server::admin_app(
         app.state.clone(),
         Some(bankgate_server::admin::AdminToken::new(admin_token)),
     );

@@ -3,9 +3,12 @@
 
 use axum::Router;
 use axum::http::StatusCode;
-use bankgate_server::admin::{AdminToken, admin_app};
+use bankgate_server::admin::AdminToken;
+use bankgate_server::admin_app;
 use bankgate_server::openapi::{admin_openapi, public_openapi};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use tower::ServiceExt;
 
 use crate::support::*;
 
@@ -56,19 +59,25 @@ fn the_public_document_lists_every_endpoint_and_only_those() {
         .map(String::as_str)
         .collect();
     paths.sort_unstable();
-    let mut expected = vec![
+    // The endpoints as declared once in the server (name, path, credential).
+    let mut expected: Vec<&str> = bankgate_server::Endpoint::ALL
+        .iter()
+        .map(|endpoint| endpoint.path())
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(paths, expected);
+    for path in [
         GAT,
         AUTHORIZE,
         SUMMARY,
         DETAIL,
-        "/v3/{customerId}/BankingServices/GetAccountsSummaryAsync/{requestId}",
         DETAIL_ASYNC,
         STATEMENTS,
         DELETE_CARD,
-    ];
-    expected.sort_unstable();
-    assert_eq!(paths, expected);
-    // Both methods of the Async polls (docs/flinks-wire.md, "Request parsing").
+    ] {
+        assert!(paths.contains(&path), "{path}");
+    }
+    // Both methods of the Async polls.
     for method in ["get", "post"] {
         assert!(doc["paths"][DETAIL_ASYNC][method].is_object(), "{method}");
     }
@@ -395,5 +404,121 @@ fn a_body_that_breaks_the_document_is_caught() {
         GAT,
         200,
         &json!({ "HttpStatusCode": 200, "Token": 42 }),
+    );
+}
+
+/// A concrete path for a documented template (any value will do: only routing is checked).
+fn concrete(template: &str) -> String {
+    template
+        .replace("{customerId}", TOOLBOX_CUSTOMER)
+        .replace("{requestId}", "00000000-0000-4000-8000-000000000000")
+        .replace("{loginId}", "00000000-0000-4000-8000-000000000000")
+        .replace("{name}", "toolbox")
+}
+
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
+
+/// Sends every method to every documented path: a documented operation must reach a handler
+/// (never the router's generic answers), and an undocumented method must be the router's 405
+/// (so no route serves anything the document does not show).
+async fn assert_router_matches_document(
+    router: &Router,
+    doc: &Value,
+    headers: &[(&str, &str)],
+    generic: &[&str],
+) {
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(!paths.is_empty());
+    for (template, operations) in paths {
+        for method in METHODS {
+            let uri = concrete(template);
+            let response = router
+                .clone()
+                .oneshot(request(method, &uri, headers, ""))
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            // Not every answer is JSON (/metrics is text): only envelopes carry a Reason.
+            let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let reason = json["Reason"].as_str().unwrap_or_default();
+            if operations.get(method.to_lowercase()).is_some() {
+                assert!(
+                    !generic.contains(&reason),
+                    "{method} {template} is documented but no handler answers: {json:#}"
+                );
+            } else {
+                assert_eq!(
+                    (status, reason),
+                    (405, "method_not_allowed"),
+                    "{method} {template} is not documented: {json:#}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_documented_flinks_operation_has_a_handler_and_nothing_else_does() {
+    let doc = document(public_openapi());
+    let app = TestApp::new().await;
+    let generic = [
+        "unknown_path",
+        "unknown_endpoint",
+        "path_wrong_shape",
+        "method_not_allowed",
+    ];
+    assert_router_matches_document(&app.router, &doc, &[], &generic).await;
+}
+
+#[tokio::test]
+async fn every_documented_admin_operation_has_a_handler_and_nothing_else_does() {
+    let doc = document(admin_openapi());
+    let app = TestApp::with(|settings| settings.admin_token = Some("t".to_owned())).await;
+    let generic = ["admin_route_unknown", "method_not_allowed"];
+    assert_router_matches_document(&app.admin, &doc, &[("authorization", "Bearer t")], &generic)
+        .await;
+}
+
+/// The checker above can fail: a route the document does not show is caught.
+#[tokio::test]
+#[should_panic(expected = "is not documented")]
+async fn an_undocumented_route_is_caught() {
+    let app = TestApp::new().await;
+    let mut doc = document(public_openapi());
+    let detail_async = doc["paths"][DETAIL_ASYNC].as_object_mut().unwrap();
+    detail_async.remove("post");
+    assert_router_matches_document(&app.router, &doc, &[], &["unknown_path"]).await;
+}
+
+#[test]
+fn operation_ids_are_unique_and_both_documents_name_a_server() {
+    for doc in [document(public_openapi()), document(admin_openapi())] {
+        let mut ids: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|operations| operations.as_object().unwrap().values())
+            .map(|operation| operation["operationId"].as_str().unwrap())
+            .collect();
+        let count = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "duplicate operationIds in {ids:?}");
+        let url = doc["servers"][0]["url"].as_str().unwrap_or_default();
+        assert!(url.starts_with("http://"), "{:#}", doc["servers"]);
+    }
+    let public = document(public_openapi());
+    assert_eq!(
+        public["paths"][DETAIL_ASYNC]["get"]["operationId"],
+        "GetAccountsDetailAsync"
+    );
+    assert_eq!(
+        public["paths"][DETAIL_ASYNC]["post"]["operationId"],
+        "GetAccountsDetailAsyncPost"
+    );
+    assert_eq!(
+        public["paths"][GAT]["post"]["operationId"],
+        "GenerateAuthorizeToken"
     );
 }

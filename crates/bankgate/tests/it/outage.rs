@@ -263,7 +263,7 @@ async fn readiness_fails_while_the_store_is_down_and_health_does_not() {
         Arc::new(Unreachable),
         Arc::new(bankgate_core::ManualClock::new(START)),
     );
-    let admin = bankgate_server::admin::admin_app(state, None);
+    let admin = bankgate_server::admin_app(state, None);
     let ready = send_to(&admin, request("GET", "/readyz", &[], "")).await;
     assert_eq!(ready.status.as_u16(), 503);
     assert_eq!(ready.json["status"], "unavailable");

@@ -6,8 +6,6 @@ use std::process::Command;
 /// Code, tests and docs point to `docs/` (or state the rule), never to a document outside the
 /// repository that a reader of a clone does not have.
 #[test]
-#[ignore = "until the server and store branches land: they still point outside the repository \
-            (and tests/it/support.rs, owned by another branch); un-ignore at that merge"]
 fn no_tracked_file_points_outside_the_repository() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let listed = Command::new("git")

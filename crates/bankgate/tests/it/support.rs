@@ -12,8 +12,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use bankgate_core::model::{InstanceKind, toolbox};
 use bankgate_core::{CustomerId, LoginId, ManualClock, Timestamp};
-use bankgate_server::AppState;
+use bankgate_server::guard::LimitConfig;
 use bankgate_server::operator::{NewCustomer, Operator};
+use bankgate_server::{App, AppSettings, AppState};
 use bankgate_store::{BatchStats, PgSettings, PgStore, SqliteStore, Store};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -71,8 +72,23 @@ pub struct TestApp {
     pub dir: TempDir,
     pub clock: ManualClock,
     pub backend: Backend,
+    pub settings: AppSettings,
     pub state: AppState,
+    /// The public API, built as `bankgate serve` builds it.
     pub router: Router,
+    /// The admin API, with the token of `settings` (none by default).
+    pub admin: Router,
+}
+
+/// The settings `bankgate serve` starts with, on `clock`, without the background purge (tests
+/// purge when they mean to).
+pub fn test_settings(clock: &ManualClock) -> AppSettings {
+    AppSettings {
+        clock: Arc::new(clock.clone()),
+        limits: LimitConfig::default(),
+        admin_token: None,
+        purge_interval: None,
+    }
 }
 
 /// A response as a client sees it.
@@ -99,7 +115,7 @@ impl Reply {
     }
 }
 
-/// What every API response promises (decisions §4): JSON, `HttpStatusCode` equal to the status,
+/// What every API response promises (docs/flinks-wire.md, "Request parsing"): JSON, `HttpStatusCode` equal to the status,
 /// and on errors `FlinksCode`, `Message`, `Links`, `Reason` and `Hint`.
 #[track_caller]
 pub fn assert_envelope(reply: &Reply) {
@@ -140,6 +156,11 @@ pub fn path(customer: impl std::fmt::Display, endpoint: &str) -> String {
 impl TestApp {
     /// A fresh bankgate with the toolbox seeded, its clock stopped at [`START`].
     pub async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    /// Like [`TestApp::new`], with settings changed by `change`.
+    pub async fn with(change: impl FnOnce(&mut AppSettings)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let backend = if on_postgres() {
             let url = crate::pg::fresh_database()
@@ -151,7 +172,10 @@ impl TestApp {
                 SqliteStore::open(dir.path().join("bankgate.db")).unwrap(),
             ))
         };
-        Self::open(dir, ManualClock::new(START), backend).await
+        let clock = ManualClock::new(START);
+        let mut settings = test_settings(&clock);
+        change(&mut settings);
+        Self::open(dir, clock, settings, backend).await
     }
 
     async fn connect_postgres(url: String) -> Backend {
@@ -159,17 +183,22 @@ impl TestApp {
         Backend::Postgres { store, url }
     }
 
-    async fn open(dir: TempDir, clock: ManualClock, backend: Backend) -> Self {
-        let store = backend.store();
-        let state = AppState::new(store, Arc::new(clock.clone()));
-        state.operator().seed_toolbox().await.unwrap();
-        let router = bankgate_server::app(state.clone());
+    async fn open(
+        dir: TempDir,
+        clock: ManualClock,
+        settings: AppSettings,
+        backend: Backend,
+    ) -> Self {
+        let app = App::build(backend.store(), settings.clone());
+        app.state.operator().seed_toolbox().await.unwrap();
         Self {
             dir,
             clock,
             backend,
-            state,
-            router,
+            settings,
+            state: app.state.clone(),
+            router: app.api.clone(),
+            admin: app.admin.clone(),
         }
     }
 
@@ -180,11 +209,12 @@ impl TestApp {
             dir,
             clock,
             backend,
+            settings,
             state,
             router,
+            admin,
         } = self;
-        drop(router);
-        drop(state);
+        drop((router, admin, state));
         // The last handle: dropping it joins the writer thread.
         assert_eq!(backend.handles(), 1, "something still holds the store");
         let backend = match backend {
@@ -201,7 +231,7 @@ impl TestApp {
                 Self::connect_postgres(url).await
             }
         };
-        Self::open(dir, clock, backend).await
+        Self::open(dir, clock, settings, backend).await
     }
 
     pub fn operator(&self) -> Operator {

@@ -11,7 +11,7 @@ use bankgate_store::{CompleteAuthorization, LoginChange, OpenOutcome, TokenUse};
 use serde_json::{Map, Value};
 
 use super::{Call, ENDPOINT, Outcome};
-use crate::error::ApiError;
+use crate::error::{ApiError, BankRefusal, Reason};
 use crate::guard::{Attempt, Target};
 
 /// Credentials and options of a new connection.
@@ -44,7 +44,7 @@ pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Outcome,
             .map(|i| i.id)
             .collect();
         return Err(ApiError::invalid_request(
-            "institution_unknown",
+            Reason::InstitutionUnknown,
             format!(
                 "There is no institution {:?} here; the sandbox institutions are: {}.",
                 connection.institution,
@@ -61,7 +61,7 @@ pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Outcome,
         call.spend_token(request_id).await?;
         return Err(ApiError::rate_limited(retry_after));
     }
-    // Passwords match exactly; usernames ignoring case (decisions §6).
+    // Passwords match exactly; usernames ignoring case (`docs/flinks-wire.md`, "Sandbox bank").
     let Some(user) = institution
         .user(&connection.username)
         .filter(|user| user.password == connection.password)
@@ -230,26 +230,14 @@ pub async fn answer(
             });
         }
         let expected: Vec<String> = asked.iter().map(|(_, p)| format!("{p:?}")).collect();
-        return Err(ApiError::bank(
-            "UNKNOWN_CHALLENGE_KEY",
-            "The security response does not answer the challenge that was asked",
-            "unknown_challenge_key",
-            format!(
-                "SecurityResponses must be keyed by the exact prompt text; expected {}.",
-                expected.join(" and ")
-            ),
-        )
-        .with_request_id(request_id));
+        return Err(
+            ApiError::from(BankRefusal::UnknownChallengeKey { expected })
+                .with_request_id(request_id),
+        );
     }
     if answers.iter().any(|a| !matches!(a, Some(Some(_)))) {
         keep_waiting().await?;
-        return Err(ApiError::bank(
-            "SECURITYRESPONSES_INCOMPLETE",
-            "Not all security challenges were answered",
-            "security_responses_incomplete",
-            "Answer every prompt of the SecurityChallenges in one call.",
-        )
-        .with_request_id(request_id));
+        return Err(ApiError::from(BankRefusal::ResponsesIncomplete).with_request_id(request_id));
     }
     let all_right = asked.iter().zip(&answers).all(|((index, _), answer)| {
         let given = answer.clone().flatten().unwrap_or_default();
@@ -261,13 +249,7 @@ pub async fn answer(
     if !all_right {
         // A wrong answer ends this RequestId: the user starts again with a new token.
         store.drop_pending(request_id).await?;
-        return Err(ApiError::bank(
-            "INVALID_SECURITY_RESPONSE",
-            "The security response provided is invalid",
-            "security_response_invalid",
-            "The answer was wrong; start again with a new authorize token.",
-        )
-        .with_request_id(request_id));
+        return Err(ApiError::from(BankRefusal::ResponseInvalid).with_request_id(request_id));
     }
     let change = match pending.login_id {
         Some(login_id) => LoginChange::Refresh {
@@ -447,31 +429,16 @@ async fn refuse_scenario(
     request_id: RequestId,
 ) -> Result<(), ApiError> {
     let refusal = match user.scenario {
-        Scenario::DisabledAccount => ApiError::bank(
-            "DISABLED_LOGIN",
-            "The account has been disabled by the financial institution",
-            "login_disabled",
-            "This sandbox user (test_disabled_account) always gets DISABLED_LOGIN.",
-        ),
-        Scenario::ServiceUnavailable => ApiError::bank(
-            "RETRY_LATER",
-            "The financial institution could not be reached, retry later",
-            "institution_unavailable",
-            "This sandbox user (test_service_unavailable) always gets RETRY_LATER.",
-        ),
+        Scenario::DisabledAccount => BankRefusal::LoginDisabled,
+        Scenario::ServiceUnavailable => BankRefusal::InstitutionUnavailable,
         Scenario::Mfa | Scenario::NoMfa | Scenario::Dispatched | Scenario::Pending => {
             return Ok(());
         }
     };
     call.spend_token(request_id).await?;
-    Err(refusal)
+    Err(refusal.into())
 }
 
 fn bank_credentials_invalid() -> ApiError {
-    ApiError::bank(
-        "INVALID_LOGIN",
-        "The card number (username) or password provided is invalid",
-        "bank_credentials_invalid",
-        "The username or password is wrong for this institution (sandbox password: Everyday).",
-    )
+    BankRefusal::CredentialsInvalid.into()
 }

@@ -31,38 +31,37 @@ use crate::auth::{
     other_instance,
 };
 use crate::body::{self, lenient_bool};
-use crate::error::{ApiError, Endpoint};
+use crate::error::{ApiError, Endpoint, Reason};
 use crate::host::HostKind;
 use crate::state::AppState;
 
 const ENDPOINT: Endpoint = Endpoint::Authorize;
 
-/// The /Authorize body. Keys arrive in any case; see [`body::parse`].
-#[derive(Debug, Default, Deserialize)]
+/// The /Authorize body as clients send it (keys match in any case; booleans may be strings).
+/// Which fields count depends on the mode: `LoginId` + `MostRecentCached` (cached),
+/// `Institution` + `Username` + `Password` (live), `LoginId` alone (live refresh), `RequestId` +
+/// `SecurityResponses` (an MFA answer).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase")]
+#[schema(as = AuthorizeBody)]
 pub struct AuthorizeRequest {
-    #[serde(rename = "loginid")]
+    #[schema(format = Uuid)]
     pub login_id: Option<String>,
-    #[serde(
-        rename = "mostrecentcached",
-        default,
-        deserialize_with = "lenient_bool"
-    )]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub most_recent_cached: Option<bool>,
-    #[serde(rename = "institution")]
     pub institution: Option<String>,
-    #[serde(rename = "username")]
     pub username: Option<String>,
-    #[serde(rename = "password")]
     pub password: Option<String>,
-    #[serde(rename = "requestid")]
+    #[schema(format = Uuid)]
     pub request_id: Option<String>,
-    #[serde(rename = "securityresponses")]
+    /// Answers keyed by the exact prompt of the 203.
+    #[schema(value_type = Option<std::collections::BTreeMap<String, Vec<String>>>)]
     pub security_responses: Option<serde_json::Map<String, serde_json::Value>>,
-    #[serde(rename = "save", default, deserialize_with = "lenient_bool")]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub save: Option<bool>,
-    #[serde(rename = "language")]
+    /// `en` or `fr`.
+    #[schema(pattern = "^(en|fr)$")]
     pub language: Option<String>,
-    #[serde(rename = "tag")]
     pub tag: Option<String>,
 }
 
@@ -188,10 +187,10 @@ impl Call<'_> {
 /// with credentials, a live refresh of a saved LoginId, or the answers to an MFA step.
 #[utoipa::path(
     post,
-    path = "/v3/{customerId}/BankingServices/Authorize",
+    path = Endpoint::Authorize.path(),
     tag = "Flinks API",
     params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("flinks-auth-key" = Option<String>, Header, description = "An authorize token (or, when the customer allows it, none or the secret key)")),
-    request_body(content = crate::openapi::AuthorizeBody, content_type = "application/json"),
+    request_body(content = AuthorizeRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Authorized: the RequestId reads the accounts", body = responses::AuthorizedResponse),
         (status = 203, description = "MFA required: answer with the RequestId", body = responses::MfaResponse),
@@ -217,7 +216,7 @@ pub async fn authorize(
     let required = tenant.customer.authorize_token_required;
 
     // An answer to a pending MFA exchange may carry the token bound to it again, or none
-    // (decisions §2); every other call follows the usual token rules.
+    // (`docs/flinks-wire.md`, "Credentials and tokens"); every other call follows the usual token rules.
     if let Ok((Mode::Answer(request_id), request)) = &parsed
         && let Some(pending) = state.store.pending(tenant.customer.id, *request_id).await?
     {
@@ -246,7 +245,8 @@ pub async fn authorize(
         now,
         client,
     };
-    // The token is spent by the first request presenting it, whatever follows (decisions §2),
+    // The token is spent by the first request presenting it, whatever follows (`docs/flinks-wire.md`,
+    // "Credentials and tokens"),
     // so a body we cannot serve still consumes it.
     let (mode, request) = match parsed {
         Ok(ok) => ok,
@@ -260,7 +260,7 @@ pub async fn authorize(
         Some(Ok(language)) => Some(language),
         Some(Err(problem)) => {
             call.spend_token(RequestId::new_random()).await?;
-            return Err(ApiError::invalid_request("language_invalid", problem));
+            return Err(ApiError::invalid_request(Reason::LanguageInvalid, problem));
         }
     };
     let outcome = match mode {
@@ -288,7 +288,8 @@ pub async fn authorize(
 
 fn mode_of(request: &AuthorizeRequest) -> Result<Mode, ApiError> {
     if let Some(request_id) = &request.request_id {
-        // The RequestId decides; repeated credentials beside it are ignored (decisions §5).
+        // The RequestId decides; repeated credentials beside it are ignored (`docs/flinks-wire.md`,
+        // "Endpoint rulings").
         return request_id.parse().map(Mode::Answer).map_err(|_| {
             ApiError::refused(
                 ENDPOINT,
@@ -315,7 +316,7 @@ fn mode_of(request: &AuthorizeRequest) -> Result<Mode, ApiError> {
     ];
     if fields.iter().all(|(_, value)| value.is_none()) {
         return Err(ApiError::invalid_request(
-            "login_id_missing",
+            Reason::LoginIdMissing,
             "Send {\"LoginId\": \"…\", \"MostRecentCached\": true} to open a saved connection, \
              or Institution, Username and Password to connect.",
         ));
@@ -327,7 +328,7 @@ fn mode_of(request: &AuthorizeRequest) -> Result<Mode, ApiError> {
         .collect();
     if !missing.is_empty() {
         return Err(ApiError::invalid_request(
-            "credentials_missing",
+            Reason::CredentialsMissing,
             format!(
                 "A live connection needs Institution, Username and Password; missing: {}.",
                 missing.join(", ")

@@ -1,0 +1,197 @@
+//! Builds the application from settings: the one place the public API, the admin API and the
+//! background purge are wired, used by `bankgate serve` and by the integration tests alike.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use bankgate_core::Clock;
+use bankgate_store::Store;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::admin::{self, AdminState, AdminToken, AdminTokenSetting};
+use crate::error::{ApiError, FlinksCode, Reason};
+use crate::guard::{FailureLimiter, LimitConfig};
+use crate::state::AppState;
+use crate::{api, body, connect, error, metrics, openapi, purge, routing};
+
+/// What the application is built from, besides its store.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    /// The clock tokens and sessions run on.
+    pub clock: Arc<dyn Clock>,
+    /// The brute-force limiter's limits.
+    pub limits: LimitConfig,
+    /// The admin token (`None`: the admin API refuses every `/admin/` call).
+    pub admin_token: Option<String>,
+    /// How often expired rows are purged (`None`: never in the background).
+    pub purge_interval: Option<Duration>,
+}
+
+/// The built application: its state, the public and admin services, and the purge task,
+/// which stops when the `App` is dropped.
+#[derive(Debug)]
+pub struct App {
+    pub state: AppState,
+    /// The public Flinks API and Connect pages.
+    pub api: Router,
+    /// The admin API, for its own listener.
+    pub admin: Router,
+    purger: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl App {
+    /// Wires everything over `store`; its commits and token outcomes feed the app's metrics.
+    /// With a purge interval, must run inside a tokio runtime (it spawns the purge).
+    pub fn build(store: Arc<dyn Store>, settings: AppSettings) -> Self {
+        let mut state = AppState::new(store, settings.clock.clone());
+        state.guard = Arc::new(FailureLimiter::new(settings.limits, settings.clock));
+        let purger = settings.purge_interval.map(|every| {
+            purge::spawn_purger(
+                state.store.clone(),
+                state.clock.clone(),
+                state.metrics.clone(),
+                every,
+            )
+        });
+        let token = settings.admin_token.as_deref().map(AdminToken::new);
+        Self {
+            api: app(state.clone()),
+            admin: admin_app(state.clone(), token),
+            state,
+            purger,
+        }
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Some(purger) = self.purger.take() {
+            purger.abort();
+        }
+    }
+}
+
+/// The public API as one service over `state`: canonicalisation runs before routing, every
+/// answer is JSON.
+pub fn app(state: AppState) -> Router {
+    let (flinks, _) = api::routes().split_for_parts();
+    let api = flinks
+        // The Connect page (iframe hosts, or a bare host with ?instance=).
+        .route("/", get(connect::page).post(connect::step))
+        .route("/v2", get(connect::page).post(connect::step))
+        .route("/v2/", get(connect::page).post(connect::step))
+        .route(
+            "/v2/Credential/{institution}",
+            get(connect::page_at_institution).post(connect::step),
+        )
+        .route(
+            "/v2/Credential/{institution}/",
+            get(connect::page_at_institution).post(connect::step),
+        )
+        .route("/v2/assets/connect.js", get(connect::script))
+        .route("/v2/assets/connect.css", get(connect::stylesheet))
+        // The OpenAPI document of this API (the admin listener also serves it).
+        .route("/openapi.json", get(openapi::public_json))
+        .fallback(routing::not_found)
+        .method_not_allowed_fallback(routing::method_not_allowed)
+        .with_state(state.clone());
+
+    // A router with no routes of its own: its middleware runs before the inner router matches.
+    Router::new()
+        .fallback_service(api)
+        .layer(axum::middleware::from_fn(routing::canonicalize))
+        .layer(DefaultBodyLimit::max(body::BODY_LIMIT))
+        // A client that stops sending its body mid-way gets a 400, not a connection held open.
+        .layer(RequestBodyTimeoutLayer::new(body::BODY_TIMEOUT))
+        // A bug must still answer in the envelope, not drop the connection.
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        // Outside everything that answers, so refused hosts, oversized bodies and panics count.
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    // The path is not recorded: it can carry a LoginId.
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        endpoint = tracing::field::Empty,
+                        instance = tracing::field::Empty,
+                        customer_id = tracing::field::Empty,
+                        request_id = tracing::field::Empty,
+                        reason = tracing::field::Empty,
+                    )
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+}
+
+/// The admin listener's service over `state`. Without a token, `/admin/` refuses every call.
+pub fn admin_app(state: AppState, token: Option<AdminToken>) -> Router {
+    let (documented, _) = admin::routes().split_for_parts();
+    documented
+        .route("/openapi/public.json", get(openapi::public_json))
+        .route("/openapi/admin.json", get(openapi::admin_json))
+        .fallback(admin::admin_not_found)
+        .with_state(AdminState::new(state))
+        .layer(Extension(AdminTokenSetting(token)))
+        // Outside the router: axum sets `Allow` on a 405 after the router's fallback answers.
+        .layer(axum::middleware::from_fn(explain_method_not_allowed))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    // The route template, not the path: paths carry customerIds and LoginIds.
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("unmatched", MatchedPath::as_str)
+                        .to_owned();
+                    tracing::info_span!(
+                        "admin_request",
+                        method = %request.method(),
+                        route,
+                        reason = tracing::field::Empty,
+                    )
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+}
+
+/// Turns axum's bare 405 into the envelope, naming the methods the document gives the route.
+async fn explain_method_not_allowed(request: Request, next: Next) -> Response {
+    let method: Method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let allowed = openapi::admin_methods_at(&path);
+    let mut answer = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        FlinksCode::InvalidRequest,
+        "The requested method is not allowed",
+        Reason::MethodNotAllowed,
+        format!(
+            "This route does not take {method}; call it with {}.",
+            allowed.join(" or ")
+        ),
+    )
+    .into_response();
+    if let Ok(allow) = HeaderValue::from_str(&allowed.join(", ")) {
+        answer.headers_mut().insert(header::ALLOW, allow);
+    }
+    answer
+}
