@@ -4,6 +4,7 @@
 //! thread, on a connection from a small pool: a WAL read of a few indexed rows takes
 //! microseconds, far less than handing it to another thread and waking the caller again.
 
+mod checkpointer;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use crate::sql::{
     Backend, Dialect, OpFuture, Param, Row, StoreError, Tx, Value, sqlite_placeholders,
 };
 use crate::sql_store::SqlStore;
+use checkpointer::Checkpointer;
 pub use writer::BatchStats;
 use writer::Writer;
 
@@ -82,7 +84,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // mmap: a reader whose page cache the writer's commits invalidated reads pages straight
     // from the OS cache instead of a pread per page.
     conn.execute_batch(
-        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA mmap_size = 268435456;",
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA mmap_size = 67108864;",
     )
 }
 
@@ -153,6 +155,7 @@ pub struct Sqlite {
     path: PathBuf,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
+    _checkpointer: Checkpointer,
 }
 
 impl Sqlite {
@@ -237,8 +240,12 @@ impl SqlStore<Sqlite> {
         migrations()
             .to_latest(&mut conn)
             .map_err(|error| DomainError::Unavailable(format!("migration failed: {error}")))?;
+        // The checkpoint thread copies the WAL back, off the commit path.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(StoreError::from)?;
         let observer = ObserverSlot::default();
         let backend = Sqlite {
+            _checkpointer: Checkpointer::start(&path)?,
             writer: Writer::start(conn, observer.clone())?,
             path,
             readers: Mutex::new(Vec::new()),
