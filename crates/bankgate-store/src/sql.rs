@@ -277,6 +277,17 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         F: for<'t> FnOnce(&'t mut dyn Tx) -> OpFuture<'t, T> + Send + 'static,
         T: Send + 'static;
 
+    /// Runs an operation of exactly one statement, which is atomic by itself: a backend may
+    /// skip the transaction around it (PostgreSQL: one round trip instead of three). Running a
+    /// second statement is an error.
+    async fn write_statement<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: for<'t> FnOnce(&'t mut dyn Tx) -> OpFuture<'t, T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.write(op).await
+    }
+
     /// Whether the store is the embedded one, for the few checks (query plans) only it has.
     fn dialect(&self) -> Dialect;
 }

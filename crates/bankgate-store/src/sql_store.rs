@@ -36,6 +36,17 @@ macro_rules! read {
     };
 }
 
+/// Runs an operation of exactly one statement as a durable write.
+macro_rules! write_statement {
+    ($self:ident, |$tx:ident| $body:expr) => {
+        $self
+            .backend
+            .write_statement(move |$tx| Box::pin(async move { $body.await }))
+            .await
+            .map_err(DomainError::from)
+    };
+}
+
 /// Runs an operation as a durable write.
 macro_rules! write {
     ($self:ident, |$tx:ident| $body:expr) => {
@@ -70,7 +81,7 @@ impl<B: Backend> SqlStore<B> {
     async fn purge(&self, what: Expiring, expired_before: Timestamp) -> Result<u64, DomainError> {
         let mut total = 0_u64;
         loop {
-            let deleted = write!(self, |tx| ops::purge_chunk(tx, what, expired_before))?;
+            let deleted = write_statement!(self, |tx| ops::purge_chunk(tx, what, expired_before))?;
             total += deleted;
             if deleted < PURGE_CHUNK as u64 {
                 return Ok(total);
@@ -94,7 +105,7 @@ impl<B: Backend> SqlStore<B> {
 impl<B: Backend> Store for SqlStore<B> {
     async fn create_instance(&self, instance: &Instance) -> Result<(), DomainError> {
         let instance = instance.clone();
-        write!(self, |tx| ops::insert_instance(tx, &instance))
+        write_statement!(self, |tx| ops::insert_instance(tx, &instance))
     }
 
     async fn instance(&self, name: &InstanceName) -> Result<Option<Instance>, DomainError> {
@@ -168,7 +179,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn issue_token(&self, token: NewToken) -> Result<(), DomainError> {
-        write!(self, |tx| ops::issue_token(tx, token))?;
+        write_statement!(self, |tx| ops::issue_token(tx, token))?;
         self.observer.token_issued();
         Ok(())
     }
@@ -193,7 +204,7 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn create_login(&self, login: &Login) -> Result<(), DomainError> {
         let login = login.clone();
-        write!(self, |tx| ops::insert_login(tx, &login))
+        write_statement!(self, |tx| ops::insert_login(tx, &login))
     }
 
     async fn login(
@@ -209,7 +220,7 @@ impl<B: Backend> Store for SqlStore<B> {
         customer_id: CustomerId,
         login_id: LoginId,
     ) -> Result<bool, DomainError> {
-        write!(self, |tx| ops::delete_login(tx, customer_id, login_id))
+        write_statement!(self, |tx| ops::delete_login(tx, customer_id, login_id))
     }
 
     async fn authorize_cached(&self, request: CachedAuthorize) -> Result<OpenOutcome, DomainError> {
@@ -252,11 +263,11 @@ impl<B: Backend> Store for SqlStore<B> {
         request_id: RequestId,
         expires_at: Timestamp,
     ) -> Result<(), DomainError> {
-        write!(self, |tx| ops::extend_pending(tx, request_id, expires_at))
+        write_statement!(self, |tx| ops::extend_pending(tx, request_id, expires_at))
     }
 
     async fn drop_pending(&self, request_id: RequestId) -> Result<(), DomainError> {
-        write!(self, |tx| ops::drop_pending(tx, request_id))
+        write_statement!(self, |tx| ops::drop_pending(tx, request_id))
     }
 
     async fn token_record(&self, digest: Digest) -> Result<Option<TokenRecord>, DomainError> {
@@ -315,7 +326,7 @@ impl<B: Backend> Store for SqlStore<B> {
         change: ClockChange,
     ) -> Result<Option<Duration>, DomainError> {
         let instance = instance.to_string();
-        let changed = write!(self, |tx| ops::change_clock(tx, &instance, change));
+        let changed = write_statement!(self, |tx| ops::change_clock(tx, &instance, change));
         self.lookups.tenants_changed();
         changed
     }
@@ -359,7 +370,7 @@ impl<B: Backend> Store for SqlStore<B> {
         expires_at: Timestamp,
     ) -> Result<bool, DomainError> {
         let state = state.to_owned();
-        write!(self, |tx| ops::update_connect_session(
+        write_statement!(self, |tx| ops::update_connect_session(
             tx, secret, &state, expires_at
         ))
     }
@@ -375,7 +386,7 @@ impl<B: Backend> Store for SqlStore<B> {
         required: bool,
     ) -> Result<(), DomainError> {
         let instance = instance.to_string();
-        write!(self, |tx| ops::set_connect_token_required(
+        write_statement!(self, |tx| ops::set_connect_token_required(
             tx, &instance, required
         ))
     }

@@ -18,7 +18,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bankgate_core::DomainError;
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use std::future::Future;
+use std::task::Poll;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
@@ -138,27 +141,94 @@ fn value_of(row: &tokio_postgres::Row, idx: usize) -> Result<Value, StoreError> 
     Ok(value.unwrap_or(Value::Null))
 }
 
-/// A pooled connection or a transaction on one, as the operations see it.
-struct PgTx<'c, C> {
-    client: &'c C,
+/// What a [`PgTx`] wraps its statements in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Reads: each statement on its own.
+    Read,
+    /// An operation of one statement, which commits by itself (no BEGIN, no COMMIT).
+    Single { ran: bool },
+    /// A transaction, begun with the first statement (BEGIN travels with it: one round trip).
+    Transaction { begun: bool },
+}
+
+/// A pooled connection, as the operations see it.
+struct PgTx<'c> {
+    client: &'c Object,
+    scope: Scope,
+}
+
+impl PgTx<'_> {
+    /// Prepares `sql` (once per connection) for the next statement of the operation; says
+    /// whether BEGIN must go ahead of it.
+    async fn prepare(
+        &mut self,
+        sql: &str,
+    ) -> Result<(tokio_postgres::Statement, bool), StoreError> {
+        let stmt = self.client.prepare_cached(sql).await?;
+        let begin = match &mut self.scope {
+            Scope::Read | Scope::Transaction { begun: true } => false,
+            Scope::Single { ran } => {
+                if *ran {
+                    return Err(StoreError::Database(
+                        "an operation declared as one statement ran a second one".to_owned(),
+                    ));
+                }
+                *ran = true;
+                false
+            }
+            Scope::Transaction { begun } => {
+                *begun = true;
+                true
+            }
+        };
+        Ok((stmt, begin))
+    }
+}
+
+/// Sends BEGIN, then `statement`, without waiting for BEGIN's answer in between (the client
+/// queues requests in the order they are first polled), so opening the transaction costs no
+/// round trip of its own.
+async fn after_begin<T>(
+    client: &Object,
+    statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, StoreError> {
+    let mut begin = std::pin::pin!(client.batch_execute("BEGIN"));
+    let early = std::future::poll_fn(|cx| Poll::Ready(begin.as_mut().poll(cx))).await;
+    let answer = statement.await;
+    match early {
+        Poll::Ready(begun) => begun?,
+        Poll::Pending => begin.await?,
+    }
+    Ok(answer?)
 }
 
 #[async_trait]
-impl<C: GenericClient + Send> Tx for PgTx<'_, C> {
+impl Tx for PgTx<'_> {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
     }
 
     async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        let stmt = self.client.prepare_cached(sql).await?;
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        Ok(self.client.execute(&stmt, &params).await?)
+        let (stmt, begin) = self.prepare(sql).await?;
+        let request = self.client.execute(&stmt, &params);
+        if begin {
+            after_begin(self.client, request).await
+        } else {
+            Ok(request.await?)
+        }
     }
 
     async fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
-        let stmt = self.client.prepare_cached(sql).await?;
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        let rows = self.client.query(&stmt, &params).await?;
+        let (stmt, begin) = self.prepare(sql).await?;
+        let request = self.client.query(&stmt, &params);
+        let rows = if begin {
+            after_begin(self.client, request).await?
+        } else {
+            request.await?
+        };
         rows.iter()
             .map(|row| {
                 (0..row.len())
@@ -182,11 +252,76 @@ impl Postgres {
     async fn client(&self) -> Result<Object, StoreError> {
         Ok(self.pool.get().await?)
     }
+
+    /// Runs `op` in `scope` on a pooled connection, bounded by `deadline`. A connection is only
+    /// given back to the pool outside any transaction: if the call fails inside one it is rolled
+    /// back, and if the call is abandoned (a timeout, a caller gone) the connection is closed,
+    /// which makes the server roll back.
+    async fn run<T, F>(&self, scope: Scope, deadline: Duration, op: F) -> Result<T, StoreError>
+    where
+        F: for<'t> FnOnce(&'t mut dyn Tx) -> OpFuture<'t, T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut held = Held(Some(self.client().await?));
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(deadline, async {
+            let Some(client) = held.0.as_ref() else {
+                return Err(StoreError::Closed);
+            };
+            let mut tx = PgTx { client, scope };
+            let value = op(&mut tx).await;
+            let begun = tx.scope == Scope::Transaction { begun: true };
+            match value {
+                Ok(value) if begun => {
+                    client.batch_execute("COMMIT").await?;
+                    Ok(value)
+                }
+                Ok(value) => Ok(value),
+                Err(error) if begun => {
+                    client.batch_execute("ROLLBACK").await?;
+                    Err(error)
+                }
+                Err(error) => Err(error),
+            }
+        })
+        .await;
+        match outcome {
+            Ok(outcome) => {
+                if outcome.is_ok() && scope != Scope::Read {
+                    self.observer.committed(1, started.elapsed());
+                }
+                // Settled (committed, rolled back, or never begun): the pool may have it back.
+                // A failed COMMIT or ROLLBACK left it in doubt: `held` closes it.
+                if !matches!(
+                    &outcome,
+                    Err(StoreError::Unavailable(_) | StoreError::Database(_))
+                ) {
+                    held.release();
+                }
+                outcome
+            }
+            Err(_) => Err(late()),
+        }
+    }
 }
 
-/// A connection in an unknown state (a call gave up on it) is never handed out again.
-fn discard(client: Object) {
-    drop(Object::take(client));
+/// A pooled connection that is closed, not given back, unless released: its state is unknown
+/// until the call that holds it settles.
+struct Held(Option<Object>);
+
+impl Held {
+    fn release(&mut self) {
+        // Dropping the object gives the connection back to the pool.
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(Object::take(client));
+        }
+    }
 }
 
 fn late() -> StoreError {
@@ -200,18 +335,8 @@ impl Backend for Postgres {
         F: for<'t> FnOnce(&'t mut dyn Tx) -> OpFuture<'t, T> + Send + 'static,
         T: Send + 'static,
     {
-        let client = self.client().await?;
-        let outcome = {
-            let mut tx = PgTx { client: &client };
-            tokio::time::timeout(self.settings.call_timeout(), op(&mut tx)).await
-        };
-        match outcome {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                discard(client);
-                Err(late())
-            }
-        }
+        self.run(Scope::Read, self.settings.call_timeout(), op)
+            .await
     }
 
     async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
@@ -219,32 +344,25 @@ impl Backend for Postgres {
         F: for<'t> FnOnce(&'t mut dyn Tx) -> OpFuture<'t, T> + Send + 'static,
         T: Send + 'static,
     {
-        let mut client = self.client().await?;
-        let started = std::time::Instant::now();
-        let outcome = tokio::time::timeout(self.settings.write_timeout(), async {
-            // Dropped uncommitted (an error, a timeout, a caller that went away), the
-            // transaction rolls back before its connection serves anyone else.
-            let transaction = client.transaction().await?;
-            let value = op(&mut PgTx {
-                client: &transaction,
-            })
-            .await?;
-            transaction.commit().await?;
-            Ok(value)
-        })
-        .await;
-        match outcome {
-            Ok(outcome) => {
-                if outcome.is_ok() {
-                    self.observer.committed(1, started.elapsed());
-                }
-                outcome
-            }
-            Err(_) => {
-                discard(client);
-                Err(late())
-            }
-        }
+        self.run(
+            Scope::Transaction { begun: false },
+            self.settings.write_timeout(),
+            op,
+        )
+        .await
+    }
+
+    async fn write_statement<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: for<'t> FnOnce(&'t mut dyn Tx) -> OpFuture<'t, T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(
+            Scope::Single { ran: false },
+            self.settings.write_timeout(),
+            op,
+        )
+        .await
     }
 
     fn dialect(&self) -> Dialect {
