@@ -28,6 +28,9 @@ trait WriteJob: Send {
 
 struct Job<F, T> {
     work: F,
+    /// Whether the job runs under a savepoint of its own. A job of one statement needs none:
+    /// SQLite undoes a failed statement by itself.
+    savepoint: bool,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
 
@@ -37,8 +40,17 @@ where
     T: Send + 'static,
 {
     fn run(self: Box<Self>, conn: &mut Connection) -> Completion {
-        let Job { work, reply } = *self;
-        let outcome = match control(conn, "SAVEPOINT job") {
+        let Job {
+            work,
+            savepoint,
+            reply,
+        } = *self;
+        let begin = if savepoint {
+            control(conn, "SAVEPOINT job")
+        } else {
+            Ok(())
+        };
+        let outcome = match begin {
             Err(error) => Err(StoreError::from(error)),
             Ok(()) => {
                 // A panicking job must not take the writer thread (and every later write) down.
@@ -47,7 +59,9 @@ where
                         .unwrap_or_else(|_| {
                             Err(StoreError::Unavailable("a write job panicked".to_owned()))
                         });
-                let end = if outcome.is_ok() {
+                let end = if !savepoint {
+                    Ok(())
+                } else if outcome.is_ok() {
                     control(conn, "RELEASE job")
                 } else {
                     control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"))
@@ -106,7 +120,7 @@ impl Writer {
     }
 
     /// Runs `work` in the next batch; resolves once its batch is committed.
-    pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    pub async fn write<T, F>(&self, work: F, savepoint: bool) -> Result<T, StoreError>
     where
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
@@ -114,7 +128,11 @@ impl Writer {
         let sender = self.sender.as_ref().ok_or(StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
         sender
-            .send(Box::new(Job { work, reply }))
+            .send(Box::new(Job {
+                work,
+                savepoint,
+                reply,
+            }))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
