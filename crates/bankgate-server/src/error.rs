@@ -103,6 +103,7 @@ wire_names! {
         VersionSegmentWrong = "version_segment_wrong",
         EndpointNameWhitespace = "endpoint_name_whitespace",
         EndpointIdMissingSlash = "endpoint_id_missing_slash",
+        RequestIdInPath = "request_id_in_path",
         HostWrongShape = "host_wrong_shape",
         ApiOnIframeHost = "api_on_iframe_host",
         ConnectOnIframeHost = "connect_on_iframe_host",
@@ -199,8 +200,8 @@ pub enum BankRefusal {
     InstitutionUnavailable,
     /// Answers keyed by prompts that were not asked; `expected` are the prompts, quoted.
     UnknownChallengeKey { expected: Vec<String> },
-    /// Some prompts unanswered.
-    ResponsesIncomplete,
+    /// Some prompts unanswered: how many of how many asked.
+    ResponsesIncomplete { answered: usize, asked: usize },
     /// A wrong answer (ends the RequestId).
     ResponseInvalid,
     /// The RequestId still waits for MFA answers.
@@ -240,11 +241,14 @@ impl From<BankRefusal> for ApiError {
                     expected.join(" and ")
                 ),
             ),
-            BankRefusal::ResponsesIncomplete => (
+            BankRefusal::ResponsesIncomplete { answered, asked } => (
                 Code::SecurityResponsesIncomplete,
                 "Not all security challenges were answered",
                 Reason::SecurityResponsesIncomplete,
-                "Answer every prompt of the SecurityChallenges in one call.".to_owned(),
+                format!(
+                    "{answered} of the {asked} prompts asked were answered; answer every prompt \
+                     of the SecurityChallenges in one call."
+                ),
             ),
             BankRefusal::ResponseInvalid => (
                 Code::InvalidSecurityResponse,

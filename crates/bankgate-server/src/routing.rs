@@ -154,7 +154,23 @@ fn canonical_path(path: &str) -> Option<String> {
 /// No route matched.
 pub async fn not_found(uri: Uri) -> ApiError {
     let path = uri.path();
-    if let Some((endpoint, _)) = Endpoint::of_path(path) {
+    if let Some((endpoint, after)) = Endpoint::of_path(path) {
+        let poll = match endpoint {
+            Endpoint::GetAccountsSummary => Some(Endpoint::GetAccountsSummaryAsync),
+            Endpoint::GetAccountsDetail => Some(Endpoint::GetAccountsDetailAsync),
+            _ => None,
+        };
+        if let (Some(poll), 1) = (poll, after) {
+            return ApiError::not_found(
+                Reason::RequestIdInPath,
+                format!(
+                    "{} takes the RequestId and its options in a JSON body on POST; only {} \
+                     takes the RequestId in the path (query parameters are not read).",
+                    endpoint.name(),
+                    poll.path()
+                ),
+            );
+        }
         return ApiError::not_found(
             Reason::PathWrongShape,
             format!("{} is called as {}.", endpoint.name(), usage(endpoint)),

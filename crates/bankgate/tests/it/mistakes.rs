@@ -723,3 +723,65 @@ async fn valid_requests_with_extra_cues_are_still_accepted() {
     let reply = app.send(request).await;
     assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.json);
 }
+
+/// #10: a RequestId in the path of a synchronous data endpoint.
+#[tokio::test]
+async fn a_request_id_in_the_path_of_a_synchronous_endpoint() {
+    let app = TestApp::new().await;
+    let uri = format!(
+        "{}/7d9d2a43-5bd8-4f0e-9c39-4f1d2d0a2a10?DaysOfTransactions=Days90",
+        path(TOOLBOX_CUSTOMER, "GetAccountsDetail")
+    );
+    let reply = app
+        .send(request("GET", &uri, &[("x-api-key", TOOLBOX_API_KEY)], ""))
+        .await;
+    refused(
+        &reply,
+        404,
+        "INVALID_REQUEST",
+        "request_id_in_path",
+        &["JSON body", "GetAccountsDetailAsync"],
+    );
+}
+
+/// #34: a field of the wrong type is named.
+#[tokio::test]
+async fn a_field_of_the_wrong_type_is_named() {
+    let app = TestApp::new().await;
+    let reply = app
+        .post(
+            &path(TOOLBOX_CUSTOMER, "GetAccountsDetail"),
+            &[("x-api-key", TOOLBOX_API_KEY)],
+            r#"{"RequestId":"7d9d2a43-5bd8-4f0e-9c39-4f1d2d0a2a10","DaysOfTransactions":90}"#,
+        )
+        .await;
+    refused(
+        &reply,
+        400,
+        "INVALID_REQUEST",
+        "body_invalid",
+        &["DaysOfTransactions", "the number 90"],
+    );
+}
+
+/// #39: a form-encoded body.
+#[tokio::test]
+async fn a_form_encoded_body_is_named() {
+    let app = TestApp::new().await;
+    let token = app.toolbox_token().await;
+    let login = app.toolbox_login().await;
+    let reply = app
+        .post(
+            &path(TOOLBOX_CUSTOMER, "Authorize"),
+            &[("flinks-auth-key", &token)],
+            &format!("LoginId={login}&MostRecentCached=true"),
+        )
+        .await;
+    refused(
+        &reply,
+        400,
+        "INVALID_REQUEST",
+        "body_not_json",
+        &["form-encoded", "application/json", "now spent"],
+    );
+}
