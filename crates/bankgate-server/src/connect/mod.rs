@@ -21,7 +21,7 @@ use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bankgate_core::model::{CONNECT_SESSION_IDLE_LIFETIME, Tenant};
+use bankgate_core::model::{CONNECT_SESSION_IDLE_LIFETIME, KeyKind, Tenant};
 use bankgate_core::sandbox::accounts::accounts_for;
 use bankgate_core::{
     ConnectSecret, CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId,
@@ -350,6 +350,15 @@ async fn open(
                 instance: of,
                 ..
             }) if &of == instance => customer_id,
+            // The secret key in the URL (#28 of docs/integration-mistakes.md): say so, since it
+            // has now reached a browser; only for this instance's keys (no other tenant named).
+            Some(CredentialMatch::Key {
+                kind: KeyKind::Secret,
+                instance: of,
+                ..
+            }) if &of == instance => {
+                return Ok(token_problem(&params, Reason::AuthKeyGivenAsToken, mounted));
+            }
             _ => {
                 return Ok(token_problem(
                     &params,
