@@ -376,3 +376,78 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(value: &str) -> Option<Refusal> {
+        shape_refusal("flinks-auth-key", value)
+    }
+
+    fn malformed(shape: Malformed) -> Option<Refusal> {
+        Some(Refusal::CredentialMalformed {
+            header: "flinks-auth-key",
+            shape,
+        })
+    }
+
+    #[test]
+    fn every_uuid_is_left_to_the_lookup() {
+        assert_eq!(shape("c4569c54-e167-4d34-8de6-f4113bc82414"), None);
+        assert_eq!(shape("C4569C54-E167-4D34-8DE6-F4113BC82414"), None);
+    }
+
+    #[test]
+    fn shapes_that_cannot_be_credentials_are_named() {
+        assert_eq!(
+            shape("bearer c4569c54-e167-4d34-8de6-f4113bc82414"),
+            Some(Refusal::CredentialSchemePrefix {
+                header: "flinks-auth-key",
+                scheme: "Bearer"
+            })
+        );
+        assert_eq!(
+            shape("\"c4569c54-e167-4d34-8de6-f4113bc82414\""),
+            malformed(Malformed::Quoted)
+        );
+        assert_eq!(
+            shape(README_EXAMPLE_TOKEN),
+            malformed(Malformed::ReadmeExample)
+        );
+        assert_eq!(shape("9f32e159-..."), malformed(Malformed::ReadmeExample));
+        for placeholder in [
+            "<token>",
+            "{authorizeToken}",
+            "your-secret",
+            "undefined",
+            "${TOKEN}",
+        ] {
+            assert_eq!(
+                shape(placeholder),
+                malformed(Malformed::Placeholder),
+                "{placeholder}"
+            );
+        }
+        assert_eq!(shape("c4569c54-e167"), malformed(Malformed::NotUuid));
+    }
+
+    #[test]
+    fn a_braced_uuid_is_not_a_placeholder() {
+        assert!(!is_placeholder("{43387ca6-0391-4c82-857d-70d95f087ecb}"));
+        assert!(is_placeholder("{customerId}"));
+        assert!(is_placeholder("%7BcustomerId%7D"));
+        assert!(is_placeholder("null"));
+        assert!(!is_placeholder("43387ca6-0391-4c82-857d-70d95f087ecb"));
+    }
+
+    #[test]
+    fn query_parameters_that_look_like_credentials() {
+        assert_eq!(
+            credential_parameter(Some("a=1&flinks-auth-key=x")).as_deref(),
+            Some("flinks-auth-key")
+        );
+        assert_eq!(credential_parameter(Some("debug=1")), None);
+        assert_eq!(credential_parameter(None), None);
+    }
+}

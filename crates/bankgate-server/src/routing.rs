@@ -373,6 +373,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn distance_counts_edits_ignoring_case() {
+        assert_eq!(
+            distance("GetAccountsSummaryAsyncAsync", "GetAccountsSummaryAsync"),
+            5
+        );
+        assert_eq!(distance("getaccountsdetail", "GetAccountsDetail"), 0);
+        assert_eq!(distance("GetAcountsDetail", "GetAccountsDetail"), 1);
+    }
+
+    #[test]
     fn endpoint_names_become_canonical() {
         assert_eq!(
             canonical_path("/V3/abc/bankingservices/generateauthorizetoken").as_deref(),

@@ -291,7 +291,10 @@ async fn missing_unknown_expired_and_foreign_tokens_show_the_error_screen() {
             page.alert()
         );
         assert!(page.cookie().is_none());
-        assert!(!page.body.contains(TOOLBOX_SECRET), "the secret key is echoed");
+        assert!(
+            !page.body.contains(TOOLBOX_SECRET),
+            "the secret key is echoed"
+        );
     }
     // The foreign token was not spent by the toolbox page: acme's own page takes it.
     let page = open(
