@@ -175,6 +175,41 @@ fn looks_form_encoded(bytes: &[u8]) -> bool {
         })
 }
 
+/// The response header naming the top-level body fields the endpoint did not read (bankgate's
+/// addition): unknown fields are accepted as Flinks accepts them (`docs/flinks-wire.md`, "Request
+/// parsing"), but `most_recent_cached` silently turning a cached read into a live refresh, or
+/// `NumberOfBankingStatements` silently taking the default, should be visible to someone.
+pub const IGNORED_FIELDS_HEADER: &str = "x-bankgate-ignored-fields";
+
+/// The top-level keys of a JSON object body that `T` does not read, in the caller's spelling
+/// (only those a header can carry).
+pub fn ignored_fields<'de, T: Deserialize<'de>>(bytes: &[u8]) -> Vec<String> {
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(bytes) else {
+        return Vec::new();
+    };
+    let names = field_names::<T>();
+    fields
+        .keys()
+        .filter(|key| !names.iter().any(|name| name.eq_ignore_ascii_case(key)))
+        .filter(|key| key.bytes().all(|b| b.is_ascii_graphic() && b != b','))
+        .take(20)
+        .cloned()
+        .collect()
+}
+
+/// Adds [`IGNORED_FIELDS_HEADER`] to a response when some fields were not read.
+pub fn mark_ignored(
+    mut response: axum::response::Response,
+    ignored: &[String],
+) -> axum::response::Response {
+    if !ignored.is_empty()
+        && let Ok(value) = axum::http::HeaderValue::from_str(&ignored.join(", "))
+    {
+        response.headers_mut().insert(IGNORED_FIELDS_HEADER, value);
+    }
+    response
+}
+
 /// The field names a struct deserializes, as serde declares them (after its renames): asked of
 /// `T` by a deserializer that records them and stops.
 fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {

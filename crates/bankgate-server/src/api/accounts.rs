@@ -21,7 +21,7 @@ use super::PathParams;
 use super::authorize::LoginBody;
 use super::delete_card::require_api_key;
 use crate::auth;
-use crate::body::{FlinksJson, lenient_bool};
+use crate::body::{self, RawBody, lenient_bool};
 use crate::error::{ApiError, BankRefusal, Endpoint, FlinksCode, Reason};
 use crate::host::HostKind;
 use crate::state::AppState;
@@ -201,6 +201,8 @@ pub struct DataCall<P> {
     headers: HeaderMap,
     query: Option<String>,
     request: DataRequest,
+    /// Body fields this endpoint does not read, named in a response header.
+    ignored: Vec<String>,
 }
 
 /// The path parameters of a data endpoint: the customerId, and the RequestId of the polls.
@@ -242,10 +244,11 @@ impl<P: DataPath + DeserializeOwned + Send> FromRequest<AppState> for DataCall<P
             .map_err(IntoResponse::into_response)?;
         let headers = parts.headers.clone();
         let query = parts.uri.query().map(str::to_owned);
-        let FlinksJson(request) =
-            FlinksJson::<DataRequest>::from_request(Request::from_parts(parts, body), state)
-                .await
-                .map_err(IntoResponse::into_response)?;
+        let RawBody(bytes) = RawBody::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let request = body::parse::<DataRequest>(&bytes).map_err(IntoResponse::into_response)?;
+        let ignored = body::ignored_fields::<DataRequest>(&bytes);
         Ok(Self {
             state: state.clone(),
             host,
@@ -253,6 +256,7 @@ impl<P: DataPath + DeserializeOwned + Send> FromRequest<AppState> for DataCall<P
             headers,
             query,
             request,
+            ignored,
         })
     }
 }
@@ -706,7 +710,9 @@ macro_rules! accounts_endpoint {
         )]
         pub async fn $name(call: DataCall<$path>) -> Result<Response, ApiError> {
             let reading = call.open(Endpoint::$endpoint).await?;
-            $render(&call.state, reading, &call.request, $polling).await
+            $render(&call.state, reading, &call.request, $polling)
+                .await
+                .map(|response| body::mark_ignored(response, &call.ignored))
         }
     };
 }
@@ -826,14 +832,15 @@ pub async fn get_statements(call: DataCall<String>) -> Result<Response, ApiError
             .collect(),
         })
         .collect();
-    Ok(Json(StatementsResponse {
+    let response = Json(StatementsResponse {
         http_status_code: 200,
         statements_by_account,
         login: LoginBody::from(&reading.login),
         institution: reading.login.institution.clone(),
         request_id,
     })
-    .into_response())
+    .into_response();
+    Ok(body::mark_ignored(response, &call.ignored))
 }
 
 #[cfg(test)]

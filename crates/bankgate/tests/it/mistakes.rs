@@ -8,7 +8,9 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use bankgate_core::model::InstanceKind;
 use bankgate_server::error::Reason;
+use http_body_util::BodyExt;
 use serde_json::json;
+use tower::ServiceExt;
 
 use crate::support::{
     Reply, TOOLBOX_API_KEY, TOOLBOX_CUSTOMER, TOOLBOX_SECRET, TestApp, path, request,
@@ -784,4 +786,47 @@ async fn a_form_encoded_body_is_named() {
         "body_not_json",
         &["form-encoded", "application/json", "now spent"],
     );
+}
+
+/// #33, #40: fields the endpoint does not read are accepted, as Flinks accepts them, and named
+/// in a response header, so `most_recent_cached` (a live refresh instead of a cached read) shows.
+#[tokio::test]
+async fn ignored_fields_are_named_in_a_header() {
+    let app = TestApp::new().await;
+    let login = app.login(toolbox_customer(), "greatday_nomfa").await;
+    let token = app.toolbox_token().await;
+    let cached = request(
+        "POST",
+        &path(TOOLBOX_CUSTOMER, "Authorize"),
+        &[("flinks-auth-key", &token)],
+        &json!({ "loginId": login.to_string(), "most_recent_cached": true }).to_string(),
+    );
+    let response = app.router.clone().oneshot(cached).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["x-bankgate-ignored-fields"],
+        "most_recent_cached"
+    );
+    let request_id = {
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        json["RequestId"].as_str().unwrap().to_owned()
+    };
+    let statements = request(
+        "POST",
+        &path(TOOLBOX_CUSTOMER, "GetStatements"),
+        &[("x-api-key", TOOLBOX_API_KEY)],
+        &json!({ "RequestId": request_id, "NumberOfBankingStatements": "Months3" }).to_string(),
+    );
+    let response = app.router.clone().oneshot(statements).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["x-bankgate-ignored-fields"],
+        "NumberOfBankingStatements"
+    );
+    // Nothing ignored, no header.
+    let reply = app
+        .authorize(TOOLBOX_CUSTOMER, &app.toolbox_token().await, login)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
 }

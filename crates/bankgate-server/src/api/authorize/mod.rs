@@ -211,6 +211,10 @@ pub async fn authorize(
     // token like any other bad body.
     let bytes = body::read(body).await;
     let body_token = bytes.as_deref().ok().and_then(token_field);
+    let ignored = bytes
+        .as_deref()
+        .map(body::ignored_fields::<AuthorizeRequest>)
+        .unwrap_or_default();
     let parsed = bytes.and_then(|bytes| {
         let request = body::parse::<AuthorizeRequest>(&bytes)?;
         Ok((mode_of(&request)?, request))
@@ -243,7 +247,7 @@ pub async fn authorize(
         let responses = request.security_responses.clone().unwrap_or_default();
         return live::answer(&call, pending, responses)
             .await
-            .map(|outcome| outcome.into_response(&state.bank));
+            .map(|outcome| body::mark_ignored(outcome.into_response(&state.bank), &ignored));
     }
 
     // An answer for a RequestId that has no exchange waiting and no session, sent without a
@@ -315,7 +319,10 @@ pub async fn authorize(
         Mode::Refresh(login_id) => live::refresh(&call, login_id, language, request.tag).await,
         Mode::Answer(request_id) => live::already_authorized(&call, request_id).await,
     }?;
-    Ok(outcome.into_response(&state.bank))
+    Ok(body::mark_ignored(
+        outcome.into_response(&state.bank),
+        &ignored,
+    ))
 }
 
 fn mode_of(request: &AuthorizeRequest) -> Result<Mode, ApiError> {
