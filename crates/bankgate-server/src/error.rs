@@ -92,6 +92,7 @@ wire_names! {
         ApiKeyGivenAsToken = "api_key_given_as_token",
         TokenGivenAsApiKey = "token_given_as_api_key",
         AuthorizeTokenInBody = "authorize_token_in_body",
+        AuthorizeTokenEmpty = "authorize_token_empty",
         CredentialInQuery = "credential_in_query",
         CredentialSchemePrefix = "credential_scheme_prefix",
         CredentialMalformed = "credential_malformed",

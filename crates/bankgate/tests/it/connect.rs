@@ -277,6 +277,11 @@ async fn missing_unknown_expired_and_foreign_tokens_show_the_error_screen() {
             "auth_key_given_as_token",
             "not valid",
         ),
+        (
+            "demo=true&authorizeToken=".to_owned(),
+            "authorize_token_empty",
+            "authorization token",
+        ),
     ] {
         let page = open(&app, IFRAME, &query, None).await;
         assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{query}");
