@@ -48,6 +48,71 @@ pub enum Refusal {
     RequestIdUnknown { request_id: String },
     #[error("the RequestId expired")]
     RequestIdExpired { request_id: String, at: Timestamp },
+    /// A RequestId that is not a UUID, so never one bankgate issued (`placeholder` when it is
+    /// `undefined`, `null`, `{requestId}`…).
+    #[error("the RequestId is not a UUID")]
+    RequestIdMalformed {
+        request_id: String,
+        placeholder: bool,
+    },
+    #[error("the x-api-key was sent where an authorize token goes")]
+    ApiKeyGivenAsToken,
+    #[error("an authorize token was sent where the x-api-key goes")]
+    TokenGivenAsApiKey,
+    /// No credential header, but a body field that looks like the authorize token.
+    #[error("the authorize token was sent in the body field {field}")]
+    AuthorizeTokenInBody { field: String },
+    /// No credential header, but a query parameter whose name looks like a credential.
+    #[error("a credential was sent as the query parameter {parameter}")]
+    CredentialInQuery { parameter: String },
+    /// The credential header's value starts with an HTTP auth scheme (`Bearer `).
+    #[error("the {header} value starts with {scheme}")]
+    CredentialSchemePrefix {
+        header: &'static str,
+        scheme: &'static str,
+    },
+    /// The credential header's value cannot be a credential at all (every credential is a UUID).
+    #[error("the {header} value is not shaped like a credential: {shape:?}")]
+    CredentialMalformed {
+        header: &'static str,
+        shape: Malformed,
+    },
+    /// A path segment that should hold an id holds a placeholder (`undefined`, `{customerId}`).
+    #[error("the {what:?} in the path is a placeholder")]
+    PathPlaceholder { what: PathId },
+}
+
+/// The ids a path carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathId {
+    CustomerId,
+    LoginId,
+}
+
+impl PathId {
+    /// The name Flinks' documentation gives it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::CustomerId => "customerId",
+            Self::LoginId => "LoginId",
+        }
+    }
+}
+
+/// What is wrong with a credential value that is not a UUID. Describes only its shape: the value
+/// itself is never repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    /// Wrapped in quotes (an `.env` loader kept them).
+    Quoted,
+    /// A documentation placeholder (`<token>`, `{token}`, `your-secret`, `undefined`).
+    Placeholder,
+    /// The example token printed in the README (or its shortened `9f32e159-…` form).
+    ReadmeExample,
+    /// Not printable ASCII (a pasted ellipsis or typographic quote).
+    NotAscii,
+    /// Any other value that is not a UUID (truncated, extra characters).
+    NotUuid,
 }
 
 /// Everything that can go wrong in bankgate's domain operations.

@@ -13,5 +13,5 @@ pub mod time_format;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use credentials::{ApiKey, AuthorizeToken, ConnectSecret, Digest, SecretKey};
-pub use error::{DomainError, Refusal};
+pub use error::{DomainError, Malformed, PathId, Refusal};
 pub use ids::{CustomerId, InstanceName, LoginId, RequestId};

@@ -104,10 +104,14 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Value::Object(Map::new())
     } else {
         serde_json::from_slice::<Value>(bytes).map_err(|error| {
-            ApiError::invalid_request(
-                Reason::BodyNotJson,
-                format!("The body is not valid JSON ({error}); send a JSON object."),
-            )
+            let hint = if looks_form_encoded(bytes) {
+                "The body is form-encoded (name=value&…); Flinks endpoints take a JSON object \
+                 with Content-Type: application/json."
+                    .to_owned()
+            } else {
+                format!("The body is not valid JSON ({error}); send a JSON object.")
+            };
+            ApiError::invalid_request(Reason::BodyNotJson, hint)
         })?
     };
     let Value::Object(fields) = value else {
@@ -125,12 +129,85 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             (declared.map_or(key, |name| (*name).to_owned()), value)
         })
         .collect();
-    serde_json::from_value(Value::Object(renamed)).map_err(|error| {
-        ApiError::invalid_request(
-            Reason::BodyInvalid,
-            format!("The body has a field of the wrong type: {error}."),
-        )
+    serde_json::from_value(Value::Object(renamed.clone())).map_err(|error| {
+        // serde_json's error loses the field's name: find it by parsing one field at a time.
+        // (Only for bodies whose fields are all optional; else every field alone would fail.)
+        let all_optional = serde_json::from_value::<T>(Value::Object(Map::new())).is_ok();
+        let culprit = renamed
+            .iter()
+            .filter(|_| all_optional)
+            .find(|(key, value)| {
+                let alone = Map::from_iter([((*key).clone(), (*value).clone())]);
+                serde_json::from_value::<T>(Value::Object(alone)).is_err()
+            });
+        let hint = match culprit {
+            Some((key, value)) => format!(
+                "The field {key} is {}, which it cannot be ({error}).",
+                json_kind(value)
+            ),
+            None => format!("The body has a field of the wrong type: {error}."),
+        };
+        ApiError::invalid_request(Reason::BodyInvalid, hint)
     })
+}
+
+/// How a JSON value reads in a hint.
+fn json_kind(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(_) => "a string".to_owned(),
+        Value::Array(_) => "an array".to_owned(),
+        Value::Object(_) => "an object".to_owned(),
+    }
+}
+
+/// Whether a body that is not JSON looks form-encoded (`LoginId=…&MostRecentCached=true`).
+fn looks_form_encoded(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim();
+    !text.starts_with(['{', '[', '"'])
+        && text.contains('=')
+        && text.split('&').all(|pair| {
+            pair.split_once('=')
+                .is_some_and(|(name, _)| !name.is_empty())
+        })
+}
+
+/// The response header naming the top-level body fields the endpoint did not read (bankgate's
+/// addition): unknown fields are accepted as Flinks accepts them (`docs/flinks-wire.md`, "Request
+/// parsing"), but `most_recent_cached` silently turning a cached read into a live refresh, or
+/// `NumberOfBankingStatements` silently taking the default, should be visible to someone.
+pub const IGNORED_FIELDS_HEADER: &str = "x-bankgate-ignored-fields";
+
+/// The top-level keys of a JSON object body that `T` does not read, in the caller's spelling
+/// (only those a header can carry).
+pub fn ignored_fields<'de, T: Deserialize<'de>>(bytes: &[u8]) -> Vec<String> {
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(bytes) else {
+        return Vec::new();
+    };
+    let names = field_names::<T>();
+    fields
+        .keys()
+        .filter(|key| !names.iter().any(|name| name.eq_ignore_ascii_case(key)))
+        .filter(|key| key.bytes().all(|b| b.is_ascii_graphic() && b != b','))
+        .take(20)
+        .cloned()
+        .collect()
+}
+
+/// Adds [`IGNORED_FIELDS_HEADER`] to a response when some fields were not read.
+pub fn mark_ignored(
+    mut response: axum::response::Response,
+    ignored: &[String],
+) -> axum::response::Response {
+    if !ignored.is_empty()
+        && let Ok(value) = axum::http::HeaderValue::from_str(&ignored.join(", "))
+    {
+        response.headers_mut().insert(IGNORED_FIELDS_HEADER, value);
+    }
+    response
 }
 
 /// The field names a struct deserializes, as serde declares them (after its renames): asked of

@@ -6,7 +6,7 @@ use std::fmt;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bankgate_core::{DomainError, Refusal, RequestId};
+use bankgate_core::{DomainError, Malformed, PathId, Refusal, RequestId};
 use serde::Serialize;
 
 pub use crate::endpoint::Endpoint;
@@ -89,7 +89,22 @@ wire_names! {
         RequestIdUnknown = "request_id_unknown",
         RequestIdExpired = "request_id_expired",
         RateLimited = "rate_limited",
+        ApiKeyGivenAsToken = "api_key_given_as_token",
+        TokenGivenAsApiKey = "token_given_as_api_key",
+        AuthorizeTokenInBody = "authorize_token_in_body",
+        AuthorizeTokenEmpty = "authorize_token_empty",
+        CredentialInQuery = "credential_in_query",
+        CredentialSchemePrefix = "credential_scheme_prefix",
+        CredentialMalformed = "credential_malformed",
+        RequestIdMalformed = "request_id_malformed",
         // Hosts and paths.
+        PathPlaceholder = "path_placeholder",
+        CustomerIdMissing = "customer_id_missing",
+        PathPrefixMissing = "path_prefix_missing",
+        VersionSegmentWrong = "version_segment_wrong",
+        EndpointNameWhitespace = "endpoint_name_whitespace",
+        EndpointIdMissingSlash = "endpoint_id_missing_slash",
+        RequestIdInPath = "request_id_in_path",
         HostWrongShape = "host_wrong_shape",
         ApiOnIframeHost = "api_on_iframe_host",
         ConnectOnIframeHost = "connect_on_iframe_host",
@@ -110,6 +125,7 @@ wire_names! {
         LanguageInvalid = "language_invalid",
         InstitutionUnknown = "institution_unknown",
         RequestIdMissing = "request_id_missing",
+        LoginIdGivenToDataEndpoint = "login_id_given_to_data_endpoint",
         AccountUnknown = "account_unknown",
         DaysOfTransactionsInvalid = "days_of_transactions_invalid",
         NumberOfStatementsInvalid = "number_of_statements_invalid",
@@ -162,6 +178,14 @@ impl From<&Refusal> for Reason {
             Refusal::ApiKeyInvalid => Self::ApiKeyInvalid,
             Refusal::RequestIdUnknown { .. } => Self::RequestIdUnknown,
             Refusal::RequestIdExpired { .. } => Self::RequestIdExpired,
+            Refusal::RequestIdMalformed { .. } => Self::RequestIdMalformed,
+            Refusal::ApiKeyGivenAsToken => Self::ApiKeyGivenAsToken,
+            Refusal::TokenGivenAsApiKey => Self::TokenGivenAsApiKey,
+            Refusal::AuthorizeTokenInBody { .. } => Self::AuthorizeTokenInBody,
+            Refusal::CredentialInQuery { .. } => Self::CredentialInQuery,
+            Refusal::CredentialSchemePrefix { .. } => Self::CredentialSchemePrefix,
+            Refusal::CredentialMalformed { .. } => Self::CredentialMalformed,
+            Refusal::PathPlaceholder { .. } => Self::PathPlaceholder,
         }
     }
 }
@@ -177,8 +201,8 @@ pub enum BankRefusal {
     InstitutionUnavailable,
     /// Answers keyed by prompts that were not asked; `expected` are the prompts, quoted.
     UnknownChallengeKey { expected: Vec<String> },
-    /// Some prompts unanswered.
-    ResponsesIncomplete,
+    /// Some prompts unanswered: how many of how many asked.
+    ResponsesIncomplete { answered: usize, asked: usize },
     /// A wrong answer (ends the RequestId).
     ResponseInvalid,
     /// The RequestId still waits for MFA answers.
@@ -218,11 +242,14 @@ impl From<BankRefusal> for ApiError {
                     expected.join(" and ")
                 ),
             ),
-            BankRefusal::ResponsesIncomplete => (
+            BankRefusal::ResponsesIncomplete { answered, asked } => (
                 Code::SecurityResponsesIncomplete,
                 "Not all security challenges were answered",
                 Reason::SecurityResponsesIncomplete,
-                "Answer every prompt of the SecurityChallenges in one call.".to_owned(),
+                format!(
+                    "{answered} of the {asked} prompts asked were answered; answer every prompt \
+                     of the SecurityChallenges in one call."
+                ),
             ),
             BankRefusal::ResponseInvalid => (
                 Code::InvalidSecurityResponse,
@@ -341,6 +368,25 @@ impl ApiError {
             request_id: None,
             retry_after_secs: None,
         }
+    }
+
+    /// Replaces the hint where the caller knows more than the refusal does.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = hint.into();
+        self
+    }
+
+    /// Adds to the hint that the call spent its authorize token (`docs/flinks-wire.md`,
+    /// "Credentials and tokens"), so a retry with the same token would fail next.
+    pub fn token_spent(mut self, spent: bool) -> Self {
+        if spent {
+            self.hint = format!(
+                "{}; the authorize token sent with it is now spent, so generate a new one \
+                 before retrying.",
+                self.hint.trim_end_matches('.')
+            );
+        }
+        self
     }
 
     pub fn with_request_id(mut self, request_id: RequestId) -> Self {
@@ -475,10 +521,79 @@ impl ApiError {
                 None => "This credential or customerId belongs to another instance.".to_owned(),
             }),
             Refusal::CustomerNotFound => unauthorized(
-                "No customer with this customerId exists on this instance; check the GUID in \
-                 the path (the toolbox customerId is 43387ca6-0391-4c82-857d-70d95f087ecb)."
+                "No customer with this customerId exists on the instance this host names; check \
+                 the GUID in the path and that the host is the instance your customerId was \
+                 issued on."
                     .to_owned(),
             ),
+            Refusal::PathPlaceholder { what } => {
+                let name = what.name();
+                let hint = format!(
+                    "The path segment where the {name} goes is a placeholder (such as `undefined` \
+                     or `{{{name}}}`), so the variable that should fill it is unset."
+                );
+                match (endpoint, what) {
+                    // DeleteCard's answer for a LoginId it cannot find.
+                    (Endpoint::DeleteCard, PathId::LoginId) => Self::new(
+                        StatusCode::BAD_REQUEST,
+                        FlinksCode::InvalidLogin,
+                        "Invalid LoginId",
+                        Reason::from(refusal),
+                        hint,
+                    ),
+                    _ => unauthorized(hint),
+                }
+            }
+            Refusal::ApiKeyGivenAsToken => unauthorized(
+                "This is your x-api-key, which only the data endpoints and DeleteCard take; \
+                 /Authorize needs an authorize token from /GenerateAuthorizeToken in \
+                 `flinks-auth-key`."
+                    .to_owned(),
+            ),
+            Refusal::TokenGivenAsApiKey => unauthorized(format!(
+                "This is an authorize token, which only opens /Authorize or the Connect page; {} \
+                 takes the x-api-key, a different credential, in `x-api-key`.",
+                endpoint.name()
+            )),
+            Refusal::AuthorizeTokenInBody { field } => unauthorized(format!(
+                "The body has a `{field}` field but there is no `flinks-auth-key` header; \
+                 /Authorize reads the authorize token only from the `flinks-auth-key` header."
+            )),
+            Refusal::CredentialInQuery { parameter } => unauthorized(format!(
+                "A credential was sent as the query parameter `{parameter}`; {} reads {} only \
+                 from the `{}` header (URLs end up in logs).",
+                endpoint.name(),
+                endpoint.credential().described(),
+                endpoint.credential_header()
+            )),
+            Refusal::CredentialSchemePrefix { header, scheme } => unauthorized(format!(
+                "The `{header}` value starts with '{scheme} '; send the bare key or token, \
+                 without an authentication scheme."
+            )),
+            Refusal::CredentialMalformed { header, shape } => unauthorized(match shape {
+                Malformed::Quoted => format!(
+                    "The `{header}` value is wrapped in quotes; send the key or token without \
+                     them (an .env loader or a JSON string kept them)."
+                ),
+                Malformed::Placeholder => format!(
+                    "The `{header}` value is a placeholder, not a credential; the variable that \
+                     should hold {} is unset or still holds its example.",
+                    endpoint.credential().described()
+                ),
+                Malformed::ReadmeExample => format!(
+                    "The `{header}` value is the example token printed in bankgate's README; \
+                     paste the Token your own /GenerateAuthorizeToken call returned."
+                ),
+                Malformed::NotAscii => format!(
+                    "The `{header}` value has characters that are not plain ASCII (a pasted '…' \
+                     or typographic quote); credentials are UUIDs such as \
+                     xxxxxxxx-xxxx-4xxx-xxxx-xxxxxxxxxxxx."
+                ),
+                Malformed::NotUuid => format!(
+                    "The `{header}` value is not a UUID, which every Flinks credential is; it \
+                     is truncated or has extra characters."
+                ),
+            }),
             Refusal::LoginNotFound => match endpoint {
                 Endpoint::DeleteCard => Self::new(
                     StatusCode::BAD_REQUEST,
@@ -504,6 +619,23 @@ impl ApiError {
                 Reason::from(refusal),
                 "This RequestId was never issued to this customerId, or its session ended; use \
                  the RequestId of a recent /Authorize.",
+            ),
+            Refusal::RequestIdMalformed {
+                request_id,
+                placeholder,
+            } => Self::new(
+                StatusCode::BAD_REQUEST,
+                FlinksCode::SessionNonexistent,
+                format!("RequestId {request_id} is invalid or session has ended"),
+                Reason::from(refusal),
+                if *placeholder {
+                    "The RequestId is a placeholder (such as `undefined` or `{requestId}`), so \
+                     the variable that should hold it is unset; use the RequestId /Authorize \
+                     returned."
+                } else {
+                    "The RequestId is not a UUID, so no /Authorize returned it; use the \
+                     RequestId of a recent /Authorize, not an id of your own."
+                },
             ),
             Refusal::RequestIdExpired { request_id, at } => Self::new(
                 StatusCode::BAD_REQUEST,

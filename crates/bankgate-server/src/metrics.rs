@@ -165,7 +165,12 @@ impl Metrics {
             }
             // A token the store never saw (none sent, or a key sent as one): counted here; the
             // store reports the ones it judged.
-            Some(reason @ (Reason::AuthorizeTokenMissing | Reason::AuthKeyGivenAsToken)) => {
+            Some(
+                reason @ (Reason::AuthorizeTokenMissing
+                | Reason::AuthKeyGivenAsToken
+                | Reason::ApiKeyGivenAsToken
+                | Reason::AuthorizeTokenInBody),
+            ) => {
                 self.tokens_refused
                     .get_or_create(&ReasonLabel {
                         reason: reason.as_str(),

@@ -67,14 +67,7 @@ pub async fn canonicalize(mut request: Request, next: Next) -> Response {
         _ => path,
     };
     if path != "/" && checked.split('/').skip(1).any(str::is_empty) {
-        return ApiError::not_found(
-            Reason::EmptyPathSegment,
-            format!(
-                "The path {path} has an empty segment (a doubled or trailing '/'); API paths \
-                 look like {PATH_SHAPE}."
-            ),
-        )
-        .into_response();
+        return empty_segment(path).into_response();
     }
     if let Some(canonical) = canonical_path(path).filter(|canonical| canonical != path) {
         let path_and_query = match request.uri().query() {
@@ -91,6 +84,48 @@ pub async fn canonicalize(mut request: Request, next: Next) -> Response {
     }
     request.extensions_mut().insert(host);
     next.run(request).await
+}
+
+/// A path with an empty segment, named by where the segment is: the customerId's place means its
+/// variable is unset, the id after an endpoint likewise; anything else is a doubled '/'.
+fn empty_segment(path: &str) -> ApiError {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if segments.len() >= 3
+        && segments[0].eq_ignore_ascii_case("v3")
+        && segments[1].is_empty()
+        && segments[2].eq_ignore_ascii_case("BankingServices")
+    {
+        return ApiError::not_found(
+            Reason::CustomerIdMissing,
+            "The customerId segment of the path is empty (/v3//BankingServices/…), which \
+             usually means the variable holding it is unset; put your customerId (a GUID) \
+             between /v3/ and /BankingServices.",
+        );
+    }
+    let endpoint = segments
+        .get(3)
+        .and_then(|name| Endpoint::named(name))
+        .filter(|endpoint| endpoint.path().ends_with('}'));
+    if let (Some(endpoint), 5, Some(&"")) = (endpoint, segments.len(), segments.last()) {
+        return ApiError::not_found(
+            Reason::EmptyPathSegment,
+            format!(
+                "The path ends with /{}/ and no id after it, so the variable holding the id is \
+                 empty; {} is called as {}.",
+                endpoint.name(),
+                endpoint.name(),
+                usage(endpoint)
+            ),
+        );
+    }
+    ApiError::not_found(
+        Reason::EmptyPathSegment,
+        format!(
+            "The path {path} has an empty segment (a doubled or trailing '/', as when a base URL \
+             ending in '/' is joined with a path starting with '/'); API paths look like \
+             {PATH_SHAPE}."
+        ),
+    )
 }
 
 /// The paths an iframe host serves: the Connect page and its assets.
@@ -119,13 +154,32 @@ fn canonical_path(path: &str) -> Option<String> {
 /// No route matched.
 pub async fn not_found(uri: Uri) -> ApiError {
     let path = uri.path();
-    if let Some((endpoint, _)) = Endpoint::of_path(path) {
+    if let Some((endpoint, after)) = Endpoint::of_path(path) {
+        let poll = match endpoint {
+            Endpoint::GetAccountsSummary => Some(Endpoint::GetAccountsSummaryAsync),
+            Endpoint::GetAccountsDetail => Some(Endpoint::GetAccountsDetailAsync),
+            _ => None,
+        };
+        if let (Some(poll), 1) = (poll, after) {
+            return ApiError::not_found(
+                Reason::RequestIdInPath,
+                format!(
+                    "{} takes the RequestId and its options in a JSON body on POST; only {} \
+                     takes the RequestId in the path (query parameters are not read).",
+                    endpoint.name(),
+                    poll.path()
+                ),
+            );
+        }
         return ApiError::not_found(
             Reason::PathWrongShape,
             format!("{} is called as {}.", endpoint.name(), usage(endpoint)),
         );
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let Some(error) = misplaced_prefix(&segments) {
+        return error;
+    }
     if segments.len() >= 4
         && segments[0].eq_ignore_ascii_case("v3")
         && !segments[2].eq_ignore_ascii_case("BankingServices")
@@ -139,14 +193,7 @@ pub async fn not_found(uri: Uri) -> ApiError {
         );
     }
     if segments.len() >= 4 && segments[0].eq_ignore_ascii_case("v3") {
-        return ApiError::not_found(
-            Reason::UnknownEndpoint,
-            format!(
-                "There is no endpoint {} here; the endpoints are: {}.",
-                segments[3],
-                known_endpoints()
-            ),
-        );
+        return unknown_endpoint(segments[3]);
     }
     ApiError::not_found(
         Reason::UnknownPath,
@@ -154,6 +201,155 @@ pub async fn not_found(uri: Uri) -> ApiError {
             "API paths look like {PATH_SHAPE}; the endpoints are: {}.",
             known_endpoints()
         ),
+    )
+}
+
+/// Paths whose `/v3/{customerId}/BankingServices` prefix is cut short or doubled: the usual
+/// result of joining a base URL and a path (RFC 3986 resolution drops a base path that does not
+/// end in '/'; a base that already ends in /v3 gets another).
+fn misplaced_prefix(segments: &[&str]) -> Option<ApiError> {
+    let is = |i: usize, name: &str| {
+        segments
+            .get(i)
+            .is_some_and(|s| s.eq_ignore_ascii_case(name))
+    };
+    let is_endpoint_like = |i: usize| {
+        segments
+            .get(i)
+            .is_some_and(|s| Endpoint::named(s).is_some() || rel_name(s).is_some())
+    };
+    if is(0, "BankingServices") {
+        return Some(ApiError::not_found(
+            Reason::PathPrefixMissing,
+            "The path starts at /BankingServices, so /v3/{customerId} was lost: a base URL \
+             without a trailing '/' joined with a '/'-rooted path drops its own path; end the \
+             base URL with '/' and give request paths no leading '/'.",
+        ));
+    }
+    if is(0, "v3") && is(1, "v3") {
+        return Some(ApiError::not_found(
+            Reason::VersionSegmentWrong,
+            "The path has /v3 twice; the base URL already ends in /v3, so the code must not add \
+             it again.",
+        ));
+    }
+    if is(0, "v3") && (is(1, "BankingServices") || (segments.len() == 2 && is_endpoint_like(1))) {
+        return Some(ApiError::not_found(
+            Reason::CustomerIdMissing,
+            format!(
+                "The path has no customerId: it goes right after /v3/ ({PATH_SHAPE}), not in a \
+                 header or the base URL's host."
+            ),
+        ));
+    }
+    if segments
+        .first()
+        .is_some_and(|s| crate::auth::is_uuid_shape(s))
+        && is(1, "BankingServices")
+    {
+        return Some(ApiError::not_found(
+            Reason::VersionSegmentWrong,
+            "The path has no /v3 before the customerId; check whether the base URL is meant to \
+             end in /v3 before the code adds the customerId.",
+        ));
+    }
+    None
+}
+
+/// The names of the `Links` array's `rel`s, which are not endpoint names.
+fn rel_name(name: &str) -> Option<Endpoint> {
+    [
+        ("AccountsDetail", Endpoint::GetAccountsDetail),
+        ("AccountsSummary", Endpoint::GetAccountsSummary),
+        ("Statements", Endpoint::GetStatements),
+    ]
+    .into_iter()
+    .find(|(rel, _)| rel.eq_ignore_ascii_case(name))
+    .map(|(_, endpoint)| endpoint)
+}
+
+/// Edit distance, for suggesting the endpoint a misspelled name meant.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            let cost = usize::from(!ca.eq_ignore_ascii_case(cb));
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + cost);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// An endpoint segment that names no endpoint: say what it most likely meant.
+fn unknown_endpoint(segment: &str) -> ApiError {
+    let decoded = segment.replace("%20", " ").replace("%09", "\t");
+    let trimmed = decoded.trim();
+    if trimmed != decoded
+        && let Some(endpoint) = Endpoint::named(trimmed)
+    {
+        return ApiError::not_found(
+            Reason::EndpointNameWhitespace,
+            format!(
+                "The endpoint name {} is followed or preceded by whitespace (%20); remove the \
+                 space from the constant that builds the path.",
+                endpoint.name()
+            ),
+        );
+    }
+    // The longest endpoint name the segment starts with, and what follows it.
+    let glued = Endpoint::ALL
+        .iter()
+        .filter(|endpoint| {
+            segment.len() > endpoint.name().len()
+                && segment
+                    .get(..endpoint.name().len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(endpoint.name()))
+        })
+        .max_by_key(|endpoint| endpoint.name().len());
+    if let Some(endpoint) = glued {
+        let rest = &segment[endpoint.name().len()..];
+        if rest.len() >= 8 && rest.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return ApiError::not_found(
+                Reason::EndpointIdMissingSlash,
+                format!(
+                    "The segment starts with {} and goes straight on into an id; put a '/' \
+                     between them: {}.",
+                    endpoint.name(),
+                    usage(*endpoint)
+                ),
+            );
+        }
+    }
+    let suggestion = if let Some(endpoint) = rel_name(segment) {
+        Some(format!(
+            "{segment} is a rel name in Links, the endpoint is {}.",
+            endpoint.name()
+        ))
+    } else {
+        Endpoint::ALL
+            .iter()
+            .map(|endpoint| (distance(segment, endpoint.name()), endpoint))
+            .filter(|(d, _)| *d <= 6)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, endpoint)| format!("did you mean {}?", endpoint.name()))
+    };
+    ApiError::not_found(
+        Reason::UnknownEndpoint,
+        match suggestion {
+            Some(suggestion) => format!(
+                "There is no endpoint {segment} here; {suggestion} The endpoints are: {}.",
+                known_endpoints()
+            ),
+            None => format!(
+                "There is no endpoint {segment} here; the endpoints are: {}.",
+                known_endpoints()
+            ),
+        },
     )
 }
 
@@ -175,6 +371,16 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distance_counts_edits_ignoring_case() {
+        assert_eq!(
+            distance("GetAccountsSummaryAsyncAsync", "GetAccountsSummaryAsync"),
+            5
+        );
+        assert_eq!(distance("getaccountsdetail", "GetAccountsDetail"), 0);
+        assert_eq!(distance("GetAcountsDetail", "GetAccountsDetail"), 1);
+    }
 
     #[test]
     fn endpoint_names_become_canonical() {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use bankgate_core::model::{Login, Session, Tenant};
@@ -21,7 +21,7 @@ use super::PathParams;
 use super::authorize::LoginBody;
 use super::delete_card::require_api_key;
 use crate::auth;
-use crate::body::{FlinksJson, lenient_bool};
+use crate::body::{self, RawBody, lenient_bool};
 use crate::error::{ApiError, BankRefusal, Endpoint, FlinksCode, Reason};
 use crate::host::HostKind;
 use crate::state::AppState;
@@ -50,6 +50,9 @@ pub struct DataRequest {
     /// `Days90`, `Days360` or `Days365`.
     #[schema(pattern = "^(Days90|Days360|Days365)$")]
     pub days_of_transactions: Option<String>,
+    /// Not read: a LoginId here means /Authorize was skipped, which the refusal says.
+    #[schema(ignore)]
+    pub login_id: Option<serde_json::Value>,
     /// GetStatements: `MostRecent`, `Months3` or `Months12`.
     #[schema(pattern = "^(MostRecent|Months3|Months12)$")]
     pub number_of_statements: Option<String>,
@@ -196,7 +199,10 @@ pub struct DataCall<P> {
     host: HostKind,
     path: P,
     headers: HeaderMap,
+    query: Option<String>,
     request: DataRequest,
+    /// Body fields this endpoint does not read, named in a response header.
+    ignored: Vec<String>,
 }
 
 /// The path parameters of a data endpoint: the customerId, and the RequestId of the polls.
@@ -237,21 +243,38 @@ impl<P: DataPath + DeserializeOwned + Send> FromRequest<AppState> for DataCall<P
             .await
             .map_err(IntoResponse::into_response)?;
         let headers = parts.headers.clone();
-        let FlinksJson(request) =
-            FlinksJson::<DataRequest>::from_request(Request::from_parts(parts, body), state)
-                .await
-                .map_err(IntoResponse::into_response)?;
+        let query = parts.uri.query().map(str::to_owned);
+        let RawBody(bytes) = RawBody::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let request = body::parse::<DataRequest>(&bytes).map_err(IntoResponse::into_response)?;
+        let ignored = body::ignored_fields::<DataRequest>(&bytes);
         Ok(Self {
             state: state.clone(),
             host,
             path,
             headers,
+            query,
             request,
+            ignored,
         })
     }
 }
 
 impl<P: DataPath> DataCall<P> {
+    /// A body with a LoginId and no RequestId: the caller skipped /Authorize, so say that rather
+    /// than only "RequestId missing".
+    fn explain_missing_request_id(&self, error: ApiError) -> ApiError {
+        if error.reason == Reason::RequestIdMissing && self.request.login_id.is_some() {
+            return ApiError::invalid_request(
+                Reason::LoginIdGivenToDataEndpoint,
+                "The body has a LoginId but no RequestId; exchange the LoginId for a RequestId at \
+                 /Authorize (LoginId and MostRecentCached: true) first.",
+            );
+        }
+        error
+    }
+
     /// The session to read: the RequestId in the path (polls) or else in the body.
     async fn open(&self, endpoint: Endpoint) -> Result<Reading, ApiError> {
         open_reading(
@@ -259,12 +282,14 @@ impl<P: DataPath> DataCall<P> {
             &self.host,
             self.path.customer_id(),
             &self.headers,
+            self.query.as_deref(),
             endpoint,
             self.path
                 .request_id()
                 .or(self.request.request_id.as_deref()),
         )
         .await
+        .map_err(|error| self.explain_missing_request_id(error))
     }
 }
 
@@ -284,11 +309,12 @@ pub(crate) async fn open_reading(
     host: &HostKind,
     customer_id: &str,
     headers: &HeaderMap,
+    query: Option<&str>,
     endpoint: Endpoint,
     request_id: Option<&str>,
 ) -> Result<Reading, ApiError> {
     let tenant = auth::resolve_tenant(state, host, customer_id, endpoint).await?;
-    require_api_key(state, &tenant, headers, endpoint).await?;
+    require_api_key(state, &tenant, headers, query, endpoint).await?;
     let Some(raw) = request_id.map(str::trim).filter(|r| !r.is_empty()) else {
         return Err(ApiError::invalid_request(
             Reason::RequestIdMissing,
@@ -306,7 +332,15 @@ pub(crate) async fn open_reading(
             },
         )
     };
-    let request_id: RequestId = raw.parse().map_err(|_| unknown())?;
+    let request_id: RequestId = raw.parse().map_err(|_| {
+        ApiError::refused(
+            endpoint,
+            &Refusal::RequestIdMalformed {
+                request_id: raw.to_owned(),
+                placeholder: auth::is_placeholder(raw),
+            },
+        )
+    })?;
     tracing::Span::current().record("request_id", tracing::field::display(request_id));
     let now = tenant.instance.now(state.clock.as_ref());
     let customer = tenant.customer.id;
@@ -364,7 +398,7 @@ impl Reading {
         &self,
         state: &AppState,
         polling: bool,
-    ) -> Result<Option<FlinksCode>, ApiError> {
+    ) -> Result<Option<(FlinksCode, Duration)>, ApiError> {
         let scenario = state
             .bank
             .institution(&self.login.institution)
@@ -383,13 +417,16 @@ impl Reading {
             return Ok(None);
         }
         let first_call = started == now && !polling;
-        Ok(Some(
-            if first_call && scenario == Some(Scenario::Dispatched) {
-                FlinksCode::OperationDispatched
-            } else {
-                FlinksCode::OperationPending
-            },
-        ))
+        let code = if first_call && scenario == Some(Scenario::Dispatched) {
+            FlinksCode::OperationDispatched
+        } else {
+            FlinksCode::OperationPending
+        };
+        let ready_at = started + SANDBOX_PROCESSING_TIME;
+        let remaining = Duration::from_micros(
+            u64::try_from(ready_at.as_micros() - now.as_micros()).unwrap_or_default(),
+        );
+        Ok(Some((code, remaining)))
     }
 
     /// Narrows to `AccountsFilter`; an id this login does not have is a 400.
@@ -418,7 +455,15 @@ impl Reading {
     }
 }
 
-fn pending_response(code: FlinksCode, request_id: RequestId, poll: Endpoint) -> Response {
+/// The 202, with `Retry-After` (whole seconds, at least 1) saying when the data will be ready.
+/// The body stays exactly Flinks' (clients compare it); the header is bankgate's addition.
+fn pending_response(
+    (code, remaining): (FlinksCode, Duration),
+    request_id: RequestId,
+    poll: Endpoint,
+) -> Response {
+    let secs = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0);
+    let secs = secs.max(1);
     let message = if code == FlinksCode::OperationDispatched {
         "Your operations had been dispatched to background process for long running jobs"
     } else {
@@ -439,7 +484,12 @@ fn pending_response(code: FlinksCode, request_id: RequestId, poll: Endpoint) -> 
         message,
         request_id,
     };
-    (StatusCode::ACCEPTED, Json(body)).into_response()
+    (
+        StatusCode::ACCEPTED,
+        [(header::RETRY_AFTER, secs.to_string())],
+        Json(body),
+    )
+        .into_response()
 }
 
 fn balance(account: &Account, with_balance: bool) -> BalanceBody {
@@ -660,7 +710,9 @@ macro_rules! accounts_endpoint {
         )]
         pub async fn $name(call: DataCall<$path>) -> Result<Response, ApiError> {
             let reading = call.open(Endpoint::$endpoint).await?;
-            $render(&call.state, reading, &call.request, $polling).await
+            $render(&call.state, reading, &call.request, $polling)
+                .await
+                .map(|response| body::mark_ignored(response, &call.ignored))
         }
     };
 }
@@ -780,14 +832,15 @@ pub async fn get_statements(call: DataCall<String>) -> Result<Response, ApiError
             .collect(),
         })
         .collect();
-    Ok(Json(StatementsResponse {
+    let response = Json(StatementsResponse {
         http_status_code: 200,
         statements_by_account,
         login: LoginBody::from(&reading.login),
         institution: reading.login.institution.clone(),
         request_id,
     })
-    .into_response())
+    .into_response();
+    Ok(body::mark_ignored(response, &call.ignored))
 }
 
 #[cfg(test)]

@@ -4,13 +4,15 @@
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use bankgate_core::model::{KeyKind, Tenant};
-use bankgate_core::{LoginId, Refusal};
+use bankgate_core::{LoginId, PathId, Refusal};
 use serde::Serialize;
 
 use super::PathParams;
-use crate::auth::{self, header_value, is_current_key, missing_credential, misused_credential};
+use crate::auth::{
+    self, credential_in_header, is_current_key, missing_credential, misused_credential,
+};
 use crate::body::{AnyObject, FlinksJson};
 use crate::error::{ApiError, Endpoint};
 use crate::host::HostKind;
@@ -31,22 +33,32 @@ pub async fn require_api_key(
     state: &AppState,
     tenant: &Tenant,
     headers: &HeaderMap,
+    query: Option<&str>,
     endpoint: Endpoint,
 ) -> Result<(), ApiError> {
     let optional = !tenant.customer.api_key_required;
-    let (presented, wanted) = match header_value(headers, endpoint.credential_header()) {
-        Some(api_key) => (api_key, KeyKind::Api),
-        None => match header_value(
-            headers,
-            Endpoint::GenerateAuthorizeToken.credential_header(),
-        ) {
-            Some(secret) if optional => (secret, KeyKind::Secret),
-            None if optional => return Ok(()),
-            _ => {
-                let refusal = missing_credential(headers, endpoint, Refusal::ApiKeyMissing);
-                return Err(ApiError::refused(endpoint, &refusal));
-            }
+    let refuse = |refusal: Refusal| ApiError::refused(endpoint, &refusal);
+    let secret_header = Endpoint::GenerateAuthorizeToken.credential_header();
+    let (presented, wanted) = match credential_in_header(headers, endpoint.credential_header()) {
+        Ok(Some(api_key)) => (api_key, KeyKind::Api),
+        Err(malformed) => return Err(refuse(malformed)),
+        Ok(None) if optional => match credential_in_header(headers, secret_header) {
+            Ok(Some(secret)) => (secret, KeyKind::Secret),
+            Ok(None) => return Ok(()),
+            Err(malformed) => return Err(refuse(malformed)),
         },
+        Ok(None) => {
+            let refusal = missing_credential(
+                state,
+                tenant,
+                headers,
+                query,
+                endpoint,
+                Refusal::ApiKeyMissing,
+            )
+            .await?;
+            return Err(refuse(refusal));
+        }
     };
     let (_, found) =
         auth::lookup(state, presented, tenant.instance.now(state.clock.as_ref())).await?;
@@ -70,11 +82,20 @@ pub async fn delete_card(
     State(state): State<AppState>,
     Extension(host): Extension<HostKind>,
     PathParams((customer_id, login_id)): PathParams<(String, String)>,
+    uri: Uri,
     headers: HeaderMap,
     FlinksJson(_): FlinksJson<AnyObject>,
 ) -> Result<Json<DeleteCardResponse>, ApiError> {
     let tenant = auth::resolve_tenant(&state, &host, &customer_id, ENDPOINT).await?;
-    require_api_key(&state, &tenant, &headers, ENDPOINT).await?;
+    require_api_key(&state, &tenant, &headers, uri.query(), ENDPOINT).await?;
+    if auth::is_placeholder(&login_id) {
+        return Err(ApiError::refused(
+            ENDPOINT,
+            &Refusal::PathPlaceholder {
+                what: PathId::LoginId,
+            },
+        ));
+    }
     let not_found = || ApiError::refused(ENDPOINT, &Refusal::LoginNotFound);
     let login_id: LoginId = login_id.parse().map_err(|_| not_found())?;
     if !state

@@ -4,7 +4,7 @@
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use bankgate_core::model::KeyKind;
 use bankgate_core::{AuthorizeToken, Refusal};
 use bankgate_store::NewToken;
@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::PathParams;
 use crate::auth::{
-    self, ClientAddr, header_value, is_current_key, missing_credential, misused_credential,
+    self, ClientAddr, credential_in_header, is_current_key, missing_credential, misused_credential,
 };
 use crate::body::{AnyObject, FlinksJson};
 use crate::error::{ApiError, Endpoint};
@@ -42,6 +42,7 @@ pub async fn generate_authorize_token(
     Extension(host): Extension<HostKind>,
     client: ClientAddr,
     PathParams(customer_id): PathParams<String>,
+    uri: Uri,
     headers: HeaderMap,
     FlinksJson(_): FlinksJson<AnyObject>,
 ) -> Result<Json<TokenResponse>, ApiError> {
@@ -55,12 +56,28 @@ pub async fn generate_authorize_token(
     if let Err(retry_after) = state.guard.check(&attempt) {
         return Err(ApiError::rate_limited(retry_after));
     }
-    let Some(presented) = header_value(&headers, ENDPOINT.credential_header()) else {
-        return Err(refuse(missing_credential(
-            &headers,
-            ENDPOINT,
-            Refusal::AuthKeyMissing,
-        )));
+    let presented = match credential_in_header(&headers, ENDPOINT.credential_header()) {
+        Ok(Some(presented)) => presented,
+        Ok(None) => {
+            let refusal = missing_credential(
+                &state,
+                &tenant,
+                &headers,
+                uri.query(),
+                ENDPOINT,
+                Refusal::AuthKeyMissing,
+            )
+            .await?;
+            // A misplaced value was looked up: count it like any other guess.
+            if refusal != Refusal::AuthKeyMissing {
+                state.guard.failed(&attempt);
+            }
+            return Err(refuse(refusal));
+        }
+        Err(malformed) => {
+            state.guard.failed(&attempt);
+            return Err(refuse(malformed));
+        }
     };
     let now = tenant.instance.now(state.clock.as_ref());
     let (_, found) = auth::lookup(&state, presented, now).await?;

@@ -21,7 +21,7 @@ use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bankgate_core::model::{CONNECT_SESSION_IDLE_LIFETIME, Tenant};
+use bankgate_core::model::{CONNECT_SESSION_IDLE_LIFETIME, KeyKind, Tenant};
 use bankgate_core::sandbox::accounts::accounts_for;
 use bankgate_core::{
     ConnectSecret, CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId,
@@ -350,6 +350,15 @@ async fn open(
                 instance: of,
                 ..
             }) if &of == instance => customer_id,
+            // The secret key in the URL (#28 of docs/integration-mistakes.md): say so, since it
+            // has now reached a browser; only for this instance's keys (no other tenant named).
+            Some(CredentialMatch::Key {
+                kind: KeyKind::Secret,
+                instance: of,
+                ..
+            }) if &of == instance => {
+                return Ok(token_problem(&params, Reason::AuthKeyGivenAsToken, mounted));
+            }
             _ => {
                 return Ok(token_problem(
                     &params,
@@ -359,11 +368,17 @@ async fn open(
             }
         },
         None if state.store.connect_token_required(instance).await? => {
-            return Ok(token_problem(
-                &params,
-                Reason::AuthorizeTokenMissing,
-                mounted,
-            ));
+            // `authorizeToken=` with no value: the code that mints the token did not run or its
+            // result was not put in the URL (#28 of docs/integration-mistakes.md).
+            let empty = pairs
+                .iter()
+                .any(|(key, _)| key.eq_ignore_ascii_case("authorizeToken"));
+            let reason = if empty {
+                Reason::AuthorizeTokenEmpty
+            } else {
+                Reason::AuthorizeTokenMissing
+            };
+            return Ok(token_problem(&params, reason, mounted));
         }
         None => match sole_customer(state, instance, pairs).await? {
             Some(customer_id) => customer_id,
@@ -915,7 +930,7 @@ fn problem_page(params: &Params, status: StatusCode, key: &str, events: Events) 
 /// The authorize token was missing, unknown, used or expired: say so, and post `TOKEN_INVALID`.
 fn token_problem(params: &Params, reason: Reason, mut events: Events) -> Response {
     let key = match reason {
-        Reason::AuthorizeTokenMissing => "err_token_missing",
+        Reason::AuthorizeTokenMissing | Reason::AuthorizeTokenEmpty => "err_token_missing",
         Reason::AuthorizeTokenUsed => "err_token_used",
         Reason::AuthorizeTokenExpired => "err_token_expired",
         _ => "err_token_invalid",

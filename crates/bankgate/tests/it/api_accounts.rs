@@ -881,7 +881,12 @@ async fn unknown_and_malformed_request_ids_have_no_session() {
             "not-a-guid".to_owned(),
         ] {
             let reply = data(&app, endpoint, json!({ "RequestId": request_id })).await;
-            reply.assert_error(400, "SESSION_NONEXISTENT", "request_id_unknown");
+            let reason = if request_id == "not-a-guid" {
+                "request_id_malformed"
+            } else {
+                "request_id_unknown"
+            };
+            reply.assert_error(400, "SESSION_NONEXISTENT", reason);
             assert_eq!(
                 reply.json["Message"],
                 format!("RequestId {request_id} is invalid or session has ended"),

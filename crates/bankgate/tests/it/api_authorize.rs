@@ -277,7 +277,14 @@ async fn bad_bodies_are_400_and_spend_the_token() {
     // A bad body with a bad token: the token refusal wins.
     app.post(&uri, &[("flinks-auth-key", "nope")], "{oops")
         .await
-        .assert_error(401, "ACCESS_DENIED", "authorize_token_invalid");
+        .assert_error(401, "ACCESS_DENIED", "credential_malformed");
+    app.post(
+        &uri,
+        &[("flinks-auth-key", "7d9d2a43-5bd8-4f0e-9c39-4f1d2d0a2a10")],
+        "{oops",
+    )
+    .await
+    .assert_error(401, "ACCESS_DENIED", "authorize_token_invalid");
 }
 
 #[tokio::test]

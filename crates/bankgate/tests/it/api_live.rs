@@ -197,7 +197,11 @@ async fn empty_answers_ask_again_and_answers_ignore_case() {
     for (header, reason) in [
         (None, "authorize_token_missing"),
         (Some(TOOLBOX_SECRET), "auth_key_given_as_token"),
-        (Some("garbage"), "authorize_token_invalid"),
+        (Some("garbage"), "credential_malformed"),
+        (
+            Some("7d9d2a43-5bd8-4f0e-9c39-4f1d2d0a2a10"),
+            "authorize_token_invalid",
+        ),
     ] {
         app.answer(header, &request_id, answer.clone())
             .await
@@ -250,11 +254,11 @@ async fn a_wrong_answer_ends_the_request_id() {
         "security_response_invalid",
     );
     assert_eq!(wrong.json["RequestId"], request_id.as_str());
-    // The exchange is over: the next call needs a token like any other.
+    // The exchange is over: a retry without a token hears that the RequestId has ended.
     let answer = json!({ prompt.clone(): [answer_to(&prompt)] });
-    app.answer(None, &request_id, answer.clone())
-        .await
-        .assert_error(401, "ACCESS_DENIED", "authorize_token_missing");
+    let retry = app.answer(None, &request_id, answer.clone()).await;
+    retry.assert_error(400, "SESSION_NONEXISTENT", "request_id_unknown");
+    assert!(retry.hint().contains("a wrong answer"), "{}", retry.hint());
     let fresh = app.toolbox_token().await;
     let late = app.answer(Some(&fresh), &request_id, answer).await;
     late.assert_error(400, "SESSION_NONEXISTENT", "request_id_unknown");
@@ -546,7 +550,7 @@ async fn unknown_request_ids_are_session_nonexistent() {
     let token = app.toolbox_token().await;
     app.answer(Some(&token), "not-a-guid", json!({}))
         .await
-        .assert_error(400, "SESSION_NONEXISTENT", "request_id_unknown");
+        .assert_error(400, "SESSION_NONEXISTENT", "request_id_malformed");
     app.answer(Some(&token), unknown, json!({}))
         .await
         .assert_error(401, "ACCESS_DENIED", "authorize_token_used");

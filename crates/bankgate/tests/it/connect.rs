@@ -272,6 +272,16 @@ async fn missing_unknown_expired_and_foreign_tokens_show_the_error_screen() {
             "authorize_token_invalid",
             "not valid",
         ),
+        (
+            format!("authorizeToken={TOOLBOX_SECRET}"),
+            "auth_key_given_as_token",
+            "not valid",
+        ),
+        (
+            "demo=true&authorizeToken=".to_owned(),
+            "authorize_token_empty",
+            "authorization token",
+        ),
     ] {
         let page = open(&app, IFRAME, &query, None).await;
         assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{query}");
@@ -286,6 +296,10 @@ async fn missing_unknown_expired_and_foreign_tokens_show_the_error_screen() {
             page.alert()
         );
         assert!(page.cookie().is_none());
+        assert!(
+            !page.body.contains(TOOLBOX_SECRET),
+            "the secret key is echoed"
+        );
     }
     // The foreign token was not spent by the toolbox page: acme's own page takes it.
     let page = open(

@@ -16,6 +16,7 @@ mod connect;
 mod connect_browser;
 mod limits;
 mod logs;
+mod mistakes;
 mod multinode;
 mod openapi;
 mod operator;

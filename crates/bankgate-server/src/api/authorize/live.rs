@@ -237,7 +237,15 @@ pub async fn answer(
     }
     if answers.iter().any(|a| !matches!(a, Some(Some(_)))) {
         keep_waiting().await?;
-        return Err(ApiError::from(BankRefusal::ResponsesIncomplete).with_request_id(request_id));
+        let answered = answers
+            .iter()
+            .filter(|a| matches!(a, Some(Some(_))))
+            .count();
+        let refusal = BankRefusal::ResponsesIncomplete {
+            answered,
+            asked: answers.len(),
+        };
+        return Err(ApiError::from(refusal).with_request_id(request_id));
     }
     let all_right = asked.iter().zip(&answers).all(|((index, _), answer)| {
         let given = answer.clone().flatten().unwrap_or_default();

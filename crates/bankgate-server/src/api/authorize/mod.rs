@@ -13,7 +13,7 @@ mod responses;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use bankgate_core::model::{
     AUTHORIZED_SESSION_LIFETIME, KeyKind, Language, Login, Session, Tenant,
@@ -27,8 +27,8 @@ pub use responses::{AuthorizedResponse, LoginBody, MfaResponse, SecurityChalleng
 
 use super::PathParams;
 use crate::auth::{
-    self, ClientAddr, header_value, is_current_key, missing_credential, misused_credential,
-    other_instance,
+    self, ClientAddr, credential_in_header, header_value, is_current_key, missing_credential,
+    misused_credential, other_instance,
 };
 use crate::body::{self, lenient_bool};
 use crate::error::{ApiError, Endpoint, Reason};
@@ -202,18 +202,30 @@ pub async fn authorize(
     Extension(host): Extension<HostKind>,
     client: ClientAddr,
     PathParams(customer_id): PathParams<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let tenant = auth::resolve_tenant(&state, &host, &customer_id, ENDPOINT).await?;
     // Read here rather than by an extractor, so a body too large to read still spends the
     // token like any other bad body.
-    let parsed = body::read(body).await.and_then(|bytes| {
+    let bytes = body::read(body).await;
+    let body_token = bytes.as_deref().ok().and_then(token_field);
+    let ignored = bytes
+        .as_deref()
+        .map(body::ignored_fields::<AuthorizeRequest>)
+        .unwrap_or_default();
+    let parsed = bytes.and_then(|bytes| {
         let request = body::parse::<AuthorizeRequest>(&bytes)?;
         Ok((mode_of(&request)?, request))
     });
     let now = tenant.instance.now(state.clock.as_ref());
     let required = tenant.customer.authorize_token_required;
+    let presented = Presented {
+        headers: &headers,
+        query: uri.query(),
+        body_token: body_token.as_deref(),
+    };
 
     // An answer to a pending MFA exchange may carry the token bound to it again, or none
     // (`docs/flinks-wire.md`, "Credentials and tokens"); every other call follows the usual token rules.
@@ -223,7 +235,7 @@ pub async fn authorize(
         let token = if required {
             header_value(&headers, ENDPOINT.credential_header()).map(Digest::of_presented)
         } else {
-            presented_token(&state, &tenant, &headers).await?
+            presented_token(&state, &tenant, &presented).await?
         };
         let call = Call {
             token,
@@ -235,11 +247,34 @@ pub async fn authorize(
         let responses = request.security_responses.clone().unwrap_or_default();
         return live::answer(&call, pending, responses)
             .await
-            .map(|outcome| outcome.into_response(&state.bank));
+            .map(|outcome| body::mark_ignored(outcome.into_response(&state.bank), &ignored));
+    }
+
+    // An answer for a RequestId that has no exchange waiting and no session, sent without a
+    // token: the RequestId is what is wrong (a wrong answer ends it), not the missing token.
+    if let Ok((Mode::Answer(request_id), _)) = &parsed
+        && required
+        && headers.get(ENDPOINT.credential_header()).is_none()
+        && state
+            .store
+            .session(tenant.customer.id, *request_id)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::refused(
+            ENDPOINT,
+            &Refusal::RequestIdUnknown {
+                request_id: request_id.to_string(),
+            },
+        )
+        .with_hint(
+            "No MFA exchange is waiting on this RequestId: a wrong answer, DeleteCard or 8 idle \
+             minutes end it (or it was never issued); start again with a new authorize token.",
+        ));
     }
 
     let call = Call {
-        token: presented_token(&state, &tenant, &headers).await?,
+        token: presented_token(&state, &tenant, &presented).await?,
         state: &state,
         tenant: &tenant,
         now,
@@ -252,7 +287,7 @@ pub async fn authorize(
         Ok(ok) => ok,
         Err(problem) => {
             call.spend_token(RequestId::new_random()).await?;
-            return Err(problem);
+            return Err(problem.token_spent(call.token.is_some()));
         }
     };
     let language = match request.language.as_deref().map(str::parse::<Language>) {
@@ -260,7 +295,8 @@ pub async fn authorize(
         Some(Ok(language)) => Some(language),
         Some(Err(problem)) => {
             call.spend_token(RequestId::new_random()).await?;
-            return Err(ApiError::invalid_request(Reason::LanguageInvalid, problem));
+            return Err(ApiError::invalid_request(Reason::LanguageInvalid, problem)
+                .token_spent(call.token.is_some()));
         }
     };
     let outcome = match mode {
@@ -283,7 +319,10 @@ pub async fn authorize(
         Mode::Refresh(login_id) => live::refresh(&call, login_id, language, request.tag).await,
         Mode::Answer(request_id) => live::already_authorized(&call, request_id).await,
     }?;
-    Ok(outcome.into_response(&state.bank))
+    Ok(body::mark_ignored(
+        outcome.into_response(&state.bank),
+        &ignored,
+    ))
 }
 
 fn mode_of(request: &AuthorizeRequest) -> Result<Mode, ApiError> {
@@ -293,8 +332,9 @@ fn mode_of(request: &AuthorizeRequest) -> Result<Mode, ApiError> {
         return request_id.parse().map(Mode::Answer).map_err(|_| {
             ApiError::refused(
                 ENDPOINT,
-                &Refusal::RequestIdUnknown {
+                &Refusal::RequestIdMalformed {
                     request_id: request_id.clone(),
+                    placeholder: auth::is_placeholder(request_id),
                 },
             )
         });
@@ -365,25 +405,71 @@ async fn cached(
     call.opened(outcome).await
 }
 
+/// The body field that holds an authorize token in integrations that put it there (`Token`,
+/// `AuthToken`, `authorizeToken`, `flinks-auth-key`), as the caller spelled it.
+fn token_field(bytes: &[u8]) -> Option<String> {
+    let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes).ok()?;
+    fields
+        .into_iter()
+        .filter(|(_, value)| value.as_str().is_some_and(|v| !v.trim().is_empty()))
+        .map(|(key, _)| key)
+        .find(|key| {
+            let bare: String = key
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect::<String>()
+                .to_ascii_lowercase();
+            [
+                "token",
+                "authtoken",
+                "authorizetoken",
+                "flinksauthkey",
+                "authkey",
+            ]
+            .contains(&bare.as_str())
+        })
+}
+
+/// Where a token could be, besides the header: for saying where a missing one was found.
+struct Presented<'a> {
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+    body_token: Option<&'a str>,
+}
+
 /// The token this request spends: `None` when the customer does not require tokens and none (or
 /// the secret key itself) was sent.
 async fn presented_token(
     state: &AppState,
     tenant: &Tenant,
-    headers: &HeaderMap,
+    presented: &Presented<'_>,
 ) -> Result<Option<Digest>, ApiError> {
     let required = tenant.customer.authorize_token_required;
-    match header_value(headers, ENDPOINT.credential_header()) {
-        None if required => Err(ApiError::refused(
-            ENDPOINT,
-            &missing_credential(headers, ENDPOINT, Refusal::AuthorizeTokenMissing),
-        )),
-        None => Ok(None),
-        Some(presented) if !required => {
+    let refuse = |refusal: Refusal| ApiError::refused(ENDPOINT, &refusal);
+    match credential_in_header(presented.headers, ENDPOINT.credential_header()) {
+        Err(malformed) => Err(refuse(malformed)),
+        Ok(None) if required => Err(refuse(match presented.body_token {
+            Some(field) => Refusal::AuthorizeTokenInBody {
+                field: field.to_owned(),
+            },
+            None => {
+                missing_credential(
+                    state,
+                    tenant,
+                    presented.headers,
+                    presented.query,
+                    ENDPOINT,
+                    Refusal::AuthorizeTokenMissing,
+                )
+                .await?
+            }
+        })),
+        Ok(None) => Ok(None),
+        Ok(Some(presented)) if !required => {
             let (digest, found) =
                 auth::lookup(state, presented, tenant.instance.now(state.clock.as_ref())).await?;
             Ok((!is_current_key(tenant, &found, KeyKind::Secret)).then_some(digest))
         }
-        Some(presented) => Ok(Some(Digest::of_presented(presented))),
+        Ok(Some(presented)) => Ok(Some(Digest::of_presented(presented))),
     }
 }
