@@ -262,13 +262,22 @@ pub(crate) async fn healthz() -> Json<Health> {
     Json(Health::new("ok", None))
 }
 
-/// An instance's kind, as the admin API spells it.
-#[derive(utoipa::ToSchema)]
+/// An instance's kind, as the admin API reads it (and documents it: the core's `InstanceKind`
+/// knows nothing of OpenAPI).
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
 pub(crate) enum Kind {
     Sandbox,
     Production,
+}
+
+impl From<Kind> for InstanceKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Sandbox => Self::Sandbox,
+            Kind::Production => Self::Production,
+        }
+    }
 }
 
 /// What the probes answer.
@@ -338,8 +347,7 @@ pub(crate) struct CreateInstance {
     /// A DNS label (the first label of its hosts), not ending in `-api` or `-iframe`.
     #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     name: String,
-    #[schema(value_type = Kind)]
-    kind: InstanceKind,
+    kind: Kind,
     #[schema(minimum = 1)]
     token_lifetime_seconds: Option<u64>,
 }
@@ -356,7 +364,7 @@ pub(crate) async fn create_instance(
         .operator
         .create_instance(
             instance_name(&request.name)?,
-            request.kind,
+            request.kind.into(),
             request.token_lifetime_seconds.map(Duration::from_secs),
         )
         .await?;
