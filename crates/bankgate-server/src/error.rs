@@ -113,6 +113,7 @@ wire_names! {
         PathInvalid = "path_invalid",
         UnknownPath = "unknown_path",
         UnknownEndpoint = "unknown_endpoint",
+        EndpointNotServed = "endpoint_not_served",
         MethodNotAllowed = "method_not_allowed",
         // Bodies and fields.
         BodyUnreadable = "body_unreadable",

@@ -285,8 +285,32 @@ fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// Flinks endpoints next to the ones bankgate serves, which integrations call and bankgate does
+/// not answer yet: a 404 for them should not read as a typo.
+const NOT_SERVED: [&str; 6] = [
+    "AuthorizeAsync",
+    "GetStatementsAsync",
+    "SetScheduledRefresh",
+    "GetNightlyRefreshStatus",
+    "GetMFAQuestions",
+    "AnswerMFAQuestions",
+];
+
 /// An endpoint segment that names no endpoint: say what it most likely meant.
 fn unknown_endpoint(segment: &str) -> ApiError {
+    if let Some(name) = NOT_SERVED
+        .iter()
+        .find(|name| name.eq_ignore_ascii_case(segment))
+    {
+        return ApiError::not_found(
+            Reason::EndpointNotServed,
+            format!(
+                "{name} is a Flinks endpoint that bankgate does not serve yet; against bankgate, \
+                 use the endpoints it serves: {}.",
+                known_endpoints()
+            ),
+        );
+    }
     let decoded = segment.replace("%20", " ").replace("%09", "\t");
     let trimmed = decoded.trim();
     if trimmed != decoded

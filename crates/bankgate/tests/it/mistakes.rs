@@ -642,6 +642,21 @@ async fn endpoint_names_gone_wrong() {
         let reply = post_path(&app, &path(TOOLBOX_CUSTOMER, name)).await;
         refused(&reply, 404, "INVALID_REQUEST", "unknown_endpoint", &[cue]);
     }
+    // Flinks endpoints bankgate does not serve yet are not called typos (#9, third form).
+    for name in [
+        "AuthorizeAsync",
+        "GetStatementsAsync/0a8f5c6e-7b2d-4e1f-9c3a-5d6e7f8a9b0c",
+        "setscheduledrefresh",
+    ] {
+        let reply = post_path(&app, &path(TOOLBOX_CUSTOMER, name)).await;
+        refused(
+            &reply,
+            404,
+            "INVALID_REQUEST",
+            "endpoint_not_served",
+            &["does not serve yet", "GenerateAuthorizeToken"],
+        );
+    }
     let empty_id = format!("{}/", path(TOOLBOX_CUSTOMER, "GetAccountsDetailAsync"));
     let reply = app
         .send(request(
