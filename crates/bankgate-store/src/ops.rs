@@ -910,6 +910,8 @@ pub async fn ping(tx: &mut dyn Tx) -> Result<(), StoreError> {
 #[derive(Debug, Clone, Copy)]
 pub enum Expiring {
     Tokens,
+    /// RequestId sessions, purged with [`purge_sessions_chunk`].
+    Sessions,
     Pending,
     ConnectSessions,
 }
@@ -918,6 +920,7 @@ impl Expiring {
     fn table_and_key(self) -> (&'static str, &'static str) {
         match self {
             Self::Tokens => ("authorize_tokens", "digest"),
+            Self::Sessions => ("sessions", "request_id"),
             Self::Pending => ("pending_authorizations", "request_id"),
             Self::ConnectSessions => ("connect_sessions", "secret_digest"),
         }
@@ -951,11 +954,10 @@ pub async fn purge_sessions_chunk(
     tx: &mut dyn Tx,
     expired_before: Timestamp,
 ) -> Result<u64, StoreError> {
+    let (table, key) = Expiring::Sessions.table_and_key();
     let sql = format!(
-        "DELETE FROM sessions WHERE request_id IN \
-         (SELECT request_id FROM sessions WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2{}) \
-         RETURNING login_id",
-        tx.dialect().skip_locked()
+        "{} RETURNING login_id",
+        purge_chunk_sql(table, key, tx.dialect().skip_locked())
     );
     let rows = tx.query(&sql, params![expired_before, PURGE_CHUNK]).await?;
     let mut logins = rows

@@ -262,6 +262,56 @@ pub trait Tx: Send {
 /// What an operation returns: a future borrowing the transaction it runs in.
 pub type OpFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 't>>;
 
+/// A [`Tx`] that refuses a second statement: what an operation declared as one statement runs
+/// in, since a backend gives such an operation no transaction or savepoint of its own.
+struct OneStatement<'t> {
+    tx: &'t mut dyn Tx,
+    ran: bool,
+}
+
+impl OneStatement<'_> {
+    fn count(&mut self) -> Result<(), StoreError> {
+        if std::mem::replace(&mut self.ran, true) {
+            return Err(StoreError::Database(
+                "an operation declared as one statement ran a second one".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Tx for OneStatement<'_> {
+    fn dialect(&self) -> Dialect {
+        self.tx.dialect()
+    }
+
+    async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        self.count()?;
+        self.tx.execute(sql, params).await
+    }
+
+    async fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
+        self.count()?;
+        self.tx.query(sql, params).await
+    }
+}
+
+/// Wraps an operation declared as one statement so that it cannot run a second one, whichever
+/// backend runs it.
+pub fn one_statement<T, F>(op: F) -> impl for<'t> FnOnce(&'t mut dyn Tx) -> OpFuture<'t, T> + Send
+where
+    F: for<'t> FnOnce(&'t mut dyn Tx) -> OpFuture<'t, T> + Send + 'static,
+    T: Send + 'static,
+{
+    move |tx| {
+        Box::pin(async move {
+            let mut one = OneStatement { tx, ran: false };
+            op(&mut one).await
+        })
+    }
+}
+
 /// How a backend runs an operation: on a connection for reads, in a durable transaction for
 /// writes. An operation that fails leaves nothing behind.
 #[async_trait]
@@ -277,9 +327,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         F: for<'t> FnOnce(&'t mut dyn Tx) -> OpFuture<'t, T> + Send + 'static,
         T: Send + 'static;
 
-    /// Runs an operation of exactly one statement, which is atomic by itself: a backend may
-    /// skip the transaction around it (PostgreSQL: one round trip instead of three). Running a
-    /// second statement is an error.
+    /// Runs an operation of exactly one statement (wrapped by [`one_statement`]), which is atomic
+    /// by itself: a backend may skip the transaction or savepoint around it (PostgreSQL: one
+    /// round trip instead of three).
     async fn write_statement<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         F: for<'t> FnOnce(&'t mut dyn Tx) -> OpFuture<'t, T> + Send + 'static,

@@ -10,7 +10,7 @@ use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, Requ
 
 use crate::lookups::{LOOKUP_TTL, Lookups};
 use crate::ops::{self, Expiring, PURGE_CHUNK};
-use crate::sql::Backend;
+use crate::sql::{Backend, one_statement};
 use crate::{
     CachedAuthorize, ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch,
     KeyDigests, NewToken, ObserverSlot, OpenOutcome, Purged, Reset, Store, StoreObserver,
@@ -25,34 +25,23 @@ pub struct SqlStore<B> {
     lookups: Lookups,
 }
 
-/// Runs `$op(tx, args…)` as a read; the arguments are moved into the operation.
-macro_rules! read {
-    ($self:ident, |$tx:ident| $body:expr) => {
+/// Runs an operation through the backend: `run!(self.read, |tx| …)`, `run!(self.write, …)`, or
+/// `run!(self.write_statement, …)` for an operation of one statement. The arguments are moved
+/// into the operation.
+macro_rules! run {
+    ($self:ident.write_statement, |$tx:ident| $body:expr) => {
         $self
             .backend
-            .read(move |$tx| Box::pin(async move { $body.await }))
+            .write_statement(one_statement(move |$tx| {
+                Box::pin(async move { $body.await })
+            }))
             .await
             .map_err(DomainError::from)
     };
-}
-
-/// Runs an operation of exactly one statement as a durable write.
-macro_rules! write_statement {
-    ($self:ident, |$tx:ident| $body:expr) => {
+    ($self:ident.$how:ident, |$tx:ident| $body:expr) => {
         $self
             .backend
-            .write_statement(move |$tx| Box::pin(async move { $body.await }))
-            .await
-            .map_err(DomainError::from)
-    };
-}
-
-/// Runs an operation as a durable write.
-macro_rules! write {
-    ($self:ident, |$tx:ident| $body:expr) => {
-        $self
-            .backend
-            .write(move |$tx| Box::pin(async move { $body.await }))
+            .$how(move |$tx| Box::pin(async move { $body.await }))
             .await
             .map_err(DomainError::from)
     };
@@ -81,18 +70,18 @@ impl<B: Backend> SqlStore<B> {
     async fn purge(&self, what: Expiring, expired_before: Timestamp) -> Result<u64, DomainError> {
         let mut total = 0_u64;
         loop {
-            let deleted = write_statement!(self, |tx| ops::purge_chunk(tx, what, expired_before))?;
-            total += deleted;
-            if deleted < PURGE_CHUNK as u64 {
-                return Ok(total);
-            }
-        }
-    }
-
-    async fn purge_sessions(&self, expired_before: Timestamp) -> Result<u64, DomainError> {
-        let mut total = 0_u64;
-        loop {
-            let deleted = write!(self, |tx| ops::purge_sessions_chunk(tx, expired_before))?;
+            let deleted = match what {
+                // Also forgets the unsaved LoginIds the sessions held: more than one statement.
+                Expiring::Sessions => run!(self.write, |tx| ops::purge_sessions_chunk(
+                    tx,
+                    expired_before
+                ))?,
+                _ => run!(self.write_statement, |tx| ops::purge_chunk(
+                    tx,
+                    what,
+                    expired_before
+                ))?,
+            };
             total += deleted;
             if deleted < PURGE_CHUNK as u64 {
                 return Ok(total);
@@ -105,16 +94,18 @@ impl<B: Backend> SqlStore<B> {
 impl<B: Backend> Store for SqlStore<B> {
     async fn create_instance(&self, instance: &Instance) -> Result<(), DomainError> {
         let instance = instance.clone();
-        write_statement!(self, |tx| ops::insert_instance(tx, &instance))
+        run!(self.write_statement, |tx| ops::insert_instance(
+            tx, &instance
+        ))
     }
 
     async fn instance(&self, name: &InstanceName) -> Result<Option<Instance>, DomainError> {
         let name = name.to_string();
-        read!(self, |tx| ops::instance(tx, &name))
+        run!(self.read, |tx| ops::instance(tx, &name))
     }
 
     async fn list_instances(&self) -> Result<Vec<Instance>, DomainError> {
-        read!(self, |tx| ops::list_instances(tx))
+        run!(self.read, |tx| ops::list_instances(tx))
     }
 
     async fn create_customer(
@@ -123,7 +114,7 @@ impl<B: Backend> Store for SqlStore<B> {
         keys: KeyDigests,
     ) -> Result<(), DomainError> {
         let customer = customer.clone();
-        write!(self, |tx| ops::insert_customer(tx, &customer, keys))
+        run!(self.write, |tx| ops::insert_customer(tx, &customer, keys))
     }
 
     async fn list_customers(
@@ -131,14 +122,14 @@ impl<B: Backend> Store for SqlStore<B> {
         instance: Option<&InstanceName>,
     ) -> Result<Vec<Customer>, DomainError> {
         let instance = instance.map(ToString::to_string);
-        read!(self, |tx| ops::list_customers(tx, instance.as_deref()))
+        run!(self.read, |tx| ops::list_customers(tx, instance.as_deref()))
     }
 
     async fn tenant(&self, customer_id: CustomerId) -> Result<Option<Tenant>, DomainError> {
         if let Some(tenant) = self.lookups.tenant(customer_id) {
             return Ok(Some(tenant));
         }
-        let tenant = read!(self, |tx| ops::tenant(tx, customer_id))?;
+        let tenant = run!(self.read, |tx| ops::tenant(tx, customer_id))?;
         if let Some(tenant) = &tenant {
             self.lookups.remember_tenant(tenant);
         }
@@ -152,7 +143,7 @@ impl<B: Backend> Store for SqlStore<B> {
         now: Timestamp,
         retire_old_at: Timestamp,
     ) -> Result<(), DomainError> {
-        let rotated = write!(self, |tx| ops::rotate_keys(
+        let rotated = run!(self.write, |tx| ops::rotate_keys(
             tx,
             customer_id,
             keys,
@@ -171,7 +162,7 @@ impl<B: Backend> Store for SqlStore<B> {
         if let Some(key) = self.lookups.key(digest) {
             return Ok(Some(key.at(now)));
         }
-        let found = read!(self, |tx| ops::find_credential(tx, digest))?;
+        let found = run!(self.read, |tx| ops::find_credential(tx, digest))?;
         if let Some(credential) = &found {
             self.lookups.remember_credential(digest, credential);
         }
@@ -179,7 +170,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn issue_token(&self, token: NewToken) -> Result<(), DomainError> {
-        write_statement!(self, |tx| ops::issue_token(tx, token))?;
+        run!(self.write_statement, |tx| ops::issue_token(tx, token))?;
         self.observer.token_issued();
         Ok(())
     }
@@ -191,7 +182,7 @@ impl<B: Backend> Store for SqlStore<B> {
         request_id: RequestId,
         now: Timestamp,
     ) -> Result<TokenUse, DomainError> {
-        let outcome = write!(self, |tx| ops::consume_token(
+        let outcome = run!(self.write, |tx| ops::consume_token(
             tx,
             customer_id,
             digest,
@@ -204,7 +195,7 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn create_login(&self, login: &Login) -> Result<(), DomainError> {
         let login = login.clone();
-        write_statement!(self, |tx| ops::insert_login(tx, &login))
+        run!(self.write_statement, |tx| ops::insert_login(tx, &login))
     }
 
     async fn login(
@@ -212,7 +203,7 @@ impl<B: Backend> Store for SqlStore<B> {
         customer_id: CustomerId,
         login_id: LoginId,
     ) -> Result<Option<Login>, DomainError> {
-        read!(self, |tx| ops::login(tx, customer_id, login_id, false))
+        run!(self.read, |tx| ops::login(tx, customer_id, login_id, false))
     }
 
     async fn delete_login(
@@ -220,12 +211,16 @@ impl<B: Backend> Store for SqlStore<B> {
         customer_id: CustomerId,
         login_id: LoginId,
     ) -> Result<bool, DomainError> {
-        write_statement!(self, |tx| ops::delete_login(tx, customer_id, login_id))
+        run!(self.write_statement, |tx| ops::delete_login(
+            tx,
+            customer_id,
+            login_id
+        ))
     }
 
     async fn authorize_cached(&self, request: CachedAuthorize) -> Result<OpenOutcome, DomainError> {
         let token = request.token;
-        let outcome = write!(self, |tx| ops::authorize_cached(tx, request))?;
+        let outcome = run!(self.write, |tx| ops::authorize_cached(tx, request))?;
         self.observer.token_opened(token, &outcome);
         Ok(outcome)
     }
@@ -235,7 +230,7 @@ impl<B: Backend> Store for SqlStore<B> {
         customer_id: CustomerId,
         request_id: RequestId,
     ) -> Result<Option<Session>, DomainError> {
-        read!(self, |tx| ops::session(tx, customer_id, request_id))
+        run!(self.read, |tx| ops::session(tx, customer_id, request_id))
     }
 
     async fn start_pending(
@@ -245,7 +240,9 @@ impl<B: Backend> Store for SqlStore<B> {
         now: Timestamp,
     ) -> Result<TokenUse, DomainError> {
         let pending = pending.clone();
-        let outcome = write!(self, |tx| ops::start_pending(tx, token, &pending, now))?;
+        let outcome = run!(self.write, |tx| ops::start_pending(
+            tx, token, &pending, now
+        ))?;
         self.observer.token_presented(token, &outcome);
         Ok(outcome)
     }
@@ -255,7 +252,7 @@ impl<B: Backend> Store for SqlStore<B> {
         customer_id: CustomerId,
         request_id: RequestId,
     ) -> Result<Option<PendingAuthorization>, DomainError> {
-        read!(self, |tx| ops::pending(tx, customer_id, request_id))
+        run!(self.read, |tx| ops::pending(tx, customer_id, request_id))
     }
 
     async fn extend_pending(
@@ -263,19 +260,21 @@ impl<B: Backend> Store for SqlStore<B> {
         request_id: RequestId,
         expires_at: Timestamp,
     ) -> Result<(), DomainError> {
-        write_statement!(self, |tx| ops::extend_pending(tx, request_id, expires_at))
+        run!(self.write_statement, |tx| ops::extend_pending(
+            tx, request_id, expires_at
+        ))
     }
 
     async fn drop_pending(&self, request_id: RequestId) -> Result<(), DomainError> {
-        write_statement!(self, |tx| ops::drop_pending(tx, request_id))
+        run!(self.write_statement, |tx| ops::drop_pending(tx, request_id))
     }
 
     async fn token_record(&self, digest: Digest) -> Result<Option<TokenRecord>, DomainError> {
-        read!(self, |tx| ops::token_record(tx, digest))
+        run!(self.read, |tx| ops::token_record(tx, digest))
     }
 
     async fn token_request(&self, digest: Digest) -> Result<Option<RequestId>, DomainError> {
-        read!(self, |tx| ops::token_request(tx, digest))
+        run!(self.read, |tx| ops::token_request(tx, digest))
     }
 
     async fn complete_authorization(
@@ -283,7 +282,7 @@ impl<B: Backend> Store for SqlStore<B> {
         completion: CompleteAuthorization,
     ) -> Result<OpenOutcome, DomainError> {
         let token = completion.token;
-        let outcome = write!(self, |tx| ops::complete_authorization(tx, completion))?;
+        let outcome = run!(self.write, |tx| ops::complete_authorization(tx, completion))?;
         self.observer.token_opened(token, &outcome);
         Ok(outcome)
     }
@@ -294,7 +293,7 @@ impl<B: Backend> Store for SqlStore<B> {
         request_id: RequestId,
         at: Timestamp,
     ) -> Result<Option<Timestamp>, DomainError> {
-        write!(self, |tx| ops::start_operation(
+        run!(self.write, |tx| ops::start_operation(
             tx,
             customer_id,
             request_id,
@@ -310,14 +309,14 @@ impl<B: Backend> Store for SqlStore<B> {
         keys: KeyDigests,
     ) -> Result<bool, DomainError> {
         let (marker, instance, customer) = (marker.to_owned(), instance.clone(), customer.clone());
-        write!(self, |tx| ops::seed_once(
+        run!(self.write, |tx| ops::seed_once(
             tx, &marker, &instance, &customer, keys
         ))
     }
 
     async fn reset_instance(&self, instance: &InstanceName) -> Result<Reset, DomainError> {
         let instance = instance.to_string();
-        write!(self, |tx| ops::reset_instance(tx, &instance))
+        run!(self.write, |tx| ops::reset_instance(tx, &instance))
     }
 
     async fn change_clock(
@@ -326,13 +325,15 @@ impl<B: Backend> Store for SqlStore<B> {
         change: ClockChange,
     ) -> Result<Option<Duration>, DomainError> {
         let instance = instance.to_string();
-        let changed = write_statement!(self, |tx| ops::change_clock(tx, &instance, change));
+        let changed = run!(self.write_statement, |tx| ops::change_clock(
+            tx, &instance, change
+        ));
         self.lookups.tenants_changed();
         changed
     }
 
     async fn ping(&self) -> Result<(), DomainError> {
-        read!(self, |tx| ops::ping(tx))
+        run!(self.read, |tx| ops::ping(tx))
     }
 
     fn observe(&self, observer: Arc<dyn StoreObserver>) {
@@ -342,7 +343,7 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn purge_expired(&self, expired_before: Timestamp) -> Result<Purged, DomainError> {
         Ok(Purged {
             tokens: self.purge(Expiring::Tokens, expired_before).await?,
-            sessions: self.purge_sessions(expired_before).await?,
+            sessions: self.purge(Expiring::Sessions, expired_before).await?,
             pending: self.purge(Expiring::Pending, expired_before).await?,
         })
     }
@@ -354,13 +355,15 @@ impl<B: Backend> Store for SqlStore<B> {
     ) -> Result<TokenUse, DomainError> {
         let session = session.clone();
         let token = session.token;
-        let outcome = write!(self, |tx| ops::open_connect_session(tx, &session, now))?;
+        let outcome = run!(self.write, |tx| ops::open_connect_session(
+            tx, &session, now
+        ))?;
         self.observer.token_presented(token, &outcome);
         Ok(outcome)
     }
 
     async fn connect_session(&self, secret: Digest) -> Result<Option<ConnectSession>, DomainError> {
-        read!(self, |tx| ops::connect_session(tx, secret))
+        run!(self.read, |tx| ops::connect_session(tx, secret))
     }
 
     async fn update_connect_session(
@@ -370,14 +373,14 @@ impl<B: Backend> Store for SqlStore<B> {
         expires_at: Timestamp,
     ) -> Result<bool, DomainError> {
         let state = state.to_owned();
-        write_statement!(self, |tx| ops::update_connect_session(
+        run!(self.write_statement, |tx| ops::update_connect_session(
             tx, secret, &state, expires_at
         ))
     }
 
     async fn connect_token_required(&self, instance: &InstanceName) -> Result<bool, DomainError> {
         let instance = instance.to_string();
-        read!(self, |tx| ops::connect_token_required(tx, &instance))
+        run!(self.read, |tx| ops::connect_token_required(tx, &instance))
     }
 
     async fn set_connect_token_required(
@@ -386,7 +389,7 @@ impl<B: Backend> Store for SqlStore<B> {
         required: bool,
     ) -> Result<(), DomainError> {
         let instance = instance.to_string();
-        write_statement!(self, |tx| ops::set_connect_token_required(
+        run!(self.write_statement, |tx| ops::set_connect_token_required(
             tx, &instance, required
         ))
     }

@@ -144,10 +144,8 @@ fn value_of(row: &tokio_postgres::Row, idx: usize) -> Result<Value, StoreError> 
 /// What a [`PgTx`] wraps its statements in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scope {
-    /// Reads: each statement on its own.
-    Read,
-    /// An operation of one statement, which commits by itself (no BEGIN, no COMMIT).
-    Single { ran: bool },
+    /// Each statement on its own, committing by itself: reads, and operations of one statement.
+    Autocommit,
     /// A transaction, begun with the first statement (BEGIN travels with it: one round trip).
     Transaction { begun: bool },
 }
@@ -167,16 +165,7 @@ impl PgTx<'_> {
     ) -> Result<(tokio_postgres::Statement, bool), StoreError> {
         let stmt = self.client.prepare_cached(sql).await?;
         let begin = match &mut self.scope {
-            Scope::Read | Scope::Transaction { begun: true } => false,
-            Scope::Single { ran } => {
-                if *ran {
-                    return Err(StoreError::Database(
-                        "an operation declared as one statement ran a second one".to_owned(),
-                    ));
-                }
-                *ran = true;
-                false
-            }
+            Scope::Autocommit | Scope::Transaction { begun: true } => false,
             Scope::Transaction { begun } => {
                 *begun = true;
                 true
@@ -253,17 +242,23 @@ impl Postgres {
         Ok(self.pool.get().await?)
     }
 
-    /// Runs `op` in `scope` on a pooled connection, bounded by `deadline`. A connection is only
+    /// Runs `op` in `scope` on a pooled connection, within the deadline of a read or of a write
+    /// (`writes`, which are also reported as commits). A connection is only
     /// given back to the pool outside any transaction: if the call fails inside one it is rolled
     /// back, and if the call is abandoned (a timeout, a caller gone) the connection is closed,
     /// which makes the server roll back.
-    async fn run<T, F>(&self, scope: Scope, deadline: Duration, op: F) -> Result<T, StoreError>
+    async fn run<T, F>(&self, scope: Scope, writes: bool, op: F) -> Result<T, StoreError>
     where
         F: for<'t> FnOnce(&'t mut dyn Tx) -> OpFuture<'t, T> + Send + 'static,
         T: Send + 'static,
     {
         let mut held = Held(Some(self.client().await?));
         let started = std::time::Instant::now();
+        let deadline = if writes {
+            self.settings.write_timeout()
+        } else {
+            self.settings.call_timeout()
+        };
         let outcome = tokio::time::timeout(deadline, async {
             let Some(client) = held.0.as_ref() else {
                 return Err(StoreError::Closed);
@@ -287,7 +282,7 @@ impl Postgres {
         .await;
         match outcome {
             Ok(outcome) => {
-                if outcome.is_ok() && scope != Scope::Read {
+                if outcome.is_ok() && writes {
                     self.observer.committed(1, started.elapsed());
                 }
                 // Settled (committed, rolled back, or never begun): the pool may have it back.
@@ -335,8 +330,7 @@ impl Backend for Postgres {
         F: for<'t> FnOnce(&'t mut dyn Tx) -> OpFuture<'t, T> + Send + 'static,
         T: Send + 'static,
     {
-        self.run(Scope::Read, self.settings.call_timeout(), op)
-            .await
+        self.run(Scope::Autocommit, false, op).await
     }
 
     async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
@@ -344,12 +338,8 @@ impl Backend for Postgres {
         F: for<'t> FnOnce(&'t mut dyn Tx) -> OpFuture<'t, T> + Send + 'static,
         T: Send + 'static,
     {
-        self.run(
-            Scope::Transaction { begun: false },
-            self.settings.write_timeout(),
-            op,
-        )
-        .await
+        self.run(Scope::Transaction { begun: false }, true, op)
+            .await
     }
 
     async fn write_statement<T, F>(&self, op: F) -> Result<T, StoreError>
@@ -357,12 +347,7 @@ impl Backend for Postgres {
         F: for<'t> FnOnce(&'t mut dyn Tx) -> OpFuture<'t, T> + Send + 'static,
         T: Send + 'static,
     {
-        self.run(
-            Scope::Single { ran: false },
-            self.settings.write_timeout(),
-            op,
-        )
-        .await
+        self.run(Scope::Autocommit, true, op).await
     }
 
     fn dialect(&self) -> Dialect {

@@ -93,35 +93,6 @@ struct SqliteTx<'c> {
     // `&mut` rather than `&`: a `Connection` may move between threads but not be shared, and the
     // operation's future must be `Send`.
     conn: &'c mut Connection,
-    /// An operation declared as one statement (it runs without a savepoint): a second statement
-    /// is refused rather than left half-undone on failure.
-    single: Option<bool>,
-}
-
-impl SqliteTx<'_> {
-    fn new(conn: &mut Connection) -> SqliteTx<'_> {
-        SqliteTx { conn, single: None }
-    }
-
-    fn single(conn: &mut Connection) -> SqliteTx<'_> {
-        SqliteTx {
-            conn,
-            single: Some(false),
-        }
-    }
-
-    fn count_statement(&mut self) -> Result<(), StoreError> {
-        match &mut self.single {
-            Some(true) => Err(StoreError::Database(
-                "an operation declared as one statement ran a second one".to_owned(),
-            )),
-            Some(ran) => {
-                *ran = true;
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
 }
 
 #[async_trait]
@@ -131,13 +102,11 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        self.count_statement()?;
         let mut stmt = self.conn.prepare_cached(&sqlite_placeholders(sql))?;
         Ok(stmt.execute(params_from_iter(params.iter()))? as u64)
     }
 
     async fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
-        self.count_statement()?;
         let mut stmt = self.conn.prepare_cached(&sqlite_placeholders(sql))?;
         let columns = stmt.column_count();
         let mut rows = stmt.query(params_from_iter(params.iter()))?;
@@ -225,7 +194,7 @@ impl Backend for Sqlite {
         T: Send + 'static,
     {
         let mut conn = self.reader()?;
-        let outcome = run_now(op(&mut SqliteTx::new(&mut conn)));
+        let outcome = run_now(op(&mut SqliteTx { conn: &mut conn }));
         self.give_back(conn);
         outcome
     }
@@ -236,7 +205,7 @@ impl Backend for Sqlite {
         T: Send + 'static,
     {
         self.writer
-            .write(move |conn| run_now(op(&mut SqliteTx::new(conn))), true)
+            .write(move |conn| run_now(op(&mut SqliteTx { conn })), true)
             .await
     }
 
@@ -246,7 +215,7 @@ impl Backend for Sqlite {
         T: Send + 'static,
     {
         self.writer
-            .write(move |conn| run_now(op(&mut SqliteTx::single(conn))), false)
+            .write(move |conn| run_now(op(&mut SqliteTx { conn })), false)
             .await
     }
 
@@ -327,21 +296,23 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::sql::one_statement;
 
-    /// An operation declared as one statement runs without a savepoint of its own, so a second
-    /// statement is refused (a bug in the declaration) instead of running unprotected.
+    /// An operation declared as one statement runs without a savepoint of its own, so the
+    /// wrapper every such operation goes through refuses a second statement (a bug in the
+    /// declaration) instead of running it unprotected.
     #[tokio::test]
     async fn a_one_statement_write_cannot_run_two() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("one.db")).unwrap();
         let refused = store
             .backend
-            .write_statement(|tx| {
+            .write_statement(one_statement(|tx| {
                 Box::pin(async move {
                     tx.query("SELECT 1", &[]).await?;
                     tx.query("SELECT 2", &[]).await
                 })
-            })
+            }))
             .await;
         assert!(
             matches!(&refused, Err(StoreError::Database(message)) if message.contains("one statement")),
@@ -349,7 +320,9 @@ mod tests {
         );
         let one = store
             .backend
-            .write_statement(|tx| Box::pin(async move { tx.query("SELECT 1", &[]).await }))
+            .write_statement(one_statement(|tx| {
+                Box::pin(async move { tx.query("SELECT 1", &[]).await })
+            }))
             .await
             .unwrap();
         assert_eq!(one, vec![Row(vec![Value::Int(1)])]);
