@@ -34,6 +34,8 @@ pub struct AppSettings {
     pub admin_token: Option<String>,
     /// How often expired rows are purged (`None`: never in the background).
     pub purge_interval: Option<Duration>,
+    /// How long a client may take to send a request body.
+    pub body_read_timeout: Duration,
 }
 
 /// The built application: its state, the public and admin services, and the purge task,
@@ -53,6 +55,7 @@ impl App {
     /// With a purge interval, must run inside a tokio runtime (it spawns the purge).
     pub fn build(store: Arc<dyn Store>, settings: AppSettings) -> Self {
         let mut state = AppState::new(store, settings.clock.clone());
+        state.body_read_timeout = settings.body_read_timeout;
         state.guard = Arc::new(FailureLimiter::new(settings.limits, settings.clock));
         let purger = settings.purge_interval.map(|every| {
             purge::spawn_purger(
@@ -111,7 +114,7 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(routing::canonicalize))
         .layer(DefaultBodyLimit::max(body::BODY_LIMIT))
         // A client that stops sending its body mid-way gets a 400, not a connection held open.
-        .layer(RequestBodyTimeoutLayer::new(body::BODY_TIMEOUT))
+        .layer(RequestBodyTimeoutLayer::new(state.body_read_timeout))
         // A bug must still answer in the envelope, not drop the connection.
         .layer(CatchPanicLayer::custom(error::panic_response))
         // Outside everything that answers, so refused hosts, oversized bodies and panics count.
@@ -145,8 +148,9 @@ pub fn admin_app(state: AppState, token: Option<AdminToken>) -> Router {
         .route("/openapi/public.json", get(openapi::public_json))
         .route("/openapi/admin.json", get(openapi::admin_json))
         .fallback(admin::admin_not_found)
-        .with_state(AdminState::new(state))
+        .with_state(AdminState::new(state.clone()))
         .layer(Extension(AdminTokenSetting(token)))
+        .layer(RequestBodyTimeoutLayer::new(state.body_read_timeout))
         // Outside the router: axum sets `Allow` on a 405 after the router's fallback answers.
         .layer(axum::middleware::from_fn(explain_method_not_allowed))
         .layer(

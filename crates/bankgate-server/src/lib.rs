@@ -15,6 +15,7 @@ pub mod endpoint;
 pub mod error;
 pub mod guard;
 pub mod host;
+pub mod listen;
 pub mod metrics;
 pub mod openapi;
 pub mod operator;
@@ -30,17 +31,12 @@ pub use app::{App, AppSettings, admin_app, app};
 pub use error::{ApiError, Endpoint};
 pub use state::AppState;
 
-/// Serves `app` until `shutdown` resolves; in-flight requests finish first.
+/// Serves `app` until `shutdown` resolves, with the default connection limits; in-flight
+/// requests finish first.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Connect info gives handlers the client address (brute-force limits per client).
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    listen::serve_with(listener, app, listen::ConnectionLimits::default(), shutdown).await
 }

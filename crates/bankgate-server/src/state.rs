@@ -19,6 +19,8 @@ pub struct AppState {
     /// The instance Connect pages on a bare host default to.
     pub default_instance: InstanceName,
     pub metrics: Arc<Metrics>,
+    /// How long a client may take to send a request body before it is refused (400).
+    pub body_read_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -33,6 +35,7 @@ impl AppState {
             guard: Arc::new(Unlimited),
             default_instance: InstanceName::toolbox(),
             metrics,
+            body_read_timeout: crate::body::BODY_TIMEOUT,
         }
     }
 

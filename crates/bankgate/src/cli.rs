@@ -150,6 +150,25 @@ pub struct ServeArgs {
     #[arg(long, env = "BANKGATE_PURGE_INTERVAL", value_parser = parse_duration)]
     #[serde(serialize_with = "human_duration")]
     pub purge_interval: Option<Duration>,
+
+    /// How long a connection may take to send a complete request head, counted from its
+    /// accept or from the previous answer on a kept-alive connection (so it is also the
+    /// keep-alive idle limit); then it is closed. Both listeners. Default: 10s.
+    #[arg(long, env = "BANKGATE_HEADER_READ_TIMEOUT", value_parser = parse_duration)]
+    #[serde(serialize_with = "human_duration")]
+    pub header_read_timeout: Option<Duration>,
+
+    /// How long a client may take to send a request body; past it the request is refused
+    /// (400). Both listeners. Default: 30s.
+    #[arg(long, env = "BANKGATE_BODY_READ_TIMEOUT", value_parser = parse_duration)]
+    #[serde(serialize_with = "human_duration")]
+    pub body_read_timeout: Option<Duration>,
+
+    /// Connections the API listener keeps open at once; more clients wait in the kernel's
+    /// queue until one closes (the admin listener has its own 64). Default: the open-file
+    /// limit (`ulimit -n`) less 256, e.g. 768 under 1024.
+    #[arg(long, env = "BANKGATE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// A duration flag as the config file writes it (`5m`), so the file's parser reads it back.

@@ -10,6 +10,7 @@ use bankgate_server::admin::views::{
     RotatedKeysView,
 };
 use bankgate_server::guard::LimitConfig;
+use bankgate_server::listen::{ADMIN_MAX_CONNECTIONS, ConnectionLimits, serve_with};
 use bankgate_server::operator::{NewCustomer, Operator};
 use bankgate_server::{App, AppSettings};
 use bankgate_store::{ClockChange, Store};
@@ -53,6 +54,7 @@ async fn serve(
             },
             admin_token: args.admin_token.clone(),
             purge_interval: Some(args.purge_interval),
+            body_read_timeout: args.body_read_timeout,
         },
     );
     // Handlers first: a signal sent as soon as the address is printed must already shut down
@@ -77,9 +79,13 @@ async fn serve(
         let _ = stdout.flush();
     }
     tracing::info!(%address, %admin_address, admin_api = args.admin_token.is_some(), "serving the Flinks API");
-    let admin = tokio::spawn(bankgate_server::serve(
+    let admin = tokio::spawn(serve_with(
         admin_listener,
         app.admin.clone(),
+        ConnectionLimits {
+            max_connections: ADMIN_MAX_CONNECTIONS,
+            ..args.connection_limits()
+        },
         // The admin listener holds no client work worth finishing: it stops with the process.
         std::future::pending(),
     ));
@@ -105,7 +111,7 @@ async fn serve(
         }
     };
     tokio::select! {
-        served = bankgate_server::serve(listener, app.api.clone(), graceful) => served?,
+        served = serve_with(listener, app.api.clone(), args.connection_limits(), graceful) => served?,
         () = forced => {}
     }
     // Dropping the app stops the purge.

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use bankgate_server::listen::ConnectionLimits;
 use bankgate_store::PgSettings;
 use serde::de::{Deserialize, Deserializer, Error as _};
 
@@ -47,6 +48,11 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     #[serde(deserialize_with = "duration")]
     pub purge_interval: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub body_read_timeout: Duration,
+    pub max_connections: usize,
 }
 
 impl Default for Settings {
@@ -68,6 +74,9 @@ impl Default for Settings {
             failure_lockout: Duration::from_secs(5 * 60),
             shutdown_grace: Duration::from_secs(30),
             purge_interval: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: bankgate_server::body::BODY_TIMEOUT,
+            max_connections: bankgate_server::listen::default_max_connections(),
         }
     }
 }
@@ -151,6 +160,14 @@ impl Settings {
             pool_size: self.db_pool_size,
             connect_timeout: self.db_connect_timeout,
             statement_timeout: self.db_statement_timeout,
+        }
+    }
+
+    /// The API listener's connection limits (the admin listener has its own, smaller cap).
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: self.header_read_timeout,
+            max_connections: self.max_connections,
         }
     }
 
@@ -303,6 +320,9 @@ mod tests {
                 "--failure-lockout=2m",
                 "--shutdown-grace=3s",
                 "--purge-interval=9s",
+                "--header-read-timeout=4s",
+                "--body-read-timeout=6s",
+                "--max-connections=12",
             ],
             None,
         )
@@ -325,6 +345,9 @@ mod tests {
                 failure_lockout: Duration::from_secs(120),
                 shutdown_grace: Duration::from_secs(3),
                 purge_interval: Duration::from_secs(9),
+                header_read_timeout: Duration::from_secs(4),
+                body_read_timeout: Duration::from_secs(6),
+                max_connections: 12,
             }
         );
         // Every `BANKGATE_*` flag but --config is a setting (the list above is complete).
@@ -338,7 +361,7 @@ mod tests {
             )
             .filter(|arg| arg.get_env().is_some() && arg.get_id() != "config")
             .count();
-        assert_eq!(flags, 15);
+        assert_eq!(flags, 18);
     }
 
     #[test]

@@ -28,7 +28,7 @@ const GLOBAL_VARS: [&str; 7] = [
     "BANKGATE_DB_CONNECT_TIMEOUT",
     "BANKGATE_DB_STATEMENT_TIMEOUT",
 ];
-const SERVE_VARS: [&str; 9] = [
+const SERVE_VARS: [&str; 12] = [
     "BANKGATE_LISTEN",
     "BANKGATE_ADMIN_LISTEN",
     "BANKGATE_ADMIN_TOKEN",
@@ -38,6 +38,9 @@ const SERVE_VARS: [&str; 9] = [
     "BANKGATE_FAILURE_WINDOW",
     "BANKGATE_FAILURE_LOCKOUT",
     "BANKGATE_SHUTDOWN_GRACE",
+    "BANKGATE_HEADER_READ_TIMEOUT",
+    "BANKGATE_BODY_READ_TIMEOUT",
+    "BANKGATE_MAX_CONNECTIONS",
 ];
 
 /// How long a child may take to start listening or to stop.
@@ -699,7 +702,7 @@ fn wait_with_timeout(child: &mut Child, what: &str, log: impl Fn() -> String) ->
 }
 
 /// Any helper process, killed if the test ends early.
-struct KillOnDrop(Child);
+pub(crate) struct KillOnDrop(pub(crate) Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {

@@ -14,6 +14,7 @@ mod cli;
 mod concurrency;
 mod connect;
 mod connect_browser;
+mod connections;
 mod limits;
 mod logs;
 mod mistakes;

@@ -88,6 +88,7 @@ pub fn test_settings(clock: &ManualClock) -> AppSettings {
         limits: LimitConfig::default(),
         admin_token: None,
         purge_interval: None,
+        body_read_timeout: bankgate_server::body::BODY_TIMEOUT,
     }
 }
 
