@@ -149,7 +149,10 @@ pub fn admin_app(state: AppState, token: Option<AdminToken>) -> Router {
         .route("/openapi/admin.json", get(openapi::admin_json))
         .fallback(admin::admin_not_found)
         .with_state(AdminState::new(state.clone()))
-        .layer(Extension(AdminTokenSetting(token)))
+        .layer(Extension(AdminTokenSetting::new(
+            token,
+            state.clock.clone(),
+        )))
         .layer(RequestBodyTimeoutLayer::new(state.body_read_timeout))
         // Outside the router: axum sets `Allow` on a 405 after the router's fallback answers.
         .layer(axum::middleware::from_fn(explain_method_not_allowed))

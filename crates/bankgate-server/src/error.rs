@@ -143,6 +143,7 @@ wire_names! {
         AdminDisabled = "admin_disabled",
         AdminTokenMissing = "admin_token_missing",
         AdminTokenInvalid = "admin_token_invalid",
+        AdminLockedOut = "admin_locked_out",
         AdminRouteUnknown = "admin_route_unknown",
         InstanceNameInvalid = "instance_name_invalid",
         CustomerIdInvalid = "customer_id_invalid",

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
+use utoipa::openapi::RefOr;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::server::Server;
@@ -114,9 +115,31 @@ fn build_public() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// Every `/admin/` operation may answer 429 (too many wrong admin tokens from one address),
+/// in the same envelope as its 401.
+fn document_admin_lockout(doc: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/admin/") {
+            continue;
+        }
+        for (_, operation) in operations(item) {
+            let Some(operation) = operation else { continue };
+            let responses = &mut operation.responses.responses;
+            if let Some(RefOr::T(unauthorized)) = responses.get("401") {
+                let mut locked = unauthorized.clone();
+                locked.description = "Too many wrong admin tokens from this address; \
+                                      `Retry-After` says how long to wait"
+                    .to_owned();
+                responses.insert("429".to_owned(), RefOr::T(locked));
+            }
+        }
+    }
+}
+
 fn build_admin() -> utoipa::openapi::OpenApi {
     let mut doc = AdminInfo::openapi();
     doc.merge(crate::admin::routes().into_openapi());
+    document_admin_lockout(&mut doc);
     doc.servers = Some(vec![server(
         ADMIN_SERVER,
         "The default admin listener (--admin-listen)",

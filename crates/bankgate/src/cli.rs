@@ -111,10 +111,17 @@ pub struct ServeArgs {
     #[arg(long, env = "BANKGATE_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
 
-    /// The token the admin API requires (`Authorization: Bearer ...`). Without one, /admin/
-    /// refuses every call; health, readiness and metrics still answer.
+    /// The token the admin API requires (`Authorization: Bearer ...`), at least 32 characters
+    /// (`openssl rand -hex 32`), or `generate` to have one made and printed once at start.
+    /// Without one, /admin/ refuses every call; health, readiness and metrics still answer.
     #[arg(long, env = "BANKGATE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// A file holding the admin token (surrounding whitespace ignored), instead of
+    /// --admin-token: the token then stays out of `ps` and the environment. Keep it readable
+    /// by bankgate's user only (chmod 600).
+    #[arg(long, env = "BANKGATE_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
 
     /// Failed credential attempts (secret key, bank password) from one client address within
     /// the failure window before that client gets TOO_MANY_REQUESTS. 0 turns it off.

@@ -76,7 +76,18 @@ async fn serve(
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "bankgate listening on http://{address}");
         let _ = writeln!(stdout, "bankgate admin API on http://{admin_address}");
+        if let Some(token) = args
+            .admin_token
+            .as_deref()
+            .filter(|_| args.admin_token_generated)
+        {
+            // Shown this once, on stdout only (never logged): the operator copies it now.
+            let _ = writeln!(stdout, "bankgate admin token (generated): {token}");
+        }
         let _ = stdout.flush();
+    }
+    if let Some(path) = &args.admin_token_file {
+        warn_if_others_can_read(path);
     }
     tracing::info!(%address, %admin_address, admin_api = args.admin_token.is_some(), "serving the Flinks API");
     let admin = tokio::spawn(serve_with(
@@ -120,6 +131,25 @@ async fn serve(
     tracing::info!("stopped");
     Ok(())
 }
+
+/// The admin token file should be bankgate's alone; a shared one still works (container
+/// secrets are often mounted 0444), with a warning.
+#[cfg(unix)]
+fn warn_if_others_can_read(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(metadata) = std::fs::metadata(path)
+        && metadata.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            file = %path.display(),
+            mode = format!("{:o}", metadata.permissions().mode() & 0o777),
+            "the admin token file is readable by other users; `chmod 600` it"
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_others_can_read(_: &std::path::Path) {}
 
 /// Installs the Ctrl-C and SIGTERM handlers now (before the address is printed, so a signal
 /// sent right after it is handled) and counts the signals received.

@@ -6,7 +6,7 @@
 
 use std::fmt::Display;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -35,9 +35,16 @@ pub struct Settings {
     pub listen: SocketAddr,
     #[serde(deserialize_with = "address")]
     pub admin_listen: SocketAddr,
-    /// `None` (also for an empty token): the admin API refuses every call.
+    /// `None` (also for an empty token): the admin API refuses every call. After `resolve`, the
+    /// token itself: read from `admin_token_file`, or generated for `generate`.
     #[serde(deserialize_with = "admin_token")]
     pub admin_token: Option<String>,
+    /// A file holding the admin token (so it stays out of `ps` and the environment).
+    pub admin_token_file: Option<PathBuf>,
+    /// Set by `resolve` when the token was generated (`--admin-token generate`): `serve` prints
+    /// it once. Not a setting.
+    #[serde(skip)]
+    pub admin_token_generated: bool,
     pub max_failures_per_client: u32,
     pub max_failures_per_target: u32,
     #[serde(deserialize_with = "duration")]
@@ -68,6 +75,8 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             admin_token: None,
+            admin_token_file: None,
+            admin_token_generated: false,
             max_failures_per_client: 10,
             max_failures_per_target: 50,
             failure_window: Duration::from_secs(5 * 60),
@@ -110,9 +119,41 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::E
         .map_err(|error| D::Error::custom(format!("{text:?}: {error}")))
 }
 
+/// The word that asks for a generated admin token instead of giving one.
+pub const GENERATE: &str = "generate";
+
+/// The shortest admin token taken: 32 characters (e.g. 128 bits as hex) resist guessing even
+/// at the rate the admin API's lockout allows.
+pub const ADMIN_TOKEN_MIN_LEN: usize = 32;
+
 fn admin_token<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     let token = String::deserialize(deserializer)?;
-    Ok(Some(token).filter(|token| !token.is_empty()))
+    check_admin_token(&token).map_err(D::Error::custom)
+}
+
+/// `None` for an empty token; a refusal, naming the rule and never the token, for a short one.
+fn check_admin_token(token: &str) -> Result<Option<String>, String> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let length = token.chars().count();
+    if token != GENERATE && length < ADMIN_TOKEN_MIN_LEN {
+        return Err(format!(
+            "the admin token is {length} characters; it must be at least {ADMIN_TOKEN_MIN_LEN}. \
+             Generate one with `openssl rand -hex 32`, or pass `{GENERATE}` to have bankgate \
+             make one and print it once at start"
+        ));
+    }
+    Ok(Some(token.to_owned()))
+}
+
+/// 32 bytes from the OS CSPRNG, as 64 hex characters.
+fn generate_admin_token() -> anyhow::Result<String> {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|error| anyhow!("cannot generate an admin token: {error}"))?;
+    Ok(hex::encode(bytes))
 }
 
 /// Deserializes `table` into settings; on failure, the key at fault (if any) and why.
@@ -183,14 +224,48 @@ impl Settings {
             table.extend(toml::Table::try_from(serve)?);
         }
         // The file was checked alone, so what fails now came from a flag or a variable.
-        from_table(table).map_err(|(key, error)| {
+        let mut settings = from_table(table).map_err(|(key, error)| {
             let key = key.unwrap_or_default();
             anyhow!(
                 "bad value for --{} (or BANKGATE_{}): {error}",
                 key.replace('_', "-"),
                 key.to_uppercase()
             )
-        })
+        })?;
+        if matches!(cli.command, Command::Serve(_)) {
+            settings.resolve_admin_token()?;
+        }
+        Ok(settings)
+    }
+
+    /// The admin token from its file, or generated when asked for.
+    fn resolve_admin_token(&mut self) -> anyhow::Result<()> {
+        if let Some(path) = &self.admin_token_file {
+            if self.admin_token.is_some() {
+                return Err(anyhow!(
+                    "both admin_token and admin_token_file are set; keep one \
+                     (--admin-token-file keeps the token out of `ps` and the environment)"
+                ));
+            }
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the admin token file {}", path.display()))?;
+            let token = check_admin_token(&text)
+                .map_err(|error| anyhow!("the admin token file {}: {error}", path.display()))?;
+            match token.as_deref() {
+                None => return Err(anyhow!("the admin token file {} is empty", path.display())),
+                Some(GENERATE) => {
+                    return Err(anyhow!(
+                        "the admin token file {} says `{GENERATE}`; put the token itself in it",
+                        path.display()
+                    ));
+                }
+                Some(_) => self.admin_token = token,
+            }
+        } else if self.admin_token.as_deref() == Some(GENERATE) {
+            self.admin_token = Some(generate_admin_token()?);
+            self.admin_token_generated = true;
+        }
+        Ok(())
     }
 }
 
@@ -236,14 +311,17 @@ mod tests {
             max_failures_per_client = 3
             failure_window = "90s"
             log_format = "json"
-            admin_token = "from-file"
+            admin_token = "from-file-0123456789abcdef0123456789"
         "#;
         let settings = resolve(&["serve"], Some(file)).unwrap();
         assert_eq!(settings.listen, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(settings.max_failures_per_client, 3);
         assert_eq!(settings.failure_window, Duration::from_secs(90));
         assert_eq!(settings.log_format, LogFormat::Json);
-        assert_eq!(settings.admin_token.as_deref(), Some("from-file"));
+        assert_eq!(
+            settings.admin_token.as_deref(),
+            Some("from-file-0123456789abcdef0123456789")
+        );
         assert_eq!(
             settings.database,
             DatabaseUrl::Sqlite("/tmp/from-file.db".into())
@@ -313,7 +391,7 @@ mod tests {
                 "serve",
                 "--listen=127.0.0.1:1000",
                 "--admin-listen=127.0.0.1:1001",
-                "--admin-token=t0ken",
+                "--admin-token=0123456789abcdef0123456789abcdef",
                 "--max-failures-per-client=4",
                 "--max-failures-per-target=5",
                 "--failure-window=1h 30m",
@@ -338,7 +416,9 @@ mod tests {
                 log_format: LogFormat::Json,
                 listen: "127.0.0.1:1000".parse().unwrap(),
                 admin_listen: "127.0.0.1:1001".parse().unwrap(),
-                admin_token: Some("t0ken".to_owned()),
+                admin_token: Some("0123456789abcdef0123456789abcdef".to_owned()),
+                admin_token_file: None,
+                admin_token_generated: false,
                 max_failures_per_client: 4,
                 max_failures_per_target: 5,
                 failure_window: Duration::from_secs(90 * 60),
@@ -361,7 +441,94 @@ mod tests {
             )
             .filter(|arg| arg.get_env().is_some() && arg.get_id() != "config")
             .count();
-        assert_eq!(flags, 18);
+        // (--admin-token-file excludes --admin-token: `the_admin_token_comes_from_a_file`.)
+        assert_eq!(flags, 19);
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused_naming_the_rule_not_the_token() {
+        for (args, file) in [
+            (vec!["serve", "--admin-token", "a"], None),
+            (
+                vec!["serve"],
+                Some(r#"admin_token = "0123456789abcdef0123456789abcde""#),
+            ),
+        ] {
+            let error = format!("{:#}", resolve(&args, file).unwrap_err());
+            assert!(error.contains("at least 32"), "{error}");
+            assert!(error.contains("openssl rand -hex 32"), "{error}");
+            assert!(!error.contains("0123456789abcdef"), "{error}");
+        }
+        let long = "x".repeat(32);
+        let settings = resolve(&["serve", "--admin-token", &long], None).unwrap();
+        assert_eq!(settings.admin_token, Some(long));
+    }
+
+    #[test]
+    fn a_generated_admin_token_is_64_random_hex_characters() {
+        let first = resolve(&["serve", "--admin-token", "generate"], None).unwrap();
+        let second = resolve(&["serve", "--admin-token", "generate"], None).unwrap();
+        let token = first.admin_token.clone().unwrap();
+        assert!(first.admin_token_generated);
+        assert_eq!(token.len(), 64);
+        assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{token}");
+        assert_ne!(first.admin_token, second.admin_token);
+        // Given, not generated.
+        let given = resolve(&["serve", "--admin-token", &"y".repeat(40)], None).unwrap();
+        assert!(!given.admin_token_generated);
+    }
+
+    #[test]
+    fn the_admin_token_comes_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let token = "0123456789abcdef0123456789abcdef0123";
+        std::fs::write(&path, format!("  {token}\n")).unwrap();
+        let file_arg = path.display().to_string();
+        let settings = resolve(&["serve", "--admin-token-file", &file_arg], None).unwrap();
+        assert_eq!(settings.admin_token.as_deref(), Some(token));
+        assert_eq!(settings.admin_token_file, Some(path.clone()));
+        assert!(!settings.admin_token_generated);
+        // The config file's key too.
+        let settings = resolve(
+            &["serve"],
+            Some(&format!("admin_token_file = {:?}", file_arg)),
+        )
+        .unwrap();
+        assert_eq!(settings.admin_token.as_deref(), Some(token));
+
+        let both = resolve(
+            &[
+                "serve",
+                "--admin-token-file",
+                &file_arg,
+                "--admin-token",
+                &"z".repeat(32),
+            ],
+            None,
+        );
+        assert!(format!("{:#}", both.unwrap_err()).contains("keep one"));
+        for (content, expected) in [
+            ("short\n", "at least 32"),
+            ("\n", "empty"),
+            ("generate", "the token itself"),
+        ] {
+            std::fs::write(&path, content).unwrap();
+            let error = format!(
+                "{:#}",
+                resolve(&["serve", "--admin-token-file", &file_arg], None).unwrap_err()
+            );
+            assert!(error.contains(expected), "{content:?}: {error}");
+            assert!(error.contains(&file_arg), "{content:?}: {error}");
+        }
+        // Operator commands do not read it.
+        std::fs::remove_file(&path).unwrap();
+        let settings = resolve(
+            &["instance", "list"],
+            Some(&format!("admin_token_file = {:?}", file_arg)),
+        )
+        .unwrap();
+        assert_eq!(settings.admin_token, None);
     }
 
     #[test]

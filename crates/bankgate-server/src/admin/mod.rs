@@ -4,6 +4,9 @@
 
 pub mod views;
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -14,7 +17,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use bankgate_core::model::InstanceKind;
-use bankgate_core::{CustomerId, DomainError, InstanceName, LoginId};
+use bankgate_core::{Clock, CustomerId, DomainError, InstanceName, LoginId, Timestamp};
 use bankgate_store::ClockChange;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -22,6 +25,7 @@ use sha2::{Digest as _, Sha256};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::ClientAddr;
 use crate::body::PathParams;
 use crate::error::{ApiError, FlinksCode, Reason};
 use crate::operator::{NewCustomer, Operator};
@@ -63,10 +67,112 @@ impl AdminState {
     }
 }
 
-/// The admin token bankgate was started with (`None`: the admin API is off), as a request
-/// extension the token check reads.
+/// The admin token bankgate was started with (`None`: the admin API is off) and the wrong
+/// tokens seen so far, as a request extension the token check reads.
+#[derive(Debug, Clone)]
+pub struct AdminTokenSetting {
+    pub token: Option<AdminToken>,
+    pub failures: Arc<AdminFailures>,
+}
+
+impl AdminTokenSetting {
+    pub fn new(token: Option<AdminToken>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            token,
+            failures: Arc::new(AdminFailures::new(clock)),
+        }
+    }
+}
+
+/// Wrong admin tokens one client address may send within [`ADMIN_FAILURE_WINDOW`] before it
+/// is refused (429) for [`ADMIN_LOCKOUT`], whatever it sends.
+pub const ADMIN_MAX_FAILURES: u32 = 10;
+pub const ADMIN_FAILURE_WINDOW: Duration = Duration::from_secs(5 * 60);
+pub const ADMIN_LOCKOUT: Duration = Duration::from_secs(5 * 60);
+/// Addresses remembered at most; past it, the ones with no recent failure are forgotten.
+const ADMIN_TRACKED_CLIENTS: usize = 10_000;
+
+/// Wrong admin tokens per client address, in memory on this node (the admin API is per node).
+/// Only the address that guessed is refused: the operator's own calls from elsewhere go on.
+pub struct AdminFailures {
+    clock: Arc<dyn Clock>,
+    clients: Mutex<HashMap<Option<IpAddr>, ClientFailures>>,
+}
+
 #[derive(Debug, Clone, Copy)]
-pub struct AdminTokenSetting(pub Option<AdminToken>);
+struct ClientFailures {
+    count: u32,
+    window_start: Timestamp,
+    locked_until: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for AdminFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminFailures").finish_non_exhaustive()
+    }
+}
+
+impl AdminFailures {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<Option<IpAddr>, ClientFailures>> {
+        // A panic while holding the lock leaves plain counters behind: still usable.
+        self.clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `Err(retry_after)` while `client` is locked out.
+    fn check(&self, client: Option<IpAddr>) -> Result<(), Duration> {
+        let now = self.clock.now();
+        match self.clients().get(&client).and_then(|f| f.locked_until) {
+            Some(until) if until > now => Err(seconds_until(until, now)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a wrong token from `client`; `Err(retry_after)` when this one locks it out.
+    fn failed(&self, client: Option<IpAddr>) -> Result<(), Duration> {
+        let now = self.clock.now();
+        let mut clients = self.clients();
+        if clients.len() >= ADMIN_TRACKED_CLIENTS {
+            clients.retain(|_, f| {
+                f.window_start + ADMIN_FAILURE_WINDOW > now
+                    || f.locked_until.is_some_and(|until| until > now)
+            });
+        }
+        let failures = clients.entry(client).or_insert(ClientFailures {
+            count: 0,
+            window_start: now,
+            locked_until: None,
+        });
+        if failures.window_start + ADMIN_FAILURE_WINDOW <= now {
+            *failures = ClientFailures {
+                count: 0,
+                window_start: now,
+                locked_until: None,
+            };
+        }
+        failures.count += 1;
+        if failures.count >= ADMIN_MAX_FAILURES {
+            let until = now + ADMIN_LOCKOUT;
+            failures.locked_until = Some(until);
+            return Err(seconds_until(until, now));
+        }
+        Ok(())
+    }
+}
+
+/// Whole seconds, rounded up (a client honouring `Retry-After` never comes back early).
+fn seconds_until(until: Timestamp, now: Timestamp) -> Duration {
+    let micros = u64::try_from(until.as_micros().saturating_sub(now.as_micros())).unwrap_or(0);
+    Duration::from_secs(micros.div_ceil(1_000_000).max(1))
+}
 
 /// The admin listener's documented routes: each registration routes the handler on the path and
 /// methods its `#[utoipa::path]` documents and adds it to the document. `/admin/` routes check
@@ -93,17 +199,23 @@ pub fn routes() -> OpenApiRouter<AdminState> {
 }
 
 async fn require_token(
-    Extension(AdminTokenSetting(token)): Extension<AdminTokenSetting>,
+    Extension(setting): Extension<AdminTokenSetting>,
+    client: ClientAddr,
     headers: HeaderMap,
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(expected) = token else {
+    let Some(expected) = setting.token else {
         return refuse(
             Reason::AdminDisabled,
-            "The admin API is off: start bankgate with --admin-token (or BANKGATE_ADMIN_TOKEN).",
+            "The admin API is off: start bankgate with --admin-token (or BANKGATE_ADMIN_TOKEN, \
+             or --admin-token-file).",
         );
     };
+    // A locked-out address is refused before its token is looked at: guessing goes no further.
+    if let Err(retry_after) = setting.failures.check(client.0) {
+        return locked_out(retry_after);
+    }
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -116,11 +228,33 @@ async fn require_token(
         ),
         // Compared as digests: how long the comparison takes says nothing about the token.
         Some(token) if AdminToken::new(token) == expected => next.run(request).await,
-        Some(_) => refuse(
-            Reason::AdminTokenInvalid,
-            "This is not the admin token bankgate was started with.",
-        ),
+        Some(_) => match setting.failures.failed(client.0) {
+            Ok(()) => refuse(
+                Reason::AdminTokenInvalid,
+                "This is not the admin token bankgate was started with.",
+            ),
+            Err(retry_after) => locked_out(retry_after),
+        },
     }
+}
+
+/// 429 with `Retry-After`: this address sent too many wrong admin tokens.
+fn locked_out(retry_after: Duration) -> Response {
+    let secs = retry_after.as_secs();
+    let mut error = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        FlinksCode::TooManyRequests,
+        "Too many requests, retry later",
+        Reason::AdminLockedOut,
+        format!(
+            "{ADMIN_MAX_FAILURES} wrong admin tokens came from this address within {} minutes; \
+             it is refused for {secs} more seconds. Other addresses are not affected; \
+             restarting bankgate also clears it.",
+            ADMIN_FAILURE_WINDOW.as_secs() / 60
+        ),
+    );
+    error.retry_after_secs = Some(secs);
+    error.into_response()
 }
 
 fn refuse(reason: Reason, hint: &'static str) -> Response {

@@ -655,3 +655,76 @@ async fn an_unreadable_path_gets_the_envelope() {
         .await
         .assert_error(400, "INVALID_REQUEST", "path_invalid");
 }
+
+/// `GET /admin/instances` with `token`, from `client`.
+async fn admin_from(admin: &Admin, client: [u8; 4], token: &str) -> Reply {
+    let auth = format!("Bearer {token}");
+    let mut request = request("GET", "/admin/instances", &[("authorization", &auth)], "");
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            client, 40_000,
+        ))));
+    send_to(&admin.router, request).await
+}
+
+#[tokio::test]
+async fn wrong_admin_tokens_lock_out_only_the_address_that_sent_them() {
+    use bankgate_server::admin::{ADMIN_LOCKOUT, ADMIN_MAX_FAILURES};
+    let admin = Admin::new().await;
+    let guesser = [192, 0, 2, 7];
+    let operator = [192, 0, 2, 8];
+    for guess in 1..ADMIN_MAX_FAILURES {
+        admin_from(&admin, guesser, &format!("guess-{guess}"))
+            .await
+            .assert_error(401, "UNAUTHORIZED", "admin_token_invalid");
+    }
+    let locked = admin_from(&admin, guesser, "guess-last").await;
+    locked.assert_error(429, "TOO_MANY_REQUESTS", "admin_locked_out");
+    let retry_after: u64 = locked.retry_after.as_deref().unwrap().parse().unwrap();
+    assert_eq!(retry_after, ADMIN_LOCKOUT.as_secs());
+    assert!(
+        locked.hint().contains("Other addresses"),
+        "{}",
+        locked.hint()
+    );
+    // The lockout holds even for the right token from that address: guessing stops there.
+    admin_from(&admin, guesser, ADMIN_TOKEN).await.assert_error(
+        429,
+        "TOO_MANY_REQUESTS",
+        "admin_locked_out",
+    );
+    // The operator, elsewhere, is not refused.
+    assert_eq!(
+        admin_from(&admin, operator, ADMIN_TOKEN).await.status,
+        StatusCode::OK
+    );
+    // Probes never need the token and are never locked.
+    let mut health = request("GET", "/healthz", &[], "");
+    health
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            guesser, 40_000,
+        ))));
+    assert_eq!(send_to(&admin.router, health).await.status, StatusCode::OK);
+
+    // The admin document says so.
+    let doc = send_to(
+        &admin.router,
+        request("GET", "/openapi/admin.json", &[], ""),
+    )
+    .await;
+    let responses = &doc.json["paths"]["/admin/instances"]["get"]["responses"];
+    assert!(responses["429"].is_object(), "{responses:#}");
+    assert!(doc.json["paths"]["/healthz"]["get"]["responses"]["429"].is_null());
+
+    // Once the lockout has passed, the address is heard again.
+    admin.app.advance(ADMIN_LOCKOUT - Duration::from_secs(1));
+    let still = admin_from(&admin, guesser, ADMIN_TOKEN).await;
+    assert_eq!(still.retry_after.as_deref(), Some("1"));
+    admin.app.advance(Duration::from_secs(1));
+    assert_eq!(
+        admin_from(&admin, guesser, ADMIN_TOKEN).await.status,
+        StatusCode::OK
+    );
+}

@@ -28,7 +28,7 @@ const GLOBAL_VARS: [&str; 7] = [
     "BANKGATE_DB_CONNECT_TIMEOUT",
     "BANKGATE_DB_STATEMENT_TIMEOUT",
 ];
-const SERVE_VARS: [&str; 12] = [
+const SERVE_VARS: [&str; 13] = [
     "BANKGATE_LISTEN",
     "BANKGATE_ADMIN_LISTEN",
     "BANKGATE_ADMIN_TOKEN",
@@ -41,6 +41,7 @@ const SERVE_VARS: [&str; 12] = [
     "BANKGATE_HEADER_READ_TIMEOUT",
     "BANKGATE_BODY_READ_TIMEOUT",
     "BANKGATE_MAX_CONNECTIONS",
+    "BANKGATE_ADMIN_TOKEN_FILE",
 ];
 
 /// How long a child may take to start listening or to stop.
@@ -567,15 +568,26 @@ struct Server {
     log: PathBuf,
 }
 
-const ADMIN_TOKEN: &str = "cli-test-admin-token";
+const ADMIN_TOKEN: &str = "cli-test-admin-token-0123456789abcdef";
 
 impl Server {
     /// Spawns `bankgate serve --listen 127.0.0.1:0`, logging to `log_name` in the temp dir;
     /// returns it with its stdout, unread.
     fn spawn(db: &Db, log_name: &str) -> (Self, ChildStdout) {
+        Self::spawn_with(db, log_name, &[], Some(ADMIN_TOKEN))
+    }
+
+    /// Like [`Server::spawn`], with more `serve` flags and the admin token from the
+    /// environment, if any.
+    fn spawn_with(
+        db: &Db,
+        log_name: &str,
+        flags: &[&str],
+        admin_token: Option<&str>,
+    ) -> (Self, ChildStdout) {
         let log = db.dir.path().join(log_name);
-        let mut child = db
-            .command()
+        let mut command = db.command();
+        command
             .args([
                 "serve",
                 "--listen",
@@ -583,7 +595,11 @@ impl Server {
                 "--admin-listen",
                 "127.0.0.1:0",
             ])
-            .env("BANKGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .args(flags);
+        if let Some(token) = admin_token {
+            command.env("BANKGATE_ADMIN_TOKEN", token);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -600,7 +616,19 @@ impl Server {
 
     /// Starts `bankgate serve --listen 127.0.0.1:0` and waits for its listening line.
     fn start(db: &Db, log_name: &str) -> Self {
-        let (mut server, stdout) = Self::spawn(db, log_name);
+        Self::start_with(db, log_name, &[], Some(ADMIN_TOKEN)).0
+    }
+
+    /// Like [`Server::start`] with [`Server::spawn_with`]'s arguments; also returns the lines
+    /// printed up to the admin API's.
+    fn start_with(
+        db: &Db,
+        log_name: &str,
+        flags: &[&str],
+        admin_token: Option<&str>,
+    ) -> (Self, Vec<String>) {
+        let (mut server, stdout) = Self::spawn_with(db, log_name, flags, admin_token);
+        let mut printed = Vec::new();
         // A reader thread keeps draining stdout; the test waits on its lines with a deadline.
         let (lines, received) = mpsc::channel();
         std::thread::spawn(move || {
@@ -616,12 +644,17 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match received.recv_timeout(left) {
                 Ok(line) => {
+                    printed.push(line.clone());
                     if let Some(address) = line.strip_prefix("bankgate listening on http://") {
                         server.address = address.trim().to_owned();
                     }
                     if let Some(address) = line.strip_prefix("bankgate admin API on http://") {
                         server.admin_address = address.trim().to_owned();
-                        return server;
+                        // A generated admin token comes on the next line.
+                        if let Ok(next) = received.recv_timeout(Duration::from_millis(500)) {
+                            printed.push(next);
+                        }
+                        return (server, printed);
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -1148,4 +1181,101 @@ fn database_passwords_stay_out_of_errors_and_help() {
     );
     help.assert_success();
     assert!(!format!("{help:?}").contains("s3cretpw"), "{help:?}");
+}
+
+// ---- the admin token ----
+
+/// `GET /admin/instances` with `token`; the status.
+async fn admin_status(server: &Server, token: &str) -> u16 {
+    client()
+        .get(format!("http://{}/admin/instances", server.admin_address))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[test]
+fn a_short_admin_token_is_refused_with_the_rule_and_how_to_make_one() {
+    let db = Db::new();
+    for (how, run) in [
+        ("flag", db.run(&["serve", "--admin-token", "a"])),
+        (
+            "variable",
+            Run::of(
+                db.command()
+                    .arg("serve")
+                    .env("BANKGATE_ADMIN_TOKEN", "short-but-not-32-characters"),
+            ),
+        ),
+    ] {
+        let error = run.assert_failure("at least 32").to_owned();
+        assert!(error.contains("openssl rand -hex 32"), "{how}: {error}");
+        assert!(error.contains("generate"), "{how}: {error}");
+        assert!(!error.contains("short-but-not"), "{how}: {error}");
+    }
+    // Refused before anything was created.
+    assert!(!db.path.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_admin_token_is_printed_once_and_opens_the_admin_api() {
+    let db = Db::new();
+    let (server, printed) =
+        Server::start_with(&db, "generated.log", &["--admin-token", "generate"], None);
+    let token = printed
+        .iter()
+        .find_map(|line| line.strip_prefix("bankgate admin token (generated): "))
+        .unwrap_or_else(|| panic!("no generated token printed: {printed:?}"))
+        .to_owned();
+    assert_eq!(token.len(), 64);
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{token}");
+    assert_eq!(admin_status(&server, &token).await, 200);
+    assert_eq!(admin_status(&server, "generate").await, 401);
+    assert!(!server.log().contains(&token), "the token reached the log");
+
+    // Another start makes another token.
+    let other = Db::new();
+    let (_, again) = Server::start_with(&other, "again.log", &["--admin-token", "generate"], None);
+    assert!(!again.iter().any(|line| line.contains(&token)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_token_can_come_from_a_file() {
+    let db = Db::new();
+    let file = db.dir.path().join("admin-token");
+    let token = "file-admin-token-0123456789abcdef0123";
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let file_arg = file.display().to_string();
+    let (server, printed) =
+        Server::start_with(&db, "file.log", &["--admin-token-file", &file_arg], None);
+    // Trimmed: the newline an editor adds is not part of the token.
+    assert_eq!(admin_status(&server, token).await, 200);
+    assert!(
+        !printed.iter().any(|line| line.contains(token)),
+        "{printed:?}"
+    );
+    // Written 0644 above: readable by others, which the log points out (without the token).
+    let log = server.log();
+    assert!(log.contains("chmod 600"), "{log}");
+    assert!(!log.contains(token), "{log}");
+    drop(server);
+
+    // Not both; not a short one; not a missing file.
+    let both = db.run(&[
+        "serve",
+        "--admin-token-file",
+        &file_arg,
+        "--admin-token",
+        "0123456789abcdef0123456789abcdef",
+    ]);
+    both.assert_failure("admin_token_file");
+    std::fs::write(&file, "tiny\n").unwrap();
+    let short = db.run(&["serve", "--admin-token-file", &file_arg]);
+    let error = short.assert_failure("at least 32");
+    assert!(error.contains(&file_arg), "{error}");
+    let missing = db.run(&["serve", "--admin-token-file", "/nonexistent/admin-token"]);
+    missing.assert_failure("/nonexistent/admin-token");
 }
