@@ -14,6 +14,40 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
     humantime::parse_duration(value).map_err(|error| format!("{error} (examples: 30m, 90s, 1h)"))
 }
 
+/// A listen address: `HOST:PORT` with an IP address, or `localhost:PORT` (loopback, IPv4).
+pub fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    let value = value.trim();
+    if let Some(port) = value.strip_prefix("localhost:") {
+        return port
+            .parse::<u16>()
+            .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+            .map_err(|_| {
+                format!("{port:?} is not a port (expected localhost:PORT, e.g. localhost:8080)")
+            });
+    }
+    value.parse().map_err(|error| {
+        format!("{error} (expected IP:PORT or localhost:PORT, e.g. 127.0.0.1:8080)")
+    })
+}
+
+/// A `--log` filter: what tracing takes, but a bare word must be a level (a bare `verbose`
+/// would silently mean "everything from a module named verbose").
+pub fn parse_log_filter(value: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let help = "use a level (trace, debug, info, warn, error, off) or TARGET=LEVEL pairs, \
+                comma-separated, e.g. info,bankgate_server=debug";
+    for directive in value.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        if !directive.contains(['=', '[', ':'])
+            && !LEVELS.contains(&directive.to_ascii_lowercase().as_str())
+        {
+            return Err(format!("{directive:?} is not a log level; {help}"));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(value)
+        .map(|_| value.to_owned())
+        .map_err(|error| format!("{value:?}: {error}; {help}"))
+}
+
 /// bankgate: the Flinks authorization API, served locally or for real.
 ///
 /// Every server setting can come from a flag, a `BANKGATE_*` variable or the `--config` file;
@@ -71,9 +105,10 @@ pub struct GlobalArgs {
     #[arg(long, env = "BANKGATE_LOG_FORMAT", value_enum, global = true)]
     pub log_format: Option<LogFormat>,
 
-    /// Which log lines to show, as a tracing filter (e.g. info, bankgate_server=debug).
-    /// Default: info.
-    #[arg(long, env = "BANKGATE_LOG", global = true)]
+    /// Which log lines to show: a level (trace, debug, info, warn, error, off) or TARGET=LEVEL
+    /// pairs, comma-separated (e.g. info,bankgate_server=debug). Colours follow the terminal
+    /// and NO_COLOR. Default: info.
+    #[arg(long, env = "BANKGATE_LOG", value_parser = parse_log_filter, global = true)]
     pub log: Option<String>,
 }
 
@@ -97,18 +132,29 @@ pub enum Command {
     /// Create sandbox LoginIds.
     #[command(subcommand)]
     Login(LoginCommand),
+    /// Print a shell completion script, e.g. `bankgate completions bash >
+    /// ~/.local/share/bash-completion/completions/bankgate`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `serve`'s settings as given by flags or the environment.
 #[derive(Debug, Default, Args, Serialize)]
 pub struct ServeArgs {
-    /// The address to listen on (API for every instance). Default: 127.0.0.1:8080.
-    #[arg(long, env = "BANKGATE_LISTEN")]
+    /// The address to listen on (API for every instance): IP:PORT or localhost:PORT; port 0
+    /// picks a free one (the `bankgate listening on` line says which). Default: 127.0.0.1:8080.
+    #[arg(long, env = "BANKGATE_LISTEN", value_parser = parse_listen)]
     pub listen: Option<SocketAddr>,
 
-    /// The admin API's address (health, readiness, metrics, /admin/...). Keep it off the
-    /// public network. Default: 127.0.0.1:8081.
-    #[arg(long, env = "BANKGATE_ADMIN_LISTEN")]
+    /// Only the port of --listen (its host stays): `--port 9000` listens on 127.0.0.1:9000.
+    #[arg(long, env = "BANKGATE_PORT")]
+    pub port: Option<u16>,
+
+    /// The admin API's address (health, readiness, metrics, /admin/...), as --listen. Keep it
+    /// off the public network. Default: 127.0.0.1:8081.
+    #[arg(long, env = "BANKGATE_ADMIN_LISTEN", value_parser = parse_listen)]
     pub admin_listen: Option<SocketAddr>,
 
     /// The token the admin API requires (`Authorization: Bearer ...`), at least 32 characters

@@ -22,6 +22,12 @@ use crate::open_store;
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
+    // Needs no database: nothing is opened, nothing created.
+    if let Command::Completions { shell } = cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut command, "bankgate", &mut std::io::stdout());
+        return Ok(());
+    }
     let store = open_store(&settings.database, settings.pg_settings()).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let operator = Operator::new(store.clone(), clock.clone(), SandboxBank::builtin());
@@ -34,6 +40,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Instance(command) => instance(&operator, command, out).await,
         Command::Customer(command) => customer(&operator, command, out).await,
         Command::Login(command) => login(&operator, command, out).await,
+        Command::Completions { .. } => Ok(()),
     }
 }
 

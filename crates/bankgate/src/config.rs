@@ -29,10 +29,13 @@ pub struct Settings {
     pub db_connect_timeout: Duration,
     #[serde(deserialize_with = "duration")]
     pub db_statement_timeout: Duration,
+    #[serde(deserialize_with = "log_filter")]
     pub log: String,
     pub log_format: LogFormat,
     #[serde(deserialize_with = "address")]
     pub listen: SocketAddr,
+    /// When set, replaces the port of `listen` (`resolve` applies it).
+    pub port: Option<u16>,
     #[serde(deserialize_with = "address")]
     pub admin_listen: SocketAddr,
     /// `None` (also for an empty token): the admin API refuses every call. After `resolve`, the
@@ -73,6 +76,7 @@ impl Default for Settings {
             log: "info".to_owned(),
             log_format: LogFormat::Human,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            port: None,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             admin_token: None,
             admin_token_file: None,
@@ -105,11 +109,12 @@ where
 
 fn address<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
     let text = String::deserialize(deserializer)?;
-    text.parse().map_err(|error| {
-        D::Error::custom(format!(
-            "{text:?}: {error} (expected host:port, e.g. 127.0.0.1:8080)"
-        ))
-    })
+    crate::cli::parse_listen(&text).map_err(|error| D::Error::custom(format!("{text:?}: {error}")))
+}
+
+fn log_filter<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::cli::parse_log_filter(&text).map_err(D::Error::custom)
 }
 
 /// A duration as `90s`, `5m`, `1h`.
@@ -232,6 +237,9 @@ impl Settings {
                 key.to_uppercase()
             )
         })?;
+        if let Some(port) = settings.port {
+            settings.listen.set_port(port);
+        }
         if matches!(cli.command, Command::Serve(_)) {
             settings.resolve_admin_token()?;
         }
@@ -366,6 +374,8 @@ mod tests {
             (r#"log_format = "xml""#, "`log_format`"),
             (r#"database = "mysql://x""#, "`database`"),
             ("purge_interval = true", "`purge_interval`"),
+            (r#"log = "verbose""#, "`log`"),
+            (r#"admin_listen = "localhost:http""#, "`admin_listen`"),
             (r#"listn = "127.0.0.1:1""#, "`listn`"),
         ] {
             let error = format!("{:#}", resolve(&["serve"], Some(file)).unwrap_err());
@@ -390,6 +400,7 @@ mod tests {
                 "--log-format=json",
                 "serve",
                 "--listen=127.0.0.1:1000",
+                "--port=1002",
                 "--admin-listen=127.0.0.1:1001",
                 "--admin-token=0123456789abcdef0123456789abcdef",
                 "--max-failures-per-client=4",
@@ -414,7 +425,9 @@ mod tests {
                 db_statement_timeout: Duration::from_secs(11),
                 log: "debug".to_owned(),
                 log_format: LogFormat::Json,
-                listen: "127.0.0.1:1000".parse().unwrap(),
+                // --port replaces the port of --listen.
+                listen: "127.0.0.1:1002".parse().unwrap(),
+                port: Some(1002),
                 admin_listen: "127.0.0.1:1001".parse().unwrap(),
                 admin_token: Some("0123456789abcdef0123456789abcdef".to_owned()),
                 admin_token_file: None,
@@ -442,7 +455,7 @@ mod tests {
             .filter(|arg| arg.get_env().is_some() && arg.get_id() != "config")
             .count();
         // (--admin-token-file excludes --admin-token: `the_admin_token_comes_from_a_file`.)
-        assert_eq!(flags, 19);
+        assert_eq!(flags, 20);
     }
 
     #[test]
@@ -529,6 +542,59 @@ mod tests {
         )
         .unwrap();
         assert_eq!(settings.admin_token, None);
+    }
+
+    #[test]
+    fn listen_takes_localhost_and_port_replaces_its_port() {
+        let settings = resolve(
+            &[
+                "serve",
+                "--listen",
+                "localhost:9000",
+                "--admin-listen=localhost:9001",
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(settings.admin_listen, "127.0.0.1:9001".parse().unwrap());
+        let settings = resolve(&["serve", "--port", "9100"], None).unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:9100".parse().unwrap());
+        let settings = resolve(
+            &["serve", "--port", "9200"],
+            Some(r#"listen = "0.0.0.0:8000""#),
+        )
+        .unwrap();
+        assert_eq!(settings.listen, "0.0.0.0:9200".parse().unwrap());
+        let settings = resolve(&["serve"], Some(r#"listen = "localhost:7000""#)).unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:7000".parse().unwrap());
+    }
+
+    #[test]
+    fn log_filters_are_checked() {
+        for good in [
+            "info",
+            "DEBUG",
+            "warn,bankgate_server=debug",
+            "bankgate::x=trace",
+            "off",
+        ] {
+            let settings = resolve(&["--log", good, "serve"], None).unwrap();
+            assert_eq!(settings.log, good);
+        }
+        for bad in ["verbose", "info,loud", "bankgate_server=loudest"] {
+            let error = Cli::try_parse_from(["bankgate", "--log", bad, "serve"]).unwrap_err();
+            let error = error.to_string();
+            assert!(
+                error.contains("trace, debug, info, warn, error, off"),
+                "{bad}: {error}"
+            );
+        }
+        let error = format!(
+            "{:#}",
+            resolve(&["serve"], Some(r#"log = "chatty""#)).unwrap_err()
+        );
+        assert!(error.contains("\"chatty\" is not a log level"), "{error}");
     }
 
     #[test]

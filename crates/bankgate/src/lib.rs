@@ -162,6 +162,12 @@ fn redact_key_value_password(text: &str) -> String {
     out
 }
 
+/// Whether log lines get colours: on a terminal, unless `NO_COLOR` is set to anything but the
+/// empty string (no-color.org).
+pub fn log_colors(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
+}
+
 /// Opens the store (creating and migrating it if needed). `pg` applies to PostgreSQL only.
 pub async fn open_store(url: &DatabaseUrl, pg: PgSettings) -> anyhow::Result<Arc<dyn Store>> {
     match url {
@@ -182,6 +188,16 @@ pub async fn open_store(url: &DatabaseUrl, pg: PgSettings) -> anyhow::Result<Arc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_color_turns_colours_off_on_a_terminal() {
+        assert!(log_colors(true, None));
+        assert!(!log_colors(true, Some("1".into())));
+        assert!(!log_colors(true, Some("false".into())));
+        // Empty counts as unset.
+        assert!(log_colors(true, Some("".into())));
+        assert!(!log_colors(false, None));
+    }
 
     #[test]
     fn database_urls() {

@@ -7,12 +7,16 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(settings: &Settings) {
+    // Checked when the settings were read; "info" only guards the impossible.
     let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr: stdout carries command output.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(bankgate::log_colors(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ));
     match settings.log_format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -28,7 +28,7 @@ const GLOBAL_VARS: [&str; 7] = [
     "BANKGATE_DB_CONNECT_TIMEOUT",
     "BANKGATE_DB_STATEMENT_TIMEOUT",
 ];
-const SERVE_VARS: [&str; 13] = [
+const SERVE_VARS: [&str; 14] = [
     "BANKGATE_LISTEN",
     "BANKGATE_ADMIN_LISTEN",
     "BANKGATE_ADMIN_TOKEN",
@@ -42,6 +42,7 @@ const SERVE_VARS: [&str; 13] = [
     "BANKGATE_BODY_READ_TIMEOUT",
     "BANKGATE_MAX_CONNECTIONS",
     "BANKGATE_ADMIN_TOKEN_FILE",
+    "BANKGATE_PORT",
 ];
 
 /// How long a child may take to start listening or to stop.
@@ -587,15 +588,14 @@ impl Server {
     ) -> (Self, ChildStdout) {
         let log = db.dir.path().join(log_name);
         let mut command = db.command();
-        command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
-            .args(flags);
+        command.arg("serve");
+        // Port 0 on loopback, unless `flags` say where.
+        for listen in ["--listen", "--admin-listen"] {
+            if !flags.contains(&listen) {
+                command.args([listen, "127.0.0.1:0"]);
+            }
+        }
+        command.args(flags);
         if let Some(token) = admin_token {
             command.env("BANKGATE_ADMIN_TOKEN", token);
         }
@@ -1278,4 +1278,63 @@ async fn the_admin_token_can_come_from_a_file() {
     assert!(error.contains(&file_arg), "{error}");
     let missing = db.run(&["serve", "--admin-token-file", "/nonexistent/admin-token"]);
     missing.assert_failure("/nonexistent/admin-token");
+}
+
+// ---- conventions ----
+
+#[test]
+fn completions_are_printed_for_each_shell_without_a_database() {
+    let db = Db::new();
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef bankgate"),
+        ("fish", "complete -c bankgate"),
+    ] {
+        let run = db.run(&["completions", shell]);
+        run.assert_success();
+        assert!(run.stdout.contains(marker), "{shell}: {}", run.stdout);
+        assert!(run.stdout.contains("admin-token-file"), "{shell}");
+    }
+    db.run(&["completions", "tcsh"])
+        .assert_failure("possible values: bash, elvish, fish, powershell, zsh");
+    assert!(!db.path.exists(), "completions must not create a database");
+}
+
+#[test]
+fn a_bad_log_filter_stops_the_start_with_the_levels() {
+    let db = Db::new();
+    let run = db.run(&["--log", "verbose", "serve"]);
+    let error = run.assert_failure("\"verbose\" is not a log level");
+    assert!(error.contains("info,bankgate_server=debug"), "{error}");
+    let run = Run::of(
+        db.command()
+            .args(["instance", "list"])
+            .env("BANKGATE_LOG", "loud"),
+    );
+    run.assert_failure("\"loud\" is not a log level");
+    assert!(!db.path.exists());
+}
+
+#[test]
+fn serve_listens_on_localhost_port_and_port() {
+    let db = Db::new();
+    let (server, _) = Server::start_with(
+        &db,
+        "localhost.log",
+        &["--listen", "localhost:0", "--admin-listen", "localhost:0"],
+        Some(ADMIN_TOKEN),
+    );
+    assert!(
+        server.address.starts_with("127.0.0.1:"),
+        "{}",
+        server.address
+    );
+    assert!(server.admin_address.starts_with("127.0.0.1:"));
+    drop(server);
+
+    // --port picks the port of the listen address; a taken one is named in the error.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let run = db.run(&["serve", "--port", &port, "--admin-listen", "127.0.0.1:0"]);
+    run.assert_failure(&format!("127.0.0.1:{port}"));
 }
