@@ -23,6 +23,7 @@ mod openapi;
 mod operator;
 mod outage;
 mod pg;
+mod readme;
 mod repository;
 mod restart;
 mod routing;
