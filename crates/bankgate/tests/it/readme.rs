@@ -45,7 +45,10 @@ fn the_test_suite_script_runs_on_its_own_ports_and_cleans_up() {
     let script = script_in("Using bankgate from a test suite");
     // Fixed ports would reach whatever server already holds them.
     for fixed in [":8080", ":8081"] {
-        assert!(!script.contains(fixed), "the script uses {fixed}:\n{script}");
+        assert!(
+            !script.contains(fixed),
+            "the script uses {fixed}:\n{script}"
+        );
     }
     let tmp = tempfile::tempdir().unwrap();
     let script_path = tmp.path().join("suite.sh");
