@@ -1,20 +1,28 @@
-//! The accept loop both listeners run: hyper's HTTP/1 server with its header-read timer and a
-//! cap on open connections, so slow or idle clients cannot hold the process's file descriptors.
-//! (axum::serve neither times out a request head nor caps connections.)
+//! The accept loop both listeners run: hyper's HTTP/1 server, a cap on open connections, and a
+//! per-connection watch that closes a connection slow to send its request head or idle too long
+//! between requests, so slow or idle clients cannot hold the process's file descriptors.
+//! (axum::serve has none of these. hyper's own header-read timer starts as soon as it waits for
+//! a request, idle time included, so it cannot keep a kept-alive connection longer than a slow
+//! head: a proxy pooling connections to bankgate, e.g. a load balancer idling 60 s, needs that.)
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::extract::Request;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 /// Connections the admin listener keeps open at most: health checks, metrics scrapes and an
@@ -28,11 +36,12 @@ const RESERVED_DESCRIPTORS: u64 = 256;
 /// How a listener treats its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
-    /// A connection must deliver a complete request head within this, counted from when the
-    /// server starts waiting for one: the connection's accept, or the previous answer on a
-    /// kept-alive connection (so it is also the keep-alive idle limit). Past it, hyper closes
-    /// the connection.
+    /// A request head must be complete within this of its first byte (for a connection's first
+    /// request, of the accept); past it the connection is closed.
     pub header_read_timeout: Duration,
+    /// A kept-alive connection may wait this long after an answer for the next request's first
+    /// byte; past it the connection is closed.
+    pub idle_timeout: Duration,
     /// Connections open at once; further clients wait in the kernel's accept queue until one
     /// closes.
     pub max_connections: usize,
@@ -42,6 +51,7 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             max_connections: default_max_connections(),
         }
     }
@@ -66,8 +76,8 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+    // The watch below times heads and idle connections (see the module comment).
+    http.header_read_timeout(None);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -89,30 +99,156 @@ pub async fn serve_with(
             },
             () = shutdown.as_mut() => break,
         };
-        // The client address for handlers (brute-force limits per client), as axum's
-        // connect info gives it.
-        let service =
-            app.clone()
-                .map_request(move |mut request: Request<hyper::body::Incoming>| {
-                    request
-                        .extensions_mut()
-                        .insert(ConnectInfo::<SocketAddr>(remote));
-                    request.map(axum::body::Body::new)
-                });
-        let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let phase = Arc::new(Mutex::new(Phase::Waiting {
+            since: Instant::now(),
+            first: true,
+        }));
+        let (on_request, on_answer) = (phase.clone(), phase.clone());
+        let service = app
+            .clone()
+            .map_request(move |mut request: Request<hyper::body::Incoming>| {
+                set(&on_request, Phase::Busy);
+                // The client address for handlers (brute-force limits per client), as
+                // axum's connect info gives it.
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo::<SocketAddr>(remote));
+                request.map(axum::body::Body::new)
+            })
+            .map_future(move |answer| {
+                let on_answer = on_answer.clone();
+                async move {
+                    let answer = answer.await;
+                    set(
+                        &on_answer,
+                        Phase::Waiting {
+                            since: Instant::now(),
+                            first: false,
+                        },
+                    );
+                    answer
+                }
+            });
+        let io = Watched {
+            inner: stream,
+            phase: phase.clone(),
+        };
+        let connection = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                // A header-read timeout or a client that went away: routine, not an error.
-                tracing::debug!(%error, "connection closed");
+            let mut connection = Box::pin(connection);
+            loop {
+                let deadline = deadline(&phase, limits);
+                tokio::select! {
+                    served = connection.as_mut() => {
+                        if let Err(error) = served {
+                            // A client that went away: routine, not an error.
+                            tracing::debug!(%error, "connection closed");
+                        }
+                        break;
+                    }
+                    () = tokio::time::sleep_until(deadline) => {
+                        if Instant::now() >= self::deadline(&phase, limits) {
+                            tracing::debug!("closing a connection: request head too slow, or idle");
+                            break;
+                        }
+                    }
+                }
             }
+            // Dropping the connection closes the socket, then frees the slot.
+            drop(connection);
             drop(slot);
         });
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Where a connection stands, for its watch.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Waiting for a request's first byte: since the accept (`first`) or the last answer.
+    Waiting { since: Instant, first: bool },
+    /// A request head has begun arriving.
+    Head { since: Instant },
+    /// A request is being read or handled (the body timeout and the handlers bound this).
+    Busy,
+}
+
+fn set(phase: &Mutex<Phase>, to: Phase) {
+    *phase.lock().unwrap_or_else(PoisonError::into_inner) = to;
+}
+
+/// When the connection must have moved on from where it stands.
+fn deadline(phase: &Mutex<Phase>, limits: ConnectionLimits) -> Instant {
+    match *phase.lock().unwrap_or_else(PoisonError::into_inner) {
+        Phase::Waiting { since, first: true } | Phase::Head { since } => {
+            since + limits.header_read_timeout
+        }
+        Phase::Waiting {
+            since,
+            first: false,
+        } => since + limits.idle_timeout,
+        // Nothing to time: look again later.
+        Phase::Busy => Instant::now() + limits.header_read_timeout.min(limits.idle_timeout),
+    }
+}
+
+/// The connection's socket, noting when a waited-for request starts arriving.
+struct Watched {
+    inner: TcpStream,
+    phase: Arc<Mutex<Phase>>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Phase::Waiting { .. } = *phase {
+                *phase = Phase::Head {
+                    since: Instant::now(),
+                };
+            }
+        }
+        read
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 /// A failed accept: a client that reset before being accepted is routine; anything else (out

@@ -204,12 +204,19 @@ pub struct ServeArgs {
     #[serde(serialize_with = "human_duration")]
     pub purge_interval: Option<Duration>,
 
-    /// How long a connection may take to send a complete request head, counted from its
-    /// accept or from the previous answer on a kept-alive connection (so it is also the
-    /// keep-alive idle limit); then it is closed. Both listeners. Default: 10s.
+    /// How long a request head may take to arrive, from its first byte (from the accept for a
+    /// connection's first request); then the connection is closed. Both listeners.
+    /// Default: 10s.
     #[arg(long, env = "BANKGATE_HEADER_READ_TIMEOUT", value_parser = parse_duration)]
     #[serde(serialize_with = "human_duration")]
     pub header_read_timeout: Option<Duration>,
+
+    /// How long a kept-alive connection may sit idle after an answer before it is closed; keep
+    /// it above the idle timeout of a load balancer or proxy that pools connections to bankgate.
+    /// Both listeners. Default: 60s.
+    #[arg(long, env = "BANKGATE_IDLE_TIMEOUT", value_parser = parse_duration)]
+    #[serde(serialize_with = "human_duration")]
+    pub idle_timeout: Option<Duration>,
 
     /// How long a client may take to send a request body; past it the request is refused
     /// (400). Both listeners. Default: 30s.

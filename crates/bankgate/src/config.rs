@@ -61,6 +61,8 @@ pub struct Settings {
     #[serde(deserialize_with = "duration")]
     pub header_read_timeout: Duration,
     #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
     pub body_read_timeout: Duration,
     pub max_connections: usize,
 }
@@ -88,6 +90,7 @@ impl Default for Settings {
             shutdown_grace: Duration::from_secs(30),
             purge_interval: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             body_read_timeout: bankgate_server::body::BODY_TIMEOUT,
             max_connections: bankgate_server::listen::default_max_connections(),
         }
@@ -213,6 +216,7 @@ impl Settings {
     pub fn connection_limits(&self) -> ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
             max_connections: self.max_connections,
         }
     }
@@ -410,6 +414,7 @@ mod tests {
                 "--shutdown-grace=3s",
                 "--purge-interval=9s",
                 "--header-read-timeout=4s",
+                "--idle-timeout=8s",
                 "--body-read-timeout=6s",
                 "--max-connections=12",
             ],
@@ -439,6 +444,7 @@ mod tests {
                 shutdown_grace: Duration::from_secs(3),
                 purge_interval: Duration::from_secs(9),
                 header_read_timeout: Duration::from_secs(4),
+                idle_timeout: Duration::from_secs(8),
                 body_read_timeout: Duration::from_secs(6),
                 max_connections: 12,
             }
@@ -455,7 +461,7 @@ mod tests {
             .filter(|arg| arg.get_env().is_some() && arg.get_id() != "config")
             .count();
         // (--admin-token-file excludes --admin-token: `the_admin_token_comes_from_a_file`.)
-        assert_eq!(flags, 20);
+        assert_eq!(flags, 21);
     }
 
     #[test]

@@ -28,7 +28,7 @@ const GLOBAL_VARS: [&str; 7] = [
     "BANKGATE_DB_CONNECT_TIMEOUT",
     "BANKGATE_DB_STATEMENT_TIMEOUT",
 ];
-const SERVE_VARS: [&str; 14] = [
+const SERVE_VARS: [&str; 15] = [
     "BANKGATE_LISTEN",
     "BANKGATE_ADMIN_LISTEN",
     "BANKGATE_ADMIN_TOKEN",
@@ -43,6 +43,7 @@ const SERVE_VARS: [&str; 14] = [
     "BANKGATE_MAX_CONNECTIONS",
     "BANKGATE_ADMIN_TOKEN_FILE",
     "BANKGATE_PORT",
+    "BANKGATE_IDLE_TIMEOUT",
 ];
 
 /// How long a child may take to start listening or to stop.

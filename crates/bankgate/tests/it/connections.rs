@@ -55,15 +55,51 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, 
 }
 
 const HEAD: &str = "GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+/// A request with a small answer (a 404 envelope), to read one answer and go on.
+const SMALL: &str = "GET /no-such-path HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+/// Reads one answer with a `content-length` body; returns its head.
+async fn read_answer(stream: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    let mut buffer = [0_u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+            .expect("no answer")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before answering: {:?}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buffer[..n]);
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .map_or(0, |value| value.trim().parse().unwrap());
+            if received.len() >= end + 4 + length {
+                return text[..end].to_owned();
+            }
+        }
+    }
+}
+
+fn limits(header_read_timeout: Duration, idle_timeout: Duration) -> ConnectionLimits {
+    ConnectionLimits {
+        header_read_timeout,
+        idle_timeout,
+        max_connections: 16,
+    }
+}
 
 #[tokio::test]
 async fn an_incomplete_request_head_is_closed_after_the_header_read_timeout() {
     let timeout = Duration::from_millis(600);
-    let (_app, address, _stop) = serve(ConnectionLimits {
-        header_read_timeout: timeout,
-        max_connections: 16,
-    })
-    .await;
+    // The idle limit is far longer: what closes these is the head's own limit.
+    let (_app, address, _stop) = serve(limits(timeout, Duration::from_secs(30))).await;
 
     let mut slow = TcpStream::connect(&address).await.unwrap();
     slow.write_all(b"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Dri")
@@ -83,46 +119,78 @@ async fn an_incomplete_request_head_is_closed_after_the_header_read_timeout() {
         took >= timeout - Duration::from_millis(50),
         "closed after {took:?}"
     );
+    assert!(took < Duration::from_secs(5), "closed after {took:?}");
 
-    // A complete head in time is answered.
-    let mut prompt = TcpStream::connect(&address).await.unwrap();
-    prompt.write_all(HEAD.as_bytes()).await.unwrap();
-    let mut buffer = [0_u8; 64];
-    let n = prompt.read(&mut buffer).await.unwrap();
+    // Dripping a byte every 100 ms does not restart the clock: the server closes mid-head
+    // (the head would take 4.5 s), and the writes after that fail.
+    let mut drip = TcpStream::connect(&address).await.unwrap();
+    let started = Instant::now();
+    let mut closed_after = None;
+    for byte in b"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n" {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if drip.write_all(&[*byte]).await.is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let closed_after = closed_after.expect("the dripped head was never cut off");
     assert!(
-        String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"),
-        "{:?}",
-        String::from_utf8_lossy(&buffer[..n])
+        closed_after < Duration::from_secs(3),
+        "cut off after {closed_after:?}"
     );
-}
 
-#[tokio::test]
-async fn an_idle_kept_alive_connection_is_closed_after_the_timeout() {
-    let timeout = Duration::from_millis(600);
-    let (_app, address, _stop) = serve(ConnectionLimits {
-        header_read_timeout: timeout,
-        max_connections: 16,
-    })
-    .await;
-    let mut stream = TcpStream::connect(&address).await.unwrap();
-    stream.write_all(HEAD.as_bytes()).await.unwrap();
-    let (sent, took) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
-    // One answer (kept alive: no `connection: close`), then the close once idle.
-    assert!(sent.starts_with("HTTP/1.1 200"), "{sent}");
-    assert!(
-        !sent.to_ascii_lowercase().contains("connection: close"),
-        "{sent}"
-    );
+    // On a kept-alive connection, a next head begun and not finished is closed too.
+    let mut kept = TcpStream::connect(&address).await.unwrap();
+    kept.write_all(SMALL.as_bytes()).await.unwrap();
+    assert!(read_answer(&mut kept).await.starts_with("HTTP/1.1 404"));
+    kept.write_all(b"GET /x HTTP/1.1\r\n").await.unwrap();
+    let (_, took) = read_until_closed(&mut kept, Duration::from_secs(10)).await;
     assert!(
         took >= timeout - Duration::from_millis(50),
         "closed after {took:?}"
     );
+    assert!(took < Duration::from_secs(5), "closed after {took:?}");
+
+    // A complete head in time is answered.
+    let mut prompt = TcpStream::connect(&address).await.unwrap();
+    prompt.write_all(HEAD.as_bytes()).await.unwrap();
+    assert!(read_answer(&mut prompt).await.starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
+    let header = Duration::from_millis(300);
+    let idle = Duration::from_millis(1500);
+    let (_app, address, _stop) = serve(limits(header, idle)).await;
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    stream.write_all(SMALL.as_bytes()).await.unwrap();
+    let answer = read_answer(&mut stream).await;
+    // Kept alive: no `connection: close`.
+    assert!(
+        !answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+
+    // Idle longer than a head may take, shorter than the idle limit: still served.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    stream.write_all(SMALL.as_bytes()).await.unwrap();
+    assert!(read_answer(&mut stream).await.starts_with("HTTP/1.1 404"));
+
+    // Then idle past the limit: closed.
+    let (sent, took) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(sent.is_empty(), "{sent}");
+    assert!(
+        took >= idle - Duration::from_millis(50),
+        "closed after {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "closed after {took:?}");
 }
 
 #[tokio::test]
 async fn past_the_connection_cap_clients_wait_for_a_free_slot() {
     let (_app, address, _stop) = serve(ConnectionLimits {
         header_read_timeout: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(30),
         max_connections: 2,
     })
     .await;
@@ -176,6 +244,7 @@ async fn idle_connections_past_the_open_file_limit_do_not_stop_the_server() {
         .current_dir(dir.path())
         .env_remove("BANKGATE_MAX_CONNECTIONS")
         .env_remove("BANKGATE_HEADER_READ_TIMEOUT")
+        .env_remove("BANKGATE_IDLE_TIMEOUT")
         .env_remove("BANKGATE_CONFIG")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
