@@ -16,7 +16,13 @@ use crate::support::TestApp;
 
 /// Serves a fresh app's API on port 0 with `limits`; the address, and a sender that stops it.
 async fn serve(limits: ConnectionLimits) -> (TestApp, String, tokio::sync::oneshot::Sender<()>) {
-    let app = TestApp::new().await;
+    serve_app(TestApp::new().await, limits).await
+}
+
+async fn serve_app(
+    app: TestApp,
+    limits: ConnectionLimits,
+) -> (TestApp, String, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -184,6 +190,39 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
         "closed after {took:?}"
     );
     assert!(took < Duration::from_secs(5), "closed after {took:?}");
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_refused_after_the_body_read_timeout() {
+    let timeout = Duration::from_millis(500);
+    let app = TestApp::with(|settings| settings.body_read_timeout = timeout).await;
+    let (_app, address, _stop) = serve_app(
+        app,
+        limits(Duration::from_secs(30), Duration::from_secs(30)),
+    )
+    .await;
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let path = crate::support::path(crate::support::TOOLBOX_CUSTOMER, "GenerateAuthorizeToken");
+    stream
+        .write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nflinks-auth-key: {}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+                crate::support::TOOLBOX_SECRET
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (sent, _) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    let took = started.elapsed();
+    assert!(sent.starts_with("HTTP/1.1 400"), "{sent}");
+    assert!(sent.contains("body_unreadable"), "{sent}");
+    assert!(
+        took >= timeout - Duration::from_millis(50),
+        "refused after {took:?}"
+    );
 }
 
 #[tokio::test]
