@@ -260,6 +260,13 @@ async fn idle_connections_past_the_open_file_limit_do_not_stop_the_server() {
         eprintln!("skipped: set BANKGATE_SLOW_TESTS=1 to run");
         return;
     }
+    // This process holds the 1,100 client ends: lift its own soft limit if it is low.
+    let limit = raise_open_file_limit(4_096);
+    assert!(
+        limit >= 1_300,
+        "this test holds 1,100 connections itself, and may open {limit} files: raise the hard \
+         limit (`ulimit -Hn`) of the shell that runs it"
+    );
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("serve.log");
     // The real binary under the common limit of 1024 open files (the shell lowers its own
@@ -373,4 +380,27 @@ async fn idle_connections_past_the_open_file_limit_do_not_stop_the_server() {
 
 fn read(path: &std::path::Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Raises this process's soft open-file limit to `wanted` (or the hard limit, if lower);
+/// returns the limit now in force.
+fn raise_open_file_limit(wanted: u64) -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let current = limit.current.unwrap_or(u64::MAX);
+    if current >= wanted {
+        return current;
+    }
+    let target = limit.maximum.map_or(wanted, |hard| hard.min(wanted));
+    let raised = Rlimit {
+        current: Some(target),
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => target,
+        Err(error) => {
+            eprintln!("could not raise the open-file limit from {current}: {error}");
+            current
+        }
+    }
 }
