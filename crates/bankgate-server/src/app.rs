@@ -13,7 +13,7 @@ use axum::{Extension, Router};
 use bankgate_core::Clock;
 use bankgate_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower_http::timeout::RequestBodyDeadlineLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -113,8 +113,9 @@ pub fn app(state: AppState) -> Router {
         .fallback_service(api)
         .layer(axum::middleware::from_fn(routing::canonicalize))
         .layer(DefaultBodyLimit::max(body::BODY_LIMIT))
-        // A client that stops sending its body mid-way gets a 400, not a connection held open.
-        .layer(RequestBodyTimeoutLayer::new(state.body_read_timeout))
+        // A client that stops sending its body mid-way, or drips it, gets a 400, not a
+        // connection held open: one deadline for the whole body.
+        .layer(RequestBodyDeadlineLayer::new(state.body_read_timeout))
         // A bug must still answer in the envelope, not drop the connection.
         .layer(CatchPanicLayer::custom(error::panic_response))
         // Outside everything that answers, so refused hosts, oversized bodies and panics count.
@@ -153,7 +154,7 @@ pub fn admin_app(state: AppState, token: Option<AdminToken>) -> Router {
             token,
             state.clock.clone(),
         )))
-        .layer(RequestBodyTimeoutLayer::new(state.body_read_timeout))
+        .layer(RequestBodyDeadlineLayer::new(state.body_read_timeout))
         // Outside the router: axum sets `Allow` on a 405 after the router's fallback answers.
         .layer(axum::middleware::from_fn(explain_method_not_allowed))
         .layer(

@@ -60,11 +60,21 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         too_large_error()
     } else {
-        ApiError::invalid_request(
-            Reason::BodyUnreadable,
-            "The request body could not be read.",
-        )
+        unreadable_error(&rejection)
     }
+}
+
+/// A body that could not be read: too slow (the body read timeout), or cut off.
+fn unreadable_error(error: &(dyn std::error::Error + 'static)) -> ApiError {
+    let timed_out = std::iter::successors(Some(error), |error| error.source())
+        .any(|error| error.is::<tower_http::timeout::TimeoutError>());
+    let hint = if timed_out {
+        "The request body did not arrive within the body read timeout (--body-read-timeout, 30s \
+         by default); send the whole body at once, with a Content-Length that matches it."
+    } else {
+        "The request body could not be read."
+    };
+    ApiError::invalid_request(Reason::BodyUnreadable, hint)
 }
 
 /// Reads a whole body within [`BODY_LIMIT`], for handlers that must act before refusing one.
@@ -72,17 +82,11 @@ pub async fn read(body: axum::body::Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, BODY_LIMIT)
         .await
         .map_err(|error| {
-            let too_large = error
-                .into_inner()
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some();
-            if too_large {
+            let error = error.into_inner();
+            if error.is::<http_body_util::LengthLimitError>() {
                 too_large_error()
             } else {
-                ApiError::invalid_request(
-                    Reason::BodyUnreadable,
-                    "The request body could not be read.",
-                )
+                unreadable_error(&*error)
             }
         })
 }

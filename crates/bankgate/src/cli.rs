@@ -218,8 +218,8 @@ pub struct ServeArgs {
     #[serde(serialize_with = "human_duration")]
     pub idle_timeout: Option<Duration>,
 
-    /// How long a client may take to send a request body; past it the request is refused
-    /// (400). Both listeners. Default: 30s.
+    /// How long a client may take to send a whole request body, however it trickles in; past
+    /// it the request is refused (400). Both listeners. Default: 30s.
     #[arg(long, env = "BANKGATE_BODY_READ_TIMEOUT", value_parser = parse_duration)]
     #[serde(serialize_with = "human_duration")]
     pub body_read_timeout: Option<Duration>,

@@ -219,9 +219,49 @@ async fn a_body_that_stops_arriving_is_refused_after_the_body_read_timeout() {
     let took = started.elapsed();
     assert!(sent.starts_with("HTTP/1.1 400"), "{sent}");
     assert!(sent.contains("body_unreadable"), "{sent}");
+    assert!(sent.contains("--body-read-timeout"), "{sent}");
     assert!(
         took >= timeout - Duration::from_millis(50),
         "refused after {took:?}"
+    );
+
+    // Dripping the body a byte at a time does not stretch the limit: it is for the whole body.
+    let mut drip = TcpStream::connect(&address).await.unwrap();
+    drip.write_all(
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nflinks-auth-key: {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 40\r\n\r\n",
+            crate::support::TOOLBOX_SECRET
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if drip.write_all(b" ").await.is_err() {
+            break;
+        }
+        let mut buffer = [0_u8; 4096];
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(1), drip.read(&mut buffer)).await
+        {
+            answer.extend_from_slice(&buffer[..n]);
+            break;
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "after {:?}: {answer}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
     );
 }
 
