@@ -1339,3 +1339,41 @@ fn serve_listens_on_localhost_port_and_port() {
     let run = db.run(&["serve", "--port", &port, "--admin-listen", "127.0.0.1:0"]);
     run.assert_failure(&format!("127.0.0.1:{port}"));
 }
+
+/// Log colours on a terminal, none with `NO_COLOR` (no-color.org). `script` (util-linux)
+/// gives the binary a terminal; without it the test says so and passes.
+#[test]
+fn no_color_turns_off_log_colours_on_a_terminal() {
+    let has_script = Command::new("sh")
+        .args(["-c", "command -v script"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !has_script {
+        eprintln!("skipped: needs `script` (util-linux) for a terminal");
+        return;
+    }
+    let on_a_terminal = |no_color: Option<&str>| {
+        let db = Db::new();
+        // The first command on a new database logs that it seeded the toolbox.
+        let line = format!("{BIN} --database {} instance list", db.url);
+        let mut command = Command::new("script");
+        command
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(db.dir.path())
+            .stdin(Stdio::null());
+        for var in GLOBAL_VARS.iter().chain(&SERVE_VARS) {
+            command.env_remove(var);
+        }
+        command.env_remove("NO_COLOR");
+        if let Some(value) = no_color {
+            command.env("NO_COLOR", value);
+        }
+        let run = Run::of(&mut command);
+        run.assert_success();
+        assert!(run.stdout.contains("seeded"), "{run:#?}");
+        run.stdout.contains('\u{1b}')
+    };
+    assert!(on_a_terminal(None), "no colours on a terminal");
+    assert!(!on_a_terminal(Some("1")), "colours despite NO_COLOR");
+}
