@@ -11,6 +11,7 @@ mod api_generate_token;
 mod api_live;
 mod api_statements;
 mod cli;
+mod client;
 mod concurrency;
 mod connect;
 mod connect_browser;
