@@ -97,6 +97,32 @@ pub enum Command {
     /// Create sandbox LoginIds.
     #[command(subcommand)]
     Login(LoginCommand),
+    /// Run the Flinks troubleshooting checklist against a server (bankgate or Flinks itself):
+    /// URL shape, the secret key and its header, a token accepted once and refused the second
+    /// time, the x-api-key, a LoginId. Exit code 0 only when every check passes.
+    Doctor(DoctorArgs),
+}
+
+/// What `doctor` checks: an integration's settings, as its app would use them.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The API's base URL: https://{instance}-api.private.fin.ag (a trailing
+    /// /v3/{customerId}/BankingServices is allowed and checked).
+    #[arg(long)]
+    pub base_url: String,
+    /// The customerId (a GUID).
+    #[arg(long)]
+    pub customer_id: String,
+    /// The secret key (flinks-auth-key). A flag shows in `ps`: prefer the variable.
+    #[arg(long, env = "BANKGATE_DOCTOR_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: String,
+    /// The x-api-key, to check a data endpoint.
+    #[arg(long, env = "BANKGATE_DOCTOR_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// A LoginId of this customer, to check that cached /Authorize finds it (and to read its
+    /// accounts summary with the x-api-key).
+    #[arg(long)]
+    pub login_id: Option<String>,
 }
 
 /// `serve`'s settings as given by flags or the environment.

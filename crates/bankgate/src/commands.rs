@@ -21,6 +21,10 @@ use crate::open_store;
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
+    // The doctor talks to a server over HTTP and never opens a database.
+    if let Command::Doctor(args) = &cli.command {
+        return doctor(args, Output { json: cli.json }).await;
+    }
     let store = open_store(&settings.database, settings.pg_settings()).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let operator = Operator::new(store.clone(), clock.clone(), SandboxBank::builtin());
@@ -33,6 +37,16 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Instance(command) => instance(&operator, command, out).await,
         Command::Customer(command) => customer(&operator, command, out).await,
         Command::Login(command) => login(&operator, command, out).await,
+        Command::Doctor(args) => doctor(&args, out).await,
+    }
+}
+
+async fn doctor(args: &crate::cli::DoctorArgs, out: Output) -> anyhow::Result<()> {
+    let report = crate::doctor::run(args).await;
+    out.print(to_json(&report), || report.to_string());
+    match report.failures() {
+        0 => Ok(()),
+        failed => anyhow::bail!("{failed} of {} doctor checks failed", report.checks.len()),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod doctor;
 
 use std::path::PathBuf;
 use std::str::FromStr;

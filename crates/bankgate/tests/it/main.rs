@@ -15,6 +15,7 @@ mod client;
 mod concurrency;
 mod connect;
 mod connect_browser;
+mod doctor;
 mod limits;
 mod logs;
 mod mistakes;

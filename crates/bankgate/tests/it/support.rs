@@ -93,6 +93,8 @@ pub fn test_settings(clock: &ManualClock) -> AppSettings {
 
 /// A server started by [`TestApp::client`]; stopped when dropped.
 pub struct Served {
+    /// `http://127.0.0.1:PORT`.
+    pub root: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -269,6 +271,7 @@ impl TestApp {
         (
             client,
             Served {
+                root,
                 stop: Some(stop),
                 server,
             },
