@@ -20,6 +20,7 @@ use tracing::Level;
 use crate::admin::{self, AdminState, AdminToken, AdminTokenSetting};
 use crate::error::{ApiError, FlinksCode, Reason};
 use crate::guard::{FailureLimiter, LimitConfig};
+use crate::journal::{self, Journal, JournalState};
 use crate::state::AppState;
 use crate::{api, body, connect, error, metrics, openapi, purge, routing};
 
@@ -34,6 +35,8 @@ pub struct AppSettings {
     pub admin_token: Option<String>,
     /// How often expired rows are purged (`None`: never in the background).
     pub purge_interval: Option<Duration>,
+    /// How many requests the journal keeps per instance (0: no journal).
+    pub journal_capacity: usize,
 }
 
 /// The built application: its state, the public and admin services, and the purge task,
@@ -54,6 +57,7 @@ impl App {
     pub fn build(store: Arc<dyn Store>, settings: AppSettings) -> Self {
         let mut state = AppState::new(store, settings.clock.clone());
         state.guard = Arc::new(FailureLimiter::new(settings.limits, settings.clock));
+        state.journal = Arc::new(Journal::new(settings.journal_capacity));
         let purger = settings.purge_interval.map(|every| {
             purge::spawn_purger(
                 state.store.clone(),
@@ -114,6 +118,14 @@ pub fn app(state: AppState) -> Router {
         .layer(RequestBodyTimeoutLayer::new(body::BODY_TIMEOUT))
         // A bug must still answer in the envelope, not drop the connection.
         .layer(CatchPanicLayer::custom(error::panic_response))
+        // Outside the body limit and the panic catcher, so the journal sees what clients got.
+        .layer(axum::middleware::from_fn_with_state(
+            JournalState {
+                journal: state.journal.clone(),
+                clock: state.clock.clone(),
+            },
+            journal::record,
+        ))
         // Outside everything that answers, so refused hosts, oversized bodies and panics count.
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),

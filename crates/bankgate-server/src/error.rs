@@ -693,6 +693,10 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
     .into_response()
 }
 
+/// The `Hint` of a refusal, left on its response for the request journal.
+#[derive(Debug, Clone)]
+pub struct Hint(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         tracing::Span::current().record("reason", self.reason.as_str());
@@ -706,8 +710,11 @@ impl IntoResponse for ApiError {
             hint: &self.hint,
         };
         let mut response = (self.status, axum::Json(envelope)).into_response();
-        // Left on the response for the layers outside (metrics count refusals by reason).
+        // Left on the response for the layers outside (metrics count refusals by reason; the
+        // request journal keeps all three).
         response.extensions_mut().insert(self.reason);
+        response.extensions_mut().insert(self.flinks_code);
+        response.extensions_mut().insert(Hint(self.hint));
         if let Some(secs) = self.retry_after_secs
             && let Ok(value) = HeaderValue::from_str(&secs.to_string())
         {

@@ -7,6 +7,7 @@ use bankgate_core::{Clock, InstanceName};
 use bankgate_store::Store;
 
 use crate::guard::{AttemptGuard, Unlimited};
+use crate::journal::{self, Journal};
 use crate::metrics::Metrics;
 use crate::operator::Operator;
 
@@ -19,6 +20,8 @@ pub struct AppState {
     /// The instance Connect pages on a bare host default to.
     pub default_instance: InstanceName,
     pub metrics: Arc<Metrics>,
+    /// The last requests of each instance, as this node saw them.
+    pub journal: Arc<Journal>,
 }
 
 impl AppState {
@@ -33,6 +36,7 @@ impl AppState {
             guard: Arc::new(Unlimited),
             default_instance: InstanceName::toolbox(),
             metrics,
+            journal: Arc::new(Journal::new(journal::DEFAULT_CAPACITY)),
         }
     }
 

@@ -101,6 +101,47 @@ pub enum Command {
     /// URL shape, the secret key and its header, a token accepted once and refused the second
     /// time, the x-api-key, a LoginId. Exit code 0 only when every check passes.
     Doctor(DoctorArgs),
+    /// Print a running server's request journal (its admin API): one line a request, and for
+    /// each refusal its Hint and the credentials it carried (as fingerprints).
+    Requests(RequestsArgs),
+}
+
+/// What `requests` reads and how.
+#[derive(Debug, Args)]
+pub struct RequestsArgs {
+    /// The server's admin API (its --admin-listen address).
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
+    pub admin_url: String,
+    /// The admin token the server was started with.
+    #[arg(long, env = "BANKGATE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Only this instance's requests.
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// Keep printing new requests as they arrive (Ctrl-C stops).
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Only this endpoint's requests (e.g. Authorize).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Only answers with this HTTP status.
+    #[arg(long)]
+    pub status: Option<u16>,
+    /// Only refusals with this Reason (e.g. authorize_token_used).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Only requests about this RequestId.
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// Only requests about this LoginId.
+    #[arg(long)]
+    pub login_id: Option<String>,
+    /// Only requests at or after this time (RFC 3339, e.g. 2026-12-01T09:30:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// How many of the latest requests to print first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
 }
 
 /// What `doctor` checks: an integration's settings, as its app would use them.
@@ -176,6 +217,11 @@ pub struct ServeArgs {
     #[arg(long, env = "BANKGATE_PURGE_INTERVAL", value_parser = parse_duration)]
     #[serde(serialize_with = "human_duration")]
     pub purge_interval: Option<Duration>,
+
+    /// How many requests the request journal keeps per instance, in memory on this node
+    /// (`GET /admin/requests`, `bankgate requests`). 0 turns it off. Default: 1000.
+    #[arg(long, env = "BANKGATE_JOURNAL_SIZE")]
+    pub journal_size: Option<usize>,
 }
 
 /// A duration flag as the config file writes it (`5m`), so the file's parser reads it back.

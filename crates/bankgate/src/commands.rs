@@ -21,9 +21,11 @@ use crate::open_store;
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
-    // The doctor talks to a server over HTTP and never opens a database.
-    if let Command::Doctor(args) = &cli.command {
-        return doctor(args, Output { json: cli.json }).await;
+    // These talk to a server over HTTP and never open a database.
+    match &cli.command {
+        Command::Doctor(args) => return doctor(args, Output { json: cli.json }).await,
+        Command::Requests(args) => return crate::requests::run(args, cli.json).await,
+        _ => {}
     }
     let store = open_store(&settings.database, settings.pg_settings()).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -38,6 +40,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Customer(command) => customer(&operator, command, out).await,
         Command::Login(command) => login(&operator, command, out).await,
         Command::Doctor(args) => doctor(&args, out).await,
+        Command::Requests(args) => crate::requests::run(&args, cli.json).await,
     }
 }
 
@@ -67,6 +70,7 @@ async fn serve(
             },
             admin_token: args.admin_token.clone(),
             purge_interval: Some(args.purge_interval),
+            journal_capacity: args.journal_size,
         },
     );
     // Handlers first: a signal sent as soon as the address is printed must already shut down

@@ -47,6 +47,7 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     #[serde(deserialize_with = "duration")]
     pub purge_interval: Duration,
+    pub journal_size: usize,
 }
 
 impl Default for Settings {
@@ -68,6 +69,7 @@ impl Default for Settings {
             failure_lockout: Duration::from_secs(5 * 60),
             shutdown_grace: Duration::from_secs(30),
             purge_interval: Duration::from_secs(60),
+            journal_size: bankgate_server::journal::DEFAULT_CAPACITY,
         }
     }
 }
@@ -303,6 +305,7 @@ mod tests {
                 "--failure-lockout=2m",
                 "--shutdown-grace=3s",
                 "--purge-interval=9s",
+                "--journal-size=12",
             ],
             None,
         )
@@ -325,6 +328,7 @@ mod tests {
                 failure_lockout: Duration::from_secs(120),
                 shutdown_grace: Duration::from_secs(3),
                 purge_interval: Duration::from_secs(9),
+                journal_size: 12,
             }
         );
         // Every `BANKGATE_*` flag but --config is a setting (the list above is complete).
@@ -338,7 +342,7 @@ mod tests {
             )
             .filter(|arg| arg.get_env().is_some() && arg.get_id() != "config")
             .count();
-        assert_eq!(flags, 15);
+        assert_eq!(flags, 16);
     }
 
     #[test]

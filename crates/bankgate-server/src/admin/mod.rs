@@ -2,6 +2,7 @@
 //! port). Everything under `/admin/` needs the admin token set at start; health, readiness and
 //! metrics do not (probes and scrapers carry no secrets, and those answers hold none).
 
+mod requests;
 pub mod views;
 
 use std::time::Duration;
@@ -84,6 +85,7 @@ pub fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(create_login))
         .routes(routes!(get_login, delete_login))
         .routes(routes!(inspect_token))
+        .routes(routes!(requests::list_requests))
         .route_layer(axum::middleware::from_fn(require_token));
     OpenApiRouter::new()
         .routes(routes!(healthz))
@@ -139,7 +141,7 @@ pub async fn admin_not_found() -> ApiError {
     ApiError::not_found(
         Reason::AdminRouteUnknown,
         "Admin routes: /healthz, /readyz, /metrics, /admin/instances, /admin/customers, \
-         /admin/tokens/inspect (see /openapi/admin.json).",
+         /admin/tokens/inspect, /admin/requests (see /openapi/admin.json).",
     )
 }
 

@@ -176,6 +176,7 @@ async fn open_page(
         Ok(instance) => instance,
         Err(response) => return *response,
     };
+    crate::journal::note(|facts| facts.instance = Some(instance.as_str().to_owned()));
     match open(state, &instance, headers, &pairs, params.clone(), at).await {
         Ok(response) => response,
         Err(error) => failure_page(&params, error),
@@ -195,7 +196,10 @@ pub async fn step(
     let instance = match &host {
         HostKind::Bare => None,
         host => match instance_of(&state, host, &fields) {
-            Ok(instance) => Some(instance),
+            Ok(instance) => {
+                crate::journal::note(|facts| facts.instance = Some(instance.as_str().to_owned()));
+                Some(instance)
+            }
             Err(response) => return *response,
         },
     };
@@ -344,7 +348,7 @@ async fn open(
     }
 
     let customer_id = match token {
-        Some(digest) => match state.store.find_credential(digest, now).await? {
+        Some(digest) => match crate::auth::find_credential(state, digest, now).await? {
             Some(CredentialMatch::Token {
                 customer_id,
                 instance: of,

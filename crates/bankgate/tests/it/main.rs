@@ -16,6 +16,7 @@ mod concurrency;
 mod connect;
 mod connect_browser;
 mod doctor;
+mod journal;
 mod limits;
 mod logs;
 mod mistakes;

@@ -88,6 +88,7 @@ pub fn test_settings(clock: &ManualClock) -> AppSettings {
         limits: LimitConfig::default(),
         admin_token: None,
         purge_interval: None,
+        journal_capacity: bankgate_server::journal::DEFAULT_CAPACITY,
     }
 }
 

@@ -27,7 +27,7 @@ pub struct Connection {
 
 fn new_request_id() -> RequestId {
     let request_id = RequestId::new_random();
-    tracing::Span::current().record("request_id", tracing::field::display(request_id));
+    crate::journal::record_request_id(request_id);
     request_id
 }
 
@@ -164,7 +164,7 @@ pub async fn answer(
     responses: Map<String, Value>,
 ) -> Result<Outcome, ApiError> {
     let request_id = pending.request_id;
-    tracing::Span::current().record("request_id", tracing::field::display(request_id));
+    crate::journal::record_request_id(request_id);
     let store = &call.state.store;
     let customer_id = call.tenant.customer.id;
     // The token bound to this RequestId may come again; any other token is spent now,
@@ -286,7 +286,7 @@ pub async fn already_authorized(
     call: &Call<'_>,
     request_id: RequestId,
 ) -> Result<Outcome, ApiError> {
-    tracing::Span::current().record("request_id", tracing::field::display(request_id));
+    crate::journal::record_request_id(request_id);
     // The token that opened this RequestId may ask again (a retry after a lost answer); any
     // other is spent like on every call.
     let bound = match call.token {
