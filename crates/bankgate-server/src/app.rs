@@ -108,7 +108,10 @@ pub fn app(state: AppState) -> Router {
     // A router with no routes of its own: its middleware runs before the inner router matches.
     Router::new()
         .fallback_service(api)
-        .layer(axum::middleware::from_fn(routing::canonicalize))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routing::canonicalize,
+        ))
         .layer(DefaultBodyLimit::max(body::BODY_LIMIT))
         // A client that stops sending its body mid-way gets a 400, not a connection held open.
         .layer(RequestBodyTimeoutLayer::new(body::BODY_TIMEOUT))

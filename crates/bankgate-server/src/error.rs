@@ -106,6 +106,7 @@ wire_names! {
         EndpointIdMissingSlash = "endpoint_id_missing_slash",
         RequestIdInPath = "request_id_in_path",
         HostWrongShape = "host_wrong_shape",
+        HostMissingApiSuffix = "host_missing_api_suffix",
         ApiOnIframeHost = "api_on_iframe_host",
         ConnectOnIframeHost = "connect_on_iframe_host",
         EmptyPathSegment = "empty_path_segment",

@@ -845,3 +845,58 @@ async fn ignored_fields_are_named_in_a_header() {
         .await;
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+/// #13: `{instance}.{domain}` for an existing instance, the `-api` left out: refused, the hint
+/// naming the host seen and the right one. Names that are no instance and `*.localhost` stay bare.
+#[tokio::test]
+async fn a_host_without_the_api_suffix() {
+    let app = TestApp::new().await;
+    let token_path = path(TOOLBOX_CUSTOMER, "GenerateAuthorizeToken");
+    let reply = app
+        .post(
+            &token_path,
+            &[
+                ("host", "toolbox.private.fin.ag"),
+                ("flinks-auth-key", TOOLBOX_SECRET),
+            ],
+            "",
+        )
+        .await;
+    refused(
+        &reply,
+        404,
+        "INVALID_REQUEST",
+        "host_missing_api_suffix",
+        &["toolbox.private.fin.ag", "toolbox-api.private.fin.ag"],
+    );
+    // The Connect page on such a host is sent to the -iframe host.
+    let reply = app
+        .send(request(
+            "GET",
+            "/v2/?demo=true",
+            &[("host", "Toolbox.example.test:8443")],
+            "",
+        ))
+        .await;
+    refused(
+        &reply,
+        404,
+        "INVALID_REQUEST",
+        "host_missing_api_suffix",
+        &["toolbox.example.test", "toolbox-iframe.example.test"],
+    );
+    for host in [
+        "toolbox.localhost:8080",
+        "bankgate.internal",
+        "acme.example.test",
+    ] {
+        let reply = app
+            .post(
+                &token_path,
+                &[("host", host), ("flinks-auth-key", TOOLBOX_SECRET)],
+                "",
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{host}: {:#}", reply.json);
+    }
+}
