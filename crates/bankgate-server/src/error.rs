@@ -93,6 +93,7 @@ wire_names! {
         TokenGivenAsApiKey = "token_given_as_api_key",
         AuthorizeTokenInBody = "authorize_token_in_body",
         AuthorizeTokenEmpty = "authorize_token_empty",
+        RedirectUrlNotEncoded = "redirect_url_not_encoded",
         CredentialInQuery = "credential_in_query",
         CredentialSchemePrefix = "credential_scheme_prefix",
         CredentialMalformed = "credential_malformed",

@@ -324,6 +324,7 @@ async fn open(
     let token = field(pairs, "authorizeToken").map(Digest::of_presented);
     let mut mounted = Events::default();
     mounted.push("APP_MOUNTED", json!({}));
+    redirect_warning(pairs, &mut mounted);
 
     // A reload: same token (or none), same browser.
     if let Some(secret) = cookie(headers)
@@ -779,6 +780,35 @@ fn ended(page: &mut PageState, institution: &str, events: &mut Events) {
     page.step = Step::Credentials {
         institution: institution.to_owned(),
     };
+}
+
+/// A developer's mistake the page can see but must not refuse over: posted as a
+/// `BANKGATE_WARNING` event with a `reason` and a `hint` (and logged to the browser console by
+/// connect.js), never shown to the end user.
+fn redirect_warning(pairs: &[(String, String)], events: &mut Events) {
+    let spilled = params::spilled_from_redirect(pairs);
+    if spilled.is_empty() {
+        return;
+    }
+    let names: Vec<String> = spilled.iter().map(|name| format!("`{name}`")).collect();
+    let what = match names.as_slice() {
+        [one] => format!("the parameter {one} after it is no Connect parameter, so it was"),
+        many => format!(
+            "the parameters {} after it are no Connect parameters, so they were",
+            many.join(", ")
+        ),
+    };
+    events.push(
+        "BANKGATE_WARNING",
+        json!({
+            "reason": Reason::RedirectUrlNotEncoded,
+            "hint": format!(
+                "redirectUrl seems cut at its own '?': {what} part of the redirect's own query, \
+                 now lost from it; encode redirectUrl with encodeURIComponent before putting it \
+                 in the iframe URL."
+            ),
+        }),
+    );
 }
 
 /// The events a screen posts when it is shown.

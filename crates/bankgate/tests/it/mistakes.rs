@@ -900,3 +900,42 @@ async fn a_host_without_the_api_suffix() {
         assert_eq!(reply.status, StatusCode::OK, "{host}: {:#}", reply.json);
     }
 }
+
+/// #29: a redirectUrl with its own query, not encoded: the page still opens (Flinks' would), and
+/// posts a `BANKGATE_WARNING` naming the parameters the redirect lost. An encoded one does not.
+#[tokio::test]
+async fn a_redirect_url_not_encoded() {
+    use crate::connect::{IFRAME, open};
+    let app = TestApp::new().await;
+    let token = app.toolbox_token().await;
+    let page = open(
+        &app,
+        IFRAME,
+        &format!(
+            "demo=true&redirectUrl=https://fintech.test/done?connection_id=7&user=3&authorizeToken={token}"
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.steps()[..2], ["APP_MOUNTED", "BANKGATE_WARNING"]);
+    let warning = &page.events()[1];
+    assert_eq!(warning["reason"], "redirect_url_not_encoded");
+    let hint = warning["hint"].as_str().unwrap();
+    for cue in ["cut at its own '?'", "`user`", "encodeURIComponent"] {
+        assert!(hint.contains(cue), "{cue:?} not in {hint}");
+    }
+    assert!(!hint.contains(&token));
+    assert_eq!(page.steps()[2], "COMPONENT_LOAD_CONSENT");
+
+    let encoded = "https%3A%2F%2Ffintech.test%2Fdone%3Fconnection_id%3D7%26user%3D3";
+    let token = app.toolbox_token().await;
+    let page = open(
+        &app,
+        IFRAME,
+        &format!("demo=true&redirectUrl={encoded}&authorizeToken={token}"),
+        None,
+    )
+    .await;
+    assert_eq!(page.steps(), ["APP_MOUNTED", "COMPONENT_LOAD_CONSENT"]);
+}
