@@ -460,6 +460,14 @@ impl ApiError {
             )
         };
         match refusal {
+            // Many integrations predate the token (docs/flinks-wire.md, "Credentials and
+            // tokens"): say why it is needed, not only where it goes (#27).
+            Refusal::AuthorizeTokenMissing if endpoint == Endpoint::Authorize => unauthorized(
+                "Send an authorize token in the `flinks-auth-key` header: every /Authorize call \
+                 needs its own single-use token from /GenerateAuthorizeToken (mandatory for \
+                 integrations created since October 2024)."
+                    .to_owned(),
+            ),
             Refusal::AuthKeyMissing | Refusal::AuthorizeTokenMissing | Refusal::ApiKeyMissing => {
                 unauthorized(format!(
                     "Send {} in the `{}` header.",

@@ -939,3 +939,34 @@ async fn a_redirect_url_not_encoded() {
     .await;
     assert_eq!(page.steps(), ["APP_MOUNTED", "COMPONENT_LOAD_CONSENT"]);
 }
+
+/// #27: no token at all on /Authorize (the pre-October-2024 habit): the hint says why one is
+/// needed, not only where it goes.
+#[tokio::test]
+async fn no_authorize_token_at_all() {
+    let app = TestApp::new().await;
+    let login = app.toolbox_login().await;
+    let reply = app
+        .post(
+            &path(TOOLBOX_CUSTOMER, "Authorize"),
+            &[],
+            &cached_body(login),
+        )
+        .await;
+    refused(
+        &reply,
+        401,
+        "ACCESS_DENIED",
+        "authorize_token_missing",
+        &[
+            "`flinks-auth-key` header",
+            "every /Authorize call needs its own single-use token",
+            "/GenerateAuthorizeToken",
+            "October 2024",
+        ],
+    );
+    assert_eq!(
+        reply.json["Message"],
+        "You must provide a valid authorize token"
+    );
+}
