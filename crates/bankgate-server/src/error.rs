@@ -177,6 +177,7 @@ impl From<&Refusal> for Reason {
             Refusal::WrongEnvironment { .. } => Self::WrongEnvironment,
             Refusal::CustomerNotFound => Self::CustomerNotFound,
             Refusal::LoginNotFound => Self::LoginNotFound,
+            Refusal::LoginOnOtherInstance { .. } => Self::WrongEnvironment,
             Refusal::ApiKeyMissing => Self::ApiKeyMissing,
             Refusal::ApiKeyInvalid => Self::ApiKeyInvalid,
             Refusal::RequestIdUnknown { .. } => Self::RequestIdUnknown,
@@ -623,6 +624,30 @@ impl ApiError {
                      deleted with /DeleteCard or belong to another customer.",
                 ),
             },
+            // The status, code and message of an unknown LoginId, which is what Flinks answers.
+            Refusal::LoginOnOtherInstance { instance } => {
+                let hint = format!(
+                    "This LoginId was issued on the `{instance}` instance, and LoginIds are scoped \
+                     to the instance that issued them; use it on {instance}-api hosts with that \
+                     instance's customerId, or connect the account again on this one."
+                );
+                match endpoint {
+                    Endpoint::DeleteCard => Self::new(
+                        StatusCode::BAD_REQUEST,
+                        FlinksCode::InvalidLogin,
+                        "Invalid LoginId",
+                        Reason::from(refusal),
+                        hint,
+                    ),
+                    _ => Self::new(
+                        StatusCode::UNAUTHORIZED,
+                        FlinksCode::InvalidLogin,
+                        "LoginId not found or invalid",
+                        Reason::from(refusal),
+                        hint,
+                    ),
+                }
+            }
             Refusal::RequestIdUnknown { request_id } => Self::new(
                 StatusCode::BAD_REQUEST,
                 FlinksCode::SessionNonexistent,

@@ -291,6 +291,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         customer_id: CustomerId,
         login_id: LoginId,
     ) -> Result<Option<Login>, DomainError>;
+    /// The instance (and its kind) that holds this saved LoginId, whichever customer it is of.
+    async fn login_instance(
+        &self,
+        login_id: LoginId,
+    ) -> Result<Option<(InstanceName, InstanceKind)>, DomainError>;
     /// Deletes the LoginId and ends its sessions. `false` when it did not exist for this customer.
     async fn delete_login(
         &self,

@@ -12,7 +12,7 @@ use bankgate_core::model::{
     Customer, Instance, InstanceKind, KeyKind, Login, LoginType, PendingAuthorization, Session,
     Tenant,
 };
-use bankgate_core::{CustomerId, Digest, DomainError, LoginId, RequestId, Timestamp};
+use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
 use crate::sql::{Row, StoreError, Tx, params};
 use crate::{
@@ -567,6 +567,22 @@ pub async fn login(
     )
     .await?
     .map(|row| login_from(&row))
+    .transpose()
+}
+
+/// The instance of whichever customer holds this saved LoginId: one primary-key lookup, for
+/// naming the instance a LoginId was used outside of (#30 of docs/integration-mistakes.md).
+pub async fn login_instance(
+    tx: &mut dyn Tx,
+    login_id: LoginId,
+) -> Result<Option<(InstanceName, InstanceKind)>, StoreError> {
+    tx.query_opt(
+        "SELECT c.instance, i.kind FROM logins l JOIN customers c ON c.id = l.customer_id \
+         JOIN instances i ON i.name = c.instance WHERE l.id = $1 AND l.saved",
+        params![&login_id.to_string()],
+    )
+    .await?
+    .map(|row| Ok((row.parse(0)?, row.parse(1)?)))
     .transpose()
 }
 

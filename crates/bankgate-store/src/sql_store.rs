@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bankgate_core::model::{Customer, Instance, Login, PendingAuthorization, Session, Tenant};
+use bankgate_core::model::{
+    Customer, Instance, InstanceKind, Login, PendingAuthorization, Session, Tenant,
+};
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
 use crate::lookups::{LOOKUP_TTL, Lookups};
@@ -204,6 +206,13 @@ impl<B: Backend> Store for SqlStore<B> {
         login_id: LoginId,
     ) -> Result<Option<Login>, DomainError> {
         run!(self.read, |tx| ops::login(tx, customer_id, login_id, false))
+    }
+
+    async fn login_instance(
+        &self,
+        login_id: LoginId,
+    ) -> Result<Option<(InstanceName, InstanceKind)>, DomainError> {
+        run!(self.read, |tx| ops::login_instance(tx, login_id))
     }
 
     async fn delete_login(

@@ -130,6 +130,7 @@ macro_rules! conformance {
                 concurrent_consumption_spends_a_token_once,
                 logins_are_scoped_to_their_customer,
                 login_needs_its_customer_and_a_fresh_id,
+                login_instance_names_the_holder,
                 delete_login_ends_its_sessions,
                 authorize_cached_opens_a_session,
                 authorize_cached_without_token,
@@ -872,6 +873,34 @@ async fn logins_are_scoped_to_their_customer(store: Arc<dyn Store>) {
         "already deleted"
     );
     assert_eq!(store.login(owner.id, login.id).await.unwrap(), None);
+}
+
+async fn login_instance_names_the_holder(store: Arc<dyn Store>) {
+    let (alpha, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let (prod, _) = customer_on(&*store, "prod", InstanceKind::Production).await;
+    let on_alpha = login_for(&*store, alpha.id).await;
+    let on_prod = login_for(&*store, prod.id).await;
+    let unsaved = Login {
+        saved: false,
+        ..login_record(alpha.id, "Greatday")
+    };
+    store.create_login(&unsaved).await.unwrap();
+    assert_eq!(
+        store.login_instance(on_alpha.id).await.unwrap(),
+        Some((name("alpha"), InstanceKind::Sandbox))
+    );
+    assert_eq!(
+        store.login_instance(on_prod.id).await.unwrap(),
+        Some((name("prod"), InstanceKind::Production))
+    );
+    // A connection made with `Save: false` is no LoginId to name, nor is an unknown or deleted one.
+    assert_eq!(store.login_instance(unsaved.id).await.unwrap(), None);
+    assert_eq!(
+        store.login_instance(LoginId::new_random()).await.unwrap(),
+        None
+    );
+    assert!(store.delete_login(alpha.id, on_alpha.id).await.unwrap());
+    assert_eq!(store.login_instance(on_alpha.id).await.unwrap(), None);
 }
 
 async fn login_needs_its_customer_and_a_fresh_id(store: Arc<dyn Store>) {

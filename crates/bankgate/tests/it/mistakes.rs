@@ -970,3 +970,91 @@ async fn no_authorize_token_at_all() {
         "You must provide a valid authorize token"
     );
 }
+
+/// #30: a LoginId another sandbox instance issued, used on this one, names that instance
+/// (Authorize cached and live refresh, DeleteCard, with the status and code of an unknown
+/// LoginId); a production instance's LoginId, or one used on production, stays login_not_found.
+#[tokio::test]
+async fn a_login_id_of_another_instance() {
+    let app = TestApp::new().await;
+    let (staging, staging_secret, staging_api_key) =
+        app.customer_on("staging", InstanceKind::Sandbox).await;
+    let staging_login = app.login(staging, "Greatday").await;
+
+    // Used on the toolbox: named.
+    let token = app.toolbox_token().await;
+    let reply = app.authorize(TOOLBOX_CUSTOMER, &token, staging_login).await;
+    refused(
+        &reply,
+        401,
+        "INVALID_LOGIN",
+        "wrong_environment",
+        &["`staging` instance", "staging-api hosts"],
+    );
+    assert_eq!(reply.json["Message"], "LoginId not found or invalid");
+    let token = app.toolbox_token().await;
+    let refresh = json!({ "LoginId": staging_login.to_string(), "MostRecentCached": false });
+    let reply = app
+        .post(
+            &path(TOOLBOX_CUSTOMER, "Authorize"),
+            &[("flinks-auth-key", &token)],
+            &refresh.to_string(),
+        )
+        .await;
+    refused(
+        &reply,
+        401,
+        "INVALID_LOGIN",
+        "wrong_environment",
+        &["`staging`"],
+    );
+    let reply = app
+        .delete_card(
+            TOOLBOX_CUSTOMER,
+            TOOLBOX_API_KEY,
+            &staging_login.to_string(),
+        )
+        .await;
+    refused(
+        &reply,
+        400,
+        "INVALID_LOGIN",
+        "wrong_environment",
+        &["`staging`"],
+    );
+    assert_eq!(reply.json["Message"], "Invalid LoginId");
+    // Nothing was deleted on staging: the LoginId still opens a session there.
+    let token = app.generate_token_for(staging, &staging_secret).await;
+    let ok = app.authorize(staging, &token, staging_login).await;
+    assert_eq!(ok.status, StatusCode::OK, "{:#}", ok.json);
+    let _ = staging_api_key;
+
+    // A production instance's LoginId on the toolbox, and a sandbox's on production: silent.
+    let (acme, acme_secret, _) = app.customer_on("acme", InstanceKind::Production).await;
+    // Production has no sandbox bank, so its LoginId is written to the store directly.
+    let acme_login = bankgate_core::LoginId::new_random();
+    app.state
+        .store
+        .create_login(&bankgate_core::model::Login {
+            id: acme_login,
+            customer_id: acme,
+            institution: "SomeBank".to_owned(),
+            username: "someone".to_owned(),
+            login_type: bankgate_core::model::LoginType::Personal,
+            is_scheduled_refresh: false,
+            last_refresh: crate::support::START,
+            created_at: crate::support::START,
+            language: bankgate_core::model::Language::En,
+            saved: true,
+        })
+        .await
+        .unwrap();
+    let token = app.toolbox_token().await;
+    let reply = app.authorize(TOOLBOX_CUSTOMER, &token, acme_login).await;
+    refused(&reply, 401, "INVALID_LOGIN", "login_not_found", &[]);
+    assert!(!reply.hint().contains("acme"), "{}", reply.hint());
+    let token = app.generate_token_for(acme, &acme_secret).await;
+    let reply = app.authorize(acme, &token, staging_login).await;
+    refused(&reply, 401, "INVALID_LOGIN", "login_not_found", &[]);
+    assert!(!reply.hint().contains("staging"), "{}", reply.hint());
+}

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bankgate_core::model::{Customer, Instance, Login, PendingAuthorization, Session, Tenant};
+use bankgate_core::model::{
+    Customer, Instance, InstanceKind, Login, PendingAuthorization, Session, Tenant,
+};
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 use bankgate_server::AppState;
 use bankgate_store::{
@@ -74,6 +76,12 @@ impl Store for Unreachable {
         down()
     }
     async fn login(&self, _: CustomerId, _: LoginId) -> Result<Option<Login>, DomainError> {
+        down()
+    }
+    async fn login_instance(
+        &self,
+        _: LoginId,
+    ) -> Result<Option<(InstanceName, InstanceKind)>, DomainError> {
         down()
     }
     async fn delete_login(&self, _: CustomerId, _: LoginId) -> Result<bool, DomainError> {

@@ -128,7 +128,8 @@ pub async fn refresh(
     });
     let Some((login, institution, user)) = found else {
         call.spend_token(request_id).await?;
-        return Err(ApiError::refused(ENDPOINT, &Refusal::LoginNotFound));
+        let refusal = crate::auth::login_not_found(call.state, call.tenant, login_id).await;
+        return Err(ApiError::refused(ENDPOINT, &refusal));
     };
     refuse_scenario(call, user, request_id).await?;
     if user.scenario == Scenario::Mfa {
