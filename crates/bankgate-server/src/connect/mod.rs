@@ -969,7 +969,10 @@ fn token_problem(params: &Params, reason: Reason, mut events: Events) -> Respons
         "TOKEN_INVALID",
         json!({ "flinksCode": FlinksCode::AccessDenied, "reason": reason }),
     );
-    problem_page(params, StatusCode::UNAUTHORIZED, key, events)
+    let mut response = problem_page(params, StatusCode::UNAUTHORIZED, key, events);
+    // For metrics, which count token refusals by the Reason answered.
+    response.extensions_mut().insert(reason);
+    response
 }
 
 /// The store failed: a page that says to retry, and an event.
