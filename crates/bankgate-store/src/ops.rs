@@ -9,15 +9,15 @@
 use std::time::Duration;
 
 use bankgate_core::model::{
-    Customer, Instance, InstanceKind, KeyKind, Login, LoginType, PendingAuthorization, Session,
-    Tenant,
+    Customer, Instance, InstanceKind, KeyKind, Login, LoginType, MAX_CLOCK_OFFSET,
+    PendingAuthorization, Session, Tenant,
 };
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
 use crate::sql::{Row, StoreError, Tx, params};
 use crate::{
-    CachedAuthorize, ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch,
-    KeyDigests, LoginChange, NewToken, OpenOutcome, Reset, TokenRecord, TokenUse,
+    CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
+    CredentialMatch, KeyDigests, LoginChange, NewToken, OpenOutcome, Reset, TokenRecord, TokenUse,
 };
 
 /// Rows a purge deletes per transaction, so a large purge never stalls the token path.
@@ -887,20 +887,38 @@ pub async fn reset_instance(tx: &mut dyn Tx, instance: &str) -> Result<Reset, St
     Ok(reset)
 }
 
-/// Moves an instance's clock in one statement, so concurrent advances (from any node) add up.
+/// Moves an instance's clock in one statement, so concurrent advances (from any node) add up; the
+/// cap is in that statement's condition, so they cannot pass it together (PostgreSQL re-checks
+/// the condition on the row a concurrent update left; SQLite has one writer).
 pub async fn change_clock(
     tx: &mut dyn Tx,
     instance: &str,
     change: ClockChange,
-) -> Result<Option<Duration>, StoreError> {
+) -> Result<Option<ClockMoved>, StoreError> {
     let row = match change {
         ClockChange::Advance(by) => {
-            tx.query_opt(
-                "UPDATE instances SET clock_offset_micros = clock_offset_micros + $2 \
-                 WHERE name = $1 RETURNING clock_offset_micros",
-                params![instance, micros_of(by)],
-            )
-            .await?
+            let by = micros_of(by);
+            let room = micros_of(MAX_CLOCK_OFFSET).saturating_sub(by);
+            let moved = tx
+                .query_opt(
+                    "UPDATE instances SET clock_offset_micros = clock_offset_micros + $2 \
+                     WHERE name = $1 AND clock_offset_micros <= $3 \
+                     RETURNING clock_offset_micros",
+                    params![instance, by, room],
+                )
+                .await?;
+            if let Some(row) = moved {
+                return Ok(Some(ClockMoved::To(duration_from_micros(row.i64(0)?))));
+            }
+            // Refused by the cap, or no such instance: say which.
+            return tx
+                .query_opt(
+                    "SELECT clock_offset_micros FROM instances WHERE name = $1",
+                    params![instance],
+                )
+                .await?
+                .map(|row| Ok(ClockMoved::PastLimit(duration_from_micros(row.i64(0)?))))
+                .transpose();
         }
         ClockChange::Reset => {
             tx.query_opt(
@@ -911,7 +929,7 @@ pub async fn change_clock(
             .await?
         }
     };
-    row.map(|row| row.i64(0).map(duration_from_micros))
+    row.map(|row| Ok(ClockMoved::To(duration_from_micros(row.i64(0)?))))
         .transpose()
 }
 

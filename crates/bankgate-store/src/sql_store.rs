@@ -14,9 +14,9 @@ use crate::lookups::{LOOKUP_TTL, Lookups};
 use crate::ops::{self, Expiring, PURGE_CHUNK};
 use crate::sql::{Backend, one_statement};
 use crate::{
-    CachedAuthorize, ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch,
-    KeyDigests, NewToken, ObserverSlot, OpenOutcome, Purged, Reset, Store, StoreObserver,
-    TokenRecord, TokenUse,
+    CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
+    CredentialMatch, KeyDigests, NewToken, ObserverSlot, OpenOutcome, Purged, Reset, Store,
+    StoreObserver, TokenRecord, TokenUse,
 };
 
 /// A [`Store`] on any SQL backend.
@@ -332,11 +332,10 @@ impl<B: Backend> Store for SqlStore<B> {
         &self,
         instance: &InstanceName,
         change: ClockChange,
-    ) -> Result<Option<Duration>, DomainError> {
+    ) -> Result<Option<ClockMoved>, DomainError> {
         let instance = instance.to_string();
-        let changed = run!(self.write_statement, |tx| ops::change_clock(
-            tx, &instance, change
-        ));
+        // Not one statement: a refused advance reads the offset it stayed at.
+        let changed = run!(self.write, |tx| ops::change_clock(tx, &instance, change));
         self.lookups.tenants_changed();
         changed
     }

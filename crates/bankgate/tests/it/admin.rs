@@ -415,6 +415,32 @@ async fn a_request_id_expires_after_8_idle_minutes_of_the_moved_clock() {
     );
 }
 
+/// The hundred-year cap of a sandbox clock, through the admin API: the refusal says how far
+/// ahead the clock already is, and the clock stays there.
+#[tokio::test]
+async fn a_clock_cannot_pass_a_hundred_years() {
+    let admin = Admin::new().await;
+    let sixty_years = json!({ "seconds": 60_u64 * 365 * 24 * 3600 });
+    let first = admin
+        .post(
+            "/admin/instances/toolbox/clock/advance",
+            sixty_years.clone(),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{:#}", first.json);
+    let second = admin
+        .post("/admin/instances/toolbox/clock/advance", sixty_years)
+        .await;
+    second.assert_error(400, "INVALID_REQUEST", "invalid_input");
+    assert!(
+        second.hint().contains("at most 36500 days") && second.hint().contains("21900 days"),
+        "{}",
+        second.hint()
+    );
+    let clock = admin.get("/admin/instances/toolbox/clock").await;
+    assert_eq!(clock.json, first.json);
+}
+
 #[tokio::test]
 async fn production_clocks_cannot_be_moved_or_reset() {
     let admin = Admin::new().await;

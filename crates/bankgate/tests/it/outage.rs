@@ -1,7 +1,6 @@
 //! When the store cannot answer, clients get a clear 503 envelope, never a 500 or a hang.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bankgate_core::model::{
@@ -10,8 +9,9 @@ use bankgate_core::model::{
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 use bankgate_server::AppState;
 use bankgate_store::{
-    CachedAuthorize, ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch,
-    KeyDigests, NewToken, OpenOutcome, Purged, Reset, Store, TokenRecord, TokenUse,
+    CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
+    CredentialMatch, KeyDigests, NewToken, OpenOutcome, Purged, Reset, Store, TokenRecord,
+    TokenUse,
 };
 
 use crate::support::*;
@@ -124,7 +124,7 @@ impl Store for Unreachable {
         &self,
         _: &InstanceName,
         _: ClockChange,
-    ) -> Result<Option<Duration>, DomainError> {
+    ) -> Result<Option<ClockMoved>, DomainError> {
         down()
     }
     async fn ping(&self) -> Result<(), DomainError> {
