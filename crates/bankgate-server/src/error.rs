@@ -127,6 +127,7 @@ wire_names! {
         CredentialsMissing = "credentials_missing",
         LanguageInvalid = "language_invalid",
         InstitutionUnknown = "institution_unknown",
+        SandboxBankOnProduction = "sandbox_bank_on_production",
         RequestIdMissing = "request_id_missing",
         LoginIdGivenToDataEndpoint = "login_id_given_to_data_endpoint",
         AccountUnknown = "account_unknown",

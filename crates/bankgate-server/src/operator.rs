@@ -355,6 +355,16 @@ impl Operator {
         institution: &str,
         username: &str,
     ) -> Result<Login, DomainError> {
+        // The sandbox bank serves sandbox instances; production has no FlinksCapital.
+        let tenant = self.tenant(customer_id).await?;
+        if tenant.instance.kind != InstanceKind::Sandbox {
+            return Err(DomainError::Invalid(format!(
+                "customer {customer_id} is on the production instance {}, which does not serve \
+                 the sandbox bank (FlinksCapital and its test users); sandbox LoginIds can only \
+                 be made on sandbox instances",
+                tenant.instance.name
+            )));
+        }
         let institution = self.bank.institution(institution).ok_or_else(|| {
             let known: Vec<&str> = self.bank.institutions().iter().map(|i| i.id).collect();
             DomainError::Invalid(format!(
@@ -370,15 +380,6 @@ impl Operator {
                 known.join(", ")
             ))
         })?;
-        // The sandbox bank serves sandbox instances; production has no FlinksCapital.
-        let tenant = self.tenant(customer_id).await?;
-        if tenant.instance.kind != InstanceKind::Sandbox {
-            return Err(DomainError::Invalid(format!(
-                "customer {customer_id} is on the production instance {}; sandbox LoginIds can \
-                 only be made on sandbox instances",
-                tenant.instance.name
-            )));
-        }
         let now = tenant.instance.now(self.clock.as_ref());
         let login = Login {
             id: LoginId::new_random(),

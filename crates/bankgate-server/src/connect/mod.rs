@@ -21,7 +21,7 @@ use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bankgate_core::model::{CONNECT_SESSION_IDLE_LIFETIME, KeyKind, Tenant};
+use bankgate_core::model::{CONNECT_SESSION_IDLE_LIFETIME, InstanceKind, KeyKind, Tenant};
 use bankgate_core::sandbox::accounts::accounts_for;
 use bankgate_core::{
     ConnectSecret, CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId,
@@ -319,6 +319,32 @@ async fn open(
             Events::default(),
         ));
     };
+    // Production does not know the sandbox bank: `demo=true` there is refused before the token
+    // is spent, with the Reason the API gives.
+    if params.demo && found.kind != InstanceKind::Sandbox {
+        let mut events = Events::default();
+        events.push("APP_MOUNTED", json!({}));
+        events.push(
+            "INVALID_REQUEST",
+            json!({
+                "flinksCode": FlinksCode::InvalidRequest,
+                "reason": Reason::SandboxBankOnProduction,
+                "hint": "demo=true shows the sandbox's test institution (FlinksCapital), which \
+                         production instances do not serve; drop demo=true here, or open the \
+                         page on a sandbox instance (such as toolbox-iframe).",
+            }),
+        );
+        let mut response = problem_page(
+            &params,
+            StatusCode::BAD_REQUEST,
+            "err_demo_on_production",
+            events,
+        );
+        response
+            .extensions_mut()
+            .insert(Reason::SandboxBankOnProduction);
+        return Ok(response);
+    }
     // The instance's clock: a sandbox's may have been moved by the admin API.
     let now = found.now(state.clock.as_ref());
     let token = field(pairs, "authorizeToken").map(Digest::of_presented);

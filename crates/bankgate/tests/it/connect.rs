@@ -59,7 +59,7 @@ impl Page {
     }
 
     /// The text of the alert shown, if any.
-    fn alert(&self) -> Option<String> {
+    pub(crate) fn alert(&self) -> Option<String> {
         let start = self.body.find("role=\"alert\"")?;
         let text_start = self.body[start..].find('>')? + start + 1;
         let end = self.body[text_start..].find('<')? + text_start;
