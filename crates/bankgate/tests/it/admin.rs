@@ -313,7 +313,7 @@ async fn sandbox_logins_made_and_deleted_by_the_admin_api() {
             json!({ "username": "Greatday" }),
         )
         .await
-        .assert_error(400, "INVALID_REQUEST", "invalid_input");
+        .assert_error(400, "INVALID_REQUEST", "sandbox_bank_on_production");
 }
 
 #[tokio::test]
