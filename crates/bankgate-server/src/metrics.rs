@@ -275,7 +275,7 @@ mod tests {
         );
         let text = metrics.render();
         assert!(
-            text.contains(r#"bankgate_http_requests_total{endpoint="Authorize",status="401"} 1"#),
+            text.contains(r#"bankgate_http_requests_total{endpoint="Authorize",status="401"} 2"#),
             "{text}"
         );
         assert!(
