@@ -9,7 +9,8 @@ use bankgate_core::InstanceName;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostKind {
     /// `localhost`, an IP, or a name that names no instance: the API takes the instance from
-    /// the customerId, the Connect pages from `?instance=`.
+    /// the customerId, the Connect pages from `?instance=`. (`{instance}.{domain}` for an
+    /// existing instance is refused by `routing::canonicalize`; see [`suffixless_instance`].)
     Bare,
     /// `{instance}-api.{domain}`
     Api(InstanceName),
