@@ -13,6 +13,7 @@ use axum::{Extension, Router};
 use bankgate_core::Clock;
 use bankgate_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -112,7 +113,10 @@ pub fn app(state: AppState) -> Router {
     // A router with no routes of its own: its middleware runs before the inner router matches.
     Router::new()
         .fallback_service(api)
-        .layer(axum::middleware::from_fn(routing::canonicalize))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routing::canonicalize,
+        ))
         .layer(DefaultBodyLimit::max(body::BODY_LIMIT))
         // A client that stops sending its body mid-way gets a 400, not a connection held open.
         .layer(RequestBodyTimeoutLayer::new(body::BODY_TIMEOUT))
@@ -148,6 +152,16 @@ pub fn app(state: AppState) -> Router {
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        .layer(nosniff())
+}
+
+/// `X-Content-Type-Options: nosniff` on every answer (JSON, the Connect pages and their assets,
+/// refusals made by the outer layers): a browser must not read an answer as another type.
+fn nosniff() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    )
 }
 
 /// The admin listener's service over `state`. Without a token, `/admin/` refuses every call.
@@ -180,6 +194,7 @@ pub fn admin_app(state: AppState, token: Option<AdminToken>) -> Router {
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        .layer(nosniff())
 }
 
 /// Turns axum's bare 405 into the envelope, naming the methods the document gives the route.

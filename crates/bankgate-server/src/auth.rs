@@ -6,7 +6,9 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use bankgate_core::model::{InstanceKind, KeyKind, Tenant};
-use bankgate_core::{CustomerId, Digest, InstanceName, Malformed, PathId, Refusal, Timestamp};
+use bankgate_core::{
+    CustomerId, Digest, InstanceName, LoginId, Malformed, PathId, Refusal, Timestamp,
+};
 use bankgate_store::CredentialMatch;
 
 use crate::endpoint::Credential;
@@ -301,6 +303,23 @@ pub fn other_instance(
         }
     } else {
         otherwise
+    }
+}
+
+/// The refusal for a LoginId this customer does not hold: on a sandbox, a LoginId that another
+/// sandbox instance issued is named (#30 of docs/integration-mistakes.md); anything else, and
+/// every production instance either way, stays `login_not_found`. One primary-key lookup.
+pub async fn login_not_found(state: &AppState, tenant: &Tenant, login_id: LoginId) -> Refusal {
+    if tenant.instance.kind != InstanceKind::Sandbox {
+        return Refusal::LoginNotFound;
+    }
+    match state.store.login_instance(login_id).await {
+        Ok(Some((instance, InstanceKind::Sandbox))) if instance != tenant.instance.name => {
+            Refusal::LoginOnOtherInstance { instance }
+        }
+        // Unknown, this instance's (another customer's: never say whose), a production
+        // instance's, or the store could not say.
+        _ => Refusal::LoginNotFound,
     }
 }
 

@@ -570,6 +570,21 @@ pub(crate) async fn create_login(
 ) -> Result<(StatusCode, Json<LoginView>), ApiError> {
     let id = customer_id(&id)?;
     let institution = request.institution.as_deref().unwrap_or("FlinksCapital");
+    // Production does not know the sandbox bank: the Reason the API gives (the operator refuses
+    // too, in words, for the CLI).
+    if let Some(tenant) = state.app.store.tenant(id).await?
+        && tenant.instance.kind != InstanceKind::Sandbox
+    {
+        return Err(ApiError::invalid_request(
+            Reason::SandboxBankOnProduction,
+            format!(
+                "{} is a customer of the production instance {}, which does not serve the \
+                 sandbox bank (FlinksCapital and its test users); make sandbox LoginIds on a \
+                 sandbox instance's customer.",
+                id, tenant.instance.name
+            ),
+        ));
+    }
     let login = state
         .operator
         .create_login(id, institution, &request.username)

@@ -104,7 +104,8 @@ pub async fn delete_card(
         .delete_login(tenant.customer.id, login_id)
         .await?
     {
-        return Err(not_found());
+        let refusal = auth::login_not_found(&state, &tenant, login_id).await;
+        return Err(ApiError::refused(ENDPOINT, &refusal));
     }
     tracing::info!("LoginId deleted");
     Ok(Json(DeleteCardResponse {

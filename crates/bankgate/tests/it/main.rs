@@ -25,6 +25,7 @@ mod openapi;
 mod operator;
 mod outage;
 mod pg;
+mod production_bank;
 mod repository;
 mod restart;
 mod routing;

@@ -405,6 +405,10 @@ async fn cached(
             tag,
         })
         .await?;
+    if outcome == OpenOutcome::LoginNotFound {
+        let refusal = crate::auth::login_not_found(call.state, call.tenant, login_id).await;
+        return Err(ApiError::refused(ENDPOINT, &refusal));
+    }
     call.opened(outcome).await
 }
 
