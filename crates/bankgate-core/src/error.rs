@@ -40,6 +40,10 @@ pub enum Refusal {
     CustomerNotFound,
     #[error("the LoginId is not known to this customer")]
     LoginNotFound,
+    /// The LoginId was issued on another sandbox instance (named only sandbox to sandbox, as
+    /// [`Refusal::WrongEnvironment`]).
+    #[error("the LoginId belongs to another instance")]
+    LoginOnOtherInstance { instance: InstanceName },
     #[error("no x-api-key")]
     ApiKeyMissing,
     #[error("the x-api-key is not valid for this customer")]

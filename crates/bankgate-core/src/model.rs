@@ -13,6 +13,11 @@ pub use crate::sandbox::mfa::Language;
 
 /// Authorize tokens live 30 minutes from issue unless an instance says otherwise.
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+/// How far ahead of real time a sandbox clock may be moved: about a hundred years (far enough for
+/// any test, far from the limits of the time arithmetic). The store checks it in the write that
+/// moves the clock, so concurrent moves cannot pass it together.
+pub const MAX_CLOCK_OFFSET: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// A RequestId stays usable for the data endpoints this long after authorization.
 pub const AUTHORIZED_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// A RequestId in the middle of MFA expires after this long without a call.

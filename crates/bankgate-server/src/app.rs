@@ -13,6 +13,7 @@ use axum::{Extension, Router};
 use bankgate_core::Clock;
 use bankgate_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyDeadlineLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -20,6 +21,7 @@ use tracing::Level;
 use crate::admin::{self, AdminState, AdminToken, AdminTokenSetting};
 use crate::error::{ApiError, FlinksCode, Reason};
 use crate::guard::{FailureLimiter, LimitConfig};
+use crate::journal::{self, Journal, JournalState};
 use crate::state::AppState;
 use crate::{api, body, connect, error, metrics, openapi, purge, routing};
 
@@ -36,6 +38,8 @@ pub struct AppSettings {
     pub purge_interval: Option<Duration>,
     /// How long a client may take to send a request body.
     pub body_read_timeout: Duration,
+    /// How many requests the journal keeps per instance (0: no journal).
+    pub journal_capacity: usize,
 }
 
 /// The built application: its state, the public and admin services, and the purge task,
@@ -57,6 +61,7 @@ impl App {
         let mut state = AppState::new(store, settings.clock.clone());
         state.body_read_timeout = settings.body_read_timeout;
         state.guard = Arc::new(FailureLimiter::new(settings.limits, settings.clock));
+        state.journal = Arc::new(Journal::new(settings.journal_capacity));
         let purger = settings.purge_interval.map(|every| {
             purge::spawn_purger(
                 state.store.clone(),
@@ -111,13 +116,24 @@ pub fn app(state: AppState) -> Router {
     // A router with no routes of its own: its middleware runs before the inner router matches.
     Router::new()
         .fallback_service(api)
-        .layer(axum::middleware::from_fn(routing::canonicalize))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routing::canonicalize,
+        ))
         .layer(DefaultBodyLimit::max(body::BODY_LIMIT))
         // A client that stops sending its body mid-way, or drips it, gets a 400, not a
         // connection held open: one deadline for the whole body.
         .layer(RequestBodyDeadlineLayer::new(state.body_read_timeout))
         // A bug must still answer in the envelope, not drop the connection.
         .layer(CatchPanicLayer::custom(error::panic_response))
+        // Outside the body limit and the panic catcher, so the journal sees what clients got.
+        .layer(axum::middleware::from_fn_with_state(
+            JournalState {
+                journal: state.journal.clone(),
+                clock: state.clock.clone(),
+            },
+            journal::record,
+        ))
         // Outside everything that answers, so refused hosts, oversized bodies and panics count.
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
@@ -140,6 +156,16 @@ pub fn app(state: AppState) -> Router {
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        .layer(nosniff())
+}
+
+/// `X-Content-Type-Options: nosniff` on every answer (JSON, the Connect pages and their assets,
+/// refusals made by the outer layers): a browser must not read an answer as another type.
+fn nosniff() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    )
 }
 
 /// The admin listener's service over `state`. Without a token, `/admin/` refuses every call.
@@ -176,6 +202,7 @@ pub fn admin_app(state: AppState, token: Option<AdminToken>) -> Router {
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        .layer(nosniff())
 }
 
 /// Turns axum's bare 405 into the envelope, naming the methods the document gives the route.

@@ -6,12 +6,15 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use bankgate_core::model::{InstanceKind, KeyKind, Tenant};
-use bankgate_core::{CustomerId, Digest, InstanceName, Malformed, PathId, Refusal, Timestamp};
+use bankgate_core::{
+    CustomerId, Digest, InstanceName, LoginId, Malformed, PathId, Refusal, Timestamp,
+};
 use bankgate_store::CredentialMatch;
 
 use crate::endpoint::Credential;
 use crate::error::{ApiError, Endpoint};
 use crate::host::HostKind;
+use crate::journal::CredentialKind;
 use crate::state::AppState;
 
 /// Header names that are not credentials even though their names look like one.
@@ -277,6 +280,10 @@ pub async fn resolve_tenant(
     }
     span.record("customer_id", tracing::field::display(tenant.customer.id));
     span.record("instance", tenant.instance.name.as_str());
+    crate::journal::note(|facts| {
+        facts.instance = Some(tenant.instance.name.as_str().to_owned());
+        facts.customer_id = Some(tenant.customer.id.to_string());
+    });
     Ok(tenant)
 }
 
@@ -296,6 +303,23 @@ pub fn other_instance(
         }
     } else {
         otherwise
+    }
+}
+
+/// The refusal for a LoginId this customer does not hold: on a sandbox, a LoginId that another
+/// sandbox instance issued is named (#30 of docs/integration-mistakes.md); anything else, and
+/// every production instance either way, stays `login_not_found`. One primary-key lookup.
+pub async fn login_not_found(state: &AppState, tenant: &Tenant, login_id: LoginId) -> Refusal {
+    if tenant.instance.kind != InstanceKind::Sandbox {
+        return Refusal::LoginNotFound;
+    }
+    match state.store.login_instance(login_id).await {
+        Ok(Some((instance, InstanceKind::Sandbox))) if instance != tenant.instance.name => {
+            Refusal::LoginOnOtherInstance { instance }
+        }
+        // Unknown, this instance's (another customer's: never say whose), a production
+        // instance's, or the store could not say.
+        _ => Refusal::LoginNotFound,
     }
 }
 
@@ -349,6 +373,29 @@ pub fn is_current_key(tenant: &Tenant, found: &Option<CredentialMatch>, wanted: 
     )
 }
 
+/// What a digest is (a key, a token), telling the request journal what the value matched.
+pub async fn find_credential(
+    state: &AppState,
+    digest: Digest,
+    now: Timestamp,
+) -> Result<Option<CredentialMatch>, bankgate_core::DomainError> {
+    let found = state.store.find_credential(digest, now).await?;
+    if let Some(found) = &found {
+        let kind = match found {
+            CredentialMatch::Key {
+                kind: KeyKind::Secret,
+                ..
+            } => CredentialKind::SecretKey,
+            CredentialMatch::Key {
+                kind: KeyKind::Api, ..
+            } => CredentialKind::ApiKey,
+            CredentialMatch::Token { .. } => CredentialKind::AuthorizeToken,
+        };
+        crate::journal::note(|facts| facts.credentials.push((digest, kind)));
+    }
+    Ok(found)
+}
+
 /// Looks a presented credential up by digest.
 pub async fn lookup(
     state: &AppState,
@@ -356,7 +403,8 @@ pub async fn lookup(
     now: Timestamp,
 ) -> Result<(Digest, Option<CredentialMatch>), ApiError> {
     let digest = Digest::of_presented(value);
-    Ok((digest, state.store.find_credential(digest, now).await?))
+    let found = find_credential(state, digest, now).await?;
+    Ok((digest, found))
 }
 
 /// The address of the client, when the server knows it (served over TCP with connect info);

@@ -93,6 +93,7 @@ wire_names! {
         TokenGivenAsApiKey = "token_given_as_api_key",
         AuthorizeTokenInBody = "authorize_token_in_body",
         AuthorizeTokenEmpty = "authorize_token_empty",
+        RedirectUrlNotEncoded = "redirect_url_not_encoded",
         CredentialInQuery = "credential_in_query",
         CredentialSchemePrefix = "credential_scheme_prefix",
         CredentialMalformed = "credential_malformed",
@@ -106,6 +107,7 @@ wire_names! {
         EndpointIdMissingSlash = "endpoint_id_missing_slash",
         RequestIdInPath = "request_id_in_path",
         HostWrongShape = "host_wrong_shape",
+        HostMissingApiSuffix = "host_missing_api_suffix",
         ApiOnIframeHost = "api_on_iframe_host",
         ConnectOnIframeHost = "connect_on_iframe_host",
         EmptyPathSegment = "empty_path_segment",
@@ -125,6 +127,7 @@ wire_names! {
         CredentialsMissing = "credentials_missing",
         LanguageInvalid = "language_invalid",
         InstitutionUnknown = "institution_unknown",
+        SandboxBankOnProduction = "sandbox_bank_on_production",
         RequestIdMissing = "request_id_missing",
         LoginIdGivenToDataEndpoint = "login_id_given_to_data_endpoint",
         AccountUnknown = "account_unknown",
@@ -176,6 +179,7 @@ impl From<&Refusal> for Reason {
             Refusal::WrongEnvironment { .. } => Self::WrongEnvironment,
             Refusal::CustomerNotFound => Self::CustomerNotFound,
             Refusal::LoginNotFound => Self::LoginNotFound,
+            Refusal::LoginOnOtherInstance { .. } => Self::WrongEnvironment,
             Refusal::ApiKeyMissing => Self::ApiKeyMissing,
             Refusal::ApiKeyInvalid => Self::ApiKeyInvalid,
             Refusal::RequestIdUnknown { .. } => Self::RequestIdUnknown,
@@ -459,6 +463,14 @@ impl ApiError {
             )
         };
         match refusal {
+            // Many integrations predate the token (docs/flinks-wire.md, "Credentials and
+            // tokens"): say why it is needed, not only where it goes (#27).
+            Refusal::AuthorizeTokenMissing if endpoint == Endpoint::Authorize => unauthorized(
+                "Send an authorize token in the `flinks-auth-key` header: every /Authorize call \
+                 needs its own single-use token from /GenerateAuthorizeToken (mandatory for \
+                 integrations created since October 2024)."
+                    .to_owned(),
+            ),
             Refusal::AuthKeyMissing | Refusal::AuthorizeTokenMissing | Refusal::ApiKeyMissing => {
                 unauthorized(format!(
                     "Send {} in the `{}` header.",
@@ -614,6 +626,30 @@ impl ApiError {
                      deleted with /DeleteCard or belong to another customer.",
                 ),
             },
+            // The status, code and message of an unknown LoginId, which is what Flinks answers.
+            Refusal::LoginOnOtherInstance { instance } => {
+                let hint = format!(
+                    "This LoginId was issued on the `{instance}` instance, and LoginIds are scoped \
+                     to the instance that issued them; use it on {instance}-api hosts with that \
+                     instance's customerId, or connect the account again on this one."
+                );
+                match endpoint {
+                    Endpoint::DeleteCard => Self::new(
+                        StatusCode::BAD_REQUEST,
+                        FlinksCode::InvalidLogin,
+                        "Invalid LoginId",
+                        Reason::from(refusal),
+                        hint,
+                    ),
+                    _ => Self::new(
+                        StatusCode::UNAUTHORIZED,
+                        FlinksCode::InvalidLogin,
+                        "LoginId not found or invalid",
+                        Reason::from(refusal),
+                        hint,
+                    ),
+                }
+            }
             Refusal::RequestIdUnknown { request_id } => Self::new(
                 StatusCode::BAD_REQUEST,
                 FlinksCode::SessionNonexistent,
@@ -694,6 +730,10 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
     .into_response()
 }
 
+/// The `Hint` of a refusal, left on its response for the request journal.
+#[derive(Debug, Clone)]
+pub struct Hint(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         tracing::Span::current().record("reason", self.reason.as_str());
@@ -707,8 +747,11 @@ impl IntoResponse for ApiError {
             hint: &self.hint,
         };
         let mut response = (self.status, axum::Json(envelope)).into_response();
-        // Left on the response for the layers outside (metrics count refusals by reason).
+        // Left on the response for the layers outside (metrics count refusals by reason; the
+        // request journal keeps all three).
         response.extensions_mut().insert(self.reason);
+        response.extensions_mut().insert(self.flinks_code);
+        response.extensions_mut().insert(Hint(self.hint));
         if let Some(secs) = self.retry_after_secs
             && let Ok(value) = HeaderValue::from_str(&secs.to_string())
         {

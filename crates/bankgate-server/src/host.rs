@@ -9,7 +9,8 @@ use bankgate_core::InstanceName;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostKind {
     /// `localhost`, an IP, or a name that names no instance: the API takes the instance from
-    /// the customerId, the Connect pages from `?instance=`.
+    /// the customerId, the Connect pages from `?instance=`. (`{instance}.{domain}` for an
+    /// existing instance is refused by `routing::canonicalize`; see [`suffixless_instance`].)
     Bare,
     /// `{instance}-api.{domain}`
     Api(InstanceName),
@@ -57,6 +58,25 @@ pub fn classify(host: Option<&str>) -> HostKind {
     }
 }
 
+/// A bare host shaped `{name}.{domain}` whose first label could be an instance name and whose
+/// domain is not `localhost`: the instance and the domain, for checking whether `-api` (or
+/// `-iframe`) was left out (docs/flinks-wire.md, "Hosts and URLs").
+pub fn suffixless_instance(host: Option<&str>) -> Option<(InstanceName, String)> {
+    let host = host.map(str::trim).filter(|h| !h.is_empty())?;
+    if classify(Some(host)) != HostKind::Bare {
+        return None;
+    }
+    let name = strip_port(host).trim_end_matches('.').to_ascii_lowercase();
+    if name.parse::<IpAddr>().is_ok() || name.starts_with('[') {
+        return None;
+    }
+    let (first, rest) = name.split_once('.')?;
+    if rest.is_empty() || rest == "localhost" {
+        return None;
+    }
+    Some((first.parse().ok()?, rest.to_owned()))
+}
+
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         // [::1]:8080
@@ -102,6 +122,25 @@ mod tests {
             assert_eq!(classify(Some(host)), HostKind::Bare, "{host}");
         }
         assert_eq!(classify(None), HostKind::Bare);
+    }
+
+    #[test]
+    fn suffixless_instance_hosts() {
+        let (instance, rest) = suffixless_instance(Some("Toolbox.private.fin.ag:443")).unwrap();
+        assert_eq!(
+            (instance.as_str(), rest.as_str()),
+            ("toolbox", "private.fin.ag")
+        );
+        for host in [
+            "toolbox.localhost",
+            "localhost",
+            "127.0.0.1",
+            "toolbox-api.private.fin.ag",
+            "api-toolbox.private.fin.ag",
+            "toolbox",
+        ] {
+            assert_eq!(suffixless_instance(Some(host)), None, "{host}");
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! bankgate's HTTP surface: the Flinks API on `{instance}-api` hosts (and bare hosts), and the
 //! Connect page on `{instance}-iframe` hosts, and the admin API on its own listener.
 //!
-//! Modules depend one way: `endpoint` and `error` at the bottom; `body`, `host`, `auth`,
-//! `guard`, `metrics`, `state` above them; the handlers (`api`, `connect`, `admin`) above those;
+//! Modules depend one way: `endpoint` and `error` at the bottom; `body`, `host`, `journal`,
+//! `auth`, `guard`, `metrics`, `state` above them; the handlers (`api`, `connect`, `admin`) above those;
 //! `openapi` and `routing` read the handlers' routers; `app` wires everything.
 
 pub mod admin;
@@ -15,6 +15,7 @@ pub mod endpoint;
 pub mod error;
 pub mod guard;
 pub mod host;
+pub mod journal;
 pub mod listen;
 pub mod metrics;
 pub mod openapi;

@@ -163,10 +163,14 @@ impl Metrics {
                     .get_or_create(&EndpointLabel { endpoint })
                     .inc();
             }
-            // A token the store never saw (none sent, or a key sent as one): counted here; the
-            // store reports the ones it judged.
+            // Refusals whose Reason only the edge knows: no token, or a value the store did not
+            // know as a token (a key sent as one, a token of no one). Counted here only, once per
+            // request: the store reports just what it alone judges (consumed, used, expired),
+            // since a value it calls unknown may turn out to be the secret key.
             Some(
                 reason @ (Reason::AuthorizeTokenMissing
+                | Reason::AuthorizeTokenEmpty
+                | Reason::AuthorizeTokenInvalid
                 | Reason::AuthKeyGivenAsToken
                 | Reason::ApiKeyGivenAsToken
                 | Reason::AuthorizeTokenInBody),
@@ -204,7 +208,8 @@ impl StoreObserver for Metrics {
             }
             TokenUse::Used { .. } => Reason::AuthorizeTokenUsed,
             TokenUse::Expired { .. } => Reason::AuthorizeTokenExpired,
-            TokenUse::OtherCustomer { .. } | TokenUse::Unknown => Reason::AuthorizeTokenInvalid,
+            // The edge counts these under the Reason it answers (see `answered`).
+            TokenUse::OtherCustomer { .. } | TokenUse::Unknown => return,
         };
         self.tokens_refused
             .get_or_create(&ReasonLabel {
@@ -262,9 +267,15 @@ mod tests {
             Duration::from_millis(3),
         );
         metrics.token_presented(&TokenUse::Unknown);
+        metrics.answered(
+            "Authorize",
+            401,
+            Some(Reason::AuthorizeTokenInvalid),
+            Duration::from_millis(1),
+        );
         let text = metrics.render();
         assert!(
-            text.contains(r#"bankgate_http_requests_total{endpoint="Authorize",status="401"} 1"#),
+            text.contains(r#"bankgate_http_requests_total{endpoint="Authorize",status="401"} 2"#),
             "{text}"
         );
         assert!(

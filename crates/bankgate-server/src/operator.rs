@@ -13,7 +13,7 @@ use bankgate_core::sandbox::SandboxBank;
 use bankgate_core::{
     ApiKey, Clock, CustomerId, Digest, DomainError, InstanceName, LoginId, SecretKey, Timestamp,
 };
-use bankgate_store::{ClockChange, KeyDigests, Reset, Store, TokenRecord};
+use bankgate_store::{ClockChange, ClockMoved, KeyDigests, Reset, Store, TokenRecord};
 
 /// The marker the toolbox seed leaves, so a restart never seeds twice.
 const TOOLBOX_SEED_MARKER: &str = "seed:toolbox:v1";
@@ -27,8 +27,7 @@ pub struct NewCustomer {
     pub api_key_required: bool,
 }
 
-/// How far ahead of real time a sandbox clock may be moved: about a hundred years.
-pub const MAX_CLOCK_OFFSET: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+pub use bankgate_core::model::MAX_CLOCK_OFFSET;
 
 fn humanize(duration: Duration) -> String {
     format!("{} days", duration.as_secs() / 86_400)
@@ -251,28 +250,28 @@ impl Operator {
         change: ClockChange,
     ) -> Result<InstanceClock, DomainError> {
         let mut instance = self.sandbox(name, "have their clock moved").await?;
-        if let ClockChange::Advance(by) = change {
-            if by.is_zero() {
-                return Err(DomainError::Invalid(
-                    "advance the clock by a positive duration".to_owned(),
-                ));
-            }
-            // Far enough for any test, and far from the limits of the time arithmetic.
-            if instance.clock_offset.saturating_add(by) > MAX_CLOCK_OFFSET {
+        if matches!(change, ClockChange::Advance(by) if by.is_zero()) {
+            return Err(DomainError::Invalid(
+                "advance the clock by a positive duration".to_owned(),
+            ));
+        }
+        // The store checks the cap in the same write, so concurrent advances cannot pass it.
+        instance.clock_offset = match self.store.change_clock(name, change).await? {
+            Some(ClockMoved::To(offset)) => offset,
+            Some(ClockMoved::PastLimit(offset)) => {
                 return Err(DomainError::Invalid(format!(
-                    "a sandbox clock may run at most {} ahead of real time",
-                    humanize(MAX_CLOCK_OFFSET)
+                    "a sandbox clock may run at most {} ahead of real time; it is {} ahead now",
+                    humanize(MAX_CLOCK_OFFSET),
+                    humanize(offset)
                 )));
             }
-        }
-        instance.clock_offset = self
-            .store
-            .change_clock(name, change)
-            .await?
-            .ok_or_else(|| DomainError::NotFound {
-                what: "instance",
-                id: name.to_string(),
-            })?;
+            None => {
+                return Err(DomainError::NotFound {
+                    what: "instance",
+                    id: name.to_string(),
+                });
+            }
+        };
         Ok(InstanceClock::of(&instance, self.clock.as_ref()))
     }
 
@@ -356,6 +355,16 @@ impl Operator {
         institution: &str,
         username: &str,
     ) -> Result<Login, DomainError> {
+        // The sandbox bank serves sandbox instances; production has no FlinksCapital.
+        let tenant = self.tenant(customer_id).await?;
+        if tenant.instance.kind != InstanceKind::Sandbox {
+            return Err(DomainError::Invalid(format!(
+                "customer {customer_id} is on the production instance {}, which does not serve \
+                 the sandbox bank (FlinksCapital and its test users); sandbox LoginIds can only \
+                 be made on sandbox instances",
+                tenant.instance.name
+            )));
+        }
         let institution = self.bank.institution(institution).ok_or_else(|| {
             let known: Vec<&str> = self.bank.institutions().iter().map(|i| i.id).collect();
             DomainError::Invalid(format!(
@@ -371,15 +380,6 @@ impl Operator {
                 known.join(", ")
             ))
         })?;
-        // The sandbox bank serves sandbox instances; production has no FlinksCapital.
-        let tenant = self.tenant(customer_id).await?;
-        if tenant.instance.kind != InstanceKind::Sandbox {
-            return Err(DomainError::Invalid(format!(
-                "customer {customer_id} is on the production instance {}; sandbox LoginIds can \
-                 only be made on sandbox instances",
-                tenant.instance.name
-            )));
-        }
         let now = tenant.instance.now(self.clock.as_ref());
         let login = Login {
             id: LoginId::new_random(),

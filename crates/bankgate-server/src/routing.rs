@@ -2,13 +2,14 @@
 //! segments are refused, endpoint names are matched case-insensitively; and what answers when
 //! nothing matches.
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, Endpoint, FlinksCode, Reason};
 use crate::host::{self, HostKind};
+use crate::state::AppState;
 
 const PATH_SHAPE: &str = "/v3/{customerId}/BankingServices/{Endpoint}";
 
@@ -27,7 +28,11 @@ fn usage(endpoint: Endpoint) -> String {
 }
 
 /// Runs before routing (it wraps the router), so the router sees canonical paths.
-pub async fn canonicalize(mut request: Request, next: Next) -> Response {
+pub async fn canonicalize(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let host_header = request
         .headers()
         .get(header::HOST)
@@ -56,7 +61,18 @@ pub async fn canonicalize(mut request: Request, next: Next) -> Response {
             )
             .into_response();
         }
-        HostKind::Bare | HostKind::Api(_) | HostKind::Iframe(_) => {}
+        HostKind::Bare => {
+            if let Some(error) = missing_suffix(
+                &state,
+                host_header.as_deref(),
+                is_connect_path(request.uri().path()),
+            )
+            .await
+            {
+                return error.into_response();
+            }
+        }
+        HostKind::Api(_) | HostKind::Iframe(_) => {}
     }
 
     let path = request.uri().path();
@@ -84,6 +100,28 @@ pub async fn canonicalize(mut request: Request, next: Next) -> Response {
     }
     request.extensions_mut().insert(host);
     next.run(request).await
+}
+
+/// `{instance}.{domain}` for an instance that exists: the `-api` (or `-iframe`) was left out of
+/// the host. At Flinks such a name never resolves, so it is refused rather than served as a bare
+/// host (docs/flinks-wire.md, "Hosts and URLs"). `*.localhost` stays bare.
+async fn missing_suffix(state: &AppState, host: Option<&str>, connect: bool) -> Option<ApiError> {
+    let (instance, domain) = host::suffixless_instance(host)?;
+    // A store that cannot answer leaves the host bare; the handler then reports the store.
+    state.store.instance(&instance).await.ok().flatten()?;
+    let seen = format!("{instance}.{domain}");
+    let (suffix, what) = if connect {
+        ("iframe", "the Connect page")
+    } else {
+        ("api", "the API")
+    };
+    Some(ApiError::not_found(
+        Reason::HostMissingApiSuffix,
+        format!(
+            "The host {seen} lacks the -{suffix} suffix, so at Flinks it would not resolve; \
+             {what} of the {instance} instance is served at {instance}-{suffix}.{domain}."
+        ),
+    ))
 }
 
 /// A path with an empty segment, named by where the segment is: the customerId's place means its

@@ -7,6 +7,7 @@ use bankgate_core::{Clock, InstanceName};
 use bankgate_store::Store;
 
 use crate::guard::{AttemptGuard, Unlimited};
+use crate::journal::{self, Journal};
 use crate::metrics::Metrics;
 use crate::operator::Operator;
 
@@ -19,6 +20,8 @@ pub struct AppState {
     /// The instance Connect pages on a bare host default to.
     pub default_instance: InstanceName,
     pub metrics: Arc<Metrics>,
+    /// The last requests of each instance, as this node saw them.
+    pub journal: Arc<Journal>,
     /// How long a client may take to send a request body before it is refused (400).
     pub body_read_timeout: std::time::Duration,
 }
@@ -35,6 +38,7 @@ impl AppState {
             guard: Arc::new(Unlimited),
             default_instance: InstanceName::toolbox(),
             metrics,
+            journal: Arc::new(Journal::new(journal::DEFAULT_CAPACITY)),
             body_read_timeout: crate::body::BODY_TIMEOUT,
         }
     }

@@ -159,6 +159,16 @@ pub enum ClockChange {
     Reset,
 }
 
+/// What a clock move came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockMoved {
+    /// The instance's clock is now this far ahead of real time.
+    To(std::time::Duration),
+    /// The advance would have passed [`bankgate_core::model::MAX_CLOCK_OFFSET`]: nothing was
+    /// written, the clock stays this far ahead.
+    PastLimit(std::time::Duration),
+}
+
 /// One browser going through the Connect page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectSession {
@@ -291,6 +301,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         customer_id: CustomerId,
         login_id: LoginId,
     ) -> Result<Option<Login>, DomainError>;
+    /// The instance (and its kind) that holds this saved LoginId, whichever customer it is of.
+    async fn login_instance(
+        &self,
+        login_id: LoginId,
+    ) -> Result<Option<(InstanceName, InstanceKind)>, DomainError>;
     /// Deletes the LoginId and ends its sessions. `false` when it did not exist for this customer.
     async fn delete_login(
         &self,
@@ -355,12 +370,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// customers, keeping the instance, its customers and their keys. One transaction.
     async fn reset_instance(&self, instance: &InstanceName) -> Result<Reset, DomainError>;
 
-    /// Moves an instance's clock; returns its new offset, `None` when there is no such instance.
+    /// Moves an instance's clock, never past `MAX_CLOCK_OFFSET` (checked in the write itself, so
+    /// concurrent advances from any node cannot pass it together); `None` when there is no such
+    /// instance.
     async fn change_clock(
         &self,
         instance: &InstanceName,
         change: ClockChange,
-    ) -> Result<Option<std::time::Duration>, DomainError>;
+    ) -> Result<Option<ClockMoved>, DomainError>;
 
     /// Whether the database answers (readiness).
     async fn ping(&self) -> Result<(), DomainError>;

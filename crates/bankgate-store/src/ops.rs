@@ -9,15 +9,15 @@
 use std::time::Duration;
 
 use bankgate_core::model::{
-    Customer, Instance, InstanceKind, KeyKind, Login, LoginType, PendingAuthorization, Session,
-    Tenant,
+    Customer, Instance, InstanceKind, KeyKind, Login, LoginType, MAX_CLOCK_OFFSET,
+    PendingAuthorization, Session, Tenant,
 };
-use bankgate_core::{CustomerId, Digest, DomainError, LoginId, RequestId, Timestamp};
+use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
 use crate::sql::{Row, StoreError, Tx, params};
 use crate::{
-    CachedAuthorize, ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch,
-    KeyDigests, LoginChange, NewToken, OpenOutcome, Reset, TokenRecord, TokenUse,
+    CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
+    CredentialMatch, KeyDigests, LoginChange, NewToken, OpenOutcome, Reset, TokenRecord, TokenUse,
 };
 
 /// Rows a purge deletes per transaction, so a large purge never stalls the token path.
@@ -570,6 +570,22 @@ pub async fn login(
     .transpose()
 }
 
+/// The instance of whichever customer holds this saved LoginId: one primary-key lookup, for
+/// naming the instance a LoginId was used outside of (#30 of docs/integration-mistakes.md).
+pub async fn login_instance(
+    tx: &mut dyn Tx,
+    login_id: LoginId,
+) -> Result<Option<(InstanceName, InstanceKind)>, StoreError> {
+    tx.query_opt(
+        "SELECT c.instance, i.kind FROM logins l JOIN customers c ON c.id = l.customer_id \
+         JOIN instances i ON i.name = c.instance WHERE l.id = $1 AND l.saved",
+        params![&login_id.to_string()],
+    )
+    .await?
+    .map(|row| Ok((row.parse(0)?, row.parse(1)?)))
+    .transpose()
+}
+
 /// Deletes the LoginId; its sessions go with it (ON DELETE CASCADE).
 pub async fn delete_login(
     tx: &mut dyn Tx,
@@ -871,20 +887,38 @@ pub async fn reset_instance(tx: &mut dyn Tx, instance: &str) -> Result<Reset, St
     Ok(reset)
 }
 
-/// Moves an instance's clock in one statement, so concurrent advances (from any node) add up.
+/// Moves an instance's clock in one statement, so concurrent advances (from any node) add up; the
+/// cap is in that statement's condition, so they cannot pass it together (PostgreSQL re-checks
+/// the condition on the row a concurrent update left; SQLite has one writer).
 pub async fn change_clock(
     tx: &mut dyn Tx,
     instance: &str,
     change: ClockChange,
-) -> Result<Option<Duration>, StoreError> {
+) -> Result<Option<ClockMoved>, StoreError> {
     let row = match change {
         ClockChange::Advance(by) => {
-            tx.query_opt(
-                "UPDATE instances SET clock_offset_micros = clock_offset_micros + $2 \
-                 WHERE name = $1 RETURNING clock_offset_micros",
-                params![instance, micros_of(by)],
-            )
-            .await?
+            let by = micros_of(by);
+            let room = micros_of(MAX_CLOCK_OFFSET).saturating_sub(by);
+            let moved = tx
+                .query_opt(
+                    "UPDATE instances SET clock_offset_micros = clock_offset_micros + $2 \
+                     WHERE name = $1 AND clock_offset_micros <= $3 \
+                     RETURNING clock_offset_micros",
+                    params![instance, by, room],
+                )
+                .await?;
+            if let Some(row) = moved {
+                return Ok(Some(ClockMoved::To(duration_from_micros(row.i64(0)?))));
+            }
+            // Refused by the cap, or no such instance: say which.
+            return tx
+                .query_opt(
+                    "SELECT clock_offset_micros FROM instances WHERE name = $1",
+                    params![instance],
+                )
+                .await?
+                .map(|row| Ok(ClockMoved::PastLimit(duration_from_micros(row.i64(0)?))))
+                .transpose();
         }
         ClockChange::Reset => {
             tx.query_opt(
@@ -895,7 +929,7 @@ pub async fn change_clock(
             .await?
         }
     };
-    row.map(|row| row.i64(0).map(duration_from_micros))
+    row.map(|row| Ok(ClockMoved::To(duration_from_micros(row.i64(0)?))))
         .transpose()
 }
 

@@ -5,16 +5,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bankgate_core::model::{Customer, Instance, Login, PendingAuthorization, Session, Tenant};
+use bankgate_core::model::{
+    Customer, Instance, InstanceKind, Login, PendingAuthorization, Session, Tenant,
+};
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
 use crate::lookups::{LOOKUP_TTL, Lookups};
 use crate::ops::{self, Expiring, PURGE_CHUNK};
 use crate::sql::{Backend, one_statement};
 use crate::{
-    CachedAuthorize, ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch,
-    KeyDigests, NewToken, ObserverSlot, OpenOutcome, Purged, Reset, Store, StoreObserver,
-    TokenRecord, TokenUse,
+    CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
+    CredentialMatch, KeyDigests, NewToken, ObserverSlot, OpenOutcome, Purged, Reset, Store,
+    StoreObserver, TokenRecord, TokenUse,
 };
 
 /// A [`Store`] on any SQL backend.
@@ -206,6 +208,13 @@ impl<B: Backend> Store for SqlStore<B> {
         run!(self.read, |tx| ops::login(tx, customer_id, login_id, false))
     }
 
+    async fn login_instance(
+        &self,
+        login_id: LoginId,
+    ) -> Result<Option<(InstanceName, InstanceKind)>, DomainError> {
+        run!(self.read, |tx| ops::login_instance(tx, login_id))
+    }
+
     async fn delete_login(
         &self,
         customer_id: CustomerId,
@@ -323,11 +332,10 @@ impl<B: Backend> Store for SqlStore<B> {
         &self,
         instance: &InstanceName,
         change: ClockChange,
-    ) -> Result<Option<Duration>, DomainError> {
+    ) -> Result<Option<ClockMoved>, DomainError> {
         let instance = instance.to_string();
-        let changed = run!(self.write_statement, |tx| ops::change_clock(
-            tx, &instance, change
-        ));
+        // Not one statement: a refused advance reads the offset it stayed at.
+        let changed = run!(self.write, |tx| ops::change_clock(tx, &instance, change));
         self.lookups.tenants_changed();
         changed
     }

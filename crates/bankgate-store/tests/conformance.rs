@@ -15,16 +15,16 @@ use std::time::Duration;
 
 use bankgate_core::model::{
     Customer, CustomerKeys, DEFAULT_TOKEN_LIFETIME, Instance, InstanceKind, KeyKind, Language,
-    Login, LoginType, PendingAuthorization, Session, Tenant,
+    Login, LoginType, MAX_CLOCK_OFFSET, PendingAuthorization, Session, Tenant,
 };
 use bankgate_core::{
     AuthorizeToken, ConnectSecret, CustomerId, Digest, DomainError, InstanceName, LoginId,
     RequestId, Timestamp,
 };
 use bankgate_store::{
-    CachedAuthorize, ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch,
-    KeyDigests, LoginChange, NewToken, OpenOutcome, PgSettings, PgStore, Purged, SqliteStore,
-    Store, TokenRecord, TokenUse,
+    CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
+    CredentialMatch, KeyDigests, LoginChange, NewToken, OpenOutcome, PgSettings, PgStore, Purged,
+    SqliteStore, Store, TokenRecord, TokenUse,
 };
 
 /// A fixed instant for the checks (2026-01-21T20:47:47.145999Z).
@@ -130,6 +130,7 @@ macro_rules! conformance {
                 concurrent_consumption_spends_a_token_once,
                 logins_are_scoped_to_their_customer,
                 login_needs_its_customer_and_a_fresh_id,
+                login_instance_names_the_holder,
                 delete_login_ends_its_sessions,
                 authorize_cached_opens_a_session,
                 authorize_cached_without_token,
@@ -146,6 +147,7 @@ macro_rules! conformance {
                 concurrent_answers_complete_an_exchange_once,
                 reset_instance_forgets_state_but_keeps_credentials,
                 instance_clock_moves_forward_and_back,
+                concurrent_advances_stop_at_the_cap,
                 token_record_tells_the_state_of_a_token,
                 ping_answers,
                 connect_session_spends_its_token_once,
@@ -872,6 +874,34 @@ async fn logins_are_scoped_to_their_customer(store: Arc<dyn Store>) {
         "already deleted"
     );
     assert_eq!(store.login(owner.id, login.id).await.unwrap(), None);
+}
+
+async fn login_instance_names_the_holder(store: Arc<dyn Store>) {
+    let (alpha, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let (prod, _) = customer_on(&*store, "prod", InstanceKind::Production).await;
+    let on_alpha = login_for(&*store, alpha.id).await;
+    let on_prod = login_for(&*store, prod.id).await;
+    let unsaved = Login {
+        saved: false,
+        ..login_record(alpha.id, "Greatday")
+    };
+    store.create_login(&unsaved).await.unwrap();
+    assert_eq!(
+        store.login_instance(on_alpha.id).await.unwrap(),
+        Some((name("alpha"), InstanceKind::Sandbox))
+    );
+    assert_eq!(
+        store.login_instance(on_prod.id).await.unwrap(),
+        Some((name("prod"), InstanceKind::Production))
+    );
+    // A connection made with `Save: false` is no LoginId to name, nor is an unknown or deleted one.
+    assert_eq!(store.login_instance(unsaved.id).await.unwrap(), None);
+    assert_eq!(
+        store.login_instance(LoginId::new_random()).await.unwrap(),
+        None
+    );
+    assert!(store.delete_login(alpha.id, on_alpha.id).await.unwrap());
+    assert_eq!(store.login_instance(on_alpha.id).await.unwrap(), None);
 }
 
 async fn login_needs_its_customer_and_a_fresh_id(store: Arc<dyn Store>) {
@@ -1791,7 +1821,7 @@ async fn instance_clock_moves_forward_and_back(store: Arc<dyn Store>) {
     customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
     customer_on(&*store, "beta", InstanceKind::Sandbox).await;
     let alpha = name("alpha");
-    let offset = |secs| Some(Duration::from_secs(secs));
+    let offset = |secs| Some(ClockMoved::To(Duration::from_secs(secs)));
     assert_eq!(
         store
             .change_clock(&alpha, ClockChange::Advance(Duration::from_secs(60)))
@@ -1834,7 +1864,7 @@ async fn instance_clock_moves_forward_and_back(store: Arc<dyn Store>) {
             .change_clock(&alpha, ClockChange::Reset)
             .await
             .unwrap(),
-        Some(Duration::ZERO)
+        offset(0)
     );
     assert_eq!(read("alpha").await, Duration::ZERO);
     assert_eq!(
@@ -1843,6 +1873,68 @@ async fn instance_clock_moves_forward_and_back(store: Arc<dyn Store>) {
             .await
             .unwrap(),
         None
+    );
+}
+
+/// 150 concurrent advances of a hundredth of the cap each: exactly 100 move the clock, the rest
+/// are refused with the offset they found, and the clock ends exactly at the cap.
+async fn concurrent_advances_stop_at_the_cap(store: Arc<dyn Store>) {
+    customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let step = MAX_CLOCK_OFFSET / 100;
+    let moves: Vec<_> = (0..150)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .change_clock(&name("alpha"), ClockChange::Advance(step))
+                    .await
+                    .unwrap()
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut moved = Vec::new();
+    let mut refused = 0;
+    for handle in moves {
+        match handle.await.unwrap() {
+            ClockMoved::To(offset) => moved.push(offset),
+            ClockMoved::PastLimit(offset) => {
+                assert!(offset + step > MAX_CLOCK_OFFSET, "{offset:?} had room");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((moved.len(), refused), (100, 50));
+    moved.sort_unstable();
+    let expected: Vec<Duration> = (1..=100).map(|n| step * n).collect();
+    assert_eq!(moved, expected, "each advance saw the one before it");
+    let clock = store.instance(&name("alpha")).await.unwrap().unwrap();
+    assert_eq!(clock.clock_offset, MAX_CLOCK_OFFSET);
+    // One more microsecond is refused; a reset still works; an advance past the cap in one go
+    // is refused from zero.
+    assert_eq!(
+        store
+            .change_clock(
+                &name("alpha"),
+                ClockChange::Advance(Duration::from_micros(1))
+            )
+            .await
+            .unwrap(),
+        Some(ClockMoved::PastLimit(MAX_CLOCK_OFFSET))
+    );
+    store
+        .change_clock(&name("alpha"), ClockChange::Reset)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .change_clock(
+                &name("alpha"),
+                ClockChange::Advance(MAX_CLOCK_OFFSET + Duration::from_secs(1))
+            )
+            .await
+            .unwrap(),
+        Some(ClockMoved::PastLimit(Duration::ZERO))
     );
 }
 

@@ -132,12 +132,79 @@ pub enum Command {
     /// Create sandbox LoginIds.
     #[command(subcommand)]
     Login(LoginCommand),
+    /// Run the Flinks troubleshooting checklist against a server (bankgate or Flinks itself):
+    /// URL shape, the secret key and its header, a token accepted once and refused the second
+    /// time, the x-api-key, a LoginId. Exit code 0 only when every check passes.
+    Doctor(DoctorArgs),
+    /// Print a running server's request journal (its admin API): one line a request, and for
+    /// each refusal its Hint and the credentials it carried (as fingerprints).
+    Requests(RequestsArgs),
     /// Print a shell completion script, e.g. `bankgate completions bash >
     /// ~/.local/share/bash-completion/completions/bankgate`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+}
+
+/// What `requests` reads and how.
+#[derive(Debug, Args)]
+pub struct RequestsArgs {
+    /// The server's admin API (its --admin-listen address).
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
+    pub admin_url: String,
+    /// The admin token the server was started with.
+    #[arg(long, env = "BANKGATE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Only this instance's requests.
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// Keep printing new requests as they arrive (Ctrl-C stops).
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Only this endpoint's requests (e.g. Authorize).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Only answers with this HTTP status.
+    #[arg(long)]
+    pub status: Option<u16>,
+    /// Only refusals with this Reason (e.g. authorize_token_used).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Only requests about this RequestId.
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// Only requests about this LoginId.
+    #[arg(long)]
+    pub login_id: Option<String>,
+    /// Only requests at or after this time (RFC 3339, e.g. 2026-12-01T09:30:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// How many of the latest requests to print first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+/// What `doctor` checks: an integration's settings, as its app would use them.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The API's base URL: https://{instance}-api.private.fin.ag (a trailing
+    /// /v3/{customerId}/BankingServices is allowed and checked).
+    #[arg(long)]
+    pub base_url: String,
+    /// The customerId (a GUID).
+    #[arg(long)]
+    pub customer_id: String,
+    /// The secret key (flinks-auth-key). A flag shows in `ps`: prefer the variable.
+    #[arg(long, env = "BANKGATE_DOCTOR_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: String,
+    /// The x-api-key, to check a data endpoint.
+    #[arg(long, env = "BANKGATE_DOCTOR_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// A LoginId of this customer, to check that cached /Authorize finds it (and to read its
+    /// accounts summary with the x-api-key).
+    #[arg(long)]
+    pub login_id: Option<String>,
 }
 
 /// `serve`'s settings as given by flags or the environment.
@@ -229,6 +296,11 @@ pub struct ServeArgs {
     /// limit (`ulimit -n`) less 256, e.g. 768 under 1024.
     #[arg(long, env = "BANKGATE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+
+    /// How many requests the request journal keeps per instance, in memory on this node
+    /// (`GET /admin/requests`, `bankgate requests`). 0 turns it off. Default: 1000.
+    #[arg(long, env = "BANKGATE_JOURNAL_SIZE")]
+    pub journal_size: Option<usize>,
 }
 
 /// A duration flag as the config file writes it (`5m`), so the file's parser reads it back.

@@ -28,6 +28,12 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         clap_complete::generate(shell, &mut command, "bankgate", &mut std::io::stdout());
         return Ok(());
     }
+    // These talk to a server over HTTP and never open a database.
+    match &cli.command {
+        Command::Doctor(args) => return doctor(args, Output { json: cli.json }).await,
+        Command::Requests(args) => return crate::requests::run(args, cli.json).await,
+        _ => {}
+    }
     let store = open_store(&settings.database, settings.pg_settings()).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let operator = Operator::new(store.clone(), clock.clone(), SandboxBank::builtin());
@@ -41,6 +47,17 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Customer(command) => customer(&operator, command, out).await,
         Command::Login(command) => login(&operator, command, out).await,
         Command::Completions { .. } => Ok(()),
+        Command::Doctor(args) => doctor(&args, out).await,
+        Command::Requests(args) => crate::requests::run(&args, cli.json).await,
+    }
+}
+
+async fn doctor(args: &crate::cli::DoctorArgs, out: Output) -> anyhow::Result<()> {
+    let report = crate::doctor::run(args).await;
+    out.print(to_json(&report), || report.to_string());
+    match report.failures() {
+        0 => Ok(()),
+        failed => anyhow::bail!("{failed} of {} doctor checks failed", report.checks.len()),
     }
 }
 
@@ -62,6 +79,7 @@ async fn serve(
             admin_token: args.admin_token.clone(),
             purge_interval: Some(args.purge_interval),
             body_read_timeout: args.body_read_timeout,
+            journal_capacity: args.journal_size,
         },
     );
     // Handlers first: a signal sent as soon as the address is printed must already shut down

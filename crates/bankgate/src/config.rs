@@ -65,6 +65,7 @@ pub struct Settings {
     #[serde(deserialize_with = "duration")]
     pub body_read_timeout: Duration,
     pub max_connections: usize,
+    pub journal_size: usize,
 }
 
 impl Default for Settings {
@@ -93,6 +94,7 @@ impl Default for Settings {
             idle_timeout: Duration::from_secs(60),
             body_read_timeout: bankgate_server::body::BODY_TIMEOUT,
             max_connections: bankgate_server::listen::default_max_connections(),
+            journal_size: bankgate_server::journal::DEFAULT_CAPACITY,
         }
     }
 }
@@ -417,6 +419,7 @@ mod tests {
                 "--idle-timeout=8s",
                 "--body-read-timeout=6s",
                 "--max-connections=12",
+                "--journal-size=12",
             ],
             None,
         )
@@ -447,6 +450,7 @@ mod tests {
                 idle_timeout: Duration::from_secs(8),
                 body_read_timeout: Duration::from_secs(6),
                 max_connections: 12,
+                journal_size: 12,
             }
         );
         // Every `BANKGATE_*` flag but --config is a setting (the list above is complete).
@@ -461,7 +465,7 @@ mod tests {
             .filter(|arg| arg.get_env().is_some() && arg.get_id() != "config")
             .count();
         // (--admin-token-file excludes --admin-token: `the_admin_token_comes_from_a_file`.)
-        assert_eq!(flags, 21);
+        assert_eq!(flags, 22);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod doctor;
+pub mod requests;
 
 use std::path::PathBuf;
 use std::str::FromStr;

@@ -2,6 +2,7 @@
 //! port). Everything under `/admin/` needs the admin token set at start; health, readiness and
 //! metrics do not (probes and scrapers carry no secrets, and those answers hold none).
 
+mod requests;
 pub mod views;
 
 use std::collections::HashMap;
@@ -190,6 +191,7 @@ pub fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(create_login))
         .routes(routes!(get_login, delete_login))
         .routes(routes!(inspect_token))
+        .routes(routes!(requests::list_requests))
         .route_layer(axum::middleware::from_fn(require_token));
     OpenApiRouter::new()
         .routes(routes!(healthz))
@@ -273,7 +275,7 @@ pub async fn admin_not_found() -> ApiError {
     ApiError::not_found(
         Reason::AdminRouteUnknown,
         "Admin routes: /healthz, /readyz, /metrics, /admin/instances, /admin/customers, \
-         /admin/tokens/inspect (see /openapi/admin.json).",
+         /admin/tokens/inspect, /admin/requests (see /openapi/admin.json).",
     )
 }
 
@@ -702,6 +704,21 @@ pub(crate) async fn create_login(
 ) -> Result<(StatusCode, Json<LoginView>), ApiError> {
     let id = customer_id(&id)?;
     let institution = request.institution.as_deref().unwrap_or("FlinksCapital");
+    // Production does not know the sandbox bank: the Reason the API gives (the operator refuses
+    // too, in words, for the CLI).
+    if let Some(tenant) = state.app.store.tenant(id).await?
+        && tenant.instance.kind != InstanceKind::Sandbox
+    {
+        return Err(ApiError::invalid_request(
+            Reason::SandboxBankOnProduction,
+            format!(
+                "{} is a customer of the production instance {}, which does not serve the \
+                 sandbox bank (FlinksCapital and its test users); make sandbox LoginIds on a \
+                 sandbox instance's customer.",
+                id, tenant.instance.name
+            ),
+        ));
+    }
     let login = state
         .operator
         .create_login(id, institution, &request.username)

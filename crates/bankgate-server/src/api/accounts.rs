@@ -341,7 +341,7 @@ pub(crate) async fn open_reading(
             },
         )
     })?;
-    tracing::Span::current().record("request_id", tracing::field::display(request_id));
+    crate::journal::record_request_id(request_id);
     let now = tenant.instance.now(state.clock.as_ref());
     let customer = tenant.customer.id;
     let Some(session) = state.store.session(customer, request_id).await? else {

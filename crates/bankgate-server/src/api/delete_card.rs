@@ -98,12 +98,14 @@ pub async fn delete_card(
     }
     let not_found = || ApiError::refused(ENDPOINT, &Refusal::LoginNotFound);
     let login_id: LoginId = login_id.parse().map_err(|_| not_found())?;
+    crate::journal::record_login_id(login_id);
     if !state
         .store
         .delete_login(tenant.customer.id, login_id)
         .await?
     {
-        return Err(not_found());
+        let refusal = auth::login_not_found(&state, &tenant, login_id).await;
+        return Err(ApiError::refused(ENDPOINT, &refusal));
     }
     tracing::info!("LoginId deleted");
     Ok(Json(DeleteCardResponse {

@@ -198,6 +198,11 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
         "Cette page de connexion n'existe pas. Vérifiez l'adresse.",
     ),
     (
+        "err_demo_on_production",
+        "The test institution is not available here: this is a production instance. Use the sandbox instance to try the test users.",
+        "L'institution de test n'est pas disponible ici : c'est une instance de production. Utilisez l'instance sandbox pour essayer les utilisateurs de test.",
+    ),
+    (
         "err_customer_unknown",
         "This page could not tell which application opened it. Go back to the application and start again.",
         "Cette page n'a pas pu déterminer quelle application l'a ouverte. Retournez à l'application et recommencez.",

@@ -21,7 +21,7 @@ use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bankgate_core::model::{CONNECT_SESSION_IDLE_LIFETIME, KeyKind, Tenant};
+use bankgate_core::model::{CONNECT_SESSION_IDLE_LIFETIME, InstanceKind, KeyKind, Tenant};
 use bankgate_core::sandbox::accounts::accounts_for;
 use bankgate_core::{
     ConnectSecret, CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId,
@@ -176,6 +176,7 @@ async fn open_page(
         Ok(instance) => instance,
         Err(response) => return *response,
     };
+    crate::journal::note(|facts| facts.instance = Some(instance.as_str().to_owned()));
     match open(state, &instance, headers, &pairs, params.clone(), at).await {
         Ok(response) => response,
         Err(error) => failure_page(&params, error),
@@ -195,7 +196,10 @@ pub async fn step(
     let instance = match &host {
         HostKind::Bare => None,
         host => match instance_of(&state, host, &fields) {
-            Ok(instance) => Some(instance),
+            Ok(instance) => {
+                crate::journal::note(|facts| facts.instance = Some(instance.as_str().to_owned()));
+                Some(instance)
+            }
             Err(response) => return *response,
         },
     };
@@ -319,11 +323,38 @@ async fn open(
             Events::default(),
         ));
     };
+    // Production does not know the sandbox bank: `demo=true` there is refused before the token
+    // is spent, with the Reason the API gives.
+    if params.demo && found.kind != InstanceKind::Sandbox {
+        let mut events = Events::default();
+        events.push("APP_MOUNTED", json!({}));
+        events.push(
+            "INVALID_REQUEST",
+            json!({
+                "flinksCode": FlinksCode::InvalidRequest,
+                "reason": Reason::SandboxBankOnProduction,
+                "hint": "demo=true shows the sandbox's test institution (FlinksCapital), which \
+                         production instances do not serve; drop demo=true here, or open the \
+                         page on a sandbox instance (such as toolbox-iframe).",
+            }),
+        );
+        let mut response = problem_page(
+            &params,
+            StatusCode::BAD_REQUEST,
+            "err_demo_on_production",
+            events,
+        );
+        response
+            .extensions_mut()
+            .insert(Reason::SandboxBankOnProduction);
+        return Ok(response);
+    }
     // The instance's clock: a sandbox's may have been moved by the admin API.
     let now = found.now(state.clock.as_ref());
     let token = field(pairs, "authorizeToken").map(Digest::of_presented);
     let mut mounted = Events::default();
     mounted.push("APP_MOUNTED", json!({}));
+    redirect_warning(pairs, &mut mounted);
 
     // A reload: same token (or none), same browser.
     if let Some(secret) = cookie(headers)
@@ -344,7 +375,7 @@ async fn open(
     }
 
     let customer_id = match token {
-        Some(digest) => match state.store.find_credential(digest, now).await? {
+        Some(digest) => match crate::auth::find_credential(state, digest, now).await? {
             Some(CredentialMatch::Token {
                 customer_id,
                 instance: of,
@@ -781,6 +812,35 @@ fn ended(page: &mut PageState, institution: &str, events: &mut Events) {
     };
 }
 
+/// A developer's mistake the page can see but must not refuse over: posted as a
+/// `BANKGATE_WARNING` event with a `reason` and a `hint` (and logged to the browser console by
+/// connect.js), never shown to the end user.
+fn redirect_warning(pairs: &[(String, String)], events: &mut Events) {
+    let spilled = params::spilled_from_redirect(pairs);
+    if spilled.is_empty() {
+        return;
+    }
+    let names: Vec<String> = spilled.iter().map(|name| format!("`{name}`")).collect();
+    let what = match names.as_slice() {
+        [one] => format!("the parameter {one} after it is no Connect parameter, so it was"),
+        many => format!(
+            "the parameters {} after it are no Connect parameters, so they were",
+            many.join(", ")
+        ),
+    };
+    events.push(
+        "BANKGATE_WARNING",
+        json!({
+            "reason": Reason::RedirectUrlNotEncoded,
+            "hint": format!(
+                "redirectUrl seems cut at its own '?': {what} part of the redirect's own query, \
+                 now lost from it; encode redirectUrl with encodeURIComponent before putting it \
+                 in the iframe URL."
+            ),
+        }),
+    );
+}
+
 /// The events a screen posts when it is shown.
 async fn load_events(
     call: &Call<'_>,
@@ -939,7 +999,10 @@ fn token_problem(params: &Params, reason: Reason, mut events: Events) -> Respons
         "TOKEN_INVALID",
         json!({ "flinksCode": FlinksCode::AccessDenied, "reason": reason }),
     );
-    problem_page(params, StatusCode::UNAUTHORIZED, key, events)
+    let mut response = problem_page(params, StatusCode::UNAUTHORIZED, key, events);
+    // For metrics, which count token refusals by the Reason answered.
+    response.extensions_mut().insert(reason);
+    response
 }
 
 /// The store failed: a page that says to retry, and an event.

@@ -123,6 +123,88 @@ impl Params {
     }
 }
 
+/// Every parameter name the page reads or Flinks documents (or integrations are seen to send):
+/// a name outside this list right after `redirectUrl` was most likely the redirect's own.
+const CONNECT_PARAMETERS: &[&str] = &[
+    "authorizeToken",
+    "demo",
+    "demoOutbound",
+    "language",
+    "redirectUrl",
+    "innerRedirect",
+    "jsRedirect",
+    "closeEnable",
+    "headerImgEnable",
+    "headerEnable",
+    "backEnable",
+    "staticLoadingEnable",
+    "removePadding",
+    "institutionFilterEnable",
+    "consentEnable",
+    "customerName",
+    "termsUrl",
+    "termsNoCheckbox",
+    "theme",
+    "backgroundColor",
+    "foregroundColor1",
+    "foregroundColor2",
+    "desktopLayout",
+    "boxLayout",
+    "fixedHeightEnable",
+    "productType",
+    "tag",
+    "enhancedMFA",
+    "skipEnhancedMFA",
+    "accountSelectorEnable",
+    "accountSelectorMultiple",
+    "accountSelectorNoTitle",
+    "accountSelectorCurrency",
+    "showAllAccounts",
+    "showAllOperationsAccounts",
+    "fetchAllAccounts",
+    "scheduleRefresh",
+    "detailsAndStatementEnable",
+    "requestId",
+    "resumeSelectedAccounts",
+    "daysOfTransactions",
+    "withTransactions",
+    "eftEligibleRatio",
+    "maximumRetry",
+    "statement",
+    "stringify",
+    "waitSummary",
+    "webview",
+    "institutionsLocation",
+    // bankgate's own: the instance on a bare host, the customer of a token-free page.
+    "instance",
+    "customerId",
+];
+
+/// The parameters an unencoded `redirectUrl` spilled into the page's own query: with
+/// `redirectUrl=https://a.test/cb?x=1&y=2` unencoded, `y` becomes a parameter of the page and is
+/// lost from the redirect (#29 of docs/integration-mistakes.md). Seen as a redirectUrl that has a
+/// query of its own followed by names the page does not know.
+pub fn spilled_from_redirect(pairs: &[(String, String)]) -> Vec<&str> {
+    let Some(at) = pairs
+        .iter()
+        .position(|(key, _)| key.eq_ignore_ascii_case("redirectUrl"))
+    else {
+        return Vec::new();
+    };
+    if !pairs[at].1.contains('?') {
+        return Vec::new();
+    }
+    pairs[at + 1..]
+        .iter()
+        .map(|(key, _)| key.as_str())
+        .take_while(|key| {
+            !CONNECT_PARAMETERS
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(key))
+        })
+        .collect()
+}
+
 fn boolean(value: &str) -> Option<bool> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "1" => Some(true),
@@ -254,6 +336,36 @@ mod tests {
             with_query("https://a.test/t?", &[("a", "b")]),
             "https://a.test/t?a=b"
         );
+    }
+
+    #[test]
+    fn a_redirect_url_spilled_into_the_page_query() {
+        let pairs = |query: &[(&str, &str)]| -> Vec<(String, String)> {
+            query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let cut = pairs(&[
+            ("demo", "true"),
+            ("redirectUrl", "https://a.test/cb?connection_id=1"),
+            ("user", "2"),
+            ("state", "3"),
+            ("language", "fr"),
+        ]);
+        assert_eq!(spilled_from_redirect(&cut), ["user", "state"]);
+        // Encoded (one parameter), or no query of its own, or known names after it: nothing.
+        for fine in [
+            pairs(&[
+                ("redirectUrl", "https://a.test/cb?a=1&b=2"),
+                ("demo", "true"),
+            ]),
+            pairs(&[("redirectUrl", "https://a.test/cb"), ("user", "2")]),
+            pairs(&[("redirectUrl", "https://a.test/cb?a=1"), ("Demo", "true")]),
+            pairs(&[("user", "2")]),
+        ] {
+            assert!(spilled_from_redirect(&fine).is_empty(), "{fine:?}");
+        }
     }
 
     #[test]

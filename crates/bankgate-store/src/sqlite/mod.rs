@@ -227,15 +227,43 @@ impl Backend for Sqlite {
 /// The SQLite store.
 pub type SqliteStore = SqlStore<Sqlite>;
 
+/// Creates what is missing of the database's directory (0700) and the file itself (0600): it
+/// holds digests, LoginIds and sessions, and SQLite creates the -wal and -shm files with the
+/// database file's permissions. Existing files and directories are left as they are.
+fn create_private(path: &Path) -> Result<(), DomainError> {
+    let name = path.as_os_str().to_string_lossy();
+    if name == ":memory:" || name.starts_with("file:") {
+        return Ok(());
+    }
+    let cannot = |what: &Path, error: std::io::Error| {
+        DomainError::Unavailable(format!("cannot create {}: {error}", what.display()))
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(parent)
+            .map_err(|error| cannot(parent, error))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        // An empty file is a new database to SQLite.
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(cannot(path, error)),
+    }
+}
+
 impl SqlStore<Sqlite> {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, DomainError> {
         let path = path.as_ref().to_path_buf();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|error| {
-                DomainError::Unavailable(format!("cannot create {}: {error}", parent.display()))
-            })?;
-        }
+        create_private(&path)?;
         let mut conn = Connection::open(&path).map_err(StoreError::from)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
@@ -297,6 +325,47 @@ mod tests {
 
     use super::*;
     use crate::sql::one_statement;
+
+    /// The database, its -wal and -shm files are readable by their owner only, and the
+    /// directories bankgate creates for it are 0700; an existing directory keeps its mode.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_database_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let db = dir.path().join("data/nested/bankgate.db");
+        let store = SqliteStore::open(&db).unwrap();
+        // A write, so the WAL has content and the shared-memory index exists.
+        store
+            .backend
+            .write_statement(one_statement(|tx| {
+                Box::pin(async move { tx.query("SELECT count(*) FROM meta", &[]).await })
+            }))
+            .await
+            .unwrap();
+        let with_suffix = |suffix: &str| {
+            let mut name = db.clone().into_os_string();
+            name.push(suffix);
+            std::path::PathBuf::from(name)
+        };
+        for file in [db.clone(), with_suffix("-wal"), with_suffix("-shm")] {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+        assert_eq!(mode(&dir.path().join("data")), 0o700);
+        assert_eq!(mode(&dir.path().join("data/nested")), 0o700);
+        assert_eq!(
+            mode(dir.path()),
+            0o755,
+            "an existing directory is left alone"
+        );
+        drop(store);
+        // Reopening an existing file works and keeps it private.
+        let store = SqliteStore::open(&db).unwrap();
+        assert_eq!(mode(&db), 0o600);
+        drop(store);
+    }
 
     /// An operation declared as one statement runs without a savepoint of its own, so the
     /// wrapper every such operation goes through refuses a second statement (a bug in the

@@ -313,7 +313,7 @@ async fn sandbox_logins_made_and_deleted_by_the_admin_api() {
             json!({ "username": "Greatday" }),
         )
         .await
-        .assert_error(400, "INVALID_REQUEST", "invalid_input");
+        .assert_error(400, "INVALID_REQUEST", "sandbox_bank_on_production");
 }
 
 #[tokio::test]
@@ -415,6 +415,32 @@ async fn a_request_id_expires_after_8_idle_minutes_of_the_moved_clock() {
     );
 }
 
+/// The hundred-year cap of a sandbox clock, through the admin API: the refusal says how far
+/// ahead the clock already is, and the clock stays there.
+#[tokio::test]
+async fn a_clock_cannot_pass_a_hundred_years() {
+    let admin = Admin::new().await;
+    let sixty_years = json!({ "seconds": 60_u64 * 365 * 24 * 3600 });
+    let first = admin
+        .post(
+            "/admin/instances/toolbox/clock/advance",
+            sixty_years.clone(),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{:#}", first.json);
+    let second = admin
+        .post("/admin/instances/toolbox/clock/advance", sixty_years)
+        .await;
+    second.assert_error(400, "INVALID_REQUEST", "invalid_input");
+    assert!(
+        second.hint().contains("at most 36500 days") && second.hint().contains("21900 days"),
+        "{}",
+        second.hint()
+    );
+    let clock = admin.get("/admin/instances/toolbox/clock").await;
+    assert_eq!(clock.json, first.json);
+}
+
 #[tokio::test]
 async fn production_clocks_cannot_be_moved_or_reset() {
     let admin = Admin::new().await;
@@ -514,6 +540,75 @@ async fn metrics_count_requests_tokens_and_commits() {
     assert!(commits >= 3, "{text}");
     assert!(text.contains("bankgate_store_commit_duration_seconds_sum"));
     assert!(!text.contains(&token), "a token in the metrics");
+}
+
+/// A secret key (or the x-api-key) sent as the token on /Authorize counts once, under its own
+/// Reason, not also as an invalid token.
+#[tokio::test]
+async fn a_key_sent_as_a_token_counts_once() {
+    let admin = Admin::new().await;
+    let login = admin.app.toolbox_login().await;
+    admin
+        .app
+        .authorize(TOOLBOX_CUSTOMER, TOOLBOX_SECRET, login)
+        .await
+        .assert_error(401, "ACCESS_DENIED", "auth_key_given_as_token");
+    admin
+        .app
+        .authorize(TOOLBOX_CUSTOMER, TOOLBOX_API_KEY, login)
+        .await
+        .assert_error(401, "ACCESS_DENIED", "api_key_given_as_token");
+    // A live refresh takes another path through the store.
+    admin
+        .app
+        .post(
+            &path(TOOLBOX_CUSTOMER, "Authorize"),
+            &[("flinks-auth-key", TOOLBOX_SECRET)],
+            &json!({ "LoginId": login.to_string(), "MostRecentCached": false }).to_string(),
+        )
+        .await
+        .assert_error(401, "ACCESS_DENIED", "auth_key_given_as_token");
+    // The Connect page with the secret key in its URL: counted the same way.
+    let page = admin
+        .app
+        .router
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri(format!("/v2/?demo=true&authorizeToken={TOOLBOX_SECRET}"))
+                .header(header::HOST, "toolbox-iframe.localhost")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::UNAUTHORIZED);
+    // A token that is simply unknown still counts as invalid.
+    admin
+        .app
+        .authorize(
+            TOOLBOX_CUSTOMER,
+            "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d",
+            login,
+        )
+        .await
+        .assert_error(401, "ACCESS_DENIED", "authorize_token_invalid");
+
+    let (status, text) = admin.text("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let refused: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("bankgate_tokens_refused_total{"))
+        .collect();
+    let mut expected = vec![
+        r#"bankgate_tokens_refused_total{reason="auth_key_given_as_token"} 3"#,
+        r#"bankgate_tokens_refused_total{reason="api_key_given_as_token"} 1"#,
+        r#"bankgate_tokens_refused_total{reason="authorize_token_invalid"} 1"#,
+    ];
+    let mut refused_sorted = refused.clone();
+    refused_sorted.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(refused_sorted, expected, "in\n{text}");
 }
 
 /// A rotation's grace period runs on the instance's clock, like the checks that end it.

@@ -558,6 +558,28 @@ fn login_create_refuses_unknown_users_institutions_and_customers() {
         "Greatday",
     ])
     .assert_failure("not-a-guid");
+
+    // Production instances do not know the sandbox bank.
+    db.run(&["instance", "create", "acme", "--kind", "production"])
+        .assert_success();
+    let acme = db.json(&[
+        "customer",
+        "create",
+        "--instance",
+        "acme",
+        "--label",
+        "shop",
+    ]);
+    let acme = acme["customerId"].as_str().unwrap();
+    db.run(&[
+        "login",
+        "create",
+        "--customer",
+        acme,
+        "--username",
+        "Greatday",
+    ])
+    .assert_failure("does not serve the sandbox bank");
 }
 
 // ---- serve ----

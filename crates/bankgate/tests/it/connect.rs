@@ -11,12 +11,12 @@ use tower::ServiceExt;
 
 use crate::support::*;
 
-const IFRAME: &str = "toolbox-iframe.localhost:8080";
+pub(crate) const IFRAME: &str = "toolbox-iframe.localhost:8080";
 
 /// A Connect page as the browser got it.
 #[derive(Debug)]
-struct Page {
-    status: StatusCode,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
     headers: axum::http::HeaderMap,
     body: String,
 }
@@ -33,11 +33,11 @@ impl Page {
         self.attr("data-screen").unwrap_or_default()
     }
 
-    fn events(&self) -> Vec<Value> {
+    pub(crate) fn events(&self) -> Vec<Value> {
         serde_json::from_str(&self.attr("data-events").unwrap_or_default()).unwrap()
     }
 
-    fn steps(&self) -> Vec<String> {
+    pub(crate) fn steps(&self) -> Vec<String> {
         self.events()
             .iter()
             .map(|e| e["step"].as_str().unwrap().to_owned())
@@ -59,7 +59,7 @@ impl Page {
     }
 
     /// The text of the alert shown, if any.
-    fn alert(&self) -> Option<String> {
+    pub(crate) fn alert(&self) -> Option<String> {
         let start = self.body.find("role=\"alert\"")?;
         let text_start = self.body[start..].find('>')? + start + 1;
         let end = self.body[text_start..].find('<')? + text_start;
@@ -87,7 +87,7 @@ async fn fetch(app: &TestApp, request: Request<Body>) -> Page {
     }
 }
 
-async fn open(app: &TestApp, host: &str, query: &str, cookie: Option<&str>) -> Page {
+pub(crate) async fn open(app: &TestApp, host: &str, query: &str, cookie: Option<&str>) -> Page {
     let mut builder = Request::builder()
         .method("GET")
         .uri(format!("/v2/?{query}"))

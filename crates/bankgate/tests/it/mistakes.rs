@@ -845,3 +845,216 @@ async fn ignored_fields_are_named_in_a_header() {
         .await;
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+/// #13: `{instance}.{domain}` for an existing instance, the `-api` left out: refused, the hint
+/// naming the host seen and the right one. Names that are no instance and `*.localhost` stay bare.
+#[tokio::test]
+async fn a_host_without_the_api_suffix() {
+    let app = TestApp::new().await;
+    let token_path = path(TOOLBOX_CUSTOMER, "GenerateAuthorizeToken");
+    let reply = app
+        .post(
+            &token_path,
+            &[
+                ("host", "toolbox.private.fin.ag"),
+                ("flinks-auth-key", TOOLBOX_SECRET),
+            ],
+            "",
+        )
+        .await;
+    refused(
+        &reply,
+        404,
+        "INVALID_REQUEST",
+        "host_missing_api_suffix",
+        &["toolbox.private.fin.ag", "toolbox-api.private.fin.ag"],
+    );
+    // The Connect page on such a host is sent to the -iframe host.
+    let reply = app
+        .send(request(
+            "GET",
+            "/v2/?demo=true",
+            &[("host", "Toolbox.example.test:8443")],
+            "",
+        ))
+        .await;
+    refused(
+        &reply,
+        404,
+        "INVALID_REQUEST",
+        "host_missing_api_suffix",
+        &["toolbox.example.test", "toolbox-iframe.example.test"],
+    );
+    for host in [
+        "toolbox.localhost:8080",
+        "bankgate.internal",
+        "acme.example.test",
+    ] {
+        let reply = app
+            .post(
+                &token_path,
+                &[("host", host), ("flinks-auth-key", TOOLBOX_SECRET)],
+                "",
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{host}: {:#}", reply.json);
+    }
+}
+
+/// #29: a redirectUrl with its own query, not encoded: the page still opens (Flinks' would), and
+/// posts a `BANKGATE_WARNING` naming the parameters the redirect lost. An encoded one does not.
+#[tokio::test]
+async fn a_redirect_url_not_encoded() {
+    use crate::connect::{IFRAME, open};
+    let app = TestApp::new().await;
+    let token = app.toolbox_token().await;
+    let page = open(
+        &app,
+        IFRAME,
+        &format!(
+            "demo=true&redirectUrl=https://fintech.test/done?connection_id=7&user=3&authorizeToken={token}"
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.steps()[..2], ["APP_MOUNTED", "BANKGATE_WARNING"]);
+    let warning = &page.events()[1];
+    assert_eq!(warning["reason"], "redirect_url_not_encoded");
+    let hint = warning["hint"].as_str().unwrap();
+    for cue in ["cut at its own '?'", "`user`", "encodeURIComponent"] {
+        assert!(hint.contains(cue), "{cue:?} not in {hint}");
+    }
+    assert!(!hint.contains(&token));
+    assert_eq!(page.steps()[2], "COMPONENT_LOAD_CONSENT");
+
+    let encoded = "https%3A%2F%2Ffintech.test%2Fdone%3Fconnection_id%3D7%26user%3D3";
+    let token = app.toolbox_token().await;
+    let page = open(
+        &app,
+        IFRAME,
+        &format!("demo=true&redirectUrl={encoded}&authorizeToken={token}"),
+        None,
+    )
+    .await;
+    assert_eq!(page.steps(), ["APP_MOUNTED", "COMPONENT_LOAD_CONSENT"]);
+}
+
+/// #27: no token at all on /Authorize (the pre-October-2024 habit): the hint says why one is
+/// needed, not only where it goes.
+#[tokio::test]
+async fn no_authorize_token_at_all() {
+    let app = TestApp::new().await;
+    let login = app.toolbox_login().await;
+    let reply = app
+        .post(
+            &path(TOOLBOX_CUSTOMER, "Authorize"),
+            &[],
+            &cached_body(login),
+        )
+        .await;
+    refused(
+        &reply,
+        401,
+        "ACCESS_DENIED",
+        "authorize_token_missing",
+        &[
+            "`flinks-auth-key` header",
+            "every /Authorize call needs its own single-use token",
+            "/GenerateAuthorizeToken",
+            "October 2024",
+        ],
+    );
+    assert_eq!(
+        reply.json["Message"],
+        "You must provide a valid authorize token"
+    );
+}
+
+/// #30: a LoginId another sandbox instance issued, used on this one, names that instance
+/// (Authorize cached and live refresh, DeleteCard, with the status and code of an unknown
+/// LoginId); a production instance's LoginId, or one used on production, stays login_not_found.
+#[tokio::test]
+async fn a_login_id_of_another_instance() {
+    let app = TestApp::new().await;
+    let (staging, staging_secret, staging_api_key) =
+        app.customer_on("staging", InstanceKind::Sandbox).await;
+    let staging_login = app.login(staging, "Greatday").await;
+
+    // Used on the toolbox: named.
+    let token = app.toolbox_token().await;
+    let reply = app.authorize(TOOLBOX_CUSTOMER, &token, staging_login).await;
+    refused(
+        &reply,
+        401,
+        "INVALID_LOGIN",
+        "wrong_environment",
+        &["`staging` instance", "staging-api hosts"],
+    );
+    assert_eq!(reply.json["Message"], "LoginId not found or invalid");
+    let token = app.toolbox_token().await;
+    let refresh = json!({ "LoginId": staging_login.to_string(), "MostRecentCached": false });
+    let reply = app
+        .post(
+            &path(TOOLBOX_CUSTOMER, "Authorize"),
+            &[("flinks-auth-key", &token)],
+            &refresh.to_string(),
+        )
+        .await;
+    refused(
+        &reply,
+        401,
+        "INVALID_LOGIN",
+        "wrong_environment",
+        &["`staging`"],
+    );
+    let reply = app
+        .delete_card(
+            TOOLBOX_CUSTOMER,
+            TOOLBOX_API_KEY,
+            &staging_login.to_string(),
+        )
+        .await;
+    refused(
+        &reply,
+        400,
+        "INVALID_LOGIN",
+        "wrong_environment",
+        &["`staging`"],
+    );
+    assert_eq!(reply.json["Message"], "Invalid LoginId");
+    // Nothing was deleted on staging: the LoginId still opens a session there.
+    let token = app.generate_token_for(staging, &staging_secret).await;
+    let ok = app.authorize(staging, &token, staging_login).await;
+    assert_eq!(ok.status, StatusCode::OK, "{:#}", ok.json);
+    let _ = staging_api_key;
+
+    // A production instance's LoginId on the toolbox, and a sandbox's on production: silent.
+    let (acme, acme_secret, _) = app.customer_on("acme", InstanceKind::Production).await;
+    // Production has no sandbox bank, so its LoginId is written to the store directly.
+    let acme_login = bankgate_core::LoginId::new_random();
+    app.state
+        .store
+        .create_login(&bankgate_core::model::Login {
+            id: acme_login,
+            customer_id: acme,
+            institution: "SomeBank".to_owned(),
+            username: "someone".to_owned(),
+            login_type: bankgate_core::model::LoginType::Personal,
+            is_scheduled_refresh: false,
+            last_refresh: crate::support::START,
+            created_at: crate::support::START,
+            language: bankgate_core::model::Language::En,
+            saved: true,
+        })
+        .await
+        .unwrap();
+    let token = app.toolbox_token().await;
+    let reply = app.authorize(TOOLBOX_CUSTOMER, &token, acme_login).await;
+    refused(&reply, 401, "INVALID_LOGIN", "login_not_found", &[]);
+    assert!(!reply.hint().contains("acme"), "{}", reply.hint());
+    let token = app.generate_token_for(acme, &acme_secret).await;
+    let reply = app.authorize(acme, &token, staging_login).await;
+    refused(&reply, 401, "INVALID_LOGIN", "login_not_found", &[]);
+    assert!(!reply.hint().contains("staging"), "{}", reply.hint());
+}

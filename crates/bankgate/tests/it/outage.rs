@@ -1,15 +1,17 @@
 //! When the store cannot answer, clients get a clear 503 envelope, never a 500 or a hang.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use bankgate_core::model::{Customer, Instance, Login, PendingAuthorization, Session, Tenant};
+use bankgate_core::model::{
+    Customer, Instance, InstanceKind, Login, PendingAuthorization, Session, Tenant,
+};
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 use bankgate_server::AppState;
 use bankgate_store::{
-    CachedAuthorize, ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch,
-    KeyDigests, NewToken, OpenOutcome, Purged, Reset, Store, TokenRecord, TokenUse,
+    CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
+    CredentialMatch, KeyDigests, NewToken, OpenOutcome, Purged, Reset, Store, TokenRecord,
+    TokenUse,
 };
 
 use crate::support::*;
@@ -76,6 +78,12 @@ impl Store for Unreachable {
     async fn login(&self, _: CustomerId, _: LoginId) -> Result<Option<Login>, DomainError> {
         down()
     }
+    async fn login_instance(
+        &self,
+        _: LoginId,
+    ) -> Result<Option<(InstanceName, InstanceKind)>, DomainError> {
+        down()
+    }
     async fn delete_login(&self, _: CustomerId, _: LoginId) -> Result<bool, DomainError> {
         down()
     }
@@ -116,7 +124,7 @@ impl Store for Unreachable {
         &self,
         _: &InstanceName,
         _: ClockChange,
-    ) -> Result<Option<Duration>, DomainError> {
+    ) -> Result<Option<ClockMoved>, DomainError> {
         down()
     }
     async fn ping(&self) -> Result<(), DomainError> {

@@ -207,3 +207,73 @@ async fn wrong_methods_are_405_in_the_envelope() {
     reply.assert_error(405, "INVALID_REQUEST", "method_not_allowed");
     assert!(reply.hint().contains("DELETE"), "{}", reply.hint());
 }
+
+/// Every answer, of the API, the Connect page and the admin API, success or refusal, carries
+/// `X-Content-Type-Options: nosniff`.
+#[tokio::test]
+async fn every_answer_says_nosniff() {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use tower::ServiceExt;
+
+    let app = TestApp::new().await;
+    let admin = bankgate_server::admin_app(
+        app.state.clone(),
+        Some(bankgate_server::admin::AdminToken::new(
+            "nosniff-test-admin-token-0123456789abcdef",
+        )),
+    );
+    let get = |uri: &str, host: &str| {
+        Request::get(uri)
+            .header(header::HOST, host)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let cases = [
+        (
+            &app.router,
+            request(
+                "POST",
+                &token_uri(),
+                &[("flinks-auth-key", TOOLBOX_SECRET)],
+                "",
+            ),
+            200,
+        ),
+        (&app.router, request("POST", &token_uri(), &[], ""), 401),
+        (
+            &app.router,
+            request(
+                "POST",
+                &token_uri(),
+                &[("host", "api-toolbox.localhost")],
+                "",
+            ),
+            404,
+        ),
+        (
+            &app.router,
+            get("/v2/?demo=true", "toolbox-iframe.localhost"),
+            401,
+        ),
+        (&app.router, get("/v2/assets/connect.js", "localhost"), 200),
+        (&app.router, get("/openapi.json", "localhost"), 200),
+        (&admin, get("/healthz", "localhost"), 200),
+        (&admin, get("/metrics", "localhost"), 200),
+        (&admin, get("/admin/instances", "localhost"), 401),
+    ];
+    for (router, request, status) in cases {
+        let uri = request.uri().to_string();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{uri}");
+        assert_eq!(
+            response
+                .headers()
+                .get_all(header::X_CONTENT_TYPE_OPTIONS)
+                .iter()
+                .collect::<Vec<_>>(),
+            ["nosniff"],
+            "{uri}"
+        );
+    }
+}

@@ -89,6 +89,24 @@ pub fn test_settings(clock: &ManualClock) -> AppSettings {
         admin_token: None,
         purge_interval: None,
         body_read_timeout: bankgate_server::body::BODY_TIMEOUT,
+        journal_capacity: bankgate_server::journal::DEFAULT_CAPACITY,
+    }
+}
+
+/// A server started by [`TestApp::client`]; stopped when dropped.
+pub struct Served {
+    /// `http://127.0.0.1:PORT`.
+    pub root: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+        self.server.abort();
     }
 }
 
@@ -233,6 +251,33 @@ impl TestApp {
             }
         };
         Self::open(dir, clock, settings, backend).await
+    }
+
+    /// The SDK, talking to this app over a real socket (port 0), as an integration would.
+    pub async fn client(&self) -> (bankgate_client::Client, Served) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let root = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(bankgate_server::serve(
+            listener,
+            self.router.clone(),
+            async move {
+                stopped.await.ok();
+            },
+        ));
+        let client = bankgate_client::Client::new(
+            &root,
+            &bankgate_client::CustomerId::new(TOOLBOX_CUSTOMER),
+        )
+        .unwrap();
+        (
+            client,
+            Served {
+                root,
+                stop: Some(stop),
+                server,
+            },
+        )
     }
 
     pub fn operator(&self) -> Operator {

@@ -2,8 +2,8 @@
 //! refreshing a saved LoginId, and the MFA exchange (203, answers, 200).
 
 use bankgate_core::model::{
-    AUTHORIZED_SESSION_LIFETIME, AUTHORIZING_IDLE_LIFETIME, Language, Login, LoginType,
-    PendingAuthorization,
+    AUTHORIZED_SESSION_LIFETIME, AUTHORIZING_IDLE_LIFETIME, InstanceKind, Language, Login,
+    LoginType, PendingAuthorization,
 };
 use bankgate_core::sandbox::{SandboxInstitution, SandboxUser, Scenario};
 use bankgate_core::{Digest, LoginId, Refusal, RequestId};
@@ -25,15 +25,44 @@ pub struct Connection {
     pub tag: Option<String>,
 }
 
+/// The refusal of a live connection on a production instance, with the status and FlinksCode of
+/// an institution the instance lacks (docs/flinks-wire.md, "Endpoint rulings").
+pub fn no_bank_on_production(sandbox: Option<&SandboxInstitution>, asked: &str) -> ApiError {
+    match sandbox {
+        Some(institution) => ApiError::invalid_request(
+            Reason::SandboxBankOnProduction,
+            format!(
+                "{} is the sandbox's test institution, which production instances do not serve; \
+                 try its test users on a sandbox instance (such as toolbox-api) and real accounts \
+                 here.",
+                institution.id
+            ),
+        ),
+        None => ApiError::invalid_request(
+            Reason::InstitutionUnknown,
+            format!("There is no institution {asked:?} on this instance."),
+        ),
+    }
+}
+
 fn new_request_id() -> RequestId {
     let request_id = RequestId::new_random();
-    tracing::Span::current().record("request_id", tracing::field::display(request_id));
+    crate::journal::record_request_id(request_id);
     request_id
 }
 
 /// `Institution`/`Username`/`Password`: log in to the sandbox bank.
 pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Outcome, ApiError> {
     let request_id = new_request_id();
+    // Production instances do not know the sandbox bank (nor any other: bankgate has no real
+    // banks), as a Flinks production instance has no FlinksCapital.
+    if call.tenant.instance.kind != InstanceKind::Sandbox {
+        call.spend_token(request_id).await?;
+        return Err(no_bank_on_production(
+            call.state.bank.institution(&connection.institution),
+            &connection.institution,
+        ));
+    }
     let Some(institution) = call.state.bank.institution(&connection.institution) else {
         call.spend_token(request_id).await?;
         let known: Vec<&str> = call
@@ -122,13 +151,21 @@ pub async fn refresh(
         .login(call.tenant.customer.id, login_id)
         .await?
         .filter(|login| login.saved);
+    if let (Some(login), false) = (&login, call.tenant.instance.kind == InstanceKind::Sandbox) {
+        call.spend_token(request_id).await?;
+        return Err(no_bank_on_production(
+            call.state.bank.institution(&login.institution),
+            &login.institution,
+        ));
+    }
     let found = login.as_ref().and_then(|login| {
         let institution = call.state.bank.institution(&login.institution)?;
         Some((login, institution, institution.user(&login.username)?))
     });
     let Some((login, institution, user)) = found else {
         call.spend_token(request_id).await?;
-        return Err(ApiError::refused(ENDPOINT, &Refusal::LoginNotFound));
+        let refusal = crate::auth::login_not_found(call.state, call.tenant, login_id).await;
+        return Err(ApiError::refused(ENDPOINT, &refusal));
     };
     refuse_scenario(call, user, request_id).await?;
     if user.scenario == Scenario::Mfa {
@@ -164,7 +201,7 @@ pub async fn answer(
     responses: Map<String, Value>,
 ) -> Result<Outcome, ApiError> {
     let request_id = pending.request_id;
-    tracing::Span::current().record("request_id", tracing::field::display(request_id));
+    crate::journal::record_request_id(request_id);
     let store = &call.state.store;
     let customer_id = call.tenant.customer.id;
     // The token bound to this RequestId may come again; any other token is spent now,
@@ -286,7 +323,7 @@ pub async fn already_authorized(
     call: &Call<'_>,
     request_id: RequestId,
 ) -> Result<Outcome, ApiError> {
-    tracing::Span::current().record("request_id", tracing::field::display(request_id));
+    crate::journal::record_request_id(request_id);
     // The token that opened this RequestId may ask again (a retry after a lost answer); any
     // other is spent like on every call.
     let bound = match call.token {

@@ -154,12 +154,14 @@ impl Call<'_> {
             TokenUse::OtherCustomer { .. } | TokenUse::Consumed => Refusal::AuthorizeTokenInvalid,
             TokenUse::Unknown => match self.token {
                 // Perhaps a key where the token goes: look it up to say which.
-                Some(digest) => match self.state.store.find_credential(digest, self.now).await {
-                    Ok(found) => {
-                        misused_credential(self.tenant, found, Refusal::AuthorizeTokenInvalid)
+                Some(digest) => {
+                    match crate::auth::find_credential(self.state, digest, self.now).await {
+                        Ok(found) => {
+                            misused_credential(self.tenant, found, Refusal::AuthorizeTokenInvalid)
+                        }
+                        Err(error) => return error.into(),
                     }
-                    Err(error) => return error.into(),
-                },
+                }
                 None => Refusal::AuthorizeTokenInvalid,
             },
         };
@@ -343,6 +345,7 @@ fn mode_of(request: &AuthorizeRequest) -> Result<Mode, ApiError> {
         let login_id: LoginId = login_id
             .parse()
             .map_err(|_| ApiError::refused(ENDPOINT, &Refusal::LoginNotFound))?;
+        crate::journal::record_login_id(login_id);
         return Ok(if request.most_recent_cached == Some(true) {
             Mode::Cached(login_id)
         } else {
@@ -388,7 +391,7 @@ async fn cached(
     tag: Option<String>,
 ) -> Result<Outcome, ApiError> {
     let request_id = RequestId::new_random();
-    tracing::Span::current().record("request_id", tracing::field::display(request_id));
+    crate::journal::record_request_id(request_id);
     let outcome = call
         .state
         .store
@@ -402,6 +405,10 @@ async fn cached(
             tag,
         })
         .await?;
+    if outcome == OpenOutcome::LoginNotFound {
+        let refusal = crate::auth::login_not_found(call.state, call.tenant, login_id).await;
+        return Err(ApiError::refused(ENDPOINT, &refusal));
+    }
     call.opened(outcome).await
 }
 

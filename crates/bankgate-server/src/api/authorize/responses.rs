@@ -25,7 +25,10 @@ pub struct LoginBody {
 }
 
 impl From<&Login> for LoginBody {
+    /// Every answer that names a Login builds it here, so this is where the request journal
+    /// learns the LoginId of a successful call.
     fn from(login: &Login) -> Self {
+        crate::journal::record_login_id(login.id);
         Self {
             username: login.username.clone(),
             is_scheduled_refresh: login.is_scheduled_refresh,

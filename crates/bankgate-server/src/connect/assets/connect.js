@@ -21,6 +21,12 @@
     events = [];
   }
   events.forEach(post);
+  // Warnings for the developer (an unencoded redirectUrl): the console, not the end user.
+  events.forEach(function (event) {
+    if (event.step === "BANKGATE_WARNING" && window.console) {
+      window.console.warn("bankgate Connect: " + event.reason + ": " + event.hint);
+    }
+  });
 
   // Events of user actions that leave the page (the terms link).
   Array.prototype.forEach.call(document.querySelectorAll("[data-event]"), function (el) {
