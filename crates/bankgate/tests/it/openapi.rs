@@ -117,6 +117,7 @@ fn the_admin_document_lists_every_admin_route() {
         "get /admin/customers/{customerId}/logins/{loginId}",
         "delete /admin/customers/{customerId}/logins/{loginId}",
         "post /admin/tokens/inspect",
+        "get /admin/requests",
     ];
     expected.sort_unstable();
     assert_eq!(routes, expected);
