@@ -131,7 +131,11 @@ impl AdminFailures {
     /// `Err(retry_after)` while `client` is locked out.
     fn check(&self, client: Option<IpAddr>) -> Result<(), Duration> {
         let now = self.clock.now();
-        match self.clients().get(&client).and_then(|f| f.locked_until) {
+        match self
+            .clients()
+            .get(&client.map(network))
+            .and_then(|f| f.locked_until)
+        {
             Some(until) if until > now => Err(seconds_until(until, now)),
             _ => Ok(()),
         }
@@ -142,16 +146,21 @@ impl AdminFailures {
         let now = self.clock.now();
         let mut clients = self.clients();
         if clients.len() >= ADMIN_TRACKED_CLIENTS {
-            clients.retain(|_, f| {
-                f.window_start + ADMIN_FAILURE_WINDOW > now
-                    || f.locked_until.is_some_and(|until| until > now)
-            });
+            let locked = |f: &ClientFailures| f.locked_until.is_some_and(|until| until > now);
+            clients.retain(|_, f| f.window_start + ADMIN_FAILURE_WINDOW > now || locked(f));
+            // Guesses from very many addresses: keep only the locks, so the table (and this
+            // pass) stays small.
+            if clients.len() >= ADMIN_TRACKED_CLIENTS / 2 {
+                clients.retain(|_, f| locked(f));
+            }
         }
-        let failures = clients.entry(client).or_insert(ClientFailures {
-            count: 0,
-            window_start: now,
-            locked_until: None,
-        });
+        let failures = clients
+            .entry(client.map(network))
+            .or_insert(ClientFailures {
+                count: 0,
+                window_start: now,
+                locked_until: None,
+            });
         if failures.window_start + ADMIN_FAILURE_WINDOW <= now {
             *failures = ClientFailures {
                 count: 0,
@@ -166,6 +175,18 @@ impl AdminFailures {
             return Err(seconds_until(until, now));
         }
         Ok(())
+    }
+}
+
+/// The unit an address is counted in: an IPv4 address, or an IPv6 /64 (one host usually holds
+/// a whole /64, so counting single IPv6 addresses would not limit it).
+fn network(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        },
     }
 }
 
@@ -781,5 +802,33 @@ pub(crate) async fn inspect_token(
             Reason::TokenUnknown,
             "No authorize token has this value (never issued, or purged an hour after expiry).",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::net::Ipv4Addr;
+
+    use bankgate_core::ManualClock;
+
+    use super::*;
+
+    /// Guesses from more addresses than the table holds: it stays bounded, and the locks stay.
+    #[test]
+    fn the_failure_table_stays_small_under_guesses_from_many_addresses() {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_micros(0)));
+        let failures = AdminFailures::new(clock);
+        let locked = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+        for _ in 0..ADMIN_MAX_FAILURES {
+            let _ = failures.failed(locked);
+        }
+        assert!(failures.check(locked).is_err());
+        for n in 0..(3 * ADMIN_TRACKED_CLIENTS as u32) {
+            let _ = failures.failed(Some(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n))));
+            assert!(failures.clients().len() <= ADMIN_TRACKED_CLIENTS);
+        }
+        assert!(failures.check(locked).is_err(), "a lock was forgotten");
     }
 }

@@ -752,15 +752,39 @@ async fn an_unreadable_path_gets_the_envelope() {
 }
 
 /// `GET /admin/instances` with `token`, from `client`.
-async fn admin_from(admin: &Admin, client: [u8; 4], token: &str) -> Reply {
+async fn admin_from(admin: &Admin, client: impl Into<std::net::IpAddr>, token: &str) -> Reply {
     let auth = format!("Bearer {token}");
     let mut request = request("GET", "/admin/instances", &[("authorization", &auth)], "");
     request
         .extensions_mut()
-        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-            client, 40_000,
-        ))));
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::new(
+            client.into(),
+            40_000,
+        )));
     send_to(&admin.router, request).await
+}
+
+/// One host usually holds a whole IPv6 /64: its addresses count together.
+#[tokio::test]
+async fn wrong_admin_tokens_from_one_ipv6_network_count_together() {
+    use bankgate_server::admin::ADMIN_MAX_FAILURES;
+    use std::net::Ipv6Addr;
+    let admin = Admin::new().await;
+    let host = |last: u16| Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, last);
+    for guess in 1..=ADMIN_MAX_FAILURES {
+        let reply = admin_from(&admin, host(guess as u16), "wrong").await;
+        let expected = if guess < ADMIN_MAX_FAILURES { 401 } else { 429 };
+        assert_eq!(reply.status.as_u16(), expected, "guess {guess}");
+    }
+    admin_from(&admin, host(999), ADMIN_TOKEN)
+        .await
+        .assert_error(429, "TOO_MANY_REQUESTS", "admin_locked_out");
+    // The next /64 over is someone else.
+    let neighbour = Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1);
+    assert_eq!(
+        admin_from(&admin, neighbour, ADMIN_TOKEN).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
