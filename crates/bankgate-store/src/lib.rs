@@ -26,7 +26,7 @@ use bankgate_core::model::{
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
 pub use lookups::LOOKUP_TTL;
-pub use postgres::{PgSettings, PgStore, Postgres};
+pub use postgres::{PgConnectError, PgSettings, PgStore, PgUrl, Postgres, SslMode};
 pub use sql::StoreError;
 pub use sql_store::SqlStore;
 pub use sqlite::{BatchStats, Sqlite, SqliteStore};

@@ -43,9 +43,9 @@ impl FromStr for DatabaseUrl {
         }
         if s.starts_with("postgres://") || s.starts_with("postgresql://") {
             // Checked now, so a typo fails at the command line rather than at connect time.
-            return match s.parse::<tokio_postgres::Config>() {
+            return match bankgate_store::PgUrl::parse(s) {
                 Ok(_) => Ok(Self::Postgres(s.to_owned())),
-                Err(error) => Err(format!("invalid PostgreSQL URL: {error}")),
+                Err(error) => Err(error),
             };
         }
         // A libpq `host=… password=…` string is not taken (the pool takes URLs only). Say so

@@ -22,6 +22,7 @@ mod openapi;
 mod operator;
 mod outage;
 mod pg;
+mod pg_tls;
 mod repository;
 mod restart;
 mod routing;
