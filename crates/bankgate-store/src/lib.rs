@@ -29,7 +29,7 @@ pub use lookups::LOOKUP_TTL;
 pub use postgres::{PgConnectError, PgSettings, PgStore, PgUrl, Postgres, SslMode};
 pub use sql::StoreError;
 pub use sql_store::SqlStore;
-pub use sqlite::{BatchStats, Sqlite, SqliteStore};
+pub use sqlite::{BatchStats, IN_MEMORY, Sqlite, SqliteStore};
 
 /// A customer's key as stored: its digest and what it is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,25 +18,39 @@ use serde_json::json;
 
 use crate::cli::{Cli, Command, CustomerCommand, InstanceCommand, LoginCommand};
 use crate::config::Settings;
-use crate::open_store;
+use crate::{Access, open_store};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     let out = Output { json: cli.json };
+    let access = match &cli.command {
+        Command::Instance(InstanceCommand::List)
+        | Command::Instance(InstanceCommand::Clock {
+            advance: None,
+            reset: false,
+            ..
+        })
+        | Command::Customer(CustomerCommand::List { .. }) => Access::Read,
+        _ => Access::Write,
+    };
     match cli.command {
         Command::Serve(_) => serve(&settings).await,
-        Command::Instance(command) => instance(&operator(&settings).await?, command, out).await,
-        Command::Customer(command) => customer(&operator(&settings).await?, command, out).await,
-        Command::Login(command) => login(&operator(&settings).await?, command, out).await,
+        Command::Instance(command) => {
+            instance(&operator(&settings, access).await?, command, out).await
+        }
+        Command::Customer(command) => {
+            customer(&operator(&settings, access).await?, command, out).await
+        }
+        Command::Login(command) => login(&operator(&settings, access).await?, command, out).await,
     }
 }
 
 /// The store of an operator command, opened (and seeded) once.
-async fn operator(settings: &Settings) -> anyhow::Result<Operator> {
-    let store = open_store(&settings.database, settings.pg_settings()).await?;
+async fn operator(settings: &Settings, access: Access) -> anyhow::Result<Operator> {
+    let store = open_store(&settings.database, settings.pg_settings(), access).await?;
     let operator = Operator::new(store, Arc::new(SystemClock), SandboxBank::builtin());
     if operator.seed_toolbox().await? {
-        tracing::info!(database = %settings.database, "seeded the public toolbox instance");
+        tracing::info!(database = %settings.database.shown(), "seeded the public toolbox instance");
     }
     Ok(operator)
 }
@@ -84,7 +98,7 @@ async fn serve(args: &Settings) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let operator = Operator::new(store.clone(), clock.clone(), SandboxBank::builtin());
     if operator.seed_toolbox().await? {
-        tracing::info!(database = %args.database, "seeded the public toolbox instance");
+        tracing::info!(database = %args.database.shown(), "seeded the public toolbox instance");
     }
     let app = App::build(
         store,
@@ -110,6 +124,7 @@ async fn serve(args: &Settings) -> anyhow::Result<()> {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "bankgate listening on http://{address}");
         let _ = writeln!(stdout, "bankgate admin API on http://{admin_address}");
+        let _ = write!(stdout, "{}", banner(args, address));
         let _ = stdout.flush();
     }
     tracing::info!(%address, %admin_address, admin_api = args.admin_token.is_some(), "serving the Flinks API");
@@ -140,6 +155,28 @@ async fn serve(args: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What an operator needs after the start: which database, whether the admin API answers,
+/// and how to make a first call (the toolbox credentials are published, not secrets).
+fn banner(args: &Settings, address: std::net::SocketAddr) -> String {
+    use bankgate_core::model::toolbox;
+    let admin = if args.admin_token.is_some() {
+        "on (Authorization: Bearer with the admin token)"
+    } else {
+        "off: /admin/ refuses every call until --admin-token is set (/healthz, /readyz, /metrics answer)"
+    };
+    format!(
+        "database: {database}\n\
+         admin API: {admin}\n\
+         toolbox: customerId {customer}, secret key {secret}, x-api-key {api_key}\n\
+         try: curl -s -X POST http://{address}/v3/{customer}/BankingServices/GenerateAuthorizeToken \
+         -H 'flinks-auth-key: {secret}'\n",
+        database = args.database.shown(),
+        customer = toolbox::CUSTOMER_ID,
+        secret = toolbox::SECRET_KEY,
+        api_key = toolbox::API_KEY,
+    )
+}
+
 /// Opens the store for `serve`. A database that cannot be reached yet (PostgreSQL down,
 /// starting, or full) is tried again with a growing wait, each cause logged, until it answers or
 /// a signal stops the node (`None`); a setting only the operator can fix (a password, a
@@ -151,7 +188,7 @@ async fn open_when_reachable(
 ) -> anyhow::Result<Option<Arc<dyn Store>>> {
     let mut wait = FIRST_RETRY;
     for attempt in 1_u32.. {
-        let error = match open_store(&args.database, args.pg_settings()).await {
+        let error = match open_store(&args.database, args.pg_settings(), Access::Write).await {
             Ok(store) => {
                 if attempt > 1 {
                     tracing::info!(attempt, "the database answered; starting");

@@ -352,6 +352,15 @@ pub(super) fn explain(error: &tokio_postgres::Error, url: &PgUrl) -> PgConnectEr
                 ),
                 false,
             )
+        } else if *code == SqlState::INVALID_SCHEMA_NAME {
+            (
+                format!(
+                    "user \"{user}\" cannot use the schema its search_path names (it is missing \
+                     or belongs to another user): create it owned by \"{user}\", or GRANT USAGE, \
+                     CREATE ON SCHEMA to it"
+                ),
+                false,
+            )
         } else if *code == SqlState::CANNOT_CONNECT_NOW
             || *code == SqlState::TOO_MANY_CONNECTIONS
             || *code == SqlState::ADMIN_SHUTDOWN

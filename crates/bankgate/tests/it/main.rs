@@ -26,5 +26,6 @@ mod pg_tls;
 mod repository;
 mod restart;
 mod routing;
+mod startup;
 mod support;
 mod tokens;
