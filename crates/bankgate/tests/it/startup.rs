@@ -17,7 +17,12 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `bankgate` run in `dir`, with none of the runner's `BANKGATE_*` settings.
 fn bankgate(dir: &Path) -> Command {
-    let mut command = Command::new(BIN);
+    bankgate_at(Path::new(BIN), dir)
+}
+
+/// The binary at `binary`, run as [`bankgate`] runs it.
+fn bankgate_at(binary: &Path, dir: &Path) -> Command {
+    let mut command = Command::new(binary);
     command.current_dir(dir).stdin(Stdio::null());
     for (var, _) in std::env::vars() {
         if var.starts_with("BANKGATE_") {
@@ -266,12 +271,31 @@ mod unwritable {
         if let Some(file) = file {
             chmod(file, if root { 0o644 } else { 0o444 });
         }
+        let mut command = if root && !others_may_run(Path::new(BIN)) {
+            // The checkout is private to root (CI's clone may be): run a copy nobody can reach.
+            let copy = dir.join("bankgate");
+            std::fs::copy(BIN, &copy).unwrap();
+            chmod(&copy, 0o755);
+            bankgate_at(&copy, dir)
+        } else {
+            bankgate(dir)
+        };
         chmod(dir, if root { 0o755 } else { 0o555 });
-        let mut command = bankgate(dir);
         if root {
             command.uid(NOBODY).gid(NOBODY);
         }
         command
+    }
+
+    /// Whether any user may execute `binary` (every directory above it searchable by others).
+    fn others_may_run(binary: &Path) -> bool {
+        let mode = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.mode());
+        mode(binary) & 0o001 != 0
+            && binary
+                .ancestors()
+                .skip(1)
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .all(|dir| mode(dir) & 0o001 != 0)
     }
 
     fn restore(dir: &Path) {
