@@ -192,7 +192,12 @@ pub async fn open_store(
                     url.shown()
                 );
             }
-            let store = SqliteStore::open(path)?;
+            let store = SqliteStore::open(path).map_err(|error| match error {
+                // The message names the file and the fix already; "storage unavailable" adds
+                // nothing to it.
+                bankgate_core::DomainError::Unavailable(message) => anyhow::anyhow!(message),
+                other => other.into(),
+            })?;
             if created {
                 // On stderr: stdout carries the command's output.
                 eprintln!("note: created a new database at {}", url.shown());
