@@ -33,12 +33,29 @@ fn bankgate_at(binary: &Path, dir: &Path) -> Command {
     command
 }
 
+/// Runs a command to its end; one still running after [`TIMEOUT`] (a start that waits when it
+/// should have failed) is killed and fails the test.
 fn run(command: &mut Command) -> (bool, String, String) {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = child.id();
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    let Ok(output) = finished.recv_timeout(TIMEOUT) else {
+        // The shell's kill: the child belongs to the waiting thread now.
+        let _ = Command::new("kill").args(["-9", &id.to_string()]).status();
+        panic!("still running after {TIMEOUT:?}");
+    };
     let Output {
         status,
         stdout,
         stderr,
-    } = command.output().unwrap();
+    } = output.unwrap();
     (
         status.success(),
         String::from_utf8(stdout).unwrap(),
