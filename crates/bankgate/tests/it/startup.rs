@@ -48,7 +48,9 @@ fn run(command: &mut Command) -> (bool, String, String) {
     });
     let Ok(output) = finished.recv_timeout(TIMEOUT) else {
         // The shell's kill: the child belongs to the waiting thread now.
-        let _ = Command::new("kill").args(["-9", &id.to_string()]).status();
+        let _ = Command::new("sh")
+            .args(["-c", "kill -9 \"$1\"", "sh", &id.to_string()])
+            .status();
         panic!("still running after {TIMEOUT:?}");
     };
     let Output {
