@@ -448,6 +448,17 @@ impl ApiError {
         )
     }
 
+    /// 503 while the node waits for its database at start.
+    pub fn starting() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            FlinksCode::RetryLater,
+            "The service is temporarily unavailable, retry later",
+            Reason::StoreUnavailable,
+            "bankgate is starting and waiting for its database; retry in a few seconds.",
+        )
+    }
+
     /// Renders a refusal as `endpoint` answers it. Which instance a hint may name is decided
     /// before, where the refusal is made (see `auth::other_instance`).
     pub fn refused(endpoint: Endpoint, refusal: &Refusal) -> Self {

@@ -26,10 +26,10 @@ use bankgate_core::model::{
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
 pub use lookups::LOOKUP_TTL;
-pub use postgres::{PgSettings, PgStore, Postgres};
+pub use postgres::{PgConnectError, PgSettings, PgStore, PgUrl, Postgres, SslMode};
 pub use sql::StoreError;
 pub use sql_store::SqlStore;
-pub use sqlite::{BatchStats, Sqlite, SqliteStore};
+pub use sqlite::{BatchStats, IN_MEMORY, Sqlite, SqliteStore};
 
 /// A customer's key as stored: its digest and what it is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

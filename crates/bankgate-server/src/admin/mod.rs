@@ -318,6 +318,16 @@ pub(crate) async fn readyz(State(state): State<AdminState>) -> Response {
     }
 }
 
+/// Readiness while the node waits for its database at start (the same route, before the
+/// application exists): 503 until the database is open, migrated and seeded.
+pub(crate) async fn readyz_starting() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(Health::new("unavailable", Some(Reason::StoreUnavailable))),
+    )
+        .into_response()
+}
+
 /// Prometheus metrics in the OpenMetrics text format.
 #[utoipa::path(get, path = "/metrics", tag = "probes",
     responses((status = 200, description = "The metrics", body = String,

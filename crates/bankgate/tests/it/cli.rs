@@ -1102,6 +1102,8 @@ fn a_bad_config_value_stops_the_start_and_names_the_setting() {
 #[test]
 fn instance_clock_reads_moves_and_resets_a_sandbox_clock() {
     let db = Db::new();
+    // Reading commands create no database: make it first.
+    drop(SqliteStore::open(&db.path).unwrap());
     let read = db.json(&["instance", "clock", "toolbox"]);
     assert_eq!(read["realTime"], true, "{read:#}");
     let moved = db.json(&["instance", "clock", "toolbox", "--advance", "30m"]);
@@ -1124,7 +1126,6 @@ fn instance_clock_reads_moves_and_resets_a_sandbox_clock() {
 #[tokio::test]
 async fn instance_connect_token_switches_the_connect_pages_token_requirement() {
     let db = Db::new();
-    db.run(&["instance", "list"]).assert_success();
     let set = db.json(&["instance", "connect-token", "toolbox", "optional"]);
     assert_eq!(
         set,
