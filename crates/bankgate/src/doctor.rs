@@ -120,6 +120,7 @@ pub async fn run(args: &DoctorArgs) -> Report {
     let Some(root) = check_base_url(&args.base_url, &customer, &mut list) else {
         return report(list);
     };
+    bankgate_client::install_tls_provider();
     let http = match reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(15))
         .redirect(reqwest::redirect::Policy::none())
