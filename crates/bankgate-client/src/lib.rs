@@ -46,7 +46,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use credentials::{ApiKey, AuthorizeToken, CustomerId, LoginId, RequestId, SecretKey};
-pub use error::{Error, FlinksError};
+pub use error::{Error, FlinksError, with_causes};
 pub use wire::Account;
 pub use wire::{
     AccountStatements, Accounts, AccountsDetailRequest, Address, Authorization, AuthorizeRequest,
