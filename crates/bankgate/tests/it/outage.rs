@@ -8,7 +8,7 @@ use bankgate_core::model::{Customer, Instance, Login, PendingAuthorization, Sess
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 use bankgate_server::AppState;
 use bankgate_store::{
-    CachedAuthorize, ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch,
+    AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize, ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch,
     KeyDigests, NewToken, OpenOutcome, Purged, Reset, Store, TokenRecord, TokenUse,
 };
 
@@ -180,6 +180,25 @@ impl Store for Unreachable {
         down()
     }
     async fn purge_connect_sessions(&self, _: Timestamp) -> Result<u64, DomainError> {
+        down()
+    }
+    async fn attempt_state(&self, _: &AttemptKey) -> Result<AttemptState, DomainError> {
+        down()
+    }
+    async fn record_failure(&self, _: AttemptFailure) -> Result<AttemptState, DomainError> {
+        down()
+    }
+    async fn forget_failures(&self, _: &AttemptKey) -> Result<(), DomainError> {
+        down()
+    }
+    async fn lockouts(
+        &self,
+        _: &AttemptFilter,
+        _: Timestamp,
+    ) -> Result<Vec<AttemptFailures>, DomainError> {
+        down()
+    }
+    async fn clear_failures(&self, _: &AttemptFilter) -> Result<u64, DomainError> {
         down()
     }
 }
