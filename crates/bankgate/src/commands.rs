@@ -50,6 +50,7 @@ async fn serve(
                 max_failures_per_target: args.max_failures_per_target,
                 window: args.failure_window,
                 lockout: args.failure_lockout,
+                limit_sandbox_passwords: args.limit_sandbox_passwords,
             },
             admin_token: args.admin_token.clone(),
             purge_interval: Some(args.purge_interval),

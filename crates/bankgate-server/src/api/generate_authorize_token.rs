@@ -5,7 +5,7 @@ use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
-use bankgate_core::model::KeyKind;
+use bankgate_core::model::{InstanceKind, KeyKind};
 use bankgate_core::{AuthorizeToken, Refusal};
 use bankgate_store::NewToken;
 use serde::Serialize;
@@ -52,10 +52,9 @@ pub async fn generate_authorize_token(
         customer_id: tenant.customer.id,
         client: client.0,
         target: Target::SecretKey,
+        sandbox: tenant.instance.kind == InstanceKind::Sandbox,
     };
-    if let Err(retry_after) = state.guard.check(&attempt) {
-        return Err(ApiError::rate_limited(retry_after));
-    }
+    let checked = state.limiter.check(&attempt).await?;
     let presented = match credential_in_header(&headers, ENDPOINT.credential_header()) {
         Ok(Some(presented)) => presented,
         Ok(None) => {
@@ -70,26 +69,26 @@ pub async fn generate_authorize_token(
             .await?;
             // A misplaced value was looked up: count it like any other guess.
             if refusal != Refusal::AuthKeyMissing {
-                state.guard.failed(&attempt);
+                state.limiter.failed(&attempt, checked).await?;
             }
             return Err(refuse(refusal));
         }
         Err(malformed) => {
-            state.guard.failed(&attempt);
+            state.limiter.failed(&attempt, checked).await?;
             return Err(refuse(malformed));
         }
     };
     let now = tenant.instance.now(state.clock.as_ref());
     let (_, found) = auth::lookup(&state, presented, now).await?;
     if !is_current_key(&tenant, &found, KeyKind::Secret) {
-        state.guard.failed(&attempt);
+        state.limiter.failed(&attempt, checked).await?;
         return Err(refuse(misused_credential(
             &tenant,
             found,
             Refusal::AuthKeyInvalid,
         )));
     }
-    state.guard.succeeded(&attempt);
+    state.limiter.succeeded(&attempt, checked).await?;
 
     let token = AuthorizeToken::generate();
     state

@@ -8,8 +8,9 @@ use bankgate_core::model::{Customer, Instance, Login, PendingAuthorization, Sess
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 use bankgate_server::AppState;
 use bankgate_store::{
-    AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize, ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch,
-    KeyDigests, NewToken, OpenOutcome, Purged, Reset, Store, TokenRecord, TokenUse,
+    AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize,
+    ClockChange, CompleteAuthorization, ConnectSession, CredentialMatch, KeyDigests, NewToken,
+    OpenOutcome, Purged, Reset, Store, TokenRecord, TokenUse,
 };
 
 use crate::support::*;
