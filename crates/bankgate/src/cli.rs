@@ -97,6 +97,9 @@ pub enum Command {
     /// Create sandbox LoginIds.
     #[command(subcommand)]
     Login(LoginCommand),
+    /// List and lift brute-force lockouts (too many wrong secret keys or bank passwords).
+    #[command(subcommand)]
+    Lockouts(LockoutsCommand),
 }
 
 /// `serve`'s settings as given by flags or the environment.
@@ -256,5 +259,31 @@ pub enum LoginCommand {
         /// The sandbox username (Greatday, greatday_nomfa, …).
         #[arg(long)]
         username: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockoutsCommand {
+    /// List the lockouts in force, the latest to end first.
+    List {
+        /// Only this customer's.
+        #[arg(long)]
+        customer: Option<CustomerId>,
+        /// Only this client's: an IP address (an IPv6 one stands for its /64), or `unknown`.
+        #[arg(long)]
+        client: Option<String>,
+    },
+    /// Lift lockouts and forget failure counts: a customer's, a client's, both, or --all.
+    #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["customer", "client", "all"])))]
+    Clear {
+        /// Only this customer's.
+        #[arg(long)]
+        customer: Option<CustomerId>,
+        /// Only this client's: an IP address (an IPv6 one stands for its /64), or `unknown`.
+        #[arg(long)]
+        client: Option<String>,
+        /// Every lockout of every customer.
+        #[arg(long, conflicts_with_all = ["customer", "client"])]
+        all: bool,
     },
 }

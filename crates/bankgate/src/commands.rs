@@ -6,16 +6,16 @@ use anyhow::Context;
 use bankgate_core::sandbox::SandboxBank;
 use bankgate_core::{Clock, SystemClock};
 use bankgate_server::admin::views::{
-    ClockView, CreatedCustomerView, CustomerView, InstanceView, LoginView, ResetView,
-    RotatedKeysView,
+    ClearedLockoutsView, ClockView, CreatedCustomerView, CustomerView, InstanceView, LockoutView,
+    LoginView, ResetView, RotatedKeysView,
 };
 use bankgate_server::guard::LimitConfig;
 use bankgate_server::operator::{NewCustomer, Operator};
 use bankgate_server::{App, AppSettings};
-use bankgate_store::{ClockChange, Store};
+use bankgate_store::{AttemptFilter, ClockChange, Store};
 use serde_json::json;
 
-use crate::cli::{Cli, Command, CustomerCommand, InstanceCommand, LoginCommand};
+use crate::cli::{Cli, Command, CustomerCommand, InstanceCommand, LockoutsCommand, LoginCommand};
 use crate::config::Settings;
 use crate::open_store;
 
@@ -33,6 +33,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Instance(command) => instance(&operator, command, out).await,
         Command::Customer(command) => customer(&operator, command, out).await,
         Command::Login(command) => login(&operator, command, out).await,
+        Command::Lockouts(command) => lockouts(&operator, clock.as_ref(), command, out).await,
     }
 }
 
@@ -340,6 +341,66 @@ async fn login(operator: &Operator, command: LoginCommand, out: Output) -> anyho
                 .await?;
             out.print(to_json(LoginView::from(&login)), || {
                 format!("LoginId: {}", login.id)
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A `--client` as the limiter names clients.
+fn client_filter(client: Option<String>) -> anyhow::Result<Option<String>> {
+    client
+        .map(|text| {
+            bankgate_server::guard::parse_client(&text).with_context(|| {
+                format!(
+                    "--client {text:?} is not a client: give an IP address (an IPv6 one stands \
+                     for its /64), a /64 as listed, or `unknown`"
+                )
+            })
+        })
+        .transpose()
+}
+
+async fn lockouts(
+    operator: &Operator,
+    clock: &dyn Clock,
+    command: LockoutsCommand,
+    out: Output,
+) -> anyhow::Result<()> {
+    match command {
+        LockoutsCommand::List { customer, client } => {
+            let filter = AttemptFilter {
+                customer_id: customer,
+                client: client_filter(client)?,
+            };
+            let now = clock.now();
+            let views: Vec<LockoutView> = operator
+                .lockouts(&filter)
+                .await?
+                .iter()
+                .filter_map(|row| LockoutView::new(row, now))
+                .collect();
+            out.print(to_json(&views), || {
+                if views.is_empty() {
+                    return "no lockouts".to_owned();
+                }
+                views
+                    .iter()
+                    .map(LockoutView::line)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        LockoutsCommand::Clear {
+            customer, client, ..
+        } => {
+            let filter = AttemptFilter {
+                customer_id: customer,
+                client: client_filter(client)?,
+            };
+            let cleared = operator.clear_lockouts(&filter).await?;
+            out.print(to_json(ClearedLockoutsView { cleared }), || {
+                format!("cleared {cleared} failure counters")
             });
         }
     }
