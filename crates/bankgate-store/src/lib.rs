@@ -430,8 +430,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         keys: KeyDigests,
     ) -> Result<bool, DomainError>;
 
-    /// Forgets every token, LoginId, session and pending MFA exchange of an instance's
-    /// customers, keeping the instance, its customers and their keys. One transaction.
+    /// Forgets every token, LoginId, session, pending MFA exchange and failure counter of an
+    /// instance's customers, keeping the instance, its customers and their keys. One
+    /// transaction.
     async fn reset_instance(&self, instance: &InstanceName) -> Result<Reset, DomainError>;
 
     /// Moves an instance's clock; returns its new offset, `None` when there is no such instance.

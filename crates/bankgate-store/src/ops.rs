@@ -849,12 +849,15 @@ pub async fn complete_authorization(
 pub async fn reset_instance(tx: &mut dyn Tx, instance: &str) -> Result<Reset, StoreError> {
     let of_instance = "customer_id IN (SELECT id FROM customers WHERE instance = $1)";
     let mut reset = Reset::default();
-    // Connect sessions are not counted: they hold nothing a caller could use.
-    tx.execute(
-        &format!("DELETE FROM connect_sessions WHERE {of_instance}"),
-        params![instance],
-    )
-    .await?;
+    // Connect sessions and failure counters are not counted: they hold nothing a caller could
+    // use. Lockouts go too: a reset is a clean slate for the next test run.
+    for table in ["connect_sessions", "attempt_failures"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE {of_instance}"),
+            params![instance],
+        )
+        .await?;
+    }
     // Sessions before LoginIds, so they are counted rather than cascaded away.
     for (table, removed) in [
         ("pending_authorizations", &mut reset.pending),

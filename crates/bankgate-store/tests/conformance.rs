@@ -162,6 +162,7 @@ macro_rules! conformance {
                 lockouts_are_listed_and_cleared_by_filter,
                 spent_failure_rows_are_purged,
                 concurrent_failures_all_count,
+                lockouts_go_with_a_reset,
             );
             conformance!(@fixture $open;
                 writes_survive_a_restart,
@@ -2389,4 +2390,22 @@ async fn concurrent_failures_all_count(store: Arc<dyn Store>) {
     let target = state.target.unwrap();
     assert_eq!((target.failures, target.total), (0, 20));
     assert_eq!(target.locked_until, Some(at(1) + LOCKOUT));
+}
+
+async fn lockouts_go_with_a_reset(store: Arc<dyn Store>) {
+    let (reset, _) = customer_on(store.as_ref(), "alpha", InstanceKind::Sandbox).await;
+    let (kept, _) = customer_on(store.as_ref(), "beta", InstanceKind::Sandbox).await;
+    for customer in [reset.id, kept.id] {
+        store
+            .record_failure(failure(&pair(customer, "a"), at(0), 1, 5))
+            .await
+            .unwrap();
+    }
+    store.reset_instance(&name("alpha")).await.unwrap();
+    assert_eq!(
+        store.attempt_state(&pair(reset.id, "a")).await.unwrap(),
+        AttemptState::default()
+    );
+    let kept = store.attempt_state(&pair(kept.id, "a")).await.unwrap();
+    assert!(kept.pair.is_some() && kept.target.is_some(), "{kept:?}");
 }

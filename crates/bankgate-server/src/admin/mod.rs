@@ -392,8 +392,8 @@ pub(crate) async fn get_instance(
     Ok(Json(InstanceView::from(&instance)))
 }
 
-/// Sandbox only: forgets every token, LoginId, session and pending MFA step; keeps customers
-/// and keys.
+/// Sandbox only: forgets every token, LoginId, session, pending MFA step and brute-force
+/// lockout; keeps customers and keys.
 #[utoipa::path(post, path = "/admin/instances/{name}/reset", tag = "instances", security(("admin_token" = [])), params(("name" = String, Path, description = "The instance")),
     responses((status = 200, body = ResetView), crate::error::ErrorResponses))]
 pub(crate) async fn reset_instance(
