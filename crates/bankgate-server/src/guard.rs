@@ -22,10 +22,14 @@
 //! - On sandbox instances, wrong passwords of the sandbox bank's published test users are not
 //!   counted unless `limit_sandbox_passwords` is set; secret keys are counted everywhere.
 //! - Cost: one read per checked attempt (both rows by primary key), one upsert per failure,
-//!   and a delete on success only when the pair had a row.
+//!   and a delete on success only when the pair had a row. A client that just succeeded on a
+//!   target skips the read for [`Limiter::CLEAN_FOR`] on this node: it holds the credential, so
+//!   no lock is there to protect it from (a failure here ends that at once), and a backend
+//!   minting tokens in a loop costs the store nothing more than before.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bankgate_core::{Clock, CustomerId, DomainError, Timestamp};
@@ -171,6 +175,8 @@ pub struct Checked {
     pair_has_row: bool,
     /// The target is locked now: a failure locks the pair at once.
     target_locked: bool,
+    /// The pair succeeded on this node a moment ago: the store was not read.
+    recently_clean: bool,
 }
 
 /// Counts failed credential attempts in the store and refuses locked ones (see the module).
@@ -179,6 +185,8 @@ pub struct Limiter {
     config: LimitConfig,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    /// Pairs that succeeded on this node, and until when their check may skip the store.
+    clean: Arc<Mutex<HashMap<AttemptKey, Timestamp>>>,
 }
 
 impl Limiter {
@@ -187,7 +195,18 @@ impl Limiter {
             config,
             store,
             clock,
+            clean: Arc::default(),
         }
+    }
+
+    /// How long a success lets the same pair's next checks skip the store on this node.
+    pub const CLEAN_FOR: Duration = Duration::from_secs(1);
+    /// The most pairs remembered as clean (~100 bytes each).
+    pub const MAX_CLEAN: usize = 65_536;
+
+    fn clean(&self) -> std::sync::MutexGuard<'_, HashMap<AttemptKey, Timestamp>> {
+        // A panic mid-update leaves at worst a pair read from the store again.
+        self.clean.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn config(&self) -> LimitConfig {
@@ -209,8 +228,15 @@ impl Limiter {
             return Ok(Checked::default());
         }
         let key = attempt.key();
-        let state = self.store.attempt_state(&key).await?;
         let now = self.clock.now();
+        if self.clean().get(&key).is_some_and(|until| now < *until) {
+            return Ok(Checked {
+                counted: true,
+                recently_clean: true,
+                ..Checked::default()
+            });
+        }
+        let state = self.store.attempt_state(&key).await?;
         let lockout = |scope, until, max_failures| {
             ApiError::rate_limited(&Lockout {
                 scope,
@@ -244,6 +270,7 @@ impl Limiter {
             counted: true,
             pair_has_row: state.pair.is_some(),
             target_locked: target_lock.is_some(),
+            recently_clean: false,
         })
     }
 
@@ -252,6 +279,8 @@ impl Limiter {
         if !checked.counted {
             return Ok(());
         }
+        let key = attempt.key();
+        self.clean().remove(&key);
         let per_client = match self.config.max_failures_per_client {
             _ if checked.target_locked => 1,
             // Still counted, so the target's lock knows who failed.
@@ -260,7 +289,7 @@ impl Limiter {
         };
         self.store
             .record_failure(AttemptFailure {
-                key: attempt.key(),
+                key,
                 now: self.clock.now(),
                 window: self.config.window,
                 lockout: self.config.lockout,
@@ -273,8 +302,26 @@ impl Limiter {
 
     /// Forgets this pair's failures; nothing to do when it had none.
     pub async fn succeeded(&self, attempt: &Attempt, checked: Checked) -> Result<(), DomainError> {
+        if !checked.counted {
+            return Ok(());
+        }
+        let key = attempt.key();
         if checked.pair_has_row {
-            self.store.forget_failures(&attempt.key()).await?;
+            self.store.forget_failures(&key).await?;
+        }
+        if !checked.recently_clean {
+            let until = self.clock.now() + Self::CLEAN_FOR;
+            let mut clean = self.clean();
+            if clean.len() >= Self::MAX_CLEAN {
+                // Bounded: drop what expired, and if that is not enough, start over (a pair
+                // forgotten is only read from the store again).
+                let now = self.clock.now();
+                clean.retain(|_, until| now < *until);
+                if clean.len() >= Self::MAX_CLEAN {
+                    clean.clear();
+                }
+            }
+            clean.insert(key, until);
         }
         Ok(())
     }
