@@ -67,21 +67,34 @@ pub async fn generate_authorize_token(
                 Refusal::AuthKeyMissing,
             )
             .await?;
-            // A misplaced value was looked up: count it like any other guess.
-            if refusal != Refusal::AuthKeyMissing {
+            // A misplaced value was looked up: count it like any other guess, unless the answer
+            // tells nothing about it (any value under the wrong header answers the same) or it
+            // is this customer's own credential.
+            let uncounted = matches!(
+                refusal,
+                Refusal::AuthKeyMissing
+                    | Refusal::WrongAuthHeader { .. }
+                    | Refusal::CredentialInQuery { .. }
+                    | Refusal::TokenGivenAsAuthKey
+                    | Refusal::ApiKeyGivenAsAuthKey
+            );
+            if !uncounted {
                 state.limiter.failed(&attempt, checked).await?;
             }
             return Err(refuse(refusal));
         }
-        Err(malformed) => {
-            state.limiter.failed(&attempt, checked).await?;
-            return Err(refuse(malformed));
-        }
+        // Not counted: a value of the wrong shape is never looked up, so it tells a guesser
+        // nothing, and testers send them on purpose (the README's refusal table).
+        Err(malformed) => return Err(refuse(malformed)),
     };
     let now = tenant.instance.now(state.clock.as_ref());
     let (_, found) = auth::lookup(&state, presented, now).await?;
     if !is_current_key(&tenant, &found, KeyKind::Secret) {
-        state.limiter.failed(&attempt, checked).await?;
+        // This customer's own x-api-key, token or retired key in the wrong place is a mix-up
+        // by someone who holds it, not a guess: not counted.
+        if !holds_own_credential(&tenant, &found) {
+            state.limiter.failed(&attempt, checked).await?;
+        }
         return Err(refuse(misused_credential(
             &tenant,
             found,
@@ -104,4 +117,17 @@ pub async fn generate_authorize_token(
         http_status_code: 200,
         token: token.expose().to_owned(),
     }))
+}
+
+/// Whether a presented value is a credential of this very customer (of any kind).
+fn holds_own_credential(
+    tenant: &bankgate_core::model::Tenant,
+    found: &Option<bankgate_store::CredentialMatch>,
+) -> bool {
+    use bankgate_store::CredentialMatch;
+    matches!(
+        found,
+        Some(CredentialMatch::Key { customer_id, .. } | CredentialMatch::Token { customer_id, .. })
+            if *customer_id == tenant.customer.id
+    )
 }

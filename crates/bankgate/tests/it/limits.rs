@@ -325,6 +325,58 @@ async fn a_tester_locked_out_of_a_secret_key_is_told_how_long_and_how_to_lift_it
     assert_ok(&token_from(&app, LOCALHOST, TOOLBOX_CUSTOMER, TOOLBOX_SECRET).await);
 }
 
+/// The README's refusal table, walked many times over from one address: values that are not
+/// guesses (the wrong shape, never looked up; this customer's own x-api-key or token in the
+/// secret key's place; the key under the wrong header) are refused with their own Reason and
+/// not counted, so the right key still works.
+#[tokio::test]
+async fn a_tester_walking_the_secret_key_refusals_is_not_locked_out() {
+    let app = limited_app(limits()).await;
+    let token = fresh_token(&app).await;
+    let wrong_header = |secret: &str| {
+        let request = request(
+            "POST",
+            &path(TOOLBOX_CUSTOMER, "GenerateAuthorizeToken"),
+            &[("x-api-key", secret)],
+            "",
+        );
+        app.send(from(LOCALHOST, request))
+    };
+    for _ in 0..5 {
+        for (value, reason) in [
+            ("your-secret", "credential_malformed"),
+            (
+                "\"c4569c54-e167-4d34-8de6-f4113bc82414\"",
+                "credential_malformed",
+            ),
+            (TOOLBOX_API_KEY, "api_key_given_as_auth_key"),
+            (token.as_str(), "token_given_as_auth_key"),
+        ] {
+            token_from(&app, LOCALHOST, TOOLBOX_CUSTOMER, value)
+                .await
+                .assert_error(401, "UNAUTHORIZED", reason);
+        }
+        let misplaced = wrong_header(TOOLBOX_SECRET).await;
+        assert_eq!(misplaced.status.as_u16(), 401, "{:#}", misplaced.json);
+        assert_eq!(
+            misplaced.json["Reason"], "wrong_auth_header",
+            "{:#}",
+            misplaced.json
+        );
+    }
+    assert_ok(&token_from(&app, LOCALHOST, TOOLBOX_CUSTOMER, TOOLBOX_SECRET).await);
+    // A well-formed wrong key is a guess, and counts.
+    for _ in 0..3 {
+        token_from(&app, LOCALHOST, TOOLBOX_CUSTOMER, WRONG)
+            .await
+            .assert_error(401, "UNAUTHORIZED", "auth_key_invalid");
+    }
+    assert_locked(
+        &token_from(&app, LOCALHOST, TOOLBOX_CUSTOMER, TOOLBOX_SECRET).await,
+        "120",
+    );
+}
+
 #[tokio::test]
 async fn a_caller_who_succeeds_is_not_slowed_down() {
     let app = limited_app(limits()).await;
