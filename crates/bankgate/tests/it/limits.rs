@@ -536,3 +536,37 @@ async fn bad_lockout_filters_are_refused_in_words() {
         .await
         .assert_error(401, "UNAUTHORIZED", "admin_token_missing");
 }
+
+/// Two apps on one store, as two nodes on one database: the limit is theirs together, and a
+/// client that just succeeded on a node skips the store's counters there for one second (it
+/// holds the key: this is what keeps token minting in a loop free of the extra read), after
+/// which that node sees the lock made on the other.
+#[tokio::test]
+async fn nodes_share_the_counters_and_a_fresh_success_skips_them_for_a_second() {
+    let app = limited_app(limits()).await;
+    let other = bankgate_server::App::build(app.state.store.clone(), app.settings.clone());
+    let on_other = |secret: &'static str| {
+        let request = request(
+            "POST",
+            &path(TOOLBOX_CUSTOMER, "GenerateAuthorizeToken"),
+            &[("flinks-auth-key", secret)],
+            "",
+        );
+        send_to(&other.api, from(BACKEND, request))
+    };
+    assert_ok(&token_from(&app, BACKEND, TOOLBOX_CUSTOMER, TOOLBOX_SECRET).await);
+    for _ in 0..3 {
+        on_other(WRONG)
+            .await
+            .assert_error(401, "UNAUTHORIZED", "auth_key_invalid");
+    }
+    assert_locked(&on_other(TOOLBOX_SECRET).await, "120");
+    // The first node saw this client succeed a moment ago: it lets the key through.
+    assert_ok(&token_from(&app, BACKEND, TOOLBOX_CUSTOMER, TOOLBOX_SECRET).await);
+    // A second later it reads the counters again, and the lock holds there too.
+    app.advance(bankgate_server::guard::Limiter::CLEAN_FOR);
+    assert_locked(
+        &token_from(&app, BACKEND, TOOLBOX_CUSTOMER, TOOLBOX_SECRET).await,
+        "119",
+    );
+}
