@@ -20,7 +20,7 @@ use tracing::Level;
 
 use crate::admin::{self, AdminState, AdminToken, AdminTokenSetting};
 use crate::error::{ApiError, FlinksCode, Reason};
-use crate::guard::{FailureLimiter, LimitConfig};
+use crate::guard::{LimitConfig, Limiter};
 use crate::journal::{self, Journal, JournalState};
 use crate::state::AppState;
 use crate::{api, body, connect, error, metrics, openapi, purge, routing};
@@ -57,7 +57,7 @@ impl App {
     /// With a purge interval, must run inside a tokio runtime (it spawns the purge).
     pub fn build(store: Arc<dyn Store>, settings: AppSettings) -> Self {
         let mut state = AppState::new(store, settings.clock.clone());
-        state.guard = Arc::new(FailureLimiter::new(settings.limits, settings.clock));
+        state.limiter = Limiter::new(settings.limits, state.store.clone(), settings.clock);
         state.journal = Arc::new(Journal::new(settings.journal_capacity));
         let purger = settings.purge_interval.map(|every| {
             purge::spawn_purger(

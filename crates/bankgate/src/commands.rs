@@ -7,16 +7,16 @@ use anyhow::Context;
 use bankgate_core::sandbox::SandboxBank;
 use bankgate_core::{Clock, SystemClock};
 use bankgate_server::admin::views::{
-    ClockView, CreatedCustomerView, CustomerView, InstanceView, LoginView, ResetView,
-    RotatedKeysView,
+    ClearedLockoutsView, ClockView, CreatedCustomerView, CustomerView, InstanceView, LockoutView,
+    LoginView, ResetView, RotatedKeysView,
 };
 use bankgate_server::guard::LimitConfig;
 use bankgate_server::operator::{NewCustomer, Operator};
 use bankgate_server::{App, AppSettings, Handover};
-use bankgate_store::{ClockChange, PgConnectError, Store};
+use bankgate_store::{AttemptFilter, ClockChange, PgConnectError, Store};
 use serde_json::json;
 
-use crate::cli::{Cli, Command, CustomerCommand, InstanceCommand, LoginCommand};
+use crate::cli::{Cli, Command, CustomerCommand, InstanceCommand, LockoutsCommand, LoginCommand};
 use crate::config::Settings;
 use crate::{Access, open_store};
 
@@ -42,6 +42,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             customer(&operator(&settings, access).await?, command, out).await
         }
         Command::Login(command) => login(&operator(&settings, access).await?, command, out).await,
+        Command::Lockouts(command) => {
+            lockouts(&operator(&settings, access).await?, &SystemClock, command, out).await
+        }
         // These talk to a server over HTTP and never open a database.
         Command::Doctor(args) => doctor(&args, out).await,
         Command::Requests(args) => crate::requests::run(&args, cli.json).await,
@@ -121,6 +124,7 @@ async fn serve(args: &Settings) -> anyhow::Result<()> {
                 max_failures_per_target: args.max_failures_per_target,
                 window: args.failure_window,
                 lockout: args.failure_lockout,
+                limit_sandbox_passwords: args.limit_sandbox_passwords,
             },
             admin_token: args.admin_token.clone(),
             purge_interval: Some(args.purge_interval),
@@ -466,6 +470,66 @@ async fn login(operator: &Operator, command: LoginCommand, out: Output) -> anyho
                 .await?;
             out.print(to_json(LoginView::from(&login)), || {
                 format!("LoginId: {}", login.id)
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A `--client` as the limiter names clients.
+fn client_filter(client: Option<String>) -> anyhow::Result<Option<String>> {
+    client
+        .map(|text| {
+            bankgate_server::guard::parse_client(&text).with_context(|| {
+                format!(
+                    "--client {text:?} is not a client: give an IP address (an IPv6 one stands \
+                     for its /64), a /64 as listed, or `unknown`"
+                )
+            })
+        })
+        .transpose()
+}
+
+async fn lockouts(
+    operator: &Operator,
+    clock: &dyn Clock,
+    command: LockoutsCommand,
+    out: Output,
+) -> anyhow::Result<()> {
+    match command {
+        LockoutsCommand::List { customer, client } => {
+            let filter = AttemptFilter {
+                customer_id: customer,
+                client: client_filter(client)?,
+            };
+            let now = clock.now();
+            let views: Vec<LockoutView> = operator
+                .lockouts(&filter)
+                .await?
+                .iter()
+                .filter_map(|row| LockoutView::new(row, now))
+                .collect();
+            out.print(to_json(&views), || {
+                if views.is_empty() {
+                    return "no lockouts".to_owned();
+                }
+                views
+                    .iter()
+                    .map(LockoutView::line)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        LockoutsCommand::Clear {
+            customer, client, ..
+        } => {
+            let filter = AttemptFilter {
+                customer_id: customer,
+                client: client_filter(client)?,
+            };
+            let cleared = operator.clear_lockouts(&filter).await?;
+            out.print(to_json(ClearedLockoutsView { cleared }), || {
+                format!("cleared {cleared} failure counters")
             });
         }
     }

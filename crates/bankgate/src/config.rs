@@ -43,6 +43,7 @@ pub struct Settings {
     pub failure_window: Duration,
     #[serde(deserialize_with = "duration")]
     pub failure_lockout: Duration,
+    pub limit_sandbox_passwords: bool,
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
     #[serde(deserialize_with = "duration")]
@@ -67,6 +68,7 @@ impl Default for Settings {
             max_failures_per_target: 50,
             failure_window: Duration::from_secs(5 * 60),
             failure_lockout: Duration::from_secs(5 * 60),
+            limit_sandbox_passwords: false,
             shutdown_grace: Duration::from_secs(30),
             purge_interval: Duration::from_secs(60),
             journal_size: bankgate_server::journal::DEFAULT_CAPACITY,
@@ -303,6 +305,7 @@ mod tests {
                 "--max-failures-per-target=5",
                 "--failure-window=1h 30m",
                 "--failure-lockout=2m",
+                "--limit-sandbox-passwords",
                 "--shutdown-grace=3s",
                 "--purge-interval=9s",
                 "--journal-size=12",
@@ -326,6 +329,7 @@ mod tests {
                 max_failures_per_target: 5,
                 failure_window: Duration::from_secs(90 * 60),
                 failure_lockout: Duration::from_secs(120),
+                limit_sandbox_passwords: true,
                 shutdown_grace: Duration::from_secs(3),
                 purge_interval: Duration::from_secs(9),
                 journal_size: 12,

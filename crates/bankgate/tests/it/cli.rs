@@ -1169,3 +1169,55 @@ fn database_passwords_stay_out_of_errors_and_help() {
     help.assert_success();
     assert!(!format!("{help:?}").contains("s3cretpw"), "{help:?}");
 }
+
+/// `bankgate lockouts` reads and lifts the lockouts a running SQLite server keeps in the same
+/// file; the refusal's Hint names the very command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockouts_are_listed_and_lifted_from_the_command_line() {
+    let db = Db::new();
+    let server = Server::start(&db, "serve.log");
+    let url = server.url(TOOLBOX_CUSTOMER, "GenerateAuthorizeToken");
+    for _ in 0..10 {
+        let (status, body) = post(&url, "00000000-0000-4000-8000-000000000000", None).await;
+        assert_eq!(body["Reason"], "auth_key_invalid", "{status} {body:#}");
+    }
+    let (status, locked) = post(&url, TOOLBOX_SECRET, None).await;
+    assert_eq!((status, &locked["Reason"]), (401, &json!("rate_limited")));
+    let command =
+        format!("bankgate lockouts clear --customer {TOOLBOX_CUSTOMER} --client 127.0.0.1");
+    assert!(
+        locked["Hint"].as_str().unwrap().contains(&command),
+        "{locked:#}"
+    );
+
+    let listed = db.json(&["lockouts", "list"]);
+    assert_eq!(listed[0]["client"], "127.0.0.1", "{listed:#}");
+    assert_eq!(listed[0]["target"], "secret_key", "{listed:#}");
+    let text = db.run(&["lockouts", "list"]);
+    assert!(
+        text.assert_success().stdout.contains(&format!(
+            "{TOOLBOX_CUSTOMER}\tsecret_key\t127.0.0.1\tuntil "
+        )),
+        "{text:#?}"
+    );
+    db.run(&["lockouts", "clear"])
+        .assert_failure("--customer <CUSTOMER>|--client <CLIENT>|--all");
+    db.run(&["lockouts", "clear", "--client", "localhost"])
+        .assert_failure("--client \"localhost\" is not a client");
+    let cleared = db.json(&[
+        "lockouts",
+        "clear",
+        "--customer",
+        TOOLBOX_CUSTOMER,
+        "--client",
+        "127.0.0.1",
+    ]);
+    assert_eq!(cleared, json!({"cleared": 1}));
+    let (status, body) = post(&url, TOOLBOX_SECRET, None).await;
+    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(
+        db.run(&["lockouts", "list"]).assert_success().stdout,
+        "no lockouts\n"
+    );
+    drop(server);
+}

@@ -453,6 +453,43 @@ async fn operator_commands_on_postgres_take_effect_on_running_nodes() {
     );
 }
 
+/// The brute-force limit is one for the whole deployment, not one per node: failures made on
+/// two nodes add up, the lockout holds on both, and the operator lifts it from the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_brute_force_limit_is_shared_by_the_nodes() {
+    let Some(database) = pg::fresh_database().await else {
+        return;
+    };
+    let limits = ["--max-failures-per-client", "4", "--failure-lockout", "10m"];
+    let a = Node::start(&database, &limits);
+    let b = Node::start(&database, &limits);
+    let http = client();
+    let guess = async |node: &Node, key: &str| {
+        let url = node.url("GenerateAuthorizeToken");
+        post(&http, &url, ("flinks-auth-key", key), json!({})).await
+    };
+    let wrong = "00000000-0000-4000-8000-000000000000";
+    // Two wrong keys on each node: four in all, the limit (with a limit per node, each node
+    // would have seen only two).
+    for node in [&a, &b, &a, &b] {
+        assert_refused(&guess(node, wrong).await.unwrap(), 401, "auth_key_invalid");
+    }
+    for node in [&a, &b] {
+        let refused = guess(node, TOOLBOX_SECRET).await.unwrap();
+        assert_refused(&refused, 401, "rate_limited");
+        let hint = refused.1["Hint"].as_str().unwrap_or_default();
+        assert!(hint.contains("4 times"), "{hint}");
+    }
+    let listed = operator(&database, &["lockouts", "list"]);
+    assert_eq!(listed[0]["client"], "127.0.0.1", "{listed}");
+    assert_eq!(listed[0]["totalFailures"], 4, "{listed}");
+    let cleared = operator(&database, &["lockouts", "clear", "--client", "127.0.0.1"]);
+    assert_eq!(cleared["cleared"], 1, "{cleared}");
+    for node in [&a, &b] {
+        assert_eq!(token(&http, node).await.len(), 36);
+    }
+}
+
 /// Two nodes purging at once: every expired row goes, none is counted twice, neither fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn purging_on_two_nodes_at_once_neither_fails_nor_double_counts() {
