@@ -346,7 +346,7 @@ mod tests {
             )
             .filter(|arg| arg.get_env().is_some() && arg.get_id() != "config")
             .count();
-        assert_eq!(flags, 16);
+        assert_eq!(flags, 17);
     }
 
     #[test]
