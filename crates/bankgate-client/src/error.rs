@@ -46,7 +46,7 @@ pub enum Error {
     #[error("the base URL {url:?} {problem}")]
     BaseUrl { url: String, problem: &'static str },
     /// No answer (connection refused, timeout, TLS).
-    #[error("no answer from the server: {0}")]
+    #[error("no answer from the server: {}", with_causes(.0))]
     Transport(#[from] reqwest::Error),
     /// An answer that is not what Flinks sends for this status.
     #[error("unexpected answer (HTTP {status}) from {endpoint}: {detail}")]
@@ -71,4 +71,17 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// An error and its causes on one line: reqwest's own message ("error sending request") says
+/// nothing of why (connection refused, a certificate, a timeout).
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

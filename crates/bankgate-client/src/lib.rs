@@ -46,7 +46,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use credentials::{ApiKey, AuthorizeToken, CustomerId, LoginId, RequestId, SecretKey};
-pub use error::{Error, FlinksError};
+pub use error::{Error, FlinksError, with_causes};
 pub use wire::Account;
 pub use wire::{
     AccountStatements, Accounts, AccountsDetailRequest, Address, Authorization, AuthorizeRequest,
@@ -84,7 +84,9 @@ impl Client {
     /// (`https://toolbox-api.private.fin.ag`, `http://localhost:8080`); the client adds
     /// `/v3/{customerId}/BankingServices/{endpoint}` itself.
     pub fn new(api_root: &str, customer_id: &CustomerId) -> Result<Self, Error> {
-        Self::with_http_client(reqwest::Client::new(), api_root, customer_id)
+        install_tls_provider();
+        let http = reqwest::Client::builder().build()?;
+        Self::with_http_client(http, api_root, customer_id)
     }
 
     /// As [`Client::new`], with an HTTP client of your own (timeouts, proxies).
@@ -439,6 +441,15 @@ impl Answer {
     }
 }
 
+/// reqwest's rustls needs a process-wide crypto provider; ring, unless the program chose one.
+pub fn install_tls_provider() {
+    #[cfg(feature = "tls")]
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err only when another thread installed one meanwhile, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 /// The start of a body for an error message: enough to recognise an HTML error page.
 fn excerpt(body: &str) -> String {
     let mut end = body.len().min(300);
@@ -463,6 +474,36 @@ mod tests {
             client.base.as_str(),
             "https://toolbox-api.private.fin.ag/v3/43387ca6-0391-4c82-857d-70d95f087ecb/BankingServices"
         );
+    }
+
+    /// An https root reaches a TLS handshake (here refused by a plain-HTTP listener), not a
+    /// "scheme not supported" error.
+    #[cfg(feature = "tls")]
+    #[tokio::test]
+    async fn https_is_spoken() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let (mut socket, _) = listener.accept().await.unwrap();
+            socket
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .ok();
+        });
+        let client = Client::new(&format!("https://127.0.0.1:{port}"), &customer()).unwrap();
+        let error = client
+            .generate_authorize_token(&SecretKey::new("k"))
+            .await
+            .unwrap_err();
+        let Error::Transport(error) = error else {
+            panic!("a transport error: {error:?}");
+        };
+        assert!(error.is_connect(), "{error:?}");
+        // rustls read the plain-HTTP answer as a TLS record and refused it.
+        let chain = format!("{error:?}");
+        assert!(chain.contains("InvalidMessage"), "{chain}");
+        server.await.unwrap();
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Builds the application from settings: the one place the public API, the admin API and the
 //! background purge are wired, used by `bankgate serve` and by the integration tests alike.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -20,7 +20,7 @@ use tracing::Level;
 
 use crate::admin::{self, AdminState, AdminToken, AdminTokenSetting};
 use crate::error::{ApiError, FlinksCode, Reason};
-use crate::guard::{FailureLimiter, LimitConfig};
+use crate::guard::{LimitConfig, Limiter};
 use crate::journal::{self, Journal, JournalState};
 use crate::state::AppState;
 use crate::{api, body, connect, error, metrics, openapi, purge, routing};
@@ -60,7 +60,7 @@ impl App {
     pub fn build(store: Arc<dyn Store>, settings: AppSettings) -> Self {
         let mut state = AppState::new(store, settings.clock.clone());
         state.body_read_timeout = settings.body_read_timeout;
-        state.guard = Arc::new(FailureLimiter::new(settings.limits, settings.clock));
+        state.limiter = Limiter::new(settings.limits, state.store.clone(), settings.clock);
         state.journal = Arc::new(Journal::new(settings.journal_capacity));
         let purger = settings.purge_interval.map(|every| {
             purge::spawn_purger(
@@ -203,6 +203,68 @@ pub fn admin_app(state: AppState, token: Option<AdminToken>) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(nosniff())
+}
+
+/// One port's service across the start: it answers as `starting` until the application's
+/// router is handed over, then as the application, on the same socket and connections (so no
+/// request can reach a server that is going away).
+#[derive(Debug, Clone)]
+pub struct Handover {
+    ready: Arc<OnceLock<Router>>,
+    starting: Router,
+}
+
+impl Handover {
+    pub fn new(starting: Router) -> Self {
+        Self {
+            ready: Arc::new(OnceLock::new()),
+            starting,
+        }
+    }
+
+    /// From now on, every request goes to `app` (the first call wins).
+    pub fn hand_over(&self, app: Router) {
+        let _ = self.ready.set(app);
+    }
+
+    /// The router to serve.
+    pub fn router(&self) -> Router {
+        Router::new().fallback_service(self.clone())
+    }
+}
+
+impl tower::Service<Request> for Handover {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = axum::routing::future::RouteFuture<std::convert::Infallible>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let mut router = self.ready.get().unwrap_or(&self.starting).clone();
+        tower::Service::call(&mut router, request)
+    }
+}
+
+/// The public listener's service while the database is not open yet (a node started before
+/// its PostgreSQL): every request answers 503 `RETRY_LATER` (`store_unavailable`), so a client
+/// or load balancer retries rather than failing on a refused connection.
+pub fn starting_api() -> Router {
+    Router::new().fallback(|| async { ApiError::starting() })
+}
+
+/// The admin listener's service while the database is not open yet: alive (`/healthz` 200),
+/// not ready (`/readyz` 503), and every other route 503 like the public API.
+pub fn starting_admin() -> Router {
+    Router::new()
+        .route("/healthz", get(admin::healthz))
+        .route("/readyz", get(admin::readyz_starting))
+        .fallback(|| async { ApiError::starting() })
 }
 
 /// Turns axum's bare 405 into the envelope, naming the methods the document gives the route.

@@ -424,15 +424,39 @@ impl ApiError {
         )
     }
 
-    /// 401 `TOO_MANY_REQUESTS` with `Retry-After`.
-    pub fn rate_limited(retry_after: std::time::Duration) -> Self {
-        let secs = retry_after.as_secs().max(1);
+    /// 401 `TOO_MANY_REQUESTS` with `Retry-After`; the Hint says whose failures locked what,
+    /// how long is left, and how an operator lifts it at once.
+    pub fn rate_limited(lockout: &crate::guard::Lockout) -> Self {
+        use crate::guard::{LockScope, Target};
+        let secs = lockout.retry_after.as_secs().max(1);
+        let what = match lockout.target {
+            Target::SecretKey => "this customer's secret key",
+            Target::BankLogin(_) => "the password of this bank username",
+        };
+        let (customer, client) = (lockout.customer_id, &lockout.client);
+        let (max, window) = (lockout.max_failures, lockout.window.as_secs());
+        let hint = match lockout.scope {
+            LockScope::Client => format!(
+                "This client ({client}) got {what} wrong {max} times within {window} seconds, so \
+                 it is refused, even with the right value, for {secs} more seconds (Retry-After). \
+                 Other clients are not affected. To lift it now, an operator runs `bankgate \
+                 lockouts clear --customer {customer} --client {client}` or calls `DELETE \
+                 /admin/lockouts?customerId={customer}&client={client}` on the admin API."
+            ),
+            LockScope::Target => format!(
+                "Several clients got {what} wrong {max} times within {window} seconds, and this \
+                 client ({client}) got it wrong too, so it is refused for {secs} more seconds \
+                 (Retry-After); clients that have not failed are not. To lift it now, an \
+                 operator runs `bankgate lockouts clear --customer {customer}` or calls `DELETE \
+                 /admin/lockouts?customerId={customer}` on the admin API."
+            ),
+        };
         let mut error = Self::new(
             StatusCode::UNAUTHORIZED,
             FlinksCode::TooManyRequests,
             "Too many requests, retry later",
             Reason::RateLimited,
-            format!("Too many failed attempts; retry after {secs} seconds."),
+            hint,
         );
         error.retry_after_secs = Some(secs);
         error
@@ -446,6 +470,17 @@ impl ApiError {
             "The service is temporarily unavailable, retry later",
             Reason::StoreUnavailable,
             "bankgate could not reach its database; retry in a moment.",
+        )
+    }
+
+    /// 503 while the node waits for its database at start.
+    pub fn starting() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            FlinksCode::RetryLater,
+            "The service is temporarily unavailable, retry later",
+            Reason::StoreUnavailable,
+            "bankgate is starting and waiting for its database; retry in a few seconds.",
         )
     }
 

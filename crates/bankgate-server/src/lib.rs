@@ -28,7 +28,7 @@ use std::future::Future;
 
 use axum::Router;
 
-pub use app::{App, AppSettings, admin_app, app};
+pub use app::{App, AppSettings, Handover, admin_app, app, starting_admin, starting_api};
 pub use error::{ApiError, Endpoint};
 pub use state::AppState;
 

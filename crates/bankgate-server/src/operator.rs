@@ -13,7 +13,9 @@ use bankgate_core::sandbox::SandboxBank;
 use bankgate_core::{
     ApiKey, Clock, CustomerId, Digest, DomainError, InstanceName, LoginId, SecretKey, Timestamp,
 };
-use bankgate_store::{ClockChange, ClockMoved, KeyDigests, Reset, Store, TokenRecord};
+use bankgate_store::{
+    AttemptFailures, AttemptFilter, ClockChange, ClockMoved, KeyDigests, Reset, Store, TokenRecord,
+};
 
 /// The marker the toolbox seed leaves, so a restart never seeds twice.
 const TOOLBOX_SEED_MARKER: &str = "seed:toolbox:v1";
@@ -277,6 +279,20 @@ impl Operator {
 
     /// What is known of an authorize token, given the token itself (only its digest is
     /// looked up). `None` when no token has that value.
+    /// Brute-force lockouts in force now, the latest to end first.
+    pub async fn lockouts(
+        &self,
+        filter: &AttemptFilter,
+    ) -> Result<Vec<AttemptFailures>, DomainError> {
+        self.store.lockouts(filter, self.clock.now()).await
+    }
+
+    /// Lifts lockouts and forgets the failure counts of the matching clients and customers;
+    /// returns how many counters were cleared.
+    pub async fn clear_lockouts(&self, filter: &AttemptFilter) -> Result<u64, DomainError> {
+        self.store.clear_failures(filter).await
+    }
+
     pub async fn token_state(&self, token: &str) -> Result<Option<TokenState>, DomainError> {
         let Some(record) = self.store.token_record(Digest::of_presented(token)).await? else {
             return Ok(None);

@@ -27,6 +27,7 @@ pub async fn purge_once(
         tracing::info!(
             tokens = purged.tokens,
             sessions = purged.sessions,
+            failure_counters = purged.attempt_failures,
             "purged expired rows"
         );
     }

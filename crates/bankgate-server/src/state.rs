@@ -6,7 +6,7 @@ use bankgate_core::sandbox::SandboxBank;
 use bankgate_core::{Clock, InstanceName};
 use bankgate_store::Store;
 
-use crate::guard::{AttemptGuard, Unlimited};
+use crate::guard::{LimitConfig, Limiter};
 use crate::journal::{self, Journal};
 use crate::metrics::Metrics;
 use crate::operator::Operator;
@@ -16,7 +16,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub bank: SandboxBank,
-    pub guard: Arc<dyn AttemptGuard>,
+    /// The brute-force limits (off unless the app is built with some).
+    pub limiter: Limiter,
     /// The instance Connect pages on a bare host default to.
     pub default_instance: InstanceName,
     pub metrics: Arc<Metrics>,
@@ -32,10 +33,10 @@ impl AppState {
         let metrics = Arc::new(Metrics::new());
         store.observe(metrics.clone());
         Self {
+            limiter: Limiter::new(LimitConfig::off(), store.clone(), clock.clone()),
             store,
             clock,
             bank: SandboxBank::builtin(),
-            guard: Arc::new(Unlimited),
             default_instance: InstanceName::toolbox(),
             metrics,
             journal: Arc::new(Journal::new(journal::DEFAULT_CAPACITY)),

@@ -26,10 +26,10 @@ use bankgate_core::model::{
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
 pub use lookups::LOOKUP_TTL;
-pub use postgres::{PgSettings, PgStore, Postgres};
+pub use postgres::{PgConnectError, PgSettings, PgStore, PgUrl, Postgres, SslMode};
 pub use sql::StoreError;
 pub use sql_store::SqlStore;
-pub use sqlite::{BatchStats, Sqlite, SqliteStore};
+pub use sqlite::{BatchStats, IN_MEMORY, Sqlite, SqliteStore};
 
 /// A customer's key as stored: its digest and what it is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +200,85 @@ pub struct Purged {
     pub sessions: u64,
     /// Pending MFA steps that went idle.
     pub pending: u64,
+    /// Failed-attempt counters whose window and lockout are over.
+    pub attempt_failures: u64,
+}
+
+/// The `client` of the row that counts a target's failures from every client.
+pub const ANY_CLIENT: &str = "*";
+
+/// Whose failed attempts at what: a customer, one of its credentials (`secret_key`, or a bank
+/// login's digest), and a client (an address key, or [`ANY_CLIENT`]). The server names them;
+/// the store only keeps them apart.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AttemptKey {
+    pub customer_id: CustomerId,
+    pub target: String,
+    pub client: String,
+}
+
+impl AttemptKey {
+    /// The same target, counted over every client.
+    #[must_use]
+    pub fn any_client(&self) -> Self {
+        Self {
+            client: ANY_CLIENT.to_owned(),
+            ..self.clone()
+        }
+    }
+}
+
+/// One row of failed attempts, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptFailures {
+    pub key: AttemptKey,
+    /// Failures within the window that began at `window_start` (0 once a lockout began: after
+    /// it, the count starts over).
+    pub failures: u64,
+    pub window_start: Timestamp,
+    /// Every failure recorded on this row since it was created.
+    pub total: u64,
+    pub last_failure: Timestamp,
+    /// The limit the last failure counted against.
+    pub max_failures: u64,
+    pub locked_until: Option<Timestamp>,
+}
+
+impl AttemptFailures {
+    /// When attempts are refused until, if they are now.
+    pub fn locked_at(&self, now: Timestamp) -> Option<Timestamp> {
+        self.locked_until.filter(|until| now < *until)
+    }
+}
+
+/// A failed attempt to record on its pair row and its target's row, in one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptFailure {
+    /// The (customer, target, client) pair.
+    pub key: AttemptKey,
+    pub now: Timestamp,
+    /// How long a count runs from its first failure.
+    pub window: std::time::Duration,
+    /// How long reaching a limit refuses attempts.
+    pub lockout: std::time::Duration,
+    /// Failures within the window that lock the pair (at least 1).
+    pub max_per_client: u64,
+    /// Failures from every client within the window that lock the target; 0: not counted.
+    pub max_per_target: u64,
+}
+
+/// The rows an attempt is checked against: its pair's and its target's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptState {
+    pub pair: Option<AttemptFailures>,
+    pub target: Option<AttemptFailures>,
+}
+
+/// Which failure rows an operator lists or clears; `None` matches any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptFilter {
+    pub customer_id: Option<CustomerId>,
+    pub client: Option<String>,
 }
 
 /// Where a store reports what it did, for metrics. Every method has a no-op default.
@@ -366,8 +445,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         keys: KeyDigests,
     ) -> Result<bool, DomainError>;
 
-    /// Forgets every token, LoginId, session and pending MFA exchange of an instance's
-    /// customers, keeping the instance, its customers and their keys. One transaction.
+    /// Forgets every token, LoginId, session, pending MFA exchange and failure counter of an
+    /// instance's customers, keeping the instance, its customers and their keys. One
+    /// transaction.
     async fn reset_instance(&self, instance: &InstanceName) -> Result<Reset, DomainError>;
 
     /// Moves an instance's clock, never past `MAX_CLOCK_OFFSET` (checked in the write itself, so
@@ -414,4 +494,20 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<(), DomainError>;
     /// Deletes Connect sessions that expired at or before `expired_before`; returns how many.
     async fn purge_connect_sessions(&self, expired_before: Timestamp) -> Result<u64, DomainError>;
+
+    /// The failure rows of an attempt's pair and target (one read).
+    async fn attempt_state(&self, pair: &AttemptKey) -> Result<AttemptState, DomainError>;
+    /// Counts a failed attempt on its pair and (when counted) its target, locking either that
+    /// reaches its limit; one statement, atomic across nodes. Returns both rows after.
+    async fn record_failure(&self, failure: AttemptFailure) -> Result<AttemptState, DomainError>;
+    /// Forgets a pair's failures (a success of that client on that target).
+    async fn forget_failures(&self, pair: &AttemptKey) -> Result<(), DomainError>;
+    /// Rows locked at `now` that match `filter`, the latest to end first.
+    async fn lockouts(
+        &self,
+        filter: &AttemptFilter,
+        now: Timestamp,
+    ) -> Result<Vec<AttemptFailures>, DomainError>;
+    /// Forgets every failure row matching `filter` (locked or not); returns how many.
+    async fn clear_failures(&self, filter: &AttemptFilter) -> Result<u64, DomainError>;
 }

@@ -16,8 +16,9 @@ use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, Requ
 
 use crate::sql::{Row, StoreError, Tx, params};
 use crate::{
-    CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
-    CredentialMatch, KeyDigests, LoginChange, NewToken, OpenOutcome, Reset, TokenRecord, TokenUse,
+    AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize,
+    ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, KeyDigests, LoginChange,
+    NewToken, OpenOutcome, Reset, TokenRecord, TokenUse,
 };
 
 /// Rows a purge deletes per transaction, so a large purge never stalls the token path.
@@ -864,12 +865,15 @@ pub async fn complete_authorization(
 pub async fn reset_instance(tx: &mut dyn Tx, instance: &str) -> Result<Reset, StoreError> {
     let of_instance = "customer_id IN (SELECT id FROM customers WHERE instance = $1)";
     let mut reset = Reset::default();
-    // Connect sessions are not counted: they hold nothing a caller could use.
-    tx.execute(
-        &format!("DELETE FROM connect_sessions WHERE {of_instance}"),
-        params![instance],
-    )
-    .await?;
+    // Connect sessions and failure counters are not counted: they hold nothing a caller could
+    // use. Lockouts go too: a reset is a clean slate for the next test run.
+    for table in ["connect_sessions", "attempt_failures"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE {of_instance}"),
+            params![instance],
+        )
+        .await?;
+    }
     // Sessions before LoginIds, so they are counted rather than cascaded away.
     for (table, removed) in [
         ("pending_authorizations", &mut reset.pending),
@@ -948,6 +952,7 @@ pub enum Expiring {
     Sessions,
     Pending,
     ConnectSessions,
+    AttemptFailures,
 }
 
 impl Expiring {
@@ -957,6 +962,7 @@ impl Expiring {
             Self::Sessions => ("sessions", "request_id"),
             Self::Pending => ("pending_authorizations", "request_id"),
             Self::ConnectSessions => ("connect_sessions", "secret_digest"),
+            Self::AttemptFailures => ("attempt_failures", "key"),
         }
     }
 }
@@ -1118,4 +1124,205 @@ pub async fn set_connect_token_required(
         )
     })?;
     Ok(())
+}
+
+// ---- failed credential attempts ----
+
+const FAILURE_COLS: &str = "customer_id, target, client, failures, window_start, total, \
+     last_failure, max_failures, locked_until";
+
+fn failures_from(row: &Row) -> Result<AttemptFailures, StoreError> {
+    let count = |idx| row.i64(idx).map(|n| u64::try_from(n).unwrap_or(0));
+    Ok(AttemptFailures {
+        key: AttemptKey {
+            customer_id: row.parse(0)?,
+            target: row.string(1)?,
+            client: row.string(2)?,
+        },
+        failures: count(3)?,
+        window_start: row.ts(4)?,
+        total: count(5)?,
+        last_failure: row.ts(6)?,
+        max_failures: count(7)?,
+        locked_until: row.opt_ts(8)?,
+    })
+}
+
+/// The primary key of a failure row: one column, so the purge walks it like any other table.
+fn failure_row_key(key: &AttemptKey) -> String {
+    format!("{}|{}|{}", key.customer_id, key.target, key.client)
+}
+
+/// Sorts the rows read for an attempt into its pair's and its target's.
+fn attempt_state_of(rows: &[Row], pair: &AttemptKey) -> Result<AttemptState, StoreError> {
+    let mut state = AttemptState::default();
+    for row in rows {
+        let failures = failures_from(row)?;
+        if failures.key == *pair {
+            state.pair = Some(failures);
+        } else {
+            state.target = Some(failures);
+        }
+    }
+    Ok(state)
+}
+
+pub async fn attempt_state(tx: &mut dyn Tx, pair: &AttemptKey) -> Result<AttemptState, StoreError> {
+    let rows = tx
+        .query(
+            &format!("SELECT {FAILURE_COLS} FROM attempt_failures WHERE key IN ($1, $2)"),
+            params![&failure_row_key(pair), &failure_row_key(&pair.any_client())],
+        )
+        .await?;
+    attempt_state_of(&rows, pair)
+}
+
+/// One failure counted on a row, as its fresh values (the row is new, or its window is over).
+struct FreshRow {
+    key: String,
+    client: String,
+    failures: i64,
+    window_start: Timestamp,
+    locked_until: Option<i64>,
+    max: i64,
+}
+
+/// Counts a failure on the pair's row and, when the target is counted, the target's row, in
+/// one upsert (one statement: atomic, one round trip). Per row: while locked nothing changes
+/// but the totals; once its window is over the count starts again at this failure; the failure
+/// that reaches the row's limit locks it until `now + lockout`, and the count starts over
+/// after the lockout (its next window begins when the lockout ends).
+pub async fn record_failure(
+    tx: &mut dyn Tx,
+    failure: &AttemptFailure,
+) -> Result<AttemptState, StoreError> {
+    let now = failure.now;
+    let window = micros_of(failure.window);
+    let lock_end = now + failure.lockout;
+    let fresh = |key: &AttemptKey, max: u64| {
+        let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
+        let locks = max <= 1;
+        FreshRow {
+            key: failure_row_key(key),
+            client: key.client.clone(),
+            failures: if locks { 0 } else { 1 },
+            window_start: if locks { lock_end } else { now },
+            locked_until: locks.then_some(lock_end.as_micros()),
+            max,
+        }
+    };
+    let mut rows = vec![fresh(&failure.key, failure.max_per_client)];
+    if failure.max_per_target > 0 {
+        rows.push(fresh(&failure.key.any_client(), failure.max_per_target));
+    }
+    let customer = failure.key.customer_id.to_string();
+    let mut values = Vec::new();
+    let mut bound: Vec<crate::sql::Param<'_>> = vec![
+        now.into(),
+        (now - failure.window).into(),
+        lock_end.into(),
+        window.into(),
+        customer.as_str().into(),
+        failure.key.target.as_str().into(),
+    ];
+    for row in &rows {
+        let at = bound.len();
+        values.push(format!(
+            "(${k}, $5, $6, ${c}, ${f}, ${w}, 1, $1, ${m}, ${l}, ${w} + CAST($4 AS BIGINT))",
+            k = at + 1,
+            c = at + 2,
+            f = at + 3,
+            w = at + 4,
+            m = at + 5,
+            l = at + 6,
+        ));
+        bound.extend::<[crate::sql::Param<'_>; 6]>([
+            row.key.as_str().into(),
+            row.client.as_str().into(),
+            row.failures.into(),
+            row.window_start.into(),
+            row.max.into(),
+            row.locked_until.into(),
+        ]);
+    }
+    // Each SET reads the row as it was; the cases are the same for every column.
+    let old = "attempt_failures";
+    let case = |locked: &str, over: &str, reached: &str, counting: &str| {
+        format!(
+            "CASE WHEN {old}.locked_until > $1 THEN {locked} \
+             WHEN {old}.window_start <= $2 THEN {over} \
+             WHEN {old}.failures + 1 >= excluded.max_failures THEN {reached} \
+             ELSE {counting} END"
+        )
+    };
+    let window_start = case(
+        &format!("{old}.window_start"),
+        "excluded.window_start",
+        "$3",
+        &format!("{old}.window_start"),
+    );
+    let sql = format!(
+        "INSERT INTO attempt_failures (key, customer_id, target, client, failures, \
+         window_start, total, last_failure, max_failures, locked_until, expires_at) \
+         VALUES {values} ON CONFLICT (key) DO UPDATE SET \
+         failures = {failures}, window_start = {window_start}, \
+         locked_until = {locked_until}, expires_at = ({window_start}) + CAST($4 AS BIGINT), \
+         total = {old}.total + 1, last_failure = $1, max_failures = excluded.max_failures \
+         RETURNING {FAILURE_COLS}",
+        values = values.join(", "),
+        failures = case(
+            &format!("{old}.failures"),
+            "excluded.failures",
+            "0",
+            &format!("{old}.failures + 1"),
+        ),
+        locked_until = case(
+            &format!("{old}.locked_until"),
+            "excluded.locked_until",
+            "$3",
+            &format!("{old}.locked_until"),
+        ),
+    );
+    let returned = tx.query(&sql, &bound).await?;
+    attempt_state_of(&returned, &failure.key)
+}
+
+pub async fn forget_failures(tx: &mut dyn Tx, pair: &AttemptKey) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM attempt_failures WHERE key = $1",
+        params![&failure_row_key(pair)],
+    )
+    .await?;
+    Ok(())
+}
+
+const FAILURE_FILTER: &str = "(CAST($1 AS TEXT) IS NULL OR customer_id = $1) \
+     AND (CAST($2 AS TEXT) IS NULL OR client = $2)";
+
+pub async fn lockouts(
+    tx: &mut dyn Tx,
+    filter: &AttemptFilter,
+    now: Timestamp,
+) -> Result<Vec<AttemptFailures>, StoreError> {
+    let customer = filter.customer_id.map(|id| id.to_string());
+    tx.query(
+        &format!(
+            "SELECT {FAILURE_COLS} FROM attempt_failures WHERE {FAILURE_FILTER} \
+             AND locked_until > $3 ORDER BY locked_until DESC, key"
+        ),
+        params![customer.as_deref(), filter.client.as_deref(), now],
+    )
+    .await?
+    .iter()
+    .map(failures_from)
+    .collect()
+}
+
+pub async fn clear_failures(tx: &mut dyn Tx, filter: &AttemptFilter) -> Result<u64, StoreError> {
+    let customer = filter.customer_id.map(|id| id.to_string());
+    tx.execute(
+        &format!("DELETE FROM attempt_failures WHERE {FAILURE_FILTER}"),
+        params![customer.as_deref(), filter.client.as_deref()],
+    )
+    .await
 }

@@ -14,9 +14,9 @@ use crate::lookups::{LOOKUP_TTL, Lookups};
 use crate::ops::{self, Expiring, PURGE_CHUNK};
 use crate::sql::{Backend, one_statement};
 use crate::{
-    CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
-    CredentialMatch, KeyDigests, NewToken, ObserverSlot, OpenOutcome, Purged, Reset, Store,
-    StoreObserver, TokenRecord, TokenUse,
+    AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize,
+    ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, KeyDigests, NewToken,
+    ObserverSlot, OpenOutcome, Purged, Reset, Store, StoreObserver, TokenRecord, TokenUse,
 };
 
 /// A [`Store`] on any SQL backend.
@@ -353,6 +353,9 @@ impl<B: Backend> Store for SqlStore<B> {
             tokens: self.purge(Expiring::Tokens, expired_before).await?,
             sessions: self.purge(Expiring::Sessions, expired_before).await?,
             pending: self.purge(Expiring::Pending, expired_before).await?,
+            attempt_failures: self
+                .purge(Expiring::AttemptFailures, expired_before)
+                .await?,
         })
     }
 
@@ -404,5 +407,33 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn purge_connect_sessions(&self, expired_before: Timestamp) -> Result<u64, DomainError> {
         self.purge(Expiring::ConnectSessions, expired_before).await
+    }
+
+    async fn attempt_state(&self, pair: &AttemptKey) -> Result<AttemptState, DomainError> {
+        let pair = pair.clone();
+        run!(self.read, |tx| ops::attempt_state(tx, &pair))
+    }
+
+    async fn record_failure(&self, failure: AttemptFailure) -> Result<AttemptState, DomainError> {
+        run!(self.write_statement, |tx| ops::record_failure(tx, &failure))
+    }
+
+    async fn forget_failures(&self, pair: &AttemptKey) -> Result<(), DomainError> {
+        let pair = pair.clone();
+        run!(self.write_statement, |tx| ops::forget_failures(tx, &pair))
+    }
+
+    async fn lockouts(
+        &self,
+        filter: &AttemptFilter,
+        now: Timestamp,
+    ) -> Result<Vec<AttemptFailures>, DomainError> {
+        let filter = filter.clone();
+        run!(self.read, |tx| ops::lockouts(tx, &filter, now))
+    }
+
+    async fn clear_failures(&self, filter: &AttemptFilter) -> Result<u64, DomainError> {
+        let filter = filter.clone();
+        run!(self.write_statement, |tx| ops::clear_failures(tx, &filter))
     }
 }

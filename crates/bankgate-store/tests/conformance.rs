@@ -21,6 +21,7 @@ use bankgate_core::{
     AuthorizeToken, ConnectSecret, CustomerId, Digest, DomainError, InstanceName, LoginId,
     RequestId, Timestamp,
 };
+use bankgate_store::{AttemptFailure, AttemptFilter, AttemptKey, AttemptState};
 use bankgate_store::{
     CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
     CredentialMatch, KeyDigests, LoginChange, NewToken, OpenOutcome, PgSettings, PgStore, Purged,
@@ -156,6 +157,14 @@ macro_rules! conformance {
                 connect_token_required_per_instance,
                 connect_sessions_go_with_a_reset,
                 a_failing_write_leaves_concurrent_writes_alone,
+                failures_lock_a_pair_at_its_limit_and_start_over_after_the_lockout,
+                failures_count_per_target_across_clients,
+                a_window_that_is_over_starts_the_count_again,
+                forgetting_clears_only_its_own_pair,
+                lockouts_are_listed_and_cleared_by_filter,
+                spent_failure_rows_are_purged,
+                concurrent_failures_all_count,
+                lockouts_go_with_a_reset,
             );
             conformance!(@fixture $open;
                 writes_survive_a_restart,
@@ -1283,6 +1292,7 @@ async fn purge_expired_deletes_only_what_expired(store: Arc<dyn Store>) {
             tokens: 3,
             sessions: 2,
             pending: 0,
+            attempt_failures: 0,
         }
     );
     for gone in [gone_early, gone_at_cutoff, spent_and_gone] {
@@ -1349,6 +1359,7 @@ async fn purge_expired_counts_past_any_chunk_size(store: Arc<dyn Store>) {
             tokens: EXPIRED as u64,
             sessions: 0,
             pending: 0,
+            attempt_failures: 0,
         }
     );
     assert_eq!(
@@ -1672,7 +1683,8 @@ async fn request_id_lifetimes(store: Arc<dyn Store>) {
         Purged {
             tokens: 0,
             sessions: 0,
-            pending: 1
+            pending: 1,
+            attempt_failures: 0,
         },
         "the idle exchange goes at its idle expiry"
     );
@@ -1699,7 +1711,8 @@ async fn request_id_lifetimes(store: Arc<dyn Store>) {
         Purged {
             tokens: 0,
             sessions: 1,
-            pending: 1
+            pending: 1,
+            attempt_failures: 0,
         }
     );
     assert_eq!(
@@ -2169,4 +2182,322 @@ async fn a_failing_write_leaves_concurrent_writes_alone(store: Arc<dyn Store>) {
             );
         }
     }
+}
+
+// ---- failed credential attempts ----
+
+const WINDOW: Duration = Duration::from_secs(300);
+const LOCKOUT: Duration = Duration::from_secs(120);
+
+fn pair(customer_id: CustomerId, client: &str) -> AttemptKey {
+    AttemptKey {
+        customer_id,
+        target: "secret_key".to_owned(),
+        client: client.to_owned(),
+    }
+}
+
+fn failure(key: &AttemptKey, now: Timestamp, per_client: u64, per_target: u64) -> AttemptFailure {
+    AttemptFailure {
+        key: key.clone(),
+        now,
+        window: WINDOW,
+        lockout: LOCKOUT,
+        max_per_client: per_client,
+        max_per_target: per_target,
+    }
+}
+
+/// (failures in the window, locked until) of a row.
+fn count_of(state: &Option<bankgate_store::AttemptFailures>) -> Option<(u64, Option<Timestamp>)> {
+    state.as_ref().map(|row| (row.failures, row.locked_until))
+}
+
+async fn failures_lock_a_pair_at_its_limit_and_start_over_after_the_lockout(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(store.as_ref(), "limits", InstanceKind::Sandbox).await;
+    let key = pair(customer.id, "203.0.113.9");
+    assert_eq!(
+        store.attempt_state(&key).await.unwrap(),
+        AttemptState::default()
+    );
+    for (n, t) in [(1, at(0)), (2, at(10))] {
+        let state = store.record_failure(failure(&key, t, 3, 0)).await.unwrap();
+        assert_eq!(count_of(&state.pair), Some((n, None)));
+        assert_eq!(state.target, None, "the target is not counted");
+    }
+    // The third failure reaches the limit: locked, and the count starts over.
+    let locked = store
+        .record_failure(failure(&key, at(20), 3, 0))
+        .await
+        .unwrap();
+    let until = at(20) + LOCKOUT;
+    assert_eq!(count_of(&locked.pair), Some((0, Some(until))));
+    assert_eq!(store.attempt_state(&key).await.unwrap(), locked);
+    // A failure while locked changes neither the count nor the lock, only the total.
+    let during = store
+        .record_failure(failure(&key, at(30), 3, 0))
+        .await
+        .unwrap();
+    let row = during.pair.unwrap();
+    assert_eq!(
+        (row.failures, row.locked_until, row.total),
+        (0, Some(until), 4)
+    );
+    assert_eq!(row.locked_at(just_before(until)), Some(until));
+    assert_eq!(
+        row.locked_at(until),
+        None,
+        "the lockout ends exactly at its end"
+    );
+    // After the lockout, two failures do not lock again: the count started over.
+    for (n, t) in [(1, until), (2, just_after(until))] {
+        let state = store.record_failure(failure(&key, t, 3, 0)).await.unwrap();
+        assert_eq!(count_of(&state.pair), Some((n, Some(until))));
+    }
+    // A limit of one locks at once.
+    let other = pair(customer.id, "198.51.100.1");
+    let state = store
+        .record_failure(failure(&other, at(40), 1, 0))
+        .await
+        .unwrap();
+    assert_eq!(count_of(&state.pair), Some((0, Some(at(40) + LOCKOUT))));
+}
+
+async fn failures_count_per_target_across_clients(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(store.as_ref(), "limits", InstanceKind::Sandbox).await;
+    let (first, second) = (pair(customer.id, "a"), pair(customer.id, "b"));
+    store
+        .record_failure(failure(&first, at(0), 10, 3))
+        .await
+        .unwrap();
+    let state = store
+        .record_failure(failure(&second, at(1), 10, 3))
+        .await
+        .unwrap();
+    assert_eq!(count_of(&state.pair), Some((1, None)));
+    assert_eq!(count_of(&state.target), Some((2, None)));
+    let state = store
+        .record_failure(failure(&first, at(2), 10, 3))
+        .await
+        .unwrap();
+    assert_eq!(count_of(&state.pair), Some((2, None)), "the pair counts on");
+    assert_eq!(count_of(&state.target), Some((0, Some(at(2) + LOCKOUT))));
+    // A third client has no row of its own but sees the target's.
+    let third = store.attempt_state(&pair(customer.id, "c")).await.unwrap();
+    assert_eq!(third.pair, None);
+    assert_eq!(third.target.unwrap().key, first.any_client());
+    // Another customer's target is untouched.
+    let (other, _) = customer_on(store.as_ref(), "limits", InstanceKind::Sandbox).await;
+    assert_eq!(
+        store.attempt_state(&pair(other.id, "a")).await.unwrap(),
+        AttemptState::default()
+    );
+}
+
+async fn a_window_that_is_over_starts_the_count_again(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(store.as_ref(), "limits", InstanceKind::Sandbox).await;
+    let key = pair(customer.id, "a");
+    store
+        .record_failure(failure(&key, at(0), 3, 0))
+        .await
+        .unwrap();
+    store
+        .record_failure(failure(&key, at(1), 3, 0))
+        .await
+        .unwrap();
+    // One microsecond short of the window: the third failure still counts, and locks.
+    let late = just_before(at(0) + WINDOW);
+    let state = store
+        .record_failure(failure(&key, late, 3, 0))
+        .await
+        .unwrap();
+    assert_eq!(count_of(&state.pair), Some((0, Some(late + LOCKOUT))));
+
+    let key = pair(customer.id, "b");
+    store
+        .record_failure(failure(&key, at(0), 3, 0))
+        .await
+        .unwrap();
+    store
+        .record_failure(failure(&key, at(1), 3, 0))
+        .await
+        .unwrap();
+    // Exactly one window after the first failure: the count starts again at this one.
+    let state = store
+        .record_failure(failure(&key, at(0) + WINDOW, 3, 0))
+        .await
+        .unwrap();
+    let row = state.pair.unwrap();
+    assert_eq!((row.failures, row.locked_until, row.total), (1, None, 3));
+    assert_eq!(row.window_start, at(0) + WINDOW);
+}
+
+async fn forgetting_clears_only_its_own_pair(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(store.as_ref(), "limits", InstanceKind::Sandbox).await;
+    let (first, second) = (pair(customer.id, "a"), pair(customer.id, "b"));
+    let bank = AttemptKey {
+        target: "bank_login:0011223344556677".to_owned(),
+        ..first.clone()
+    };
+    for key in [&first, &second, &bank] {
+        store
+            .record_failure(failure(key, at(0), 10, 50))
+            .await
+            .unwrap();
+    }
+    store.forget_failures(&first).await.unwrap();
+    let state = store.attempt_state(&first).await.unwrap();
+    assert_eq!(state.pair, None);
+    assert_eq!(
+        count_of(&state.target),
+        Some((2, None)),
+        "the target keeps its count"
+    );
+    let state = store.attempt_state(&second).await.unwrap();
+    assert_eq!(count_of(&state.pair), Some((1, None)));
+    let state = store.attempt_state(&bank).await.unwrap();
+    assert_eq!(
+        count_of(&state.pair),
+        Some((1, None)),
+        "another target of the client"
+    );
+    // Forgetting a pair with no row is harmless.
+    store.forget_failures(&first).await.unwrap();
+}
+
+async fn lockouts_are_listed_and_cleared_by_filter(store: Arc<dyn Store>) {
+    let (one, _) = customer_on(store.as_ref(), "limits", InstanceKind::Sandbox).await;
+    let (two, _) = customer_on(store.as_ref(), "limits", InstanceKind::Sandbox).await;
+    store
+        .record_failure(failure(&pair(one.id, "a"), at(0), 1, 0))
+        .await
+        .unwrap();
+    store
+        .record_failure(failure(&pair(two.id, "a"), at(1), 1, 0))
+        .await
+        .unwrap();
+    store
+        .record_failure(failure(&pair(two.id, "b"), at(2), 5, 0))
+        .await
+        .unwrap();
+    let all = store
+        .lockouts(&AttemptFilter::default(), at(3))
+        .await
+        .unwrap();
+    let keys: Vec<_> = all.iter().map(|row| row.key.clone()).collect();
+    assert_eq!(
+        keys,
+        [pair(two.id, "a"), pair(one.id, "a")],
+        "latest end first"
+    );
+    let of_two = AttemptFilter {
+        customer_id: Some(two.id),
+        client: None,
+    };
+    assert_eq!(store.lockouts(&of_two, at(3)).await.unwrap().len(), 1);
+    // Lockouts that ended are not listed.
+    assert!(
+        store
+            .lockouts(&AttemptFilter::default(), at(1) + LOCKOUT)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Clearing a client of a customer forgets its rows there only, locked or not.
+    let cleared = store
+        .clear_failures(&AttemptFilter {
+            customer_id: Some(two.id),
+            client: Some("a".to_owned()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(cleared, 1);
+    assert_eq!(store.lockouts(&of_two, at(3)).await.unwrap(), []);
+    assert!(
+        store
+            .attempt_state(&pair(one.id, "a"))
+            .await
+            .unwrap()
+            .pair
+            .is_some()
+    );
+    // Everything of a customer.
+    assert_eq!(store.clear_failures(&of_two).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .clear_failures(&AttemptFilter::default())
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+async fn spent_failure_rows_are_purged(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(store.as_ref(), "limits", InstanceKind::Sandbox).await;
+    let counting = pair(customer.id, "a");
+    let locked = pair(customer.id, "b");
+    store
+        .record_failure(failure(&counting, at(0), 5, 0))
+        .await
+        .unwrap();
+    store
+        .record_failure(failure(&locked, at(0), 1, 0))
+        .await
+        .unwrap();
+    // The counting row is spent when its window is over; the locked one when the window that
+    // starts after its lockout is.
+    let purged = store
+        .purge_expired(just_before(at(0) + WINDOW))
+        .await
+        .unwrap();
+    assert_eq!(purged.attempt_failures, 0);
+    let purged = store.purge_expired(at(0) + WINDOW).await.unwrap();
+    assert_eq!(purged.attempt_failures, 1);
+    assert_eq!(store.attempt_state(&counting).await.unwrap().pair, None);
+    assert!(store.attempt_state(&locked).await.unwrap().pair.is_some());
+    let purged = store.purge_expired(at(0) + LOCKOUT + WINDOW).await.unwrap();
+    assert_eq!(purged.attempt_failures, 1);
+    assert_eq!(
+        store.attempt_state(&locked).await.unwrap(),
+        AttemptState::default()
+    );
+}
+
+async fn concurrent_failures_all_count(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(store.as_ref(), "limits", InstanceKind::Sandbox).await;
+    let key = pair(customer.id, "a");
+    let attempts = (0..20).map(|i| {
+        let (store, key) = (
+            store.clone(),
+            pair(customer.id, if i % 2 == 0 { "a" } else { "b" }),
+        );
+        tokio::spawn(async move { store.record_failure(failure(&key, at(1), 100, 15)).await })
+    });
+    for attempt in attempts {
+        attempt.await.unwrap().unwrap();
+    }
+    let state = store.attempt_state(&key).await.unwrap();
+    assert_eq!(count_of(&state.pair), Some((10, None)));
+    // The 15th failure locked the target, whichever client made it; later ones did not count.
+    let target = state.target.unwrap();
+    assert_eq!((target.failures, target.total), (0, 20));
+    assert_eq!(target.locked_until, Some(at(1) + LOCKOUT));
+}
+
+async fn lockouts_go_with_a_reset(store: Arc<dyn Store>) {
+    let (reset, _) = customer_on(store.as_ref(), "alpha", InstanceKind::Sandbox).await;
+    let (kept, _) = customer_on(store.as_ref(), "beta", InstanceKind::Sandbox).await;
+    for customer in [reset.id, kept.id] {
+        store
+            .record_failure(failure(&pair(customer, "a"), at(0), 1, 5))
+            .await
+            .unwrap();
+    }
+    store.reset_instance(&name("alpha")).await.unwrap();
+    assert_eq!(
+        store.attempt_state(&pair(reset.id, "a")).await.unwrap(),
+        AttemptState::default()
+    );
+    let kept = store.attempt_state(&pair(kept.id, "a")).await.unwrap();
+    assert!(kept.pair.is_some() && kept.target.is_some(), "{kept:?}");
 }

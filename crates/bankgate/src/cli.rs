@@ -132,6 +132,9 @@ pub enum Command {
     /// Create sandbox LoginIds.
     #[command(subcommand)]
     Login(LoginCommand),
+    /// List and lift brute-force lockouts (too many wrong secret keys or bank passwords).
+    #[command(subcommand)]
+    Lockouts(LockoutsCommand),
     /// Run the Flinks troubleshooting checklist against a server (bankgate or Flinks itself):
     /// URL shape, the secret key and its header, a token accepted once and refused the second
     /// time, the x-api-key, a LoginId. Exit code 0 only when every check passes.
@@ -236,16 +239,15 @@ pub struct ServeArgs {
     #[arg(long, env = "BANKGATE_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
 
-    /// Failed credential attempts (secret key, bank password) from one client address within
-    /// the failure window before that client gets TOO_MANY_REQUESTS. 0 turns it off.
-    /// Default: 10.
+    /// Failed credential attempts from one client address on one target (a customer's secret
+    /// key, or one bank username) within the failure window before that client gets
+    /// TOO_MANY_REQUESTS on that target. 0 turns it off. Default: 10.
     #[arg(long, env = "BANKGATE_MAX_FAILURES_PER_CLIENT")]
     pub max_failures_per_client: Option<u32>,
 
-    /// Failed attempts against one target, from any clients, within the failure window before
-    /// every client (except ones that recently succeeded) gets TOO_MANY_REQUESTS for it. A
-    /// target is a customer's secret key, or one bank username of its end users. 0 turns it
-    /// off. Default: 50.
+    /// Failed attempts on one target, from any clients, within the failure window before the
+    /// clients that failed on it themselves get TOO_MANY_REQUESTS for it (a client with no
+    /// failures of its own is never refused). 0 turns it off. Default: 50.
     #[arg(long, env = "BANKGATE_MAX_FAILURES_PER_TARGET")]
     pub max_failures_per_target: Option<u32>,
 
@@ -259,6 +261,12 @@ pub struct ServeArgs {
     #[arg(long, env = "BANKGATE_FAILURE_LOCKOUT", value_parser = parse_duration)]
     #[serde(serialize_with = "human_duration")]
     pub failure_lockout: Option<Duration>,
+
+    /// Count wrong passwords of the sandbox bank's (published) test users on sandbox instances
+    /// too. Default: false, so testers trying refusals never lock themselves out; secret keys
+    /// are limited everywhere.
+    #[arg(long, env = "BANKGATE_LIMIT_SANDBOX_PASSWORDS", num_args = 0..=1, default_missing_value = "true")]
+    pub limit_sandbox_passwords: Option<bool>,
 
     /// After Ctrl-C or SIGTERM, how long in-flight requests may take before bankgate stops
     /// anyway (a second signal stops it at once). Default: 30s.
@@ -402,5 +410,31 @@ pub enum LoginCommand {
         /// The sandbox username (Greatday, greatday_nomfa, …).
         #[arg(long)]
         username: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockoutsCommand {
+    /// List the lockouts in force, the latest to end first.
+    List {
+        /// Only this customer's.
+        #[arg(long)]
+        customer: Option<CustomerId>,
+        /// Only this client's: an IP address (an IPv6 one stands for its /64), or `unknown`.
+        #[arg(long)]
+        client: Option<String>,
+    },
+    /// Lift lockouts and forget failure counts: a customer's, a client's, both, or --all.
+    #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["customer", "client", "all"])))]
+    Clear {
+        /// Only this customer's.
+        #[arg(long)]
+        customer: Option<CustomerId>,
+        /// Only this client's: an IP address (an IPv6 one stands for its /64), or `unknown`.
+        #[arg(long)]
+        client: Option<String>,
+        /// Every lockout of every customer.
+        #[arg(long, conflicts_with_all = ["customer", "client"])]
+        all: bool,
     },
 }

@@ -1,24 +1,25 @@
 //! What each command does.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use bankgate_core::sandbox::SandboxBank;
 use bankgate_core::{Clock, SystemClock};
 use bankgate_server::admin::views::{
-    ClockView, CreatedCustomerView, CustomerView, InstanceView, LoginView, ResetView,
-    RotatedKeysView,
+    ClearedLockoutsView, ClockView, CreatedCustomerView, CustomerView, InstanceView, LockoutView,
+    LoginView, ResetView, RotatedKeysView,
 };
 use bankgate_server::guard::LimitConfig;
 use bankgate_server::listen::{ADMIN_MAX_CONNECTIONS, ConnectionLimits, serve_with};
 use bankgate_server::operator::{NewCustomer, Operator};
-use bankgate_server::{App, AppSettings};
-use bankgate_store::{ClockChange, Store};
+use bankgate_server::{App, AppSettings, Handover};
+use bankgate_store::{AttemptFilter, ClockChange, PgConnectError, Store};
 use serde_json::json;
 
-use crate::cli::{Cli, Command, CustomerCommand, InstanceCommand, LoginCommand};
+use crate::cli::{Cli, Command, CustomerCommand, InstanceCommand, LockoutsCommand, LoginCommand};
 use crate::config::Settings;
-use crate::open_store;
+use crate::{Access, open_store};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
@@ -28,27 +29,39 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         clap_complete::generate(shell, &mut command, "bankgate", &mut std::io::stdout());
         return Ok(());
     }
-    // These talk to a server over HTTP and never open a database.
-    match &cli.command {
-        Command::Doctor(args) => return doctor(args, Output { json: cli.json }).await,
-        Command::Requests(args) => return crate::requests::run(args, cli.json).await,
-        _ => {}
-    }
-    let store = open_store(&settings.database, settings.pg_settings()).await?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let operator = Operator::new(store.clone(), clock.clone(), SandboxBank::builtin());
-    if operator.seed_toolbox().await? {
-        tracing::info!(database = %settings.database, "seeded the public toolbox instance");
-    }
     let out = Output { json: cli.json };
+    let access = match &cli.command {
+        Command::Instance(InstanceCommand::List)
+        | Command::Instance(InstanceCommand::Clock {
+            advance: None,
+            reset: false,
+            ..
+        })
+        | Command::Customer(CustomerCommand::List { .. }) => Access::Read,
+        _ => Access::Write,
+    };
     match cli.command {
-        Command::Serve(_) => serve(store, clock, &settings).await,
-        Command::Instance(command) => instance(&operator, command, out).await,
-        Command::Customer(command) => customer(&operator, command, out).await,
-        Command::Login(command) => login(&operator, command, out).await,
-        Command::Completions { .. } => Ok(()),
+        Command::Serve(_) => serve(&settings).await,
+        Command::Instance(command) => {
+            instance(&operator(&settings, access).await?, command, out).await
+        }
+        Command::Customer(command) => {
+            customer(&operator(&settings, access).await?, command, out).await
+        }
+        Command::Login(command) => login(&operator(&settings, access).await?, command, out).await,
+        Command::Lockouts(command) => {
+            lockouts(
+                &operator(&settings, access).await?,
+                &SystemClock,
+                command,
+                out,
+            )
+            .await
+        }
+        // These talk to a server over HTTP and never open a database.
         Command::Doctor(args) => doctor(&args, out).await,
         Command::Requests(args) => crate::requests::run(&args, cli.json).await,
+        Command::Completions { .. } => Ok(()),
     }
 }
 
@@ -61,11 +74,70 @@ async fn doctor(args: &crate::cli::DoctorArgs, out: Output) -> anyhow::Result<()
     }
 }
 
-async fn serve(
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    args: &Settings,
-) -> anyhow::Result<()> {
+/// The store of an operator command, opened (and seeded) once.
+async fn operator(settings: &Settings, access: Access) -> anyhow::Result<Operator> {
+    let store = open_store(&settings.database, settings.pg_settings(), access).await?;
+    let operator = Operator::new(store, Arc::new(SystemClock), SandboxBank::builtin());
+    if operator.seed_toolbox().await? {
+        tracing::info!(database = %settings.database.shown(), "seeded the public toolbox instance");
+    }
+    Ok(operator)
+}
+
+/// The first wait between two attempts to open the database at start, and the longest.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const LONGEST_RETRY: Duration = Duration::from_secs(5);
+
+async fn serve(args: &Settings) -> anyhow::Result<()> {
+    // Handlers first: a signal sent as soon as the address is printed must already shut down
+    // gracefully rather than kill the process.
+    let signals = count_signals()?;
+    // Both ports before the database: a port in use is reported before anything is written.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let admin_listener = tokio::net::TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin API)", args.admin_listen))?;
+    let admin_address = admin_listener.local_addr()?;
+
+    // Until the database is open, both ports answer: 503 on the API, not ready on /readyz.
+    let api = Handover::new(bankgate_server::starting_api());
+    let admin = Handover::new(bankgate_server::starting_admin());
+    let admin_server = tokio::spawn(serve_with(
+        admin_listener,
+        admin.router(),
+        ConnectionLimits {
+            max_connections: ADMIN_MAX_CONNECTIONS,
+            ..args.connection_limits()
+        },
+        // The admin listener holds no client work worth finishing: it stops with the process.
+        std::future::pending(),
+    ));
+    let mut first = signals.clone();
+    let graceful = async move {
+        let _ = first.wait_for(|count| *count >= 1).await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    };
+    let api_server = tokio::spawn(serve_with(
+        listener,
+        api.router(),
+        args.connection_limits(),
+        graceful,
+    ));
+
+    let Some(store) = open_when_reachable(args, (address, admin_address), signals.clone()).await?
+    else {
+        admin_server.abort();
+        tracing::info!("stopped before the database was ready");
+        return Ok(());
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let operator = Operator::new(store.clone(), clock.clone(), SandboxBank::builtin());
+    if operator.seed_toolbox().await? {
+        tracing::info!(database = %args.database.shown(), "seeded the public toolbox instance");
+    }
     let app = App::build(
         store,
         AppSettings {
@@ -75,24 +147,16 @@ async fn serve(
                 max_failures_per_target: args.max_failures_per_target,
                 window: args.failure_window,
                 lockout: args.failure_lockout,
+                limit_sandbox_passwords: args.limit_sandbox_passwords,
             },
             admin_token: args.admin_token.clone(),
             purge_interval: Some(args.purge_interval),
-            body_read_timeout: args.body_read_timeout,
             journal_capacity: args.journal_size,
+            body_read_timeout: args.body_read_timeout,
         },
     );
-    // Handlers first: a signal sent as soon as the address is printed must already shut down
-    // gracefully rather than kill the process.
-    let signals = count_signals()?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener.local_addr()?;
-    let admin_listener = tokio::net::TcpListener::bind(args.admin_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (admin API)", args.admin_listen))?;
-    let admin_address = admin_listener.local_addr()?;
+    api.hand_over(app.api.clone());
+    admin.hand_over(app.admin.clone());
     // Printed, not only logged: scripts and tests read the address (port 0 picks one).
     {
         // A reader that stops after the first line (a script waiting for it) must not take
@@ -101,6 +165,7 @@ async fn serve(
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "bankgate listening on http://{address}");
         let _ = writeln!(stdout, "bankgate admin API on http://{admin_address}");
+        let _ = write!(stdout, "{}", banner(args, address));
         if let Some(token) = args
             .admin_token
             .as_deref()
@@ -115,22 +180,7 @@ async fn serve(
         warn_if_others_can_read(path);
     }
     tracing::info!(%address, %admin_address, admin_api = args.admin_token.is_some(), "serving the Flinks API");
-    let admin = tokio::spawn(serve_with(
-        admin_listener,
-        app.admin.clone(),
-        ConnectionLimits {
-            max_connections: ADMIN_MAX_CONNECTIONS,
-            ..args.connection_limits()
-        },
-        // The admin listener holds no client work worth finishing: it stops with the process.
-        std::future::pending(),
-    ));
 
-    let mut first = signals.clone();
-    let graceful = async move {
-        let _ = first.wait_for(|count| *count >= 1).await;
-        tracing::info!("shutting down: finishing in-flight requests");
-    };
     let mut more = signals;
     let grace = args.shutdown_grace;
     // A stalled client must not keep the process alive: stop anyway after the grace period, or
@@ -147,12 +197,12 @@ async fn serve(
         }
     };
     tokio::select! {
-        served = serve_with(listener, app.api.clone(), args.connection_limits(), graceful) => served?,
+        served = api_server => served??,
         () = forced => {}
     }
     // Dropping the app stops the purge.
     drop(app);
-    admin.abort();
+    admin_server.abort();
     tracing::info!("stopped");
     Ok(())
 }
@@ -175,6 +225,80 @@ fn warn_if_others_can_read(path: &std::path::Path) {
 
 #[cfg(not(unix))]
 fn warn_if_others_can_read(_: &std::path::Path) {}
+
+/// What an operator needs after the start: which database, whether the admin API answers,
+/// and how to make a first call (the toolbox credentials are published, not secrets).
+fn banner(args: &Settings, address: std::net::SocketAddr) -> String {
+    use bankgate_core::model::toolbox;
+    let admin = if args.admin_token.is_some() {
+        "on (Authorization: Bearer with the admin token)"
+    } else {
+        "off: /admin/ refuses every call until --admin-token or --admin-token-file is set (/healthz, /readyz, /metrics answer)"
+    };
+    format!(
+        "database: {database}\n\
+         admin API: {admin}\n\
+         toolbox: customerId {customer}, secret key {secret}, x-api-key {api_key}\n\
+         try: curl -s -X POST http://{address}/v3/{customer}/BankingServices/GenerateAuthorizeToken \
+         -H 'flinks-auth-key: {secret}'\n",
+        database = args.database.shown(),
+        customer = toolbox::CUSTOMER_ID,
+        secret = toolbox::SECRET_KEY,
+        api_key = toolbox::API_KEY,
+    )
+}
+
+/// Opens the store for `serve`. A database that cannot be reached yet (PostgreSQL down,
+/// starting, or full) is tried again with a growing wait, each cause logged, until it answers or
+/// a signal stops the node (`None`); a setting only the operator can fix (a password, a
+/// missing database, a certificate) stops the start at once.
+async fn open_when_reachable(
+    args: &Settings,
+    (address, admin_address): (std::net::SocketAddr, std::net::SocketAddr),
+    mut signals: tokio::sync::watch::Receiver<u32>,
+) -> anyhow::Result<Option<Arc<dyn Store>>> {
+    let mut wait = FIRST_RETRY;
+    for attempt in 1_u32.. {
+        let error = match open_store(&args.database, args.pg_settings(), Access::Write).await {
+            Ok(store) => {
+                if attempt > 1 {
+                    tracing::info!(attempt, "the database answered; starting");
+                }
+                return Ok(Some(store));
+            }
+            Err(error) => error,
+        };
+        let transient = error
+            .downcast_ref::<PgConnectError>()
+            .is_some_and(|error| error.transient);
+        if !transient {
+            return Err(error);
+        }
+        if attempt == 1 {
+            // Printed too: whoever started the node sees why it is not serving yet.
+            use std::io::Write as _;
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(
+                stdout,
+                "bankgate waiting for the database: http://{address} answers 503 until it is \
+                 ready, readiness on http://{admin_address}/readyz"
+            );
+            let _ = stdout.flush();
+        }
+        tracing::warn!(
+            attempt,
+            retry_in = %humantime::format_duration(wait),
+            cause = %format!("{error:#}"),
+            "the database cannot be reached yet; retrying"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = signals.wait_for(|count| *count >= 1) => return Ok(None),
+        }
+        wait = (wait * 2).min(LONGEST_RETRY);
+    }
+    Ok(None)
+}
 
 /// Installs the Ctrl-C and SIGTERM handlers now (before the address is printed, so a signal
 /// sent right after it is handled) and counts the signals received.
@@ -400,6 +524,66 @@ async fn login(operator: &Operator, command: LoginCommand, out: Output) -> anyho
                 .await?;
             out.print(to_json(LoginView::from(&login)), || {
                 format!("LoginId: {}", login.id)
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A `--client` as the limiter names clients.
+fn client_filter(client: Option<String>) -> anyhow::Result<Option<String>> {
+    client
+        .map(|text| {
+            bankgate_server::guard::parse_client(&text).with_context(|| {
+                format!(
+                    "--client {text:?} is not a client: give an IP address (an IPv6 one stands \
+                     for its /64), a /64 as listed, or `unknown`"
+                )
+            })
+        })
+        .transpose()
+}
+
+async fn lockouts(
+    operator: &Operator,
+    clock: &dyn Clock,
+    command: LockoutsCommand,
+    out: Output,
+) -> anyhow::Result<()> {
+    match command {
+        LockoutsCommand::List { customer, client } => {
+            let filter = AttemptFilter {
+                customer_id: customer,
+                client: client_filter(client)?,
+            };
+            let now = clock.now();
+            let views: Vec<LockoutView> = operator
+                .lockouts(&filter)
+                .await?
+                .iter()
+                .filter_map(|row| LockoutView::new(row, now))
+                .collect();
+            out.print(to_json(&views), || {
+                if views.is_empty() {
+                    return "no lockouts".to_owned();
+                }
+                views
+                    .iter()
+                    .map(LockoutView::line)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        LockoutsCommand::Clear {
+            customer, client, ..
+        } => {
+            let filter = AttemptFilter {
+                customer_id: customer,
+                client: client_filter(client)?,
+            };
+            let cleared = operator.clear_lockouts(&filter).await?;
+            out.print(to_json(ClearedLockoutsView { cleared }), || {
+                format!("cleared {cleared} failure counters")
             });
         }
     }

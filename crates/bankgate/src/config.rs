@@ -54,6 +54,7 @@ pub struct Settings {
     pub failure_window: Duration,
     #[serde(deserialize_with = "duration")]
     pub failure_lockout: Duration,
+    pub limit_sandbox_passwords: bool,
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
     #[serde(deserialize_with = "duration")]
@@ -88,6 +89,7 @@ impl Default for Settings {
             max_failures_per_target: 50,
             failure_window: Duration::from_secs(5 * 60),
             failure_lockout: Duration::from_secs(5 * 60),
+            limit_sandbox_passwords: false,
             shutdown_grace: Duration::from_secs(30),
             purge_interval: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(10),
@@ -413,6 +415,7 @@ mod tests {
                 "--max-failures-per-target=5",
                 "--failure-window=1h 30m",
                 "--failure-lockout=2m",
+                "--limit-sandbox-passwords",
                 "--shutdown-grace=3s",
                 "--purge-interval=9s",
                 "--header-read-timeout=4s",
@@ -444,6 +447,7 @@ mod tests {
                 max_failures_per_target: 5,
                 failure_window: Duration::from_secs(90 * 60),
                 failure_lockout: Duration::from_secs(120),
+                limit_sandbox_passwords: true,
                 shutdown_grace: Duration::from_secs(3),
                 purge_interval: Duration::from_secs(9),
                 header_read_timeout: Duration::from_secs(4),
@@ -465,7 +469,7 @@ mod tests {
             .filter(|arg| arg.get_env().is_some() && arg.get_id() != "config")
             .count();
         // (--admin-token-file excludes --admin-token: `the_admin_token_comes_from_a_file`.)
-        assert_eq!(flags, 22);
+        assert_eq!(flags, 23);
     }
 
     #[test]

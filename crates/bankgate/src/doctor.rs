@@ -120,6 +120,7 @@ pub async fn run(args: &DoctorArgs) -> Report {
     let Some(root) = check_base_url(&args.base_url, &customer, &mut list) else {
         return report(list);
     };
+    bankgate_client::install_tls_provider();
     let http = match reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(15))
         .redirect(reqwest::redirect::Policy::none())
@@ -164,7 +165,7 @@ pub async fn run(args: &DoctorArgs) -> Report {
         Err(Error::Transport(error)) => {
             list.fail(
                 "server_reachable",
-                format!("no answer from {root}: {error}"),
+                format!("no answer from {root}: {}", bankgate_client::with_causes(&error)),
                 "check the host and port (and that the server runs); Flinks hosts are {instance}-api.private.fin.ag",
             );
             return report(list);
@@ -228,7 +229,10 @@ pub async fn run(args: &DoctorArgs) -> Report {
         }
         Err(error) => list.fail(
             "token_accepted",
-            format!("no answer from /Authorize: {error}"),
+            format!(
+                "no answer from /Authorize: {}",
+                bankgate_client::with_causes(error)
+            ),
             "check the host and port",
         ),
     }
@@ -245,7 +249,7 @@ pub async fn run(args: &DoctorArgs) -> Report {
             ),
             Err(error) => list.fail(
                 "token_single_use",
-                format!("no answer from /Authorize: {error}"),
+                format!("no answer from /Authorize: {}", bankgate_client::with_causes(&error)),
                 "check the host and port",
             ),
         }
@@ -374,7 +378,7 @@ async fn wrong_headers_refused(
             Err(error) => {
                 list.fail(
                     "wrong_headers_refused",
-                    format!("no answer: {error}"),
+                    format!("no answer: {}", bankgate_client::with_causes(&error)),
                     "check the host and port",
                 );
                 return;

@@ -45,9 +45,9 @@ impl FromStr for DatabaseUrl {
         }
         if s.starts_with("postgres://") || s.starts_with("postgresql://") {
             // Checked now, so a typo fails at the command line rather than at connect time.
-            return match s.parse::<tokio_postgres::Config>() {
+            return match bankgate_store::PgUrl::parse(s) {
                 Ok(_) => Ok(Self::Postgres(s.to_owned())),
-                Err(error) => Err(format!("invalid PostgreSQL URL: {error}")),
+                Err(error) => Err(error),
             };
         }
         // A libpq `host=… password=…` string is not taken (the pool takes URLs only). Say so
@@ -170,12 +170,46 @@ pub fn log_colors(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>
     stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
-/// Opens the store (creating and migrating it if needed). `pg` applies to PostgreSQL only.
-pub async fn open_store(url: &DatabaseUrl, pg: PgSettings) -> anyhow::Result<Arc<dyn Store>> {
+/// What a command does with the database, which decides whether a missing SQLite file may be
+/// created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Only reads: a missing file is an error (an operator in the wrong directory), never a
+    /// new, empty database.
+    Read,
+    /// Writes: a missing file is created, migrated and seeded, and the command says so.
+    Write,
+}
+
+/// Opens the store (creating and migrating it if needed and `access` allows).
+/// `pg` applies to PostgreSQL only.
+pub async fn open_store(
+    url: &DatabaseUrl,
+    pg: PgSettings,
+    access: Access,
+) -> anyhow::Result<Arc<dyn Store>> {
     match url {
         DatabaseUrl::Sqlite(path) => {
-            let store = SqliteStore::open(path)
-                .with_context(|| format!("cannot open the database {url}"))?;
+            let in_memory = path.as_os_str() == bankgate_store::IN_MEMORY;
+            let created = !in_memory && !path.exists();
+            if created && access == Access::Read {
+                anyhow::bail!(
+                    "no database at {}: this command only reads, so it creates none. Run it \
+                     in the directory that holds your database, or name it with --database \
+                     sqlite:///PATH (or BANKGATE_DATABASE)",
+                    url.shown()
+                );
+            }
+            let store = SqliteStore::open(path).map_err(|error| match error {
+                // The message names the file and the fix already; "storage unavailable" adds
+                // nothing to it.
+                bankgate_core::DomainError::Unavailable(message) => anyhow::anyhow!(message),
+                other => other.into(),
+            })?;
+            if created {
+                // On stderr: stdout carries the command's output.
+                eprintln!("note: created a new database at {}", url.shown());
+            }
             Ok(Arc::new(store))
         }
         DatabaseUrl::Postgres(raw) => {
@@ -183,6 +217,23 @@ pub async fn open_store(url: &DatabaseUrl, pg: PgSettings) -> anyhow::Result<Arc
                 .await
                 .with_context(|| format!("cannot open the database {url}"))?;
             Ok(Arc::new(store))
+        }
+    }
+}
+
+impl DatabaseUrl {
+    /// As shown to a person: an SQLite file by its absolute path (which file is used should
+    /// never be a guess), PostgreSQL without its password.
+    pub fn shown(&self) -> String {
+        match self {
+            Self::Sqlite(path) if path.as_os_str() == bankgate_store::IN_MEMORY => {
+                "sqlite://:memory: (in memory, gone when the process ends)".to_owned()
+            }
+            Self::Sqlite(path) => {
+                let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                format!("sqlite://{}", absolute.display())
+            }
+            Self::Postgres(_) => self.to_string(),
         }
     }
 }

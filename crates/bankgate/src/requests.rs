@@ -49,6 +49,7 @@ struct Fingerprint {
 }
 
 pub async fn run(args: &RequestsArgs, json: bool) -> anyhow::Result<()> {
+    bankgate_client::install_tls_provider();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;

@@ -32,8 +32,8 @@ use crate::error::{ApiError, FlinksCode, Reason};
 use crate::operator::{NewCustomer, Operator};
 use crate::state::AppState;
 use views::{
-    ClockView, CreatedCustomerView, CustomerView, InstanceView, LoginView, ResetView,
-    RotatedKeysView, TokenView,
+    ClearedLockoutsView, ClockView, CreatedCustomerView, CustomerView, InstanceView, LockoutView,
+    LoginView, ResetView, RotatedKeysView, TokenView,
 };
 
 /// The SHA-256 of the admin token: the token itself is not kept in memory after start.
@@ -213,6 +213,7 @@ pub fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(get_login, delete_login))
         .routes(routes!(inspect_token))
         .routes(routes!(requests::list_requests))
+        .routes(routes!(list_lockouts, clear_lockouts))
         .route_layer(axum::middleware::from_fn(require_token));
     OpenApiRouter::new()
         .routes(routes!(healthz))
@@ -296,7 +297,7 @@ pub async fn admin_not_found() -> ApiError {
     ApiError::not_found(
         Reason::AdminRouteUnknown,
         "Admin routes: /healthz, /readyz, /metrics, /admin/instances, /admin/customers, \
-         /admin/tokens/inspect, /admin/requests (see /openapi/admin.json).",
+         /admin/tokens/inspect, /admin/requests, /admin/lockouts (see /openapi/admin.json).",
     )
 }
 
@@ -473,6 +474,16 @@ pub(crate) async fn readyz(State(state): State<AdminState>) -> Response {
     }
 }
 
+/// Readiness while the node waits for its database at start (the same route, before the
+/// application exists): 503 until the database is open, migrated and seeded.
+pub(crate) async fn readyz_starting() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(Health::new("unavailable", Some(Reason::StoreUnavailable))),
+    )
+        .into_response()
+}
+
 /// Prometheus metrics in the OpenMetrics text format.
 #[utoipa::path(get, path = "/metrics", tag = "probes",
     responses((status = 200, description = "The metrics", body = String,
@@ -548,8 +559,8 @@ pub(crate) async fn get_instance(
     Ok(Json(InstanceView::from(&instance)))
 }
 
-/// Sandbox only: forgets every token, LoginId, session and pending MFA step; keeps customers
-/// and keys.
+/// Sandbox only: forgets every token, LoginId, session, pending MFA step and brute-force
+/// lockout; keeps customers and keys.
 #[utoipa::path(post, path = "/admin/instances/{name}/reset", tag = "instances", security(("admin_token" = [])), params(("name" = String, Path, description = "The instance")),
     responses((status = 200, body = ResetView), crate::error::ErrorResponses))]
 pub(crate) async fn reset_instance(
@@ -803,6 +814,79 @@ pub(crate) async fn inspect_token(
             "No authorize token has this value (never issued, or purged an hour after expiry).",
         )),
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct LockoutFilter {
+    customer_id: Option<String>,
+    client: Option<String>,
+}
+
+impl LockoutFilter {
+    fn read(
+        query: Result<Query<Self>, QueryRejection>,
+    ) -> Result<bankgate_store::AttemptFilter, ApiError> {
+        let Query(filter) = query.map_err(|_| {
+            ApiError::invalid_request(
+                Reason::QueryInvalid,
+                "The query string could not be read; its parameters are `customerId` and \
+                 `client`, both optional.",
+            )
+        })?;
+        let client = filter
+            .client
+            .as_deref()
+            .map(|text| {
+                crate::guard::parse_client(text).ok_or_else(|| {
+                    ApiError::invalid_request(
+                        Reason::QueryInvalid,
+                        format!(
+                            "client={text:?} is not a client: give an IP address (an IPv6 one \
+                             stands for its /64), a /64 as listed, or `unknown`."
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(bankgate_store::AttemptFilter {
+            customer_id: filter.customer_id.as_deref().map(customer_id).transpose()?,
+            client,
+        })
+    }
+}
+
+/// Brute-force lockouts in force now, the latest to end first.
+#[utoipa::path(get, path = "/admin/lockouts", tag = "lockouts", security(("admin_token" = [])),
+    params(("customerId" = Option<String>, Query, description = "Only this customer's"),
+           ("client" = Option<String>, Query, description = "Only this client's: an IP address (IPv6: its /64), or `unknown`")),
+    responses((status = 200, body = Vec<LockoutView>), crate::error::ErrorResponses))]
+pub(crate) async fn list_lockouts(
+    State(state): State<AdminState>,
+    query: Result<Query<LockoutFilter>, QueryRejection>,
+) -> Result<Json<Vec<LockoutView>>, ApiError> {
+    let filter = LockoutFilter::read(query)?;
+    let rows = state.operator.lockouts(&filter).await?;
+    let now = state.app.clock.now();
+    Ok(Json(
+        rows.iter()
+            .filter_map(|row| LockoutView::new(row, now))
+            .collect(),
+    ))
+}
+
+/// Lifts lockouts and forgets failure counts: every one, or a customer's, or a client's.
+#[utoipa::path(delete, path = "/admin/lockouts", tag = "lockouts", security(("admin_token" = [])),
+    params(("customerId" = Option<String>, Query, description = "Only this customer's"),
+           ("client" = Option<String>, Query, description = "Only this client's: an IP address (IPv6: its /64), or `unknown`")),
+    responses((status = 200, body = ClearedLockoutsView), crate::error::ErrorResponses))]
+pub(crate) async fn clear_lockouts(
+    State(state): State<AdminState>,
+    query: Result<Query<LockoutFilter>, QueryRejection>,
+) -> Result<Json<ClearedLockoutsView>, ApiError> {
+    let filter = LockoutFilter::read(query)?;
+    let cleared = state.operator.clear_lockouts(&filter).await?;
+    Ok(Json(ClearedLockoutsView { cleared }))
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! What operators see: the JSON the admin API answers and the CLI prints with `--json`.
 //! Credentials appear only where they are created (a new customer, a rotation), never again.
 
+use bankgate_core::Timestamp;
 use bankgate_core::model::{Customer, CustomerKeys, Instance, Login};
 use bankgate_core::time_format::flinks_datetime;
-use bankgate_store::Reset;
+use bankgate_store::{ANY_CLIENT, AttemptFailures, Reset};
 use serde::Serialize;
 
 use crate::operator::{InstanceClock, TokenState};
@@ -187,4 +188,62 @@ impl From<&TokenState> for TokenView {
             request_id: record.request_id.map(|id| id.to_string()),
         }
     }
+}
+
+/// A brute-force lockout in force.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LockoutView {
+    pub customer_id: String,
+    /// `secret_key`, or `bank_login:` and a digest of institution and username.
+    pub target: String,
+    /// The client address (IPv6: its /64), `unknown` for calls without one, or `*`: the
+    /// target itself, locked for the clients that failed on it.
+    pub client: String,
+    /// The limit that was reached.
+    pub max_failures: u64,
+    /// Failures recorded on this counter since it began (also during the lockout).
+    pub total_failures: u64,
+    pub last_failure_at: String,
+    pub locked_until: String,
+    pub retry_after_seconds: u64,
+}
+
+impl LockoutView {
+    /// `None` when the row is not locked at `now`.
+    pub fn new(row: &AttemptFailures, now: Timestamp) -> Option<Self> {
+        let until = row.locked_at(now)?;
+        let left = u64::try_from(until.as_micros().saturating_sub(now.as_micros())).unwrap_or(0);
+        Some(Self {
+            customer_id: row.key.customer_id.to_string(),
+            target: row.key.target.clone(),
+            client: row.key.client.clone(),
+            max_failures: row.max_failures,
+            total_failures: row.total,
+            last_failure_at: row.last_failure.to_rfc3339(),
+            locked_until: until.to_rfc3339(),
+            retry_after_seconds: left.div_ceil(1_000_000).max(1),
+        })
+    }
+
+    /// One line of `bankgate lockouts list`.
+    pub fn line(&self) -> String {
+        let who = if self.client == ANY_CLIENT {
+            "clients that failed on it".to_owned()
+        } else {
+            self.client.clone()
+        };
+        format!(
+            "{}\t{}\t{}\tuntil {} ({} s)",
+            self.customer_id, self.target, who, self.locked_until, self.retry_after_seconds
+        )
+    }
+}
+
+/// What clearing lockouts did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClearedLockoutsView {
+    /// Failure counters forgotten (locked or not).
+    pub cleared: u64,
 }

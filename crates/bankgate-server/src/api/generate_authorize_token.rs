@@ -5,7 +5,7 @@ use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
-use bankgate_core::model::KeyKind;
+use bankgate_core::model::{InstanceKind, KeyKind};
 use bankgate_core::{AuthorizeToken, Refusal};
 use bankgate_store::NewToken;
 use serde::Serialize;
@@ -52,10 +52,9 @@ pub async fn generate_authorize_token(
         customer_id: tenant.customer.id,
         client: client.0,
         target: Target::SecretKey,
+        sandbox: tenant.instance.kind == InstanceKind::Sandbox,
     };
-    if let Err(retry_after) = state.guard.check(&attempt) {
-        return Err(ApiError::rate_limited(retry_after));
-    }
+    let checked = state.limiter.check(&attempt).await?;
     let presented = match credential_in_header(&headers, ENDPOINT.credential_header()) {
         Ok(Some(presented)) => presented,
         Ok(None) => {
@@ -68,28 +67,41 @@ pub async fn generate_authorize_token(
                 Refusal::AuthKeyMissing,
             )
             .await?;
-            // A misplaced value was looked up: count it like any other guess.
-            if refusal != Refusal::AuthKeyMissing {
-                state.guard.failed(&attempt);
+            // A misplaced value was looked up: count it like any other guess, unless the answer
+            // tells nothing about it (any value under the wrong header answers the same) or it
+            // is this customer's own credential.
+            let uncounted = matches!(
+                refusal,
+                Refusal::AuthKeyMissing
+                    | Refusal::WrongAuthHeader { .. }
+                    | Refusal::CredentialInQuery { .. }
+                    | Refusal::TokenGivenAsAuthKey
+                    | Refusal::ApiKeyGivenAsAuthKey
+            );
+            if !uncounted {
+                state.limiter.failed(&attempt, checked).await?;
             }
             return Err(refuse(refusal));
         }
-        Err(malformed) => {
-            state.guard.failed(&attempt);
-            return Err(refuse(malformed));
-        }
+        // Not counted: a value of the wrong shape is never looked up, so it tells a guesser
+        // nothing, and testers send them on purpose (the README's refusal table).
+        Err(malformed) => return Err(refuse(malformed)),
     };
     let now = tenant.instance.now(state.clock.as_ref());
     let (_, found) = auth::lookup(&state, presented, now).await?;
     if !is_current_key(&tenant, &found, KeyKind::Secret) {
-        state.guard.failed(&attempt);
+        // This customer's own x-api-key, token or retired key in the wrong place is a mix-up
+        // by someone who holds it, not a guess: not counted.
+        if !holds_own_credential(&tenant, &found) {
+            state.limiter.failed(&attempt, checked).await?;
+        }
         return Err(refuse(misused_credential(
             &tenant,
             found,
             Refusal::AuthKeyInvalid,
         )));
     }
-    state.guard.succeeded(&attempt);
+    state.limiter.succeeded(&attempt, checked).await?;
 
     let token = AuthorizeToken::generate();
     state
@@ -105,4 +117,17 @@ pub async fn generate_authorize_token(
         http_status_code: 200,
         token: token.expose().to_owned(),
     }))
+}
+
+/// Whether a presented value is a credential of this very customer (of any kind).
+fn holds_own_credential(
+    tenant: &bankgate_core::model::Tenant,
+    found: &Option<bankgate_store::CredentialMatch>,
+) -> bool {
+    use bankgate_store::CredentialMatch;
+    matches!(
+        found,
+        Some(CredentialMatch::Key { customer_id, .. } | CredentialMatch::Token { customer_id, .. })
+            if *customer_id == tenant.customer.id
+    )
 }

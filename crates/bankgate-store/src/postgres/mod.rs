@@ -12,12 +12,14 @@
 //! [`DomainError::Unavailable`] (a 503 envelope); broken connections are dropped from the pool,
 //! so a node recovers by itself once the database is back.
 
+mod connect;
 mod schema;
+
+pub use connect::{PgConnectError, PgUrl, SslMode};
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bankgate_core::DomainError;
 use std::future::Future;
 use std::task::Poll;
 
@@ -85,8 +87,31 @@ impl From<tokio_postgres::Error> for StoreError {
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(error: deadpool_postgres::PoolError) -> Self {
-        Self::Unavailable(format!("no database connection: {error}"))
+        match error {
+            // The server's own words (the plain Display says only "db error").
+            deadpool_postgres::PoolError::Backend(error) => match error.as_db_error() {
+                Some(db) => Self::Unavailable(format!("no database connection: {db}")),
+                None => Self::Unavailable(format!("no database connection: {error}")),
+            },
+            other => Self::Unavailable(format!("no database connection: {other}")),
+        }
     }
+}
+
+/// Why the first connection of a node failed, with the fix.
+fn pool_error(error: deadpool_postgres::PoolError, url: &PgUrl, wait: Duration) -> PgConnectError {
+    match error {
+        deadpool_postgres::PoolError::Backend(error) => connect::explain(&error, url),
+        deadpool_postgres::PoolError::Timeout(_) => PgConnectError::transient(format!(
+            "PostgreSQL did not answer within {} (db_connect_timeout)",
+            humanize(wait)
+        )),
+        other => PgConnectError::fatal(format!("no database connection: {other}")),
+    }
+}
+
+fn humanize(wait: Duration) -> String {
+    format!("{:.1}s", wait.as_secs_f64())
 }
 
 impl ToSql for Param<'_> {
@@ -359,11 +384,12 @@ impl Backend for Postgres {
 pub type PgStore = SqlStore<Postgres>;
 
 impl SqlStore<Postgres> {
-    /// Connects, and brings the schema up to date (nodes starting together take turns).
-    pub async fn connect(url: &str, settings: PgSettings) -> Result<Self, DomainError> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|error| {
-            DomainError::Unavailable(format!("invalid PostgreSQL URL: {error}"))
-        })?;
+    /// Connects, and brings the schema up to date (nodes starting together take turns). The
+    /// URL may carry libpq's `sslmode` and `sslrootcert` (see [`PgUrl`]).
+    pub async fn connect(url: &str, settings: PgSettings) -> Result<Self, PgConnectError> {
+        let url = PgUrl::parse(url).map_err(PgConnectError::fatal)?;
+        let tls = url.tls().map_err(PgConnectError::fatal)?;
+        let mut config = url.config.clone();
         config.connect_timeout(settings.connect_timeout);
         // synchronous_commit on whatever the server's default: a write is acknowledged only
         // once its commit is flushed (durable before the response).
@@ -381,7 +407,7 @@ impl SqlStore<Postgres> {
         }
         let manager = Manager::from_config(
             config,
-            tokio_postgres::NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -393,10 +419,13 @@ impl SqlStore<Postgres> {
             .recycle_timeout(Some(settings.connect_timeout))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
-            .map_err(|error| DomainError::Unavailable(format!("database pool: {error}")))?;
+            .map_err(|error| PgConnectError::fatal(format!("database pool: {error}")))?;
         {
-            let mut client = pool.get().await.map_err(StoreError::from)?;
-            schema::migrate(&mut client).await?;
+            let mut client = pool
+                .get()
+                .await
+                .map_err(|error| pool_error(error, &url, settings.connect_timeout))?;
+            schema::migrate(&mut client, &url).await?;
         }
         let observer = ObserverSlot::default();
         let backend = Postgres {

@@ -6,10 +6,10 @@
 
 use deadpool_postgres::ClientWrapper;
 
-use crate::sql::StoreError;
+use super::connect::{PgConnectError, PgUrl, explain};
 
 /// (version, SQL). Append only: a released migration never changes.
-const MIGRATIONS: [(i32, &str); 4] = [
+const MIGRATIONS: [(i32, &str); 5] = [
     (1, include_str!("../../migrations/postgres/0001_core.sql")),
     (
         2,
@@ -23,48 +23,62 @@ const MIGRATIONS: [(i32, &str); 4] = [
         4,
         include_str!("../../migrations/postgres/0004_connect.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_attempt_failures.sql"),
+    ),
 ];
 
 /// An arbitrary key for `pg_advisory_xact_lock`, naming "bankgate migrations".
 const MIGRATION_LOCK: i64 = 0x6261_6e6b_6761_7465;
 
 /// Brings the schema (of the connection's search_path) up to date.
-pub async fn migrate(client: &mut ClientWrapper) -> Result<(), StoreError> {
-    let tx = client.transaction().await?;
+pub async fn migrate(client: &mut ClientWrapper, url: &PgUrl) -> Result<(), PgConnectError> {
+    // Refusals here (no right to create tables) are the operator's to fix: say which and how.
+    let explained = |error: tokio_postgres::Error| explain(&error, url);
+    let tx = client.transaction().await.map_err(explained)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .await?;
+        .await
+        .map_err(explained)?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version    INTEGER PRIMARY KEY,
              applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
          )",
     )
-    .await?;
+    .await
+    .map_err(explained)?;
     let applied: i32 = tx
         .query_one(
             "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
             &[],
         )
-        .await?
+        .await
+        .map_err(explained)?
         .get(0);
     let latest = MIGRATIONS.last().map_or(0, |(version, _)| *version);
     if applied > latest {
-        return Err(StoreError::Unavailable(format!(
+        return Err(PgConnectError::fatal(format!(
             "the database schema is at version {applied}, newer than this bankgate knows \
              ({latest}); upgrade bankgate"
         )));
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
         tx.batch_execute(sql).await.map_err(|error| {
-            StoreError::Unavailable(format!("migration {version} failed: {error}"))
+            let why = explained(error);
+            PgConnectError {
+                message: format!("migration {version} failed: {}", why.message),
+                ..why
+            }
         })?;
         tx.execute(
             "INSERT INTO schema_migrations (version) VALUES ($1)",
             &[version],
         )
-        .await?;
+        .await
+        .map_err(explained)?;
         tracing::info!(version, "applied PostgreSQL migration");
     }
-    tx.commit().await?;
+    tx.commit().await.map_err(explained)?;
     Ok(())
 }

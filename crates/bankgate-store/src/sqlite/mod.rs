@@ -4,6 +4,7 @@
 //! thread, on a connection from a small pool: a WAL read of a few indexed rows takes
 //! microseconds, far less than handing it to another thread and waking the caller again.
 
+mod access;
 mod checkpointer;
 mod writer;
 
@@ -63,6 +64,9 @@ impl rusqlite::ToSql for Param<'_> {
     }
 }
 
+/// The path that names an in-memory database (for tests): no file, no WAL, no checkpoints.
+pub const IN_MEMORY: &str = ":memory:";
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../../migrations/sqlite/0001_core.sql")),
@@ -73,6 +77,9 @@ fn migrations() -> Migrations<'static> {
             "../../migrations/sqlite/0003_instance_clock.sql"
         )),
         M::up(include_str!("../../migrations/sqlite/0004_connect.sql")),
+        M::up(include_str!(
+            "../../migrations/sqlite/0005_attempt_failures.sql"
+        )),
     ])
 }
 
@@ -134,6 +141,23 @@ impl Tx for SqliteTx<'_> {
     }
 }
 
+/// A migration's failure without the SQL it ran (a whole migration file otherwise).
+fn migration_error(error: &rusqlite_migration::Error) -> String {
+    match error {
+        rusqlite_migration::Error::RusqliteError { err, .. } => err.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// How many migrations a database file still needs, read without writing; `None` when it
+/// cannot be read.
+fn pending_migrations(path: &Path) -> Option<usize> {
+    let conn =
+        Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    let pending = migrations().pending_migrations(&conn).ok()?;
+    usize::try_from(pending).ok()
+}
+
 /// Runs an operation on SQLite to completion. SQLite never makes an operation wait, so its
 /// future is ready at the first poll; one that is not waited on something else (a bug).
 fn run_now<T>(future: OpFuture<'_, T>) -> Result<T, StoreError> {
@@ -155,11 +179,20 @@ pub struct Sqlite {
     path: PathBuf,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
-    _checkpointer: Checkpointer,
+    /// None in memory: there is no WAL to copy back.
+    _checkpointer: Option<Checkpointer>,
+    /// An in-memory database lives in one connection, the writer's: reads go through it too,
+    /// so they see every write (another connection would open another, empty database).
+    in_memory: bool,
 }
 
 impl Sqlite {
     fn reader(&self) -> Result<Connection, StoreError> {
+        if self.in_memory {
+            return Err(StoreError::Database(
+                "an in-memory database has no read connections".to_owned(),
+            ));
+        }
         let idle = self
             .readers
             .lock()
@@ -193,6 +226,12 @@ impl Backend for Sqlite {
         F: for<'t> FnOnce(&'t mut dyn Tx) -> OpFuture<'t, T> + Send + 'static,
         T: Send + 'static,
     {
+        if self.in_memory {
+            return self
+                .writer
+                .write(move |conn| run_now(op(&mut SqliteTx { conn })), false)
+                .await;
+        }
         let mut conn = self.reader()?;
         let outcome = run_now(op(&mut SqliteTx { conn: &mut conn }));
         self.give_back(conn);
@@ -227,66 +266,84 @@ impl Backend for Sqlite {
 /// The SQLite store.
 pub type SqliteStore = SqlStore<Sqlite>;
 
-/// Creates what is missing of the database's directory (0700) and the file itself (0600): it
-/// holds digests, LoginIds and sessions, and SQLite creates the -wal and -shm files with the
-/// database file's permissions. Existing files and directories are left as they are.
-fn create_private(path: &Path) -> Result<(), DomainError> {
-    let name = path.as_os_str().to_string_lossy();
-    if name == ":memory:" || name.starts_with("file:") {
-        return Ok(());
-    }
-    let cannot = |what: &Path, error: std::io::Error| {
-        DomainError::Unavailable(format!("cannot create {}: {error}", what.display()))
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder
-            .create(parent)
-            .map_err(|error| cannot(parent, error))?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        // An empty file is a new database to SQLite.
-        Ok(_) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(error) => Err(cannot(path, error)),
-    }
-}
-
 impl SqlStore<Sqlite> {
     /// Opens (creating if needed) the database file and brings its schema up to date.
+    /// [`IN_MEMORY`] (`:memory:`) opens a database that lives as long as the store, for tests.
+    /// Every failure names the file (absolute) and the OS's reason.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, DomainError> {
         let path = path.as_ref().to_path_buf();
-        create_private(&path)?;
-        let mut conn = Connection::open(&path).map_err(StoreError::from)?;
+        if path.as_os_str() == IN_MEMORY {
+            return Self::open_in_memory();
+        }
+        let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+        let shown = shown.display();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // 0700: the directory holds digests, LoginIds and sessions (existing ones are left
+            // as they are); access::check creates the file and its -wal and -shm 0600.
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(parent).map_err(|error| {
+                DomainError::Unavailable(format!(
+                    "cannot create the directory {}: {error}",
+                    std::path::absolute(parent)
+                        .unwrap_or_else(|_| parent.to_path_buf())
+                        .display()
+                ))
+            })?;
+        }
+        access::check(&path, &shown.to_string(), pending_migrations)?;
+        let cannot = |error: rusqlite::Error| {
+            DomainError::Unavailable(format!("cannot open the database file {shown}: {error}"))
+        };
+        let mut conn = Connection::open(&path).map_err(cannot)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(StoreError::from)?;
+            .map_err(cannot)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(DomainError::Unavailable(format!(
-                "{} does not support WAL (journal_mode is {mode})",
-                path.display()
+                "{shown} does not support WAL (journal_mode is {mode})"
             )));
         }
-        configure(&conn).map_err(StoreError::from)?;
-        migrations()
-            .to_latest(&mut conn)
-            .map_err(|error| DomainError::Unavailable(format!("migration failed: {error}")))?;
+        configure(&conn).map_err(cannot)?;
+        migrations().to_latest(&mut conn).map_err(|error| {
+            DomainError::Unavailable(format!(
+                "cannot migrate the database file {shown}: {}",
+                migration_error(&error)
+            ))
+        })?;
         // The checkpoint thread copies the WAL back, off the commit path.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
-            .map_err(StoreError::from)?;
+            .map_err(cannot)?;
         let observer = ObserverSlot::default();
         let backend = Sqlite {
-            _checkpointer: Checkpointer::start(&path)?,
+            _checkpointer: Some(Checkpointer::start(&path)?),
             writer: Writer::start(conn, observer.clone())?,
             path,
             readers: Mutex::new(Vec::new()),
+            in_memory: false,
+        };
+        Ok(Self::new(backend, observer))
+    }
+
+    /// A database in memory: one connection (the writer's), no WAL, no checkpoints.
+    fn open_in_memory() -> Result<Self, DomainError> {
+        let mut conn = Connection::open_in_memory().map_err(StoreError::from)?;
+        configure(&conn).map_err(StoreError::from)?;
+        migrations().to_latest(&mut conn).map_err(|error| {
+            DomainError::Unavailable(format!(
+                "cannot migrate the in-memory database: {}",
+                migration_error(&error)
+            ))
+        })?;
+        let observer = ObserverSlot::default();
+        let backend = Sqlite {
+            _checkpointer: None,
+            writer: Writer::start(conn, observer.clone())?,
+            path: PathBuf::from(IN_MEMORY),
+            readers: Mutex::new(Vec::new()),
+            in_memory: true,
         };
         Ok(Self::new(backend, observer))
     }

@@ -1139,6 +1139,8 @@ fn a_bad_config_value_stops_the_start_and_names_the_setting() {
 #[test]
 fn instance_clock_reads_moves_and_resets_a_sandbox_clock() {
     let db = Db::new();
+    // Reading commands create no database: make it first.
+    drop(SqliteStore::open(&db.path).unwrap());
     let read = db.json(&["instance", "clock", "toolbox"]);
     assert_eq!(read["realTime"], true, "{read:#}");
     let moved = db.json(&["instance", "clock", "toolbox", "--advance", "30m"]);
@@ -1161,7 +1163,6 @@ fn instance_clock_reads_moves_and_resets_a_sandbox_clock() {
 #[tokio::test]
 async fn instance_connect_token_switches_the_connect_pages_token_requirement() {
     let db = Db::new();
-    db.run(&["instance", "list"]).assert_success();
     let set = db.json(&["instance", "connect-token", "toolbox", "optional"]);
     assert_eq!(
         set,
@@ -1377,8 +1378,8 @@ fn no_color_turns_off_log_colours_on_a_terminal() {
     }
     let on_a_terminal = |no_color: Option<&str>| {
         let db = Db::new();
-        // The first command on a new database logs that it seeded the toolbox.
-        let line = format!("{BIN} --database {} instance list", db.url);
+        // The first writing command on a new database logs that it seeded the toolbox.
+        let line = format!("{BIN} --database {} instance create colours", db.url);
         let mut command = Command::new("script");
         command
             .args(["-qec", &line, "/dev/null"])
@@ -1398,4 +1399,56 @@ fn no_color_turns_off_log_colours_on_a_terminal() {
     };
     assert!(on_a_terminal(None), "no colours on a terminal");
     assert!(!on_a_terminal(Some("1")), "colours despite NO_COLOR");
+}
+
+/// `bankgate lockouts` reads and lifts the lockouts a running SQLite server keeps in the same
+/// file; the refusal's Hint names the very command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockouts_are_listed_and_lifted_from_the_command_line() {
+    let db = Db::new();
+    let server = Server::start(&db, "serve.log");
+    let url = server.url(TOOLBOX_CUSTOMER, "GenerateAuthorizeToken");
+    for _ in 0..10 {
+        let (status, body) = post(&url, "00000000-0000-4000-8000-000000000000", None).await;
+        assert_eq!(body["Reason"], "auth_key_invalid", "{status} {body:#}");
+    }
+    let (status, locked) = post(&url, TOOLBOX_SECRET, None).await;
+    assert_eq!((status, &locked["Reason"]), (401, &json!("rate_limited")));
+    let command =
+        format!("bankgate lockouts clear --customer {TOOLBOX_CUSTOMER} --client 127.0.0.1");
+    assert!(
+        locked["Hint"].as_str().unwrap().contains(&command),
+        "{locked:#}"
+    );
+
+    let listed = db.json(&["lockouts", "list"]);
+    assert_eq!(listed[0]["client"], "127.0.0.1", "{listed:#}");
+    assert_eq!(listed[0]["target"], "secret_key", "{listed:#}");
+    let text = db.run(&["lockouts", "list"]);
+    assert!(
+        text.assert_success().stdout.contains(&format!(
+            "{TOOLBOX_CUSTOMER}\tsecret_key\t127.0.0.1\tuntil "
+        )),
+        "{text:#?}"
+    );
+    db.run(&["lockouts", "clear"])
+        .assert_failure("--customer <CUSTOMER>|--client <CLIENT>|--all");
+    db.run(&["lockouts", "clear", "--client", "localhost"])
+        .assert_failure("--client \"localhost\" is not a client");
+    let cleared = db.json(&[
+        "lockouts",
+        "clear",
+        "--customer",
+        TOOLBOX_CUSTOMER,
+        "--client",
+        "127.0.0.1",
+    ]);
+    assert_eq!(cleared, json!({"cleared": 1}));
+    let (status, body) = post(&url, TOOLBOX_SECRET, None).await;
+    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(
+        db.run(&["lockouts", "list"]).assert_success().stdout,
+        "no lockouts\n"
+    );
+    drop(server);
 }

@@ -453,6 +453,43 @@ async fn operator_commands_on_postgres_take_effect_on_running_nodes() {
     );
 }
 
+/// The brute-force limit is one for the whole deployment, not one per node: failures made on
+/// two nodes add up, the lockout holds on both, and the operator lifts it from the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_brute_force_limit_is_shared_by_the_nodes() {
+    let Some(database) = pg::fresh_database().await else {
+        return;
+    };
+    let limits = ["--max-failures-per-client", "4", "--failure-lockout", "10m"];
+    let a = Node::start(&database, &limits);
+    let b = Node::start(&database, &limits);
+    let http = client();
+    let guess = async |node: &Node, key: &str| {
+        let url = node.url("GenerateAuthorizeToken");
+        post(&http, &url, ("flinks-auth-key", key), json!({})).await
+    };
+    let wrong = "00000000-0000-4000-8000-000000000000";
+    // Two wrong keys on each node: four in all, the limit (with a limit per node, each node
+    // would have seen only two).
+    for node in [&a, &b, &a, &b] {
+        assert_refused(&guess(node, wrong).await.unwrap(), 401, "auth_key_invalid");
+    }
+    for node in [&a, &b] {
+        let refused = guess(node, TOOLBOX_SECRET).await.unwrap();
+        assert_refused(&refused, 401, "rate_limited");
+        let hint = refused.1["Hint"].as_str().unwrap_or_default();
+        assert!(hint.contains("4 times"), "{hint}");
+    }
+    let listed = operator(&database, &["lockouts", "list"]);
+    assert_eq!(listed[0]["client"], "127.0.0.1", "{listed}");
+    assert_eq!(listed[0]["totalFailures"], 4, "{listed}");
+    let cleared = operator(&database, &["lockouts", "clear", "--client", "127.0.0.1"]);
+    assert_eq!(cleared["cleared"], 1, "{cleared}");
+    for node in [&a, &b] {
+        assert_eq!(token(&http, node).await.len(), 36);
+    }
+}
+
 /// Two nodes purging at once: every expired row goes, none is counted twice, neither fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn purging_on_two_nodes_at_once_neither_fails_nor_double_counts() {
@@ -573,6 +610,122 @@ async fn two_serving_nodes_purge_together_without_failing_or_double_counting() {
 
 // ---- outages ----
 
+/// A node started while PostgreSQL is down waits instead of exiting: its API answers 503, its
+/// readiness is false, each retry is logged with its cause; once the database answers (here a
+/// proxy to the test server appears on the port the node was given) it becomes ready and serves.
+#[tokio::test]
+async fn a_node_started_before_its_database_waits_then_serves() {
+    let Some(database) = pg::fresh_database().await else {
+        return;
+    };
+    let upstream = upstream_of(&database).await;
+    // A port with nothing behind it, for now.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap();
+    drop(free);
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let log = dir.path().join("node.log");
+    let mut command = Command::new(BIN);
+    command.current_dir(dir.path()).stdin(Stdio::null());
+    for (var, _) in std::env::vars() {
+        if var.starts_with("BANKGATE_") {
+            command.env_remove(var);
+        }
+    }
+    let mut child = command
+        .args(["--database", &through(&database, port), "serve"])
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut node = Node {
+        child,
+        base: String::new(),
+        log,
+        _dir: dir,
+    };
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let next_line = |what: &str| {
+        lines
+            .recv_timeout(START_TIMEOUT)
+            .unwrap_or_else(|_| panic!("no {what} line; log:\n{}", node.log()))
+    };
+    let waiting = next_line("waiting");
+    let rest = waiting
+        .strip_prefix("bankgate waiting for the database: http://")
+        .unwrap_or_else(|| panic!("{waiting}"));
+    let api = rest.split_whitespace().next().unwrap().to_owned();
+    let readyz = rest.rsplit("readiness on ").next().unwrap().to_owned();
+    node.base = format!("http://{api}/v3/{TOOLBOX_CUSTOMER}/BankingServices");
+
+    let client = client();
+    let ready = client.get(&readyz).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["reason"], "store_unavailable");
+    let (status, body) = post(
+        &client,
+        &node.url("GenerateAuthorizeToken"),
+        ("flinks-auth-key", TOOLBOX_SECRET),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!((status, &body["FlinksCode"]), (503, &json!("RETRY_LATER")));
+    assert_eq!(body["Reason"], "store_unavailable");
+    assert!(
+        body["Hint"]
+            .as_str()
+            .unwrap()
+            .contains("waiting for its database"),
+        "{body}"
+    );
+    // Two retries logged, each with its cause.
+    let deadline = Instant::now() + START_TIMEOUT;
+    while node
+        .log()
+        .matches("cannot be reached yet; retrying")
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no retries logged:\n{}",
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(node.log().contains("Connection refused"), "{}", node.log());
+    assert_eq!(node.child.try_wait().unwrap(), None, "the node exited");
+
+    let _database_up = ChaosProxy::start_at(port, upstream).await;
+    let listening = tokio::task::spawn_blocking(move || lines.recv_timeout(START_TIMEOUT))
+        .await
+        .unwrap()
+        .unwrap_or_else(|_| panic!("never became ready; log:\n{}", node.log()));
+    assert_eq!(listening, format!("bankgate listening on http://{api}"));
+    let ready = client.get(&readyz).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "{}", node.log());
+    let (status, body) = post(
+        &client,
+        &node.url("GenerateAuthorizeToken"),
+        ("flinks-auth-key", TOOLBOX_SECRET),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(node.log().contains("the database answered; starting"));
+}
+
 /// A TCP proxy between a node and PostgreSQL that can cut every connection (and refuse new
 /// ones), stall them (accept, then forward nothing), or work normally.
 struct ChaosProxy {
@@ -589,7 +742,12 @@ enum Mode {
 
 impl ChaosProxy {
     async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_at("127.0.0.1:0".parse().unwrap(), upstream).await
+    }
+
+    /// A proxy on `address` (a port a node already tries to reach).
+    async fn start_at(address: SocketAddr, upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind(address).await.unwrap();
         let address = listener.local_addr().unwrap();
         let (mode, watcher) = watch::channel(Mode::Up);
         tokio::spawn(async move {

@@ -118,6 +118,8 @@ fn the_admin_document_lists_every_admin_route() {
         "delete /admin/customers/{customerId}/logins/{loginId}",
         "post /admin/tokens/inspect",
         "get /admin/requests",
+        "get /admin/lockouts",
+        "delete /admin/lockouts",
     ];
     expected.sort_unstable();
     assert_eq!(routes, expected);
@@ -392,6 +394,33 @@ async fn what_the_admin_api_answers_matches_the_document() {
         200,
         &state.json,
     );
+    // A lockout, listed and lifted.
+    for _ in 0..10 {
+        app.post(
+            &path(TOOLBOX_CUSTOMER, "GenerateAuthorizeToken"),
+            &[("flinks-auth-key", "00000000-0000-4000-8000-000000000000")],
+            "",
+        )
+        .await;
+    }
+    for (method, uri, status) in [
+        ("GET", "/admin/lockouts?client=nope", 400),
+        ("GET", "/admin/lockouts", 200),
+        ("DELETE", "/admin/lockouts?customerId=x", 400),
+        ("DELETE", "/admin/lockouts", 200),
+    ] {
+        let reply = call(method, uri.into(), "").await;
+        assert_eq!(reply.status.as_u16(), status, "{:#}", reply.json);
+        let listed = reply.json.as_array().map_or(1, Vec::len);
+        assert_eq!(listed, 1, "{:#}", reply.json);
+        assert_conforms(
+            &doc,
+            &method.to_lowercase(),
+            "/admin/lockouts",
+            status,
+            &reply.json,
+        );
+    }
 }
 
 /// The checker above can fail: a body off the document is caught.

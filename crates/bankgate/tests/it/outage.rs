@@ -9,9 +9,9 @@ use bankgate_core::model::{
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 use bankgate_server::AppState;
 use bankgate_store::{
-    CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
-    CredentialMatch, KeyDigests, NewToken, OpenOutcome, Purged, Reset, Store, TokenRecord,
-    TokenUse,
+    AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize,
+    ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, KeyDigests, NewToken,
+    OpenOutcome, Purged, Reset, Store, TokenRecord, TokenUse,
 };
 
 use crate::support::*;
@@ -188,6 +188,25 @@ impl Store for Unreachable {
         down()
     }
     async fn purge_connect_sessions(&self, _: Timestamp) -> Result<u64, DomainError> {
+        down()
+    }
+    async fn attempt_state(&self, _: &AttemptKey) -> Result<AttemptState, DomainError> {
+        down()
+    }
+    async fn record_failure(&self, _: AttemptFailure) -> Result<AttemptState, DomainError> {
+        down()
+    }
+    async fn forget_failures(&self, _: &AttemptKey) -> Result<(), DomainError> {
+        down()
+    }
+    async fn lockouts(
+        &self,
+        _: &AttemptFilter,
+        _: Timestamp,
+    ) -> Result<Vec<AttemptFailures>, DomainError> {
+        down()
+    }
+    async fn clear_failures(&self, _: &AttemptFilter) -> Result<u64, DomainError> {
         down()
     }
 }

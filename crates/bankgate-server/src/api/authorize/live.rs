@@ -85,21 +85,21 @@ pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Outcome,
         customer_id: call.tenant.customer.id,
         client: call.client.0,
         target: Target::bank_login(institution.id, &connection.username),
+        sandbox: call.tenant.instance.kind == InstanceKind::Sandbox,
     };
-    if let Err(retry_after) = call.state.guard.check(&attempt) {
-        call.spend_token(request_id).await?;
-        return Err(ApiError::rate_limited(retry_after));
-    }
+    // Refused before the token is spent: the password was not looked at, and the same token
+    // works once the lockout ends or is lifted.
+    let checked = call.state.limiter.check(&attempt).await?;
     // Passwords match exactly; usernames ignoring case (`docs/flinks-wire.md`, "Sandbox bank").
     let Some(user) = institution
         .user(&connection.username)
         .filter(|user| user.password == connection.password)
     else {
         call.spend_token(request_id).await?;
-        call.state.guard.failed(&attempt);
+        call.state.limiter.failed(&attempt, checked).await?;
         return Err(bank_credentials_invalid());
     };
-    call.state.guard.succeeded(&attempt);
+    call.state.limiter.succeeded(&attempt, checked).await?;
     refuse_scenario(call, user, request_id).await?;
 
     if user.scenario == Scenario::Mfa {
