@@ -43,7 +43,13 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Login(command) => login(&operator(&settings, access).await?, command, out).await,
         Command::Lockouts(command) => {
-            lockouts(&operator(&settings, access).await?, &SystemClock, command, out).await
+            lockouts(
+                &operator(&settings, access).await?,
+                &SystemClock,
+                command,
+                out,
+            )
+            .await
         }
         // These talk to a server over HTTP and never open a database.
         Command::Doctor(args) => doctor(&args, out).await,
