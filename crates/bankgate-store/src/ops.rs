@@ -17,8 +17,8 @@ use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, Requ
 use crate::sql::{Row, StoreError, Tx, params};
 use crate::{
     AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize,
-    ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, KeyDigests, LoginChange,
-    NewToken, OpenOutcome, Reset, TokenRecord, TokenUse,
+    ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, KeyDigests,
+    LoginChange, NewToken, OpenOutcome, Reset, TokenRecord, TokenUse,
 };
 
 /// Rows a purge deletes per transaction, so a large purge never stalls the token path.

@@ -15,8 +15,9 @@ use crate::ops::{self, Expiring, PURGE_CHUNK};
 use crate::sql::{Backend, one_statement};
 use crate::{
     AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize,
-    ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, KeyDigests, NewToken,
-    ObserverSlot, OpenOutcome, Purged, Reset, Store, StoreObserver, TokenRecord, TokenUse,
+    ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, KeyDigests,
+    NewToken, ObserverSlot, OpenOutcome, Purged, Reset, Store, StoreObserver, TokenRecord,
+    TokenUse,
 };
 
 /// A [`Store`] on any SQL backend.

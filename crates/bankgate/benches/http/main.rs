@@ -312,11 +312,14 @@ fn bench(
     }
     let http = Http {
         runtime: baseline.runtime(),
-        client: reqwest::Client::builder()
-            .no_proxy()
-            .timeout(HTTP_TIMEOUT)
-            .build()
-            .context("cannot build the HTTP client")?,
+        client: {
+            bankgate_client::install_tls_provider();
+            reqwest::Client::builder()
+        }
+        .no_proxy()
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .context("cannot build the HTTP client")?,
         admin_token,
     };
     for node in &nodes {

@@ -775,7 +775,7 @@ impl Drop for Server {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::support::http()
         .no_proxy()
         .timeout(PROCESS_TIMEOUT)
         .build()

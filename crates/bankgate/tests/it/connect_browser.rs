@@ -441,7 +441,7 @@ async fn connect_flows_in_headless_chromium() {
         .map(|r| (r["name"].as_str().unwrap().to_owned(), r.clone()))
         .collect();
 
-    let client = reqwest::Client::new();
+    let client = crate::support::http().build().unwrap();
     for s in &scenarios {
         let r = &results[s.name];
         assert!(r.get("error").is_none(), "{}: {}", s.name, r["error"]);

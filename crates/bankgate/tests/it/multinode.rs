@@ -109,7 +109,7 @@ impl Drop for Node {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::support::http()
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap()

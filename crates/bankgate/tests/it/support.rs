@@ -93,6 +93,13 @@ pub fn test_settings(clock: &ManualClock) -> AppSettings {
     }
 }
 
+/// An HTTP client builder for tests that talk to a real socket. reqwest's rustls (enabled by the
+/// SDK) needs a process-wide crypto provider before the first client is built.
+pub fn http() -> reqwest::ClientBuilder {
+    bankgate_client::install_tls_provider();
+    reqwest::Client::builder()
+}
+
 /// A server started by [`TestApp::client`]; stopped when dropped.
 pub struct Served {
     /// `http://127.0.0.1:PORT`.
