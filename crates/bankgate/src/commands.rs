@@ -165,7 +165,6 @@ async fn serve(args: &Settings) -> anyhow::Result<()> {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "bankgate listening on http://{address}");
         let _ = writeln!(stdout, "bankgate admin API on http://{admin_address}");
-        let _ = write!(stdout, "{}", banner(args, address));
         if let Some(token) = args
             .admin_token
             .as_deref()
@@ -174,6 +173,7 @@ async fn serve(args: &Settings) -> anyhow::Result<()> {
             // Shown this once, on stdout only (never logged): the operator copies it now.
             let _ = writeln!(stdout, "bankgate admin token (generated): {token}");
         }
+        let _ = write!(stdout, "{}", banner(args, address));
         let _ = stdout.flush();
     }
     if let Some(path) = &args.admin_token_file {

@@ -673,8 +673,9 @@ impl Server {
                     }
                     if let Some(address) = line.strip_prefix("bankgate admin API on http://") {
                         server.admin_address = address.trim().to_owned();
-                        // A generated admin token comes on the next line.
-                        if let Ok(next) = received.recv_timeout(Duration::from_millis(500)) {
+                        // Then the banner (and a generated admin token): whatever follows
+                        // at once.
+                        while let Ok(next) = received.recv_timeout(Duration::from_millis(300)) {
                             printed.push(next);
                         }
                         return (server, printed);

@@ -387,7 +387,7 @@ async fn idle_connections_past_the_open_file_limit_do_not_stop_the_server() {
     let open = established.load(Ordering::SeqCst);
     assert!(open >= 1_000, "only {open} connections opened");
 
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = crate::support::http().no_proxy().build().unwrap();
     let health = tokio::time::timeout(
         Duration::from_secs(3),
         client.get(format!("http://{admin}/healthz")).send(),
