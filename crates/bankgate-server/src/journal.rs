@@ -169,8 +169,7 @@ pub struct Entry {
     pub customer_id: Option<String>,
     pub headers: Vec<HeaderSeen>,
     /// The body as sent with credential-like fields masked (JSON or a form), or a note saying
-    /// what it was.
-    #[schema(value_type = Object)]
+    /// what it was; null when there was none. Any JSON value.
     pub body: Option<serde_json::Value>,
     pub status: u16,
     pub flinks_code: Option<String>,
