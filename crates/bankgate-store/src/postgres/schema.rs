@@ -9,7 +9,7 @@ use deadpool_postgres::ClientWrapper;
 use crate::sql::StoreError;
 
 /// (version, SQL). Append only: a released migration never changes.
-const MIGRATIONS: [(i32, &str); 4] = [
+const MIGRATIONS: [(i32, &str); 5] = [
     (1, include_str!("../../migrations/postgres/0001_core.sql")),
     (
         2,
@@ -22,6 +22,10 @@ const MIGRATIONS: [(i32, &str); 4] = [
     (
         4,
         include_str!("../../migrations/postgres/0004_connect.sql"),
+    ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_forced_failures.sql"),
     ),
 ];
 

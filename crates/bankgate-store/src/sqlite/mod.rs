@@ -73,6 +73,9 @@ fn migrations() -> Migrations<'static> {
             "../../migrations/sqlite/0003_instance_clock.sql"
         )),
         M::up(include_str!("../../migrations/sqlite/0004_connect.sql")),
+        M::up(include_str!(
+            "../../migrations/sqlite/0005_forced_failures.sql"
+        )),
     ])
 }
 
