@@ -816,9 +816,7 @@ impl ApiError {
 pub fn mark_forced(response: &mut Response, hint: String) {
     tracing::Span::current().record("reason", Reason::ForcedFailure.as_str());
     if let Ok(value) = HeaderValue::from_str(&hint) {
-        response
-            .headers_mut()
-            .insert(FORCED_FAILURE_HEADER, value);
+        response.headers_mut().insert(FORCED_FAILURE_HEADER, value);
     }
     response.extensions_mut().insert(Reason::ForcedFailure);
     response.extensions_mut().insert(Hint(hint));

@@ -54,12 +54,18 @@ pub struct ForcedRuleView {
 impl From<&ForcedRule> for ForcedRuleView {
     fn from(rule: &ForcedRule) -> Self {
         let (customer, login, username, endpoint) = match &rule.target {
-            ForcedTarget::Login(customer, login) => {
-                (Some(customer.to_string()), Some(login.to_string()), None, None)
-            }
-            ForcedTarget::Username(customer, username) => {
-                (Some(customer.to_string()), None, Some(username.clone()), None)
-            }
+            ForcedTarget::Login(customer, login) => (
+                Some(customer.to_string()),
+                Some(login.to_string()),
+                None,
+                None,
+            ),
+            ForcedTarget::Username(customer, username) => (
+                Some(customer.to_string()),
+                None,
+                Some(username.clone()),
+                None,
+            ),
             ForcedTarget::Endpoint(endpoint) => (None, None, None, Some(endpoint.clone())),
         };
         let (mut flinks_code, mut status, mut stall, mut seconds) = (None, None, None, None);

@@ -17,7 +17,10 @@ use crate::state::AppState;
 pub async fn apply(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let endpoint = Endpoint::of_path(path).map(|(endpoint, _)| endpoint);
-    let customer = path.split('/').nth(2).and_then(|id| id.parse::<CustomerId>().ok());
+    let customer = path
+        .split('/')
+        .nth(2)
+        .and_then(|id| id.parse::<CustomerId>().ok());
     let (Some(endpoint), Some(customer)) = (endpoint, customer) else {
         return next.run(request).await;
     };

@@ -20,7 +20,9 @@ pub const FAULT_STATUSES: [u16; 4] = [500, 502, 503, 504];
 #[derive(Debug)]
 pub enum ForcedError {
     /// Production instances take no rules: they must behave as Flinks does.
-    Production { instance: InstanceName },
+    Production {
+        instance: InstanceName,
+    },
     Domain(DomainError),
 }
 
@@ -217,7 +219,9 @@ impl Operator {
         login_id: Option<LoginId>,
     ) -> Result<Vec<ForcedRule>, DomainError> {
         self.tenant(customer_id).await?;
-        self.store.forced_rules(&failure_scope(customer_id, login_id)).await
+        self.store
+            .forced_rules(&failure_scope(customer_id, login_id))
+            .await
     }
 
     /// Clears the failure rules of a customer, or of one of its LoginIds; returns how many.

@@ -16,6 +16,7 @@ mod concurrency;
 mod connect;
 mod connect_browser;
 mod doctor;
+mod failures;
 mod journal;
 mod limits;
 mod logs;

@@ -2,7 +2,9 @@
 //! set for a LoginId or a sandbox user answers the call instead of the bank.
 
 use bankgate_core::forced::{ForcedAction, ForcedTarget};
-use bankgate_core::model::{AUTHORIZING_IDLE_LIFETIME, InstanceKind, Language, Login, PendingAuthorization};
+use bankgate_core::model::{
+    AUTHORIZING_IDLE_LIFETIME, InstanceKind, Language, Login, PendingAuthorization,
+};
 use bankgate_core::sandbox::SandboxInstitution;
 use bankgate_core::{Digest, RequestId};
 use bankgate_store::{ForcedCall, ForcedScope};
@@ -56,13 +58,11 @@ pub(crate) async fn check(
         .forced_rules(&ForcedScope::Customer(customer_id))
         .await?
         .iter()
-        .any(|rule| {
-            let live = rule.remaining > 0 || rule.active_until.is_some_and(|at| at > call.now);
-            live && match &rule.target {
-                ForcedTarget::Login(_, id) => Some(*id) == login_id,
-                ForcedTarget::Username(_, name) => *name == username,
-                ForcedTarget::Endpoint(_) => false,
-            }
+        // A rule used up counts too: taking it deletes it, and the call then goes on as usual.
+        .any(|rule| match &rule.target {
+            ForcedTarget::Login(_, id) => Some(*id) == login_id,
+            ForcedTarget::Username(_, name) => *name == username,
+            ForcedTarget::Endpoint(_) => false,
         });
     if !applies {
         return Ok(Checked::Go(call.token));
@@ -96,9 +96,10 @@ pub(crate) async fn check(
         request_id,
         customer_id,
         institution: institution.id.to_owned(),
-        username: subject
-            .login
-            .map_or_else(|| subject.username.to_owned(), |login| login.username.clone()),
+        username: subject.login.map_or_else(
+            || subject.username.to_owned(),
+            |login| login.username.clone(),
+        ),
         language: subject.language,
         save: subject.save,
         tag: subject.tag,

@@ -125,7 +125,8 @@ impl Outcome {
                 request_id,
                 forced,
             } => {
-                let mut response = MfaResponse::new(institution, prompts, request_id).into_response();
+                let mut response =
+                    MfaResponse::new(institution, prompts, request_id).into_response();
                 if let Some(hint) = forced {
                     crate::error::mark_forced(&mut response, hint);
                 }
