@@ -630,3 +630,187 @@ async fn rules_survive_a_restart_and_go_with_a_reset() {
     assert_eq!(bench.cached(login).await.status, 200);
     assert!(bench.login_rules(login).await.is_empty());
 }
+
+/// `bankgate --database sqlite://DIR/bg.db ARGS --json`: the exit status and stdout.
+fn cli(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bankgate"))
+        .current_dir(dir)
+        .env_remove("BANKGATE_DATABASE")
+        .env_remove("BANKGATE_CONFIG")
+        .arg("--database")
+        .arg(format!("sqlite://{}", dir.join("bg.db").display()))
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn the_cli_sets_lists_and_clears_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (ok, login, err) = cli(
+        dir,
+        &[
+            "login",
+            "create",
+            "--customer",
+            TOOLBOX_CUSTOMER,
+            "--username",
+            "Greatday",
+        ],
+    );
+    assert!(ok, "{err}");
+    let login: Value = serde_json::from_str(&login).unwrap();
+    let login = login["loginId"].as_str().unwrap();
+    let (ok, added, err) = cli(
+        dir,
+        &[
+            "failures",
+            "add",
+            "--customer",
+            TOOLBOX_CUSTOMER,
+            "--login-id",
+            login,
+            "--code",
+            "RETRY_LATER",
+            "--count",
+            "2",
+        ],
+    );
+    assert!(ok, "{err}");
+    let added: Value = serde_json::from_str(&added).unwrap();
+    assert_eq!(
+        (added["flinksCode"].clone(), added["remaining"].clone()),
+        (json!("RETRY_LATER"), json!(2))
+    );
+    let (ok, _, err) = cli(
+        dir,
+        &[
+            "failures",
+            "add",
+            "--customer",
+            TOOLBOX_CUSTOMER,
+            "--username",
+            "greatday",
+            "--code",
+            "OPERATION_PENDING",
+            "--seconds",
+            "30",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, listed, _) = cli(dir, &["failures", "list", "--customer", TOOLBOX_CUSTOMER]);
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&listed)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Refusals say why, and exit non-zero.
+    for (args, says) in [
+        (
+            vec![
+                "failures",
+                "add",
+                "--customer",
+                TOOLBOX_CUSTOMER,
+                "--username",
+                "Greatday",
+                "--code",
+                "NOPE",
+            ],
+            "not a forced failure",
+        ),
+        (
+            vec![
+                "failures",
+                "add",
+                "--customer",
+                TOOLBOX_CUSTOMER,
+                "--username",
+                "Greatday",
+                "--code",
+                "RETRY_LATER",
+                "--count",
+                "0",
+            ],
+            "from 1 to 1000",
+        ),
+        (
+            vec![
+                "faults",
+                "add",
+                "--instance",
+                "toolbox",
+                "--endpoint",
+                "Authorize",
+                "--stall",
+                "2m",
+            ],
+            "1 to 60 seconds",
+        ),
+    ] {
+        let (ok, _, err) = cli(dir, &args);
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
+    }
+    let (ok, fault, err) = cli(
+        dir,
+        &[
+            "faults",
+            "add",
+            "--instance",
+            "toolbox",
+            "--endpoint",
+            "GetAccountsDetail",
+            "--status",
+            "503",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&fault).unwrap()["status"],
+        503
+    );
+    let (ok, cleared, _) = cli(dir, &["faults", "clear", "--instance", "toolbox"]);
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&cleared).unwrap(),
+        json!({"cleared": 1})
+    );
+    let (ok, cleared, _) = cli(dir, &["failures", "clear", "--customer", TOOLBOX_CUSTOMER]);
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&cleared).unwrap(),
+        json!({"cleared": 2})
+    );
+
+    let (ok, _, err) = cli(dir, &["instance", "create", "acme", "--kind", "production"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(
+        dir,
+        &[
+            "faults",
+            "add",
+            "--instance",
+            "acme",
+            "--endpoint",
+            "Authorize",
+            "--status",
+            "503",
+        ],
+    );
+    assert!(
+        !ok && err.contains("acme is a production instance"),
+        "{err}"
+    );
+}
