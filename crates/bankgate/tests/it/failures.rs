@@ -129,6 +129,7 @@ async fn each_failure_answers_as_the_real_one_then_the_call_succeeds() {
 
         let reply = bench.cached(login).await;
         assert_forced(&reply, status, flinks_code, message, &rule);
+        assert_eq!(reply.json.get("RequestId"), None, "no session was opened");
         assert!(
             reply.hint().contains("it applies to 0 more calls"),
             "{}",

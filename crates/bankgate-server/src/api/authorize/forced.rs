@@ -78,8 +78,9 @@ pub(crate) async fn check(
         return Ok(Checked::Go(None));
     };
     tracing::info!(rule = %rule.id, "forced failure");
+    // Like the scripted failures, no RequestId: no session is left to use it with.
     if let Some(refusal) = ApiError::forced(&rule, call.now) {
-        return Err(refusal.with_request_id(request_id));
+        return Err(refusal);
     }
     debug_assert_eq!(rule.action, ForcedAction::NewMfaQuestion);
     // A question this user was not asked: neither the one of a new connection nor the one of a
