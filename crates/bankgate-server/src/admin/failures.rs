@@ -124,6 +124,7 @@ impl From<ForcedError> for ApiError {
 pub(crate) struct NewLoginFailure {
     /// `RETRY_LATER`, `DISABLED_LOGIN`, `INVALID_LOGIN` (password changed), `MFA` (a new
     /// security question), `AGGREGATION_ERROR` or `OPERATION_PENDING` (a 202 for `seconds`).
+    #[schema(schema_with = failure_codes)]
     flinks_code: String,
     /// How many calls it answers (default 1, at most 1000).
     #[schema(minimum = 1, maximum = 1000)]
@@ -137,8 +138,10 @@ pub(crate) struct NewLoginFailure {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct NewUserFailure {
     /// A sandbox user (`Greatday`, `greatday_nomfa`, …), any case.
+    #[schema(schema_with = sandbox_users)]
     username: String,
     /// As for a LoginId.
+    #[schema(schema_with = failure_codes)]
     flinks_code: String,
     #[schema(minimum = 1, maximum = 1000)]
     count: Option<i64>,
@@ -150,14 +153,59 @@ pub(crate) struct NewUserFailure {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct NewFault {
     /// An endpoint name (`GetAccountsDetail`, `Authorize`, …).
+    #[schema(schema_with = endpoints)]
     endpoint: String,
     /// 500, 502, 503 or 504 (give this or `stallSeconds`).
+    #[schema(schema_with = fault_statuses)]
     status: Option<u16>,
     /// Wait this long (1 to 60 s), then answer as usual.
     #[schema(minimum = 1, maximum = 60)]
     stall_seconds: Option<u64>,
     #[schema(minimum = 1, maximum = 1000)]
     count: Option<i64>,
+}
+
+/// A schema with these values (the handlers also take any case, and explain a value that is
+/// none of them).
+fn one_of<V: Into<serde_json::Value>>(
+    kind: utoipa::openapi::schema::Type,
+    values: impl IntoIterator<Item = V>,
+) -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(kind)
+        .enum_values(Some(values))
+        .build()
+}
+
+fn failure_codes() -> utoipa::openapi::schema::Object {
+    one_of(
+        utoipa::openapi::schema::Type::String,
+        FailureCode::ALL.iter().map(|code| code.as_str()),
+    )
+}
+
+fn sandbox_users() -> utoipa::openapi::schema::Object {
+    let bank = bankgate_core::sandbox::SandboxBank::builtin();
+    let users: Vec<&'static str> = bank
+        .institutions()
+        .iter()
+        .flat_map(|institution| institution.users.iter().map(|user| user.username))
+        .collect();
+    one_of(utoipa::openapi::schema::Type::String, users)
+}
+
+fn endpoints() -> utoipa::openapi::schema::Object {
+    one_of(
+        utoipa::openapi::schema::Type::String,
+        crate::endpoint::Endpoint::ALL.iter().map(|e| e.name()),
+    )
+}
+
+fn fault_statuses() -> utoipa::openapi::schema::Object {
+    one_of(
+        utoipa::openapi::schema::Type::Integer,
+        crate::operator::FAULT_STATUSES,
+    )
 }
 
 fn failure(code: &str, count: Option<i64>, seconds: Option<u64>) -> Result<NewFailure, ApiError> {
