@@ -170,7 +170,7 @@ pub struct Entry {
     pub headers: Vec<HeaderSeen>,
     /// The body as sent with credential-like fields masked (JSON or a form), or a note saying
     /// what it was.
-    #[schema(value_type = Object)]
+    /// Any JSON value: whatever the client sent.
     pub body: Option<serde_json::Value>,
     pub status: u16,
     pub flinks_code: Option<String>,
