@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod credentials;
 pub mod error;
+pub mod forced;
 pub mod ids;
 pub mod model;
 pub mod sandbox;

@@ -93,6 +93,11 @@ impl Drop for App {
 pub fn app(state: AppState) -> Router {
     let (flinks, _) = api::routes().split_for_parts();
     let api = flinks
+        // Sandbox faults, on the Flinks endpoints only (the routes above this line).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::faults::apply,
+        ))
         // The Connect page (iframe hosts, or a bare host with ?instance=).
         .route("/", get(connect::page).post(connect::step))
         .route("/v2", get(connect::page).post(connect::step))

@@ -6,7 +6,8 @@ use std::fmt;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bankgate_core::{DomainError, Malformed, PathId, Refusal, RequestId};
+use bankgate_core::forced::{ForcedAction, ForcedRule, ForcedTarget};
+use bankgate_core::{DomainError, Malformed, PathId, Refusal, RequestId, Timestamp};
 use serde::Serialize;
 
 pub use crate::endpoint::Endpoint;
@@ -142,6 +143,9 @@ wire_names! {
         SecurityResponsesIncomplete = "security_responses_incomplete",
         SecurityResponseInvalid = "security_response_invalid",
         SessionNotAuthorized = "session_not_authorized",
+        // Forced failures of a sandbox (docs/flinks-wire.md, "Forced failures").
+        ForcedFailure = "forced_failure",
+        ForcedFailureOnProduction = "forced_failure_on_production",
         // The admin API.
         AdminDisabled = "admin_disabled",
         AdminTokenMissing = "admin_token_missing",
@@ -352,9 +356,15 @@ pub enum ErrorResponses<'a> {
     /// An unexpected error (the envelope still says what happened).
     #[response(status = 500)]
     Internal(#[to_schema] Envelope<'a>),
-    /// The database cannot be reached; retry later.
+    /// A sandbox fault set through the admin API (docs/flinks-wire.md, "Forced failures").
+    #[response(status = 502)]
+    BadGateway(#[to_schema] Envelope<'a>),
+    /// The database cannot be reached, or a sandbox fault; retry later.
     #[response(status = 503)]
     Unavailable(#[to_schema] Envelope<'a>),
+    /// A sandbox fault set through the admin API.
+    #[response(status = 504)]
+    GatewayTimeout(#[to_schema] Envelope<'a>),
 }
 
 impl ApiError {
@@ -763,6 +773,98 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
         "bankgate hit an internal error; the request was not completed. Retry, and report it if it persists.",
     )
     .into_response()
+}
+
+impl ApiError {
+    /// The answer a forced failure or fault rule gives (docs/flinks-wire.md, "Forced failures"):
+    /// the status, FlinksCode and Message the real failure has, with `Reason` `forced_failure`
+    /// and a hint naming the rule and what is left of it. `None` for the actions that are not
+    /// an envelope (a new MFA question, a stall).
+    pub fn forced(rule: &ForcedRule, now: Timestamp) -> Option<Self> {
+        use FlinksCode as Code;
+        let (status, code, message) = match rule.action {
+            ForcedAction::RetryLater => (
+                StatusCode::UNAUTHORIZED,
+                Code::RetryLater,
+                "The financial institution could not be reached, retry later",
+            ),
+            ForcedAction::DisabledLogin => (
+                StatusCode::UNAUTHORIZED,
+                Code::DisabledLogin,
+                "The account has been disabled by the financial institution",
+            ),
+            ForcedAction::PasswordChanged => (
+                StatusCode::UNAUTHORIZED,
+                Code::InvalidLogin,
+                "The card number (username) or password provided is invalid",
+            ),
+            ForcedAction::AggregationError | ForcedAction::Status(500) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Code::AggregationError,
+                "An unexpected error occurred",
+            ),
+            ForcedAction::Status(other) => (
+                StatusCode::from_u16(other).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                Code::RetryLater,
+                "The service is temporarily unavailable, retry later",
+            ),
+            ForcedAction::Pending(_) => (
+                StatusCode::ACCEPTED,
+                Code::OperationPending,
+                "Your operation is still processing",
+            ),
+            ForcedAction::NewMfaQuestion | ForcedAction::Stall(_) => return None,
+        };
+        let hint = Self::forced_hint(rule, now);
+        let mut error = Self::new(status, code, message, Reason::ForcedFailure, hint);
+        if let Some(until) = rule.active_until.filter(|until| *until > now) {
+            error.retry_after_secs = Some(whole_seconds_until(now, until).max(1));
+        }
+        Some(error)
+    }
+
+    /// The hint of a forced answer: the rule, what it does, and what is left of it.
+    pub fn forced_hint(rule: &ForcedRule, now: Timestamp) -> String {
+        let what = match &rule.target {
+            ForcedTarget::Login(_, login) => format!("LoginId {login}"),
+            ForcedTarget::Username(_, username) => format!("sandbox user {username}"),
+            ForcedTarget::Endpoint(endpoint) => format!("{endpoint} on {}", rule.instance),
+        };
+        let left = match rule.active_until {
+            Some(until) if until > now => format!(
+                "this 202 lasts {} more seconds on the instance's clock",
+                whole_seconds_until(now, until)
+            ),
+            _ => format!("it applies to {} more calls", rule.remaining),
+        };
+        format!(
+            "Forced failure, not a bug: rule {} ({} for {what}) was set through the admin API; \
+             {left}. Clear it with DELETE on its /failures or /faults route.",
+            rule.id,
+            crate::operator::describe_forced(rule.action),
+        )
+    }
+}
+
+/// Marks an answer that is not an envelope (the 203 of a forced MFA question) as forced: the
+/// body stays Flinks', the `X-Bankgate-Forced-Failure` header carries the hint, and the request
+/// journal and metrics see the `Reason` as for any refusal.
+pub fn mark_forced(response: &mut Response, hint: String) {
+    tracing::Span::current().record("reason", Reason::ForcedFailure.as_str());
+    if let Ok(value) = HeaderValue::from_str(&hint) {
+        response.headers_mut().insert(FORCED_FAILURE_HEADER, value);
+    }
+    response.extensions_mut().insert(Reason::ForcedFailure);
+    response.extensions_mut().insert(Hint(hint));
+}
+
+/// The header of a forced answer that has no envelope to carry a hint.
+pub const FORCED_FAILURE_HEADER: &str = "x-bankgate-forced-failure";
+
+/// Whole seconds from `now` to `until`, rounded up.
+fn whole_seconds_until(now: Timestamp, until: Timestamp) -> u64 {
+    let micros = until.as_micros().saturating_sub(now.as_micros());
+    u64::try_from(micros).unwrap_or(0).div_ceil(1_000_000)
 }
 
 /// The `Hint` of a refusal, left on its response for the request journal.

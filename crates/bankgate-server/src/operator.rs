@@ -17,6 +17,11 @@ use bankgate_store::{
     AttemptFailures, AttemptFilter, ClockChange, ClockMoved, KeyDigests, Reset, Store, TokenRecord,
 };
 
+mod forced;
+pub use forced::{
+    FAULT_STATUSES, FailureFor, FaultKind, ForcedError, NewFailure, describe as describe_forced,
+};
+
 /// The marker the toolbox seed leaves, so a restart never seeds twice.
 const TOOLBOX_SEED_MARKER: &str = "seed:toolbox:v1";
 

@@ -20,6 +20,7 @@ pub mod testing;
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use bankgate_core::forced::ForcedRule;
 use bankgate_core::model::{
     Customer, Instance, InstanceKind, KeyKind, Login, PendingAuthorization, Session, Tenant,
 };
@@ -182,6 +183,33 @@ pub struct ConnectSession {
     pub state: String,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+}
+
+/// Which forced rules an operator lists or clears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForcedScope {
+    /// Every failure rule of a customer (its LoginIds' and its users').
+    Customer(CustomerId),
+    /// The failure rules of one LoginId.
+    Login(CustomerId, LoginId),
+    /// The endpoint faults of an instance.
+    Faults(InstanceName),
+}
+
+/// A call that forced rules may apply to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForcedCall<'a> {
+    /// An /Authorize of a customer's sandbox user, through a LoginId or not (a new connection).
+    Authorize {
+        customer_id: CustomerId,
+        login_id: Option<LoginId>,
+        username: &'a str,
+    },
+    /// Any call of an endpoint (by name) on an instance.
+    Endpoint {
+        instance: &'a InstanceName,
+        endpoint: &'a str,
+    },
 }
 
 /// What a reset removed from an instance.
@@ -510,4 +538,20 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<AttemptFailures>, DomainError>;
     /// Forgets every failure row matching `filter` (locked or not); returns how many.
     async fn clear_failures(&self, filter: &AttemptFilter) -> Result<u64, DomainError>;
+
+    /// Records a forced failure or fault rule.
+    async fn add_forced_rule(&self, rule: &ForcedRule) -> Result<(), DomainError>;
+    /// The rules of a scope, oldest first.
+    async fn forced_rules(&self, scope: &ForcedScope) -> Result<Vec<ForcedRule>, DomainError>;
+    /// Deletes the rules of a scope; returns how many.
+    async fn clear_forced_rules(&self, scope: &ForcedScope) -> Result<u64, DomainError>;
+    /// Whether the instance has any rule; remembered like tenants (a rule added through another
+    /// node is seen within [`LOOKUP_TTL`]), so an instance without rules pays one map lookup.
+    async fn has_forced_rules(&self, instance: &InstanceName) -> Result<bool, DomainError>;
+    /// Takes one use of the oldest rule matching `call`, atomically (see `ops::take_forced`).
+    async fn take_forced(
+        &self,
+        call: &ForcedCall<'_>,
+        now: Timestamp,
+    ) -> Result<Option<ForcedRule>, DomainError>;
 }

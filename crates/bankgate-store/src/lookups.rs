@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bankgate_core::model::Tenant;
-use bankgate_core::{CustomerId, Digest};
+use bankgate_core::{CustomerId, Digest, InstanceName};
 
 use crate::ops::Credential;
 
@@ -57,6 +57,10 @@ impl<K: Eq + Hash, V: Clone> Remembered<K, V> {
     fn clear(&self) {
         self.lock().clear();
     }
+
+    fn forget(&self, key: &K) {
+        self.lock().remove(key);
+    }
 }
 
 /// The node's remembered lookups.
@@ -65,6 +69,8 @@ pub struct Lookups {
     ttl: Duration,
     tenants: Remembered<CustomerId, Tenant>,
     keys: Remembered<Digest, Credential>,
+    /// Whether an instance has forced rules (sandbox instances only ever do).
+    forced: Remembered<InstanceName, bool>,
 }
 
 impl Lookups {
@@ -73,6 +79,7 @@ impl Lookups {
             ttl,
             tenants: Remembered::new(),
             keys: Remembered::new(),
+            forced: Remembered::new(),
         }
     }
 
@@ -100,6 +107,25 @@ impl Lookups {
     /// Keys were added or retired.
     pub fn keys_changed(&self) {
         self.keys.clear();
+    }
+
+    pub fn has_forced(&self, instance: &InstanceName) -> Option<bool> {
+        self.forced.get(instance, self.ttl)
+    }
+
+    pub fn remember_forced(&self, instance: &InstanceName, has: bool) {
+        if !self.ttl.is_zero() {
+            self.forced.put(instance.clone(), has);
+        }
+    }
+
+    /// A rule of this instance was added or used up.
+    pub fn forced_changed(&self, instance: &InstanceName) {
+        self.forced.forget(instance);
+    }
+
+    pub fn forced_changed_all(&self) {
+        self.forced.clear();
     }
 
     /// A customer or an instance (its clock) changed.

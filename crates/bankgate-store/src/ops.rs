@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use bankgate_core::forced::{ForcedAction, ForcedRule, ForcedTarget};
 use bankgate_core::model::{
     Customer, Instance, InstanceKind, KeyKind, Login, LoginType, MAX_CLOCK_OFFSET,
     PendingAuthorization, Session, Tenant,
@@ -17,8 +18,8 @@ use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, Requ
 use crate::sql::{Row, StoreError, Tx, params};
 use crate::{
     AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize,
-    ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, KeyDigests,
-    LoginChange, NewToken, OpenOutcome, Reset, TokenRecord, TokenUse,
+    ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, ForcedCall,
+    ForcedScope, KeyDigests, LoginChange, NewToken, OpenOutcome, Reset, TokenRecord, TokenUse,
 };
 
 /// Rows a purge deletes per transaction, so a large purge never stalls the token path.
@@ -865,6 +866,12 @@ pub async fn complete_authorization(
 pub async fn reset_instance(tx: &mut dyn Tx, instance: &str) -> Result<Reset, StoreError> {
     let of_instance = "customer_id IN (SELECT id FROM customers WHERE instance = $1)";
     let mut reset = Reset::default();
+    // Forced failures go too: a test suite resets between tests, and must not inherit them.
+    tx.execute(
+        "DELETE FROM forced_rules WHERE instance = $1",
+        params![instance],
+    )
+    .await?;
     // Connect sessions and failure counters are not counted: they hold nothing a caller could
     // use. Lockouts go too: a reset is a clean slate for the next test run.
     for table in ["connect_sessions", "attempt_failures"] {
@@ -1325,4 +1332,232 @@ pub async fn clear_failures(tx: &mut dyn Tx, filter: &AttemptFilter) -> Result<u
         params![customer.as_deref(), filter.client.as_deref()],
     )
     .await
+}
+
+// ---- forced failures ----
+
+const FORCED_COLS: &str = "id, instance, customer_id, login_id, username, endpoint, action, \
+     amount, remaining, active_until, created_at";
+
+fn forced_from(row: &Row) -> Result<ForcedRule, StoreError> {
+    let target = match (
+        row.opt_parse::<CustomerId>(2)?,
+        row.opt_parse::<LoginId>(3)?,
+        row.opt_string(4)?,
+        row.opt_string(5)?,
+    ) {
+        (Some(customer), Some(login), _, _) => ForcedTarget::Login(customer, login),
+        (Some(customer), None, Some(username), _) => ForcedTarget::Username(customer, username),
+        (None, _, _, Some(endpoint)) => ForcedTarget::Endpoint(endpoint),
+        _ => {
+            return Err(StoreError::Corrupt(
+                "forced rule without a target".to_owned(),
+            ));
+        }
+    };
+    Ok(ForcedRule {
+        id: row.string(0)?,
+        instance: row.parse(1)?,
+        target,
+        action: ForcedAction::from_stored(row.text(6)?, row.i64(7)?)
+            .map_err(StoreError::Corrupt)?,
+        remaining: u64::try_from(row.i64(8)?).unwrap_or(0),
+        active_until: row.opt_ts(9)?,
+        created_at: row.ts(10)?,
+    })
+}
+
+/// The WHERE clause of a scope, over `$1` (and `$2`).
+fn forced_scope(scope: &ForcedScope) -> (&'static str, String, Option<String>) {
+    match scope {
+        ForcedScope::Customer(customer) => (
+            "customer_id = $1 AND CAST($2 AS TEXT) IS NULL",
+            customer.to_string(),
+            None,
+        ),
+        ForcedScope::Login(customer, login) => (
+            "customer_id = $1 AND login_id = $2",
+            customer.to_string(),
+            Some(login.to_string()),
+        ),
+        ForcedScope::Faults(instance) => (
+            "instance = $1 AND endpoint IS NOT NULL AND CAST($2 AS TEXT) IS NULL",
+            instance.to_string(),
+            None,
+        ),
+    }
+}
+
+pub async fn add_forced_rule(tx: &mut dyn Tx, rule: &ForcedRule) -> Result<(), StoreError> {
+    let (customer, login, username, endpoint) = match &rule.target {
+        ForcedTarget::Login(customer, login) => (
+            Some(customer.to_string()),
+            Some(login.to_string()),
+            None,
+            None,
+        ),
+        ForcedTarget::Username(customer, username) => (
+            Some(customer.to_string()),
+            None,
+            Some(username.to_lowercase()),
+            None,
+        ),
+        ForcedTarget::Endpoint(endpoint) => (None, None, None, Some(endpoint.clone())),
+    };
+    let (action, amount) = rule.action.stored();
+    tx.execute(
+        &format!(
+            "INSERT INTO forced_rules ({FORCED_COLS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ),
+        params![
+            &rule.id,
+            rule.instance.as_str(),
+            customer.as_deref(),
+            login.as_deref(),
+            username.as_deref(),
+            endpoint.as_deref(),
+            action,
+            amount,
+            i64::try_from(rule.remaining).unwrap_or(i64::MAX),
+            rule.active_until.map(Timestamp::as_micros),
+            rule.created_at,
+        ],
+    )
+    .await
+    .map_err(|error| {
+        conflict_as(
+            error,
+            || format!("forced rule {}", rule.id),
+            || DomainError::NotFound {
+                what: "instance or customer",
+                id: rule.instance.to_string(),
+            },
+        )
+    })?;
+    Ok(())
+}
+
+pub async fn forced_rules(
+    tx: &mut dyn Tx,
+    scope: &ForcedScope,
+) -> Result<Vec<ForcedRule>, StoreError> {
+    let (condition, first, second) = forced_scope(scope);
+    tx.query(
+        &format!(
+            "SELECT {FORCED_COLS} FROM forced_rules WHERE {condition} ORDER BY created_at, id"
+        ),
+        params![&first, second.as_deref()],
+    )
+    .await?
+    .iter()
+    .map(forced_from)
+    .collect()
+}
+
+pub async fn clear_forced_rules(tx: &mut dyn Tx, scope: &ForcedScope) -> Result<u64, StoreError> {
+    let (condition, first, second) = forced_scope(scope);
+    tx.execute(
+        &format!("DELETE FROM forced_rules WHERE {condition}"),
+        params![&first, second.as_deref()],
+    )
+    .await
+}
+
+/// Whether an instance has any rule at all: what a node remembers, so calls on an instance
+/// without rules cost nothing more.
+pub async fn has_forced_rules(tx: &mut dyn Tx, instance: &str) -> Result<bool, StoreError> {
+    Ok(tx
+        .query_opt(
+            "SELECT 1 FROM forced_rules WHERE instance = $1 LIMIT 1",
+            params![instance],
+        )
+        .await?
+        .is_some())
+}
+
+/// Takes one use of the oldest rule matching a call: a 202 period in progress answers without
+/// using anything up; otherwise one conditional UPDATE counts a use down, so two concurrent
+/// calls never both take the last one (PostgreSQL re-checks `remaining > 0` on the row another
+/// transaction just updated; SQLite has one writer). A rule used up is deleted.
+pub async fn take_forced(
+    tx: &mut dyn Tx,
+    call: &ForcedCall<'_>,
+    now: Timestamp,
+) -> Result<Option<ForcedRule>, StoreError> {
+    let (condition, first, second, third) = match call {
+        ForcedCall::Authorize {
+            customer_id,
+            login_id,
+            username,
+        } => (
+            "customer_id = $1 AND (login_id = $2 OR (login_id IS NULL AND username = $3))",
+            customer_id.to_string(),
+            login_id.map(|id| id.to_string()),
+            Some(username.to_lowercase()),
+        ),
+        ForcedCall::Endpoint { instance, endpoint } => (
+            "instance = $1 AND endpoint = $2 AND CAST($3 AS TEXT) IS NULL",
+            instance.to_string(),
+            Some((*endpoint).to_owned()),
+            None,
+        ),
+    };
+    let now_micros = now.as_micros();
+    // 202 periods that ended leave nothing behind.
+    tx.execute(
+        &format!(
+            "DELETE FROM forced_rules WHERE {condition} AND remaining = 0 \
+             AND (active_until IS NULL OR active_until <= $4)"
+        ),
+        params![&first, second.as_deref(), third.as_deref(), now_micros],
+    )
+    .await?;
+    if let Some(row) = tx
+        .query_opt(
+            &format!(
+                "SELECT {FORCED_COLS} FROM forced_rules WHERE {condition} AND active_until > $4 \
+                 ORDER BY created_at, id LIMIT 1"
+            ),
+            params![&first, second.as_deref(), third.as_deref(), now_micros],
+        )
+        .await?
+    {
+        return forced_from(&row).map(Some);
+    }
+    // A candidate lost to a concurrent call: look again (each statement sees what committed).
+    // This ends: each loss means another call took a use, and uses are finite.
+    loop {
+        let Some(row) = tx
+            .query_opt(
+                &format!(
+                    "SELECT {FORCED_COLS} FROM forced_rules WHERE {condition} AND remaining > 0 \
+                     ORDER BY created_at, id LIMIT 1"
+                ),
+                params![&first, second.as_deref(), third.as_deref()],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut rule = forced_from(&row)?;
+        let until = rule.action.period().map(|period| now + period);
+        let Some(row) = tx
+            .query_opt(
+                "UPDATE forced_rules SET remaining = remaining - 1, active_until = $2 \
+                 WHERE id = $1 AND remaining > 0 RETURNING remaining",
+                params![&rule.id, until.map(Timestamp::as_micros)],
+            )
+            .await?
+        else {
+            continue;
+        };
+        rule.remaining = u64::try_from(row.i64(0)?).unwrap_or(0);
+        rule.active_until = until;
+        if rule.remaining == 0 && until.is_none() {
+            tx.execute("DELETE FROM forced_rules WHERE id = $1", params![&rule.id])
+                .await?;
+        }
+        return Ok(Some(rule));
+    }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bankgate_core::forced::ForcedRule;
 use bankgate_core::model::{
     Customer, Instance, InstanceKind, Login, PendingAuthorization, Session, Tenant,
 };
@@ -15,9 +16,9 @@ use crate::ops::{self, Expiring, PURGE_CHUNK};
 use crate::sql::{Backend, one_statement};
 use crate::{
     AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize,
-    ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, KeyDigests,
-    NewToken, ObserverSlot, OpenOutcome, Purged, Reset, Store, StoreObserver, TokenRecord,
-    TokenUse,
+    ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, ForcedCall,
+    ForcedScope, KeyDigests, NewToken, ObserverSlot, OpenOutcome, Purged, Reset, Store,
+    StoreObserver, TokenRecord, TokenUse,
 };
 
 /// A [`Store`] on any SQL backend.
@@ -325,8 +326,10 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn reset_instance(&self, instance: &InstanceName) -> Result<Reset, DomainError> {
-        let instance = instance.to_string();
-        run!(self.write, |tx| ops::reset_instance(tx, &instance))
+        let name = instance.to_string();
+        let reset = run!(self.write, |tx| ops::reset_instance(tx, &name));
+        self.lookups.forced_changed(instance);
+        reset
     }
 
     async fn change_clock(
@@ -436,5 +439,102 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn clear_failures(&self, filter: &AttemptFilter) -> Result<u64, DomainError> {
         let filter = filter.clone();
         run!(self.write_statement, |tx| ops::clear_failures(tx, &filter))
+    }
+
+    async fn add_forced_rule(&self, rule: &ForcedRule) -> Result<(), DomainError> {
+        let rule = rule.clone();
+        let instance = rule.instance.clone();
+        let added = run!(self.write_statement, |tx| ops::add_forced_rule(tx, &rule));
+        self.lookups.forced_changed(&instance);
+        added
+    }
+
+    async fn forced_rules(&self, scope: &ForcedScope) -> Result<Vec<ForcedRule>, DomainError> {
+        let scope = scope.clone();
+        run!(self.read, |tx| ops::forced_rules(tx, &scope))
+    }
+
+    async fn clear_forced_rules(&self, scope: &ForcedScope) -> Result<u64, DomainError> {
+        let scope = scope.clone();
+        let cleared = run!(self.write_statement, |tx| ops::clear_forced_rules(
+            tx, &scope
+        ));
+        // Which instance a customer is on is not at hand here: forget every instance's flag.
+        self.lookups.forced_changed_all();
+        cleared
+    }
+
+    async fn has_forced_rules(&self, instance: &InstanceName) -> Result<bool, DomainError> {
+        if let Some(has) = self.lookups.has_forced(instance) {
+            return Ok(has);
+        }
+        let name = instance.to_string();
+        let has = run!(self.read, |tx| ops::has_forced_rules(tx, &name))?;
+        self.lookups.remember_forced(instance, has);
+        Ok(has)
+    }
+
+    async fn take_forced(
+        &self,
+        call: &ForcedCall<'_>,
+        now: Timestamp,
+    ) -> Result<Option<ForcedRule>, DomainError> {
+        let owned = OwnedCall::of(call);
+        let taken = run!(self.write, |tx| ops::take_forced(tx, &owned.as_call(), now))?;
+        if let Some(rule) = &taken
+            && rule.remaining == 0
+        {
+            // Used up: the instance may have no rule left.
+            self.lookups.forced_changed(&rule.instance);
+        }
+        Ok(taken)
+    }
+}
+
+/// A [`ForcedCall`] that owns its strings, to move into an operation.
+enum OwnedCall {
+    Authorize {
+        customer_id: CustomerId,
+        login_id: Option<bankgate_core::LoginId>,
+        username: String,
+    },
+    Endpoint {
+        instance: InstanceName,
+        endpoint: String,
+    },
+}
+
+impl OwnedCall {
+    fn of(call: &ForcedCall<'_>) -> Self {
+        match call {
+            ForcedCall::Authorize {
+                customer_id,
+                login_id,
+                username,
+            } => Self::Authorize {
+                customer_id: *customer_id,
+                login_id: *login_id,
+                username: (*username).to_owned(),
+            },
+            ForcedCall::Endpoint { instance, endpoint } => Self::Endpoint {
+                instance: (*instance).clone(),
+                endpoint: (*endpoint).to_owned(),
+            },
+        }
+    }
+
+    fn as_call(&self) -> ForcedCall<'_> {
+        match self {
+            Self::Authorize {
+                customer_id,
+                login_id,
+                username,
+            } => ForcedCall::Authorize {
+                customer_id: *customer_id,
+                login_id: *login_id,
+                username,
+            },
+            Self::Endpoint { instance, endpoint } => ForcedCall::Endpoint { instance, endpoint },
+        }
     }
 }

@@ -13,6 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bankgate_core::forced::{ForcedAction, ForcedRule, ForcedTarget};
 use bankgate_core::model::{
     Customer, CustomerKeys, DEFAULT_TOKEN_LIFETIME, Instance, InstanceKind, KeyKind, Language,
     Login, LoginType, MAX_CLOCK_OFFSET, PendingAuthorization, Session, Tenant,
@@ -24,8 +25,8 @@ use bankgate_core::{
 use bankgate_store::{AttemptFailure, AttemptFilter, AttemptKey, AttemptState};
 use bankgate_store::{
     CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
-    CredentialMatch, KeyDigests, LoginChange, NewToken, OpenOutcome, PgSettings, PgStore, Purged,
-    SqliteStore, Store, TokenRecord, TokenUse,
+    CredentialMatch, ForcedCall, ForcedScope, KeyDigests, LoginChange, NewToken, OpenOutcome,
+    PgSettings, PgStore, Purged, SqliteStore, Store, TokenRecord, TokenUse,
 };
 
 /// A fixed instant for the checks (2026-01-21T20:47:47.145999Z).
@@ -165,9 +166,14 @@ macro_rules! conformance {
                 spent_failure_rows_are_purged,
                 concurrent_failures_all_count,
                 lockouts_go_with_a_reset,
+                forced_rules_are_listed_and_cleared_by_scope,
+                forced_rules_count_down_and_match_their_call,
+                forced_pending_lasts_its_period,
+                concurrent_calls_take_each_use_once,
             );
             conformance!(@fixture $open;
                 writes_survive_a_restart,
+                forced_rules_go_with_a_reset_and_survive_a_restart,
             );
         }
     };
@@ -2500,4 +2506,302 @@ async fn lockouts_go_with_a_reset(store: Arc<dyn Store>) {
     );
     let kept = store.attempt_state(&pair(kept.id, "a")).await.unwrap();
     assert!(kept.pair.is_some() && kept.target.is_some(), "{kept:?}");
+}
+
+// ---- forced failures ----
+
+fn forced(instance: &str, target: ForcedTarget, action: ForcedAction, count: u64) -> ForcedRule {
+    ForcedRule {
+        id: LoginId::new_random().to_string(),
+        instance: name(instance),
+        target,
+        action,
+        remaining: count,
+        active_until: None,
+        created_at: T0,
+    }
+}
+
+fn authorize_call(
+    customer_id: CustomerId,
+    login_id: Option<LoginId>,
+    username: &str,
+) -> ForcedCall<'_> {
+    ForcedCall::Authorize {
+        customer_id,
+        login_id,
+        username,
+    }
+}
+
+async fn forced_rules_are_listed_and_cleared_by_scope(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let login = login_for(&*store, customer.id).await;
+    assert!(!store.has_forced_rules(&name("alpha")).await.unwrap());
+    let by_login = forced(
+        "alpha",
+        ForcedTarget::Login(customer.id, login.id),
+        ForcedAction::RetryLater,
+        2,
+    );
+    let by_user = forced(
+        "alpha",
+        ForcedTarget::Username(customer.id, "greatday".to_owned()),
+        ForcedAction::Pending(Duration::from_secs(30)),
+        1,
+    );
+    let fault = forced(
+        "alpha",
+        ForcedTarget::Endpoint("GetAccountsDetail".to_owned()),
+        ForcedAction::Status(503),
+        1,
+    );
+    for rule in [&by_login, &by_user, &fault] {
+        store.add_forced_rule(rule).await.unwrap();
+    }
+    assert!(store.has_forced_rules(&name("alpha")).await.unwrap());
+    let mut listed = store
+        .forced_rules(&ForcedScope::Customer(customer.id))
+        .await
+        .unwrap();
+    listed.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut expected = vec![by_login.clone(), by_user.clone()];
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(listed, expected, "rules round-trip exactly");
+    assert_eq!(
+        store
+            .forced_rules(&ForcedScope::Login(customer.id, login.id))
+            .await
+            .unwrap(),
+        vec![by_login.clone()]
+    );
+    assert_eq!(
+        store
+            .forced_rules(&ForcedScope::Faults(name("alpha")))
+            .await
+            .unwrap(),
+        vec![fault.clone()]
+    );
+    // A rule for a customer that does not exist is refused, and nothing is written.
+    let orphan = forced(
+        "alpha",
+        ForcedTarget::Username(CustomerId::new_random(), "greatday".to_owned()),
+        ForcedAction::RetryLater,
+        1,
+    );
+    assert_not_found(store.add_forced_rule(&orphan).await, "instance or customer");
+
+    assert_eq!(
+        store
+            .clear_forced_rules(&ForcedScope::Login(customer.id, login.id))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .clear_forced_rules(&ForcedScope::Customer(customer.id))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        store.has_forced_rules(&name("alpha")).await.unwrap(),
+        "the fault is left"
+    );
+    assert_eq!(
+        store
+            .clear_forced_rules(&ForcedScope::Faults(name("alpha")))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(!store.has_forced_rules(&name("alpha")).await.unwrap());
+}
+
+async fn forced_rules_count_down_and_match_their_call(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let (other, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let login = login_for(&*store, customer.id).await;
+    let second = login_for(&*store, customer.id).await;
+    store
+        .add_forced_rule(&forced(
+            "alpha",
+            ForcedTarget::Login(customer.id, login.id),
+            ForcedAction::DisabledLogin,
+            2,
+        ))
+        .await
+        .unwrap();
+    // Another LoginId, another customer's user: untouched.
+    for call in [
+        authorize_call(customer.id, Some(second.id), "Greatday"),
+        authorize_call(other.id, None, "Greatday"),
+    ] {
+        assert_eq!(store.take_forced(&call, at(1)).await.unwrap(), None);
+    }
+    let call = authorize_call(customer.id, Some(login.id), "Greatday");
+    let first = store.take_forced(&call, at(1)).await.unwrap().unwrap();
+    assert_eq!(
+        (first.action, first.remaining),
+        (ForcedAction::DisabledLogin, 1)
+    );
+    let last = store.take_forced(&call, at(2)).await.unwrap().unwrap();
+    assert_eq!(last.remaining, 0);
+    assert_eq!(store.take_forced(&call, at(3)).await.unwrap(), None);
+    assert!(
+        !store.has_forced_rules(&name("alpha")).await.unwrap(),
+        "a rule used up is gone"
+    );
+
+    // A username rule: every LoginId of the user (any case), and new connections.
+    store
+        .add_forced_rule(&forced(
+            "alpha",
+            ForcedTarget::Username(customer.id, "GreatDay".to_owned()),
+            ForcedAction::NewMfaQuestion,
+            3,
+        ))
+        .await
+        .unwrap();
+    for call in [
+        authorize_call(customer.id, Some(login.id), "Greatday"),
+        authorize_call(customer.id, Some(second.id), "greatday"),
+        authorize_call(customer.id, None, "GREATDAY"),
+    ] {
+        let taken = store.take_forced(&call, at(4)).await.unwrap();
+        assert_eq!(taken.map(|r| r.action), Some(ForcedAction::NewMfaQuestion));
+    }
+    assert_eq!(
+        store
+            .take_forced(&authorize_call(customer.id, None, "greatday"), at(5))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // An endpoint fault: only that endpoint of that instance.
+    store
+        .add_forced_rule(&forced(
+            "alpha",
+            ForcedTarget::Endpoint("Authorize".to_owned()),
+            ForcedAction::Stall(Duration::from_secs(5)),
+            1,
+        ))
+        .await
+        .unwrap();
+    let alpha = name("alpha");
+    let other_endpoint = ForcedCall::Endpoint {
+        instance: &alpha,
+        endpoint: "GetAccountsDetail",
+    };
+    assert_eq!(
+        store.take_forced(&other_endpoint, at(6)).await.unwrap(),
+        None
+    );
+    let fault = ForcedCall::Endpoint {
+        instance: &alpha,
+        endpoint: "Authorize",
+    };
+    let taken = store.take_forced(&fault, at(6)).await.unwrap().unwrap();
+    assert_eq!(taken.action, ForcedAction::Stall(Duration::from_secs(5)));
+    assert_eq!(store.take_forced(&fault, at(7)).await.unwrap(), None);
+}
+
+async fn forced_pending_lasts_its_period(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let login = login_for(&*store, customer.id).await;
+    store
+        .add_forced_rule(&forced(
+            "alpha",
+            ForcedTarget::Login(customer.id, login.id),
+            ForcedAction::Pending(Duration::from_secs(30)),
+            1,
+        ))
+        .await
+        .unwrap();
+    let call = authorize_call(customer.id, Some(login.id), "Greatday");
+    let started = store.take_forced(&call, at(10)).await.unwrap().unwrap();
+    assert_eq!((started.remaining, started.active_until), (0, Some(at(40))));
+    let during = store
+        .take_forced(&call, just_before(at(40)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        during.active_until,
+        Some(at(40)),
+        "the period does not restart"
+    );
+    assert_eq!(store.take_forced(&call, at(40)).await.unwrap(), None);
+    assert!(
+        store
+            .forced_rules(&ForcedScope::Customer(customer.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn concurrent_calls_take_each_use_once(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let login = login_for(&*store, customer.id).await;
+    store
+        .add_forced_rule(&forced(
+            "alpha",
+            ForcedTarget::Login(customer.id, login.id),
+            ForcedAction::RetryLater,
+            3,
+        ))
+        .await
+        .unwrap();
+    let calls = (0..16).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .take_forced(
+                    &authorize_call(customer.id, Some(login.id), "Greatday"),
+                    at(1),
+                )
+                .await
+                .unwrap()
+                .map(|rule| rule.remaining)
+        })
+    });
+    let mut left: Vec<u64> = Vec::new();
+    for call in calls.collect::<Vec<_>>() {
+        if let Some(remaining) = call.await.unwrap() {
+            left.push(remaining);
+        }
+    }
+    left.sort_unstable();
+    assert_eq!(left, vec![0, 1, 2], "three uses, each taken once");
+}
+
+async fn forced_rules_go_with_a_reset_and_survive_a_restart(fixture: Fixture) {
+    let (customer, _) = customer_on(&*fixture.store, "alpha", InstanceKind::Sandbox).await;
+    let rule = forced(
+        "alpha",
+        ForcedTarget::Username(customer.id, "greatday".to_owned()),
+        ForcedAction::AggregationError,
+        2,
+    );
+    fixture.store.add_forced_rule(&rule).await.unwrap();
+    let fixture = fixture.restart().await;
+    assert_eq!(
+        fixture
+            .store
+            .forced_rules(&ForcedScope::Customer(customer.id))
+            .await
+            .unwrap(),
+        vec![rule]
+    );
+    fixture.store.reset_instance(&name("alpha")).await.unwrap();
+    assert!(
+        !fixture
+            .store
+            .has_forced_rules(&name("alpha"))
+            .await
+            .unwrap()
+    );
 }

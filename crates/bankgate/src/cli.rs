@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bankgate_core::model::InstanceKind;
-use bankgate_core::{CustomerId, InstanceName};
+use bankgate_core::{CustomerId, InstanceName, LoginId};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -135,6 +135,15 @@ pub enum Command {
     /// List and lift brute-force lockouts (too many wrong secret keys or bank passwords).
     #[command(subcommand)]
     Lockouts(LockoutsCommand),
+    /// Make the next /Authorize calls of a sandbox LoginId, or of a sandbox user, fail on
+    /// purpose (RETRY_LATER, DISABLED_LOGIN, INVALID_LOGIN, MFA, AGGREGATION_ERROR,
+    /// OPERATION_PENDING); list and clear those rules.
+    #[command(subcommand)]
+    Failures(FailuresCommand),
+    /// Make the next calls of an endpoint of a sandbox instance answer a 5xx or stall; list and
+    /// clear those rules.
+    #[command(subcommand)]
+    Faults(FaultsCommand),
     /// Run the Flinks troubleshooting checklist against a server (bankgate or Flinks itself):
     /// URL shape, the secret key and its header, a token accepted once and refused the second
     /// time, the x-api-key, a LoginId. Exit code 0 only when every check passes.
@@ -436,5 +445,82 @@ pub enum LockoutsCommand {
         /// Every lockout of every customer.
         #[arg(long, conflicts_with_all = ["customer", "client"])]
         all: bool,
+    },
+}
+
+/// Whom a failure rule is for: a LoginId or a sandbox username.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct FailureTarget {
+    /// One LoginId of the customer.
+    #[arg(long)]
+    pub login_id: Option<LoginId>,
+    /// Every LoginId of this sandbox user (any case), and live connections with it.
+    #[arg(long)]
+    pub username: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FailuresCommand {
+    /// Make the next COUNT /Authorize calls fail with CODE.
+    Add {
+        #[arg(long)]
+        customer: CustomerId,
+        #[command(flatten)]
+        target: FailureTarget,
+        /// RETRY_LATER, DISABLED_LOGIN, INVALID_LOGIN (password changed), MFA (a new
+        /// security question), AGGREGATION_ERROR or OPERATION_PENDING (needs --seconds).
+        #[arg(long)]
+        code: String,
+        /// How many calls fail (1 to 1000).
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+        count: i64,
+        /// OPERATION_PENDING: how long the 202 lasts, on the instance's clock.
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// List a customer's rules (or one LoginId's).
+    List {
+        #[arg(long)]
+        customer: CustomerId,
+        #[arg(long)]
+        login_id: Option<LoginId>,
+    },
+    /// Clear a customer's rules (or one LoginId's).
+    Clear {
+        #[arg(long)]
+        customer: CustomerId,
+        #[arg(long)]
+        login_id: Option<LoginId>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FaultsCommand {
+    /// Make the next COUNT calls of an endpoint answer --status or wait --stall.
+    Add {
+        #[arg(long)]
+        instance: InstanceName,
+        /// The endpoint's name (GetAccountsDetail, Authorize, …).
+        #[arg(long)]
+        endpoint: String,
+        /// 500, 502, 503 or 504.
+        #[arg(long, required_unless_present = "stall", conflicts_with = "stall")]
+        status: Option<u16>,
+        /// Wait this long (whole seconds, 1s to 60s), then answer as usual.
+        #[arg(long, value_parser = parse_duration)]
+        stall: Option<Duration>,
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+        count: i64,
+    },
+    /// List an instance's faults.
+    List {
+        #[arg(long)]
+        instance: InstanceName,
+    },
+    /// Clear an instance's faults.
+    Clear {
+        #[arg(long)]
+        instance: InstanceName,
     },
 }

@@ -4,20 +4,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use bankgate_core::forced::FailureCode;
 use bankgate_core::sandbox::SandboxBank;
 use bankgate_core::{Clock, SystemClock};
+use bankgate_server::admin::failures::ForcedRuleView;
 use bankgate_server::admin::views::{
     ClearedLockoutsView, ClockView, CreatedCustomerView, CustomerView, InstanceView, LockoutView,
     LoginView, ResetView, RotatedKeysView,
 };
 use bankgate_server::guard::LimitConfig;
 use bankgate_server::listen::{ADMIN_MAX_CONNECTIONS, ConnectionLimits, serve_with};
-use bankgate_server::operator::{NewCustomer, Operator};
+use bankgate_server::operator::{FailureFor, FaultKind, NewCustomer, NewFailure, Operator};
 use bankgate_server::{App, AppSettings, Handover};
 use bankgate_store::{AttemptFilter, ClockChange, PgConnectError, Store};
 use serde_json::json;
 
-use crate::cli::{Cli, Command, CustomerCommand, InstanceCommand, LockoutsCommand, LoginCommand};
+use crate::cli::{
+    Cli, Command, CustomerCommand, FailuresCommand, FaultsCommand, InstanceCommand,
+    LockoutsCommand, LoginCommand,
+};
 use crate::config::Settings;
 use crate::{Access, open_store};
 
@@ -58,6 +63,10 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Failures(command) => {
+            failures(&operator(&settings, access).await?, command, out).await
+        }
+        Command::Faults(command) => faults(&operator(&settings, access).await?, command, out).await,
         // These talk to a server over HTTP and never open a database.
         Command::Doctor(args) => doctor(&args, out).await,
         Command::Requests(args) => crate::requests::run(&args, cli.json).await,
@@ -584,6 +593,113 @@ async fn lockouts(
             let cleared = operator.clear_lockouts(&filter).await?;
             out.print(to_json(ClearedLockoutsView { cleared }), || {
                 format!("cleared {cleared} failure counters")
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One line a rule.
+fn rule_line(rule: &ForcedRuleView) -> String {
+    let target = match (&rule.login_id, &rule.username, &rule.endpoint) {
+        (Some(login), _, _) => format!("LoginId {login}"),
+        (_, Some(username), _) => format!("user {username}"),
+        (_, _, Some(endpoint)) => format!("{endpoint} on {}", rule.instance),
+        _ => String::new(),
+    };
+    format!(
+        "{}  {target}: {}, {} left",
+        rule.id, rule.action, rule.remaining
+    )
+}
+
+fn print_rules(rules: &[bankgate_core::forced::ForcedRule], out: Output) {
+    let views: Vec<ForcedRuleView> = rules.iter().map(ForcedRuleView::from).collect();
+    out.print(to_json(&views), || {
+        if views.is_empty() {
+            "no rules".to_owned()
+        } else {
+            views.iter().map(rule_line).collect::<Vec<_>>().join("\n")
+        }
+    });
+}
+
+async fn failures(
+    operator: &Operator,
+    command: FailuresCommand,
+    out: Output,
+) -> anyhow::Result<()> {
+    match command {
+        FailuresCommand::Add {
+            customer,
+            target,
+            code,
+            count,
+            seconds,
+        } => {
+            let code = code
+                .parse::<FailureCode>()
+                .map_err(|error| anyhow::anyhow!(error))?;
+            let target = match (target.login_id, target.username) {
+                (Some(login), _) => FailureFor::Login(login),
+                (None, Some(username)) => FailureFor::Username(username),
+                (None, None) => anyhow::bail!("give --login-id or --username"),
+            };
+            let rule = operator
+                .add_failure(
+                    customer,
+                    target,
+                    NewFailure {
+                        code,
+                        count,
+                        seconds,
+                    },
+                )
+                .await?;
+            let view = ForcedRuleView::from(&rule);
+            out.print(to_json(&view), || rule_line(&view));
+        }
+        FailuresCommand::List { customer, login_id } => {
+            print_rules(&operator.failures(customer, login_id).await?, out);
+        }
+        FailuresCommand::Clear { customer, login_id } => {
+            let cleared = operator.clear_failures(customer, login_id).await?;
+            out.print(serde_json::json!({ "cleared": cleared }), || {
+                format!("{cleared} rules cleared")
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn faults(operator: &Operator, command: FaultsCommand, out: Output) -> anyhow::Result<()> {
+    match command {
+        FaultsCommand::Add {
+            instance,
+            endpoint,
+            status,
+            stall,
+            count,
+        } => {
+            let kind = match (status, stall) {
+                (Some(status), _) => FaultKind::Status(status),
+                (None, Some(stall)) if stall.subsec_nanos() == 0 => {
+                    FaultKind::StallSeconds(stall.as_secs())
+                }
+                (None, Some(_)) => anyhow::bail!("--stall takes whole seconds (1s to 60s)"),
+                (None, None) => anyhow::bail!("give --status or --stall"),
+            };
+            let rule = operator
+                .add_fault(&instance, &endpoint, kind, count)
+                .await?;
+            let view = ForcedRuleView::from(&rule);
+            out.print(to_json(&view), || rule_line(&view));
+        }
+        FaultsCommand::List { instance } => print_rules(&operator.faults(&instance).await?, out),
+        FaultsCommand::Clear { instance } => {
+            let cleared = operator.clear_faults(&instance).await?;
+            out.print(serde_json::json!({ "cleared": cleared }), || {
+                format!("{cleared} rules cleared")
             });
         }
     }

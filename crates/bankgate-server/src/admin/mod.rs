@@ -2,6 +2,7 @@
 //! port). Everything under `/admin/` needs the admin token set at start; health, readiness and
 //! metrics do not (probes and scrapers carry no secrets, and those answers hold none).
 
+pub mod failures;
 mod requests;
 pub mod views;
 
@@ -214,6 +215,21 @@ pub fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(inspect_token))
         .routes(routes!(requests::list_requests))
         .routes(routes!(list_lockouts, clear_lockouts))
+        .routes(routes!(
+            failures::add_login_failure,
+            failures::list_login_failures,
+            failures::clear_login_failures
+        ))
+        .routes(routes!(
+            failures::add_user_failure,
+            failures::list_customer_failures,
+            failures::clear_customer_failures
+        ))
+        .routes(routes!(
+            failures::add_fault,
+            failures::list_faults,
+            failures::clear_faults
+        ))
         .route_layer(axum::middleware::from_fn(require_token));
     OpenApiRouter::new()
         .routes(routes!(healthz))

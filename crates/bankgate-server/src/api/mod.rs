@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod authorize;
 pub mod delete_card;
+pub mod faults;
 pub mod generate_authorize_token;
 
 use serde::Serialize;

@@ -749,6 +749,7 @@ fn settle(
             institution,
             prompts,
             request_id,
+            forced: _,
         }) => {
             page.step = Step::Mfa {
                 institution: institution.to_owned(),

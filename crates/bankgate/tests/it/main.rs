@@ -17,6 +17,7 @@ mod connect;
 mod connect_browser;
 mod connections;
 mod doctor;
+mod failures;
 mod journal;
 mod limits;
 mod logs;

@@ -120,6 +120,15 @@ fn the_admin_document_lists_every_admin_route() {
         "get /admin/requests",
         "get /admin/lockouts",
         "delete /admin/lockouts",
+        "post /admin/customers/{customerId}/logins/{loginId}/failures",
+        "get /admin/customers/{customerId}/logins/{loginId}/failures",
+        "delete /admin/customers/{customerId}/logins/{loginId}/failures",
+        "post /admin/customers/{customerId}/failures",
+        "get /admin/customers/{customerId}/failures",
+        "delete /admin/customers/{customerId}/failures",
+        "post /admin/instances/{name}/faults",
+        "get /admin/instances/{name}/faults",
+        "delete /admin/instances/{name}/faults",
     ];
     expected.sort_unstable();
     assert_eq!(routes, expected);

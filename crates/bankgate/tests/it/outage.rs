@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bankgate_core::forced::ForcedRule;
 use bankgate_core::model::{
     Customer, Instance, InstanceKind, Login, PendingAuthorization, Session, Tenant,
 };
@@ -10,8 +11,8 @@ use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, Requ
 use bankgate_server::AppState;
 use bankgate_store::{
     AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize,
-    ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, KeyDigests,
-    NewToken, OpenOutcome, Purged, Reset, Store, TokenRecord, TokenUse,
+    ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, ForcedCall,
+    ForcedScope, KeyDigests, NewToken, OpenOutcome, Purged, Reset, Store, TokenRecord, TokenUse,
 };
 
 use crate::support::*;
@@ -207,6 +208,25 @@ impl Store for Unreachable {
         down()
     }
     async fn clear_failures(&self, _: &AttemptFilter) -> Result<u64, DomainError> {
+        down()
+    }
+    async fn add_forced_rule(&self, _: &ForcedRule) -> Result<(), DomainError> {
+        down()
+    }
+    async fn forced_rules(&self, _: &ForcedScope) -> Result<Vec<ForcedRule>, DomainError> {
+        down()
+    }
+    async fn clear_forced_rules(&self, _: &ForcedScope) -> Result<u64, DomainError> {
+        down()
+    }
+    async fn has_forced_rules(&self, _: &InstanceName) -> Result<bool, DomainError> {
+        down()
+    }
+    async fn take_forced(
+        &self,
+        _: &ForcedCall<'_>,
+        _: Timestamp,
+    ) -> Result<Option<ForcedRule>, DomainError> {
         down()
     }
 }

@@ -10,7 +10,7 @@ use bankgate_core::{Digest, LoginId, Refusal, RequestId};
 use bankgate_store::{CompleteAuthorization, LoginChange, OpenOutcome, TokenUse};
 use serde_json::{Map, Value};
 
-use super::{Call, ENDPOINT, Outcome};
+use super::{Call, ENDPOINT, Outcome, forced};
 use crate::error::{ApiError, BankRefusal, Reason};
 use crate::guard::{Attempt, Target};
 
@@ -100,6 +100,18 @@ pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Outcome,
         return Err(bank_credentials_invalid());
     };
     call.state.limiter.succeeded(&attempt, checked).await?;
+    let subject = forced::Subject {
+        institution,
+        username: user.username,
+        login: None,
+        language: connection.language,
+        save: connection.save,
+        tag: connection.tag.clone(),
+    };
+    let call = &match forced::check(call, subject, request_id).await? {
+        forced::Checked::Forced(outcome) => return Ok(outcome),
+        forced::Checked::Go(token) => Call { token, ..*call },
+    };
     refuse_scenario(call, user, request_id).await?;
 
     if user.scenario == Scenario::Mfa {
@@ -166,6 +178,18 @@ pub async fn refresh(
         call.spend_token(request_id).await?;
         let refusal = crate::auth::login_not_found(call.state, call.tenant, login_id).await;
         return Err(ApiError::refused(ENDPOINT, &refusal));
+    };
+    let subject = forced::Subject {
+        institution,
+        username: &login.username,
+        login: Some(login),
+        language: language.unwrap_or(login.language),
+        save: true,
+        tag: tag.clone(),
+    };
+    let call = &match forced::check(call, subject, request_id).await? {
+        forced::Checked::Forced(outcome) => return Ok(outcome),
+        forced::Checked::Go(token) => Call { token, ..*call },
     };
     refuse_scenario(call, user, request_id).await?;
     if user.scenario == Scenario::Mfa {
@@ -264,6 +288,7 @@ pub async fn answer(
                 institution: institution.id,
                 prompts,
                 request_id,
+                forced: None,
             });
         }
         let expected: Vec<String> = asked.iter().map(|(_, p)| format!("{p:?}")).collect();
@@ -384,7 +409,7 @@ fn first_answer(value: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn start_mfa(
+pub(super) async fn start_mfa(
     call: &Call<'_>,
     institution: &SandboxInstitution,
     pending: PendingAuthorization,
@@ -407,6 +432,7 @@ async fn start_mfa(
         institution: institution.id,
         prompts,
         request_id: pending.request_id,
+        forced: None,
     })
 }
 

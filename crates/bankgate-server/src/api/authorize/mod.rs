@@ -7,6 +7,7 @@
 //! - refresh: `LoginId` without `MostRecentCached: true` refreshes a saved connection live;
 //! - answer: `RequestId` + `SecurityResponses` continues an MFA exchange.
 
+mod forced;
 pub(crate) mod live;
 mod responses;
 
@@ -87,6 +88,8 @@ pub enum Outcome {
         institution: &'static str,
         prompts: Vec<String>,
         request_id: RequestId,
+        /// The hint of the forced failure that asked this question, if one did.
+        forced: Option<String>,
     },
     Authorized {
         login: Login,
@@ -95,6 +98,24 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Marks a 203 as asked by a forced failure rule, whose hint it carries.
+    fn forced(self, hint: String) -> Self {
+        match self {
+            Self::Mfa {
+                institution,
+                prompts,
+                request_id,
+                forced: _,
+            } => Self::Mfa {
+                institution,
+                prompts,
+                request_id,
+                forced: Some(hint),
+            },
+            other => other,
+        }
+    }
+
     /// The /Authorize answer.
     pub fn into_response(self, bank: &SandboxBank) -> Response {
         match self {
@@ -102,7 +123,15 @@ impl Outcome {
                 institution,
                 prompts,
                 request_id,
-            } => MfaResponse::new(institution, prompts, request_id).into_response(),
+                forced,
+            } => {
+                let mut response =
+                    MfaResponse::new(institution, prompts, request_id).into_response();
+                if let Some(hint) = forced {
+                    crate::error::mark_forced(&mut response, hint);
+                }
+                response
+            }
             Self::Authorized { login, session } => {
                 AuthorizedResponse::new(bank, &login, &session).into_response()
             }
@@ -196,6 +225,7 @@ impl Call<'_> {
     responses(
         (status = 200, description = "Authorized: the RequestId reads the accounts", body = responses::AuthorizedResponse),
         (status = 203, description = "MFA required: answer with the RequestId", body = responses::MfaResponse),
+        (status = 202, description = "A sandbox's forced OPERATION_PENDING (forced failures): retry after Retry-After seconds", body = crate::error::Envelope),
         crate::error::ErrorResponses,
     ),
 )]
@@ -392,6 +422,30 @@ async fn cached(
 ) -> Result<Outcome, ApiError> {
     let request_id = RequestId::new_random();
     crate::journal::record_request_id(request_id);
+    let mut token = call.token;
+    if forced::active(call).await?
+        && let Some(login) = call
+            .state
+            .store
+            .login(call.tenant.customer.id, login_id)
+            .await?
+            .filter(|login| login.saved)
+        && let Some(institution) = call.state.bank.institution(&login.institution)
+    {
+        let subject = forced::Subject {
+            institution,
+            username: &login.username,
+            login: Some(&login),
+            language: login.language,
+            save: true,
+            tag: tag.clone(),
+        };
+        match forced::check(call, subject, request_id).await? {
+            forced::Checked::Forced(outcome) => return Ok(outcome),
+            forced::Checked::Go(left) => token = left,
+        }
+    }
+    let call = &Call { token, ..*call };
     let outcome = call
         .state
         .store
