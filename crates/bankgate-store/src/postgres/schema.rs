@@ -9,7 +9,7 @@ use deadpool_postgres::ClientWrapper;
 use super::connect::{PgConnectError, PgUrl, explain};
 
 /// (version, SQL). Append only: a released migration never changes.
-const MIGRATIONS: [(i32, &str); 5] = [
+const MIGRATIONS: [(i32, &str); 6] = [
     (1, include_str!("../../migrations/postgres/0001_core.sql")),
     (
         2,
@@ -26,6 +26,10 @@ const MIGRATIONS: [(i32, &str); 5] = [
     (
         5,
         include_str!("../../migrations/postgres/0005_attempt_failures.sql"),
+    ),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_webhooks.sql"),
     ),
 ];
 

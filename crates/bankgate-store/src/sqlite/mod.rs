@@ -80,6 +80,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../migrations/sqlite/0005_attempt_failures.sql"
         )),
+        M::up(include_str!("../../migrations/sqlite/0006_webhooks.sql")),
     ])
 }
 
