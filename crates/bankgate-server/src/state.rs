@@ -23,6 +23,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The last requests of each instance, as this node saw them.
     pub journal: Arc<Journal>,
+    /// Wakes the webhook sender when callbacks are queued.
+    pub webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -38,6 +40,7 @@ impl AppState {
             default_instance: InstanceName::toolbox(),
             metrics,
             journal: Arc::new(Journal::new(journal::DEFAULT_CAPACITY)),
+            webhook_wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 

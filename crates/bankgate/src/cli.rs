@@ -272,6 +272,28 @@ pub enum InstanceCommand {
         /// The sandbox instance.
         name: InstanceName,
     },
+    /// Show, set, rotate or disable the instance's webhook (KYC and GetAccountsDetail callbacks
+    /// after each live authorization), list its deliveries or send one again. Without an
+    /// option: show it (never its secret).
+    Webhook {
+        name: InstanceName,
+        /// POST callbacks here (http or https; production: https, or http to localhost). The
+        /// first URL prints the HMAC secret, this once; a later URL keeps the secret.
+        #[arg(long, group = "webhook_action")]
+        url: Option<String>,
+        /// Make and print a new secret (this once); the next attempts are signed with it.
+        #[arg(long, group = "webhook_action")]
+        rotate_secret: bool,
+        /// Stop sending callbacks.
+        #[arg(long, group = "webhook_action")]
+        disable: bool,
+        /// List the latest callbacks: status, attempts, last answer, next attempt.
+        #[arg(long, group = "webhook_action")]
+        deliveries: bool,
+        /// Send this delivery (its id, as listed) again now.
+        #[arg(long, group = "webhook_action", value_name = "DELIVERY_ID")]
+        replay: Option<String>,
+    },
     /// Say whether the instance's Connect page requires an authorize token (the default).
     ConnectToken {
         name: InstanceName,

@@ -10,8 +10,8 @@ use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, Requ
 use bankgate_server::AppState;
 use bankgate_store::{
     AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize,
-    ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, KeyDigests, NewToken,
-    OpenOutcome, Purged, Reset, Store, TokenRecord, TokenUse,
+    ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, KeyDigests,
+    NewToken, OpenOutcome, Purged, Reset, Store, TokenRecord, TokenUse,
 };
 
 use crate::support::*;
