@@ -33,3 +33,4 @@ mod routing;
 mod startup;
 mod support;
 mod tokens;
+mod webhooks;

@@ -78,6 +78,8 @@ pub struct TestApp {
     pub router: Router,
     /// The admin API, with the token of `settings` (none by default).
     pub admin: Router,
+    /// Keeps the background tasks (webhook sender, purge) running while the test runs.
+    _app: App,
 }
 
 /// The settings `bankgate serve` starts with, on `clock`, without the background purge (tests
@@ -89,6 +91,7 @@ pub fn test_settings(clock: &ManualClock) -> AppSettings {
         admin_token: None,
         purge_interval: None,
         journal_capacity: bankgate_server::journal::DEFAULT_CAPACITY,
+        webhook_interval: None,
     }
 }
 
@@ -217,6 +220,7 @@ impl TestApp {
             state: app.state.clone(),
             router: app.api.clone(),
             admin: app.admin.clone(),
+            _app: app,
         }
     }
 
@@ -231,8 +235,9 @@ impl TestApp {
             state,
             router,
             admin,
+            _app,
         } = self;
-        drop((router, admin, state));
+        drop((router, admin, state, _app));
         // The last handle: dropping it joins the writer thread.
         assert_eq!(backend.handles(), 1, "something still holds the store");
         let backend = match backend {
