@@ -238,6 +238,14 @@ impl TestApp {
             _app,
         } = self;
         drop((router, admin, state, _app));
+        // Aborted background tasks (the webhook sender and its attempts) let go of the store
+        // when the runtime next polls them.
+        for _ in 0..200 {
+            if backend.handles() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         // The last handle: dropping it joins the writer thread.
         assert_eq!(backend.handles(), 1, "something still holds the store");
         let backend = match backend {

@@ -53,7 +53,7 @@ impl Received {
 }
 
 /// A webhook receiver on port 0: records every callback and answers with the scripted
-/// statuses in turn (200 once they run out).
+/// statuses in turn (200 once they run out; 0 never answers).
 #[derive(Clone, Default)]
 struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
@@ -65,12 +65,17 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
         headers,
         body: body.to_vec(),
     });
-    let mut script = receiver.script.lock().unwrap();
-    let status = if script.is_empty() {
-        200
-    } else {
-        script.remove(0)
+    let status = {
+        let mut script = receiver.script.lock().unwrap();
+        if script.is_empty() {
+            200
+        } else {
+            script.remove(0)
+        }
     };
+    if status == 0 {
+        std::future::pending::<()>().await;
+    }
     StatusCode::from_u16(status).unwrap()
 }
 
@@ -538,4 +543,61 @@ async fn without_a_webhook_nothing_is_queued() {
     let hooks = Hooks::new().await;
     assert_eq!(hooks.connect("greatday_nomfa").await.status, StatusCode::OK);
     assert!(hooks.deliveries().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_does_not_slow_authorizations() {
+    let hooks = Hooks::new().await;
+    let (receiver, url) = Receiver::start(&[0; 64]).await;
+    hooks.point_toolbox_at(&url).await;
+    assert_eq!(hooks.connect("greatday_nomfa").await.status, StatusCode::OK);
+    // The sender is now stuck on the first callback (it waits up to 10 s for an answer).
+    receiver.wait_for(1).await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        let reply = hooks.connect("greatday_nomfa").await;
+        assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.json);
+        slowest = slowest.max(started.elapsed());
+    }
+    // Each of these also queued its callbacks; none waited for the receiver.
+    assert!(
+        slowest < Duration::from_secs(1),
+        "slowest /Authorize took {slowest:?}"
+    );
+    assert_eq!(hooks.deliveries().await.len(), 22);
+}
+
+/// A server that dies while a receiver holds a callback (the sender's task is gone, as with
+/// kill -9) loses nothing: the restarted server sends the callback again, with the same id,
+/// once the dead node's hold on it (60 s) is over.
+#[tokio::test]
+async fn a_callback_in_flight_when_the_server_dies_is_sent_again_after_restart() {
+    let hooks = Hooks::new().await;
+    let (receiver, url) = Receiver::start(&[0]).await;
+    hooks.point_toolbox_at(&url).await;
+    assert_eq!(hooks.connect("greatday_nomfa").await.status, StatusCode::OK);
+    let first = receiver.wait_for(1).await;
+    let Hooks { app, admin } = hooks;
+    drop(admin);
+    let app = app.restart().await;
+    let hooks = Hooks {
+        admin: admin_app(app.state.clone(), Some(AdminToken::new(ADMIN_TOKEN))),
+        app,
+    };
+    // Still held by the dead sender.
+    receiver.assert_stays_at(1).await;
+    hooks.app.advance(Duration::from_secs(60));
+    let got = receiver.wait_for(3).await;
+    assert_eq!(
+        got[1].header("x-bankgate-delivery"),
+        first[0].header("x-bankgate-delivery")
+    );
+    assert_eq!(got[1].body, first[0].body);
+    assert_eq!(got[2].json()["ResponseType"], "GetAccountsDetail");
+    let listed = hooks.deliveries().await;
+    assert!(
+        listed.iter().all(|d| d["status"] == "delivered"),
+        "{listed:#?}"
+    );
 }
