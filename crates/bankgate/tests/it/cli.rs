@@ -1221,3 +1221,59 @@ async fn lockouts_are_listed_and_lifted_from_the_command_line() {
     );
     drop(server);
 }
+
+/// `bankgate instance webhook`: the first URL prints the secret once; showing never does;
+/// rotation prints a new one; bad URLs are refused with the reason; disable stops it.
+#[test]
+fn instance_webhook_sets_shows_rotates_and_disables() {
+    let db = Db::new();
+    let set = db.json(&[
+        "instance",
+        "webhook",
+        "toolbox",
+        "--url",
+        "http://localhost:9/hook",
+    ]);
+    let secret = set["secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 64, "{set:#}");
+    let text = db.run(&["instance", "webhook", "toolbox"]);
+    text.assert_success();
+    assert!(text.stdout.contains("http://localhost:9/hook"), "{text:#?}");
+    assert!(!text.stdout.contains(&secret), "{text:#?}");
+    let shown = db.json(&["instance", "webhook", "toolbox"]);
+    assert!(shown.get("secret").is_none(), "{shown:#}");
+    let rotated = db.json(&["instance", "webhook", "toolbox", "--rotate-secret"]);
+    assert_ne!(rotated["secret"].as_str().unwrap(), secret);
+    let listed = db.run(&["instance", "webhook", "toolbox", "--deliveries"]);
+    assert_eq!(listed.assert_success().stdout, "no deliveries\n");
+    db.run(&["instance", "webhook", "toolbox", "--replay", "nope"])
+        .assert_failure("nope");
+
+    db.run(&["instance", "create", "acme", "--kind", "production"])
+        .assert_success();
+    db.run(&[
+        "instance",
+        "webhook",
+        "acme",
+        "--url",
+        "http://hooks.example.test/",
+    ])
+    .assert_failure("need https");
+    db.run(&["instance", "webhook", "toolbox", "--url", "ftp://x.test/"])
+        .assert_failure("only http and https");
+    db.run(&["instance", "webhook", "nowhere", "--url", "https://x.test/"])
+        .assert_failure("nowhere");
+    db.run(&[
+        "instance",
+        "webhook",
+        "toolbox",
+        "--disable",
+        "--rotate-secret",
+    ])
+    .assert_failure("cannot be used with");
+
+    let disabled = db.json(&["instance", "webhook", "toolbox", "--disable"]);
+    assert_eq!(disabled["enabled"], false, "{disabled:#}");
+    db.run(&["instance", "webhook", "toolbox", "--rotate-secret"])
+        .assert_failure("set one with a URL first");
+}
