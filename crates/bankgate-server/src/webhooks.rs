@@ -42,6 +42,15 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, body).as_ref())
 }
 
+/// Whether `header` is the signature of `body` under `secret`, compared in constant time.
+pub fn verify(secret: &str, body: &[u8], header: &str) -> bool {
+    let Ok(mac) = base64::engine::general_purpose::STANDARD.decode(header.trim()) else {
+        return false;
+    };
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    ring::hmac::verify(&key, body, &mac).is_ok()
+}
+
 /// A new webhook secret: 32 bytes from the OS CSPRNG, as hex.
 pub fn new_secret() -> Result<String, DomainError> {
     let mut bytes = [0_u8; 32];
@@ -341,6 +350,16 @@ mod tests {
                 0x64, 0xec, 0x38, 0x43,
             ])
         );
+    }
+
+    #[test]
+    fn verify_accepts_only_the_right_signature() {
+        let signed = signature("s3cret", b"{}");
+        assert!(verify("s3cret", b"{}", &signed));
+        assert!(!verify("other", b"{}", &signed));
+        assert!(!verify("s3cret", b"{ }", &signed));
+        assert!(!verify("s3cret", b"{}", "not base64!"));
+        assert!(!verify("s3cret", b"{}", ""));
     }
 
     #[test]

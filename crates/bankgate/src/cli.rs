@@ -107,6 +107,31 @@ pub enum Command {
     /// Print a running server's request journal (its admin API): one line a request, and for
     /// each refusal its Hint and the credentials it carried (as fingerprints).
     Requests(RequestsArgs),
+    /// Tools for webhook receivers.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// A receiver for developers: verifies each callback's signature, prints it (type,
+    /// RequestId, LoginId, signature valid or not) and optionally forwards it to your app.
+    /// Answers 401 to a bad signature, else 200 (or, when forwarding, your app's answer).
+    Listen(ListenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// The webhook's secret (as `bankgate instance webhook` printed it). A flag shows in
+    /// `ps`: prefer the variable.
+    #[arg(long, env = "BANKGATE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// The address to listen on (port 0 picks one).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub listen: std::net::SocketAddr,
+    /// Also POST each callback (same body and headers) to this URL.
+    #[arg(long)]
+    pub forward: Option<String>,
 }
 
 /// What `requests` reads and how.

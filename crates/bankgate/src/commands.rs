@@ -61,6 +61,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         // These talk to a server over HTTP and never open a database.
         Command::Doctor(args) => doctor(&args, out).await,
         Command::Requests(args) => crate::requests::run(&args, cli.json).await,
+        Command::Webhooks(crate::cli::WebhooksCommand::Listen(args)) => {
+            crate::listen::run(args).await
+        }
     }
 }
 
