@@ -601,3 +601,26 @@ async fn a_callback_in_flight_when_the_server_dies_is_sent_again_after_restart()
         "{listed:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_connect_page_completion_sends_the_callbacks() {
+    let hooks = Hooks::new().await;
+    let (receiver, url) = Receiver::start(&[]).await;
+    let secret = hooks.point_toolbox_at(&url).await;
+    let page = crate::connect::to_credentials(&hooks.app, "").await;
+    let page = crate::connect::login(&hooks.app, &page, "greatday_nomfa", "Everyday").await;
+    assert!(
+        page.steps().contains(&"REDIRECT".to_owned()),
+        "{:?}",
+        page.steps()
+    );
+    let got = receiver.wait_for(2).await;
+    got[0].assert_signed_with(&secret);
+    got[1].assert_signed_with(&secret);
+    let (kyc, detail) = (got[0].json(), got[1].json());
+    assert_eq!(kyc["ResponseType"], "KYC");
+    assert_eq!(detail["ResponseType"], "GetAccountsDetail");
+    assert_eq!(kyc["Login"]["Username"], "greatday_nomfa");
+    assert_eq!(kyc["RequestId"], detail["RequestId"]);
+    assert_eq!(kyc["Login"]["Id"], detail["Login"]["Id"]);
+}
