@@ -187,6 +187,19 @@ impl Hooks {
         listed.json.as_array().unwrap().clone()
     }
 
+    /// The deliveries once every one is delivered (the sender records an attempt just after
+    /// the receiver has answered it).
+    async fn all_delivered(&self) -> Vec<Value> {
+        for _ in 0..250 {
+            let listed = self.deliveries().await;
+            if listed.iter().all(|d| d["status"] == "delivered") {
+                return listed;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("not all delivered: {:#?}", self.deliveries().await);
+    }
+
     async fn advance_instance_clock(&self, seconds: u64) {
         let moved = self
             .call(
@@ -269,7 +282,7 @@ async fn an_authorization_sends_kyc_then_accounts_signed_in_both_headers() {
     );
 
     // Listed as delivered, with the receiver's answer.
-    let listed = hooks.deliveries().await;
+    let listed = hooks.all_delivered().await;
     assert_eq!(listed.len(), 2);
     for delivery in &listed {
         assert_eq!(delivery["status"], "delivered", "{delivery:#}");
@@ -374,17 +387,22 @@ async fn a_failed_callback_is_retried_when_the_instance_clock_passes_30_minutes(
     );
     got[1].assert_signed_with(&secret);
     assert_eq!(got[2].json()["ResponseType"], "GetAccountsDetail");
-    let listed = hooks.deliveries().await;
+    let listed = hooks.all_delivered().await;
     let kyc = listed.iter().find(|d| d["responseType"] == "KYC").unwrap();
     assert_eq!(
         (&kyc["status"], &kyc["attempts"]),
         (&json!("delivered"), &json!(2))
     );
 
-    let (_, metrics) = {
-        let reply = hooks.app.state.metrics.render();
-        ((), reply)
-    };
+    // Counted just after the attempt is recorded.
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = hooks.app.state.metrics.render();
+        if metrics.contains("bankgate_webhooks_delivered_total 2") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
         metrics.contains("bankgate_webhooks_delivered_total 2"),
         "{metrics}"
@@ -595,11 +613,8 @@ async fn a_callback_in_flight_when_the_server_dies_is_sent_again_after_restart()
     );
     assert_eq!(got[1].body, first[0].body);
     assert_eq!(got[2].json()["ResponseType"], "GetAccountsDetail");
-    let listed = hooks.deliveries().await;
-    assert!(
-        listed.iter().all(|d| d["status"] == "delivered"),
-        "{listed:#?}"
-    );
+    let listed = hooks.all_delivered().await;
+    assert_eq!(listed.len(), 2);
 }
 
 #[tokio::test]
@@ -623,4 +638,32 @@ async fn a_connect_page_completion_sends_the_callbacks() {
     assert_eq!(kyc["Login"]["Username"], "greatday_nomfa");
     assert_eq!(kyc["RequestId"], detail["RequestId"]);
     assert_eq!(kyc["Login"]["Id"], detail["Login"]["Id"]);
+}
+
+#[tokio::test]
+async fn a_live_refresh_of_a_login_id_sends_the_callbacks_again() {
+    let hooks = Hooks::new().await;
+    let (receiver, url) = Receiver::start(&[]).await;
+    hooks.point_toolbox_at(&url).await;
+    let first = hooks.connect("greatday_nomfa").await;
+    assert_eq!(first.status, StatusCode::OK, "{:#}", first.json);
+    receiver.wait_for(2).await;
+    let login_id = first.json["Login"]["Id"].as_str().unwrap();
+    let token = hooks.app.toolbox_token().await;
+    let refreshed = hooks
+        .app
+        .post(
+            &path(TOOLBOX_CUSTOMER, "Authorize"),
+            &[("flinks-auth-key", token.as_str())],
+            &json!({ "LoginId": login_id, "MostRecentCached": false }).to_string(),
+        )
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{:#}", refreshed.json);
+    let got = receiver.wait_for(4).await;
+    let (kyc, detail) = (got[2].json(), got[3].json());
+    assert_eq!(kyc["ResponseType"], "KYC");
+    assert_eq!(kyc["Login"]["Id"], login_id);
+    assert_eq!(kyc["RequestId"], refreshed.json["RequestId"]);
+    assert_ne!(kyc["RequestId"], first.json["RequestId"]);
+    assert_eq!(detail["RequestId"], refreshed.json["RequestId"]);
 }
