@@ -738,6 +738,9 @@ impl Drop for Server {
 }
 
 fn client() -> reqwest::Client {
+    // reqwest's rustls (enabled by the SDK) needs a process-wide provider: without it, which
+    // test builds a client first decides whether this one panics.
+    bankgate_client::install_tls_provider();
     reqwest::Client::builder()
         .no_proxy()
         .timeout(PROCESS_TIMEOUT)

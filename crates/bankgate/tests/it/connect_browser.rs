@@ -441,6 +441,7 @@ async fn connect_flows_in_headless_chromium() {
         .map(|r| (r["name"].as_str().unwrap().to_owned(), r.clone()))
         .collect();
 
+    bankgate_client::install_tls_provider();
     let client = reqwest::Client::new();
     for s in &scenarios {
         let r = &results[s.name];

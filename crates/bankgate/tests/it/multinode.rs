@@ -109,6 +109,7 @@ impl Drop for Node {
 }
 
 fn client() -> reqwest::Client {
+    bankgate_client::install_tls_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()

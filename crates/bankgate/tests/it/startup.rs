@@ -149,6 +149,7 @@ async fn the_banner_names_the_database_the_admin_api_and_a_first_call() {
         format!("curl -s -X POST {url} -H 'flinks-auth-key: {TOOLBOX_SECRET}'")
     );
     // The line works as printed.
+    bankgate_client::install_tls_provider();
     let answer = reqwest::Client::new()
         .post(&url)
         .header("flinks-auth-key", TOOLBOX_SECRET)
@@ -243,6 +244,7 @@ async fn an_in_memory_database_is_a_mode_for_tests() {
     let serving = Serving::start(bankgate(dir.path()).args(["--database", ":memory:", "serve"]));
     let api = serving.line("bankgate listening on http://");
     assert!(serving.line("database: ").contains("in memory"));
+    bankgate_client::install_tls_provider();
     let answer = reqwest::Client::new()
         .post(format!(
             "http://{api}/v3/{TOOLBOX_CUSTOMER}/BankingServices/GenerateAuthorizeToken"
