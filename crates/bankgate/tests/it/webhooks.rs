@@ -667,3 +667,62 @@ async fn a_live_refresh_of_a_login_id_sends_the_callbacks_again() {
     assert_ne!(kyc["RequestId"], first.json["RequestId"]);
     assert_eq!(detail["RequestId"], refreshed.json["RequestId"]);
 }
+
+/// Two nodes on one PostgreSQL, both sending: every callback arrives once (each is taken by
+/// one node at a time). On SQLite (one node) there is nothing to share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_the_outbox_and_send_each_callback_once() {
+    let hooks = Hooks::new().await;
+    let Backend::Postgres { url, .. } = &hooks.app.backend else {
+        return;
+    };
+    let other_store = Arc::new(
+        bankgate_store::PgStore::connect(url, bankgate_store::PgSettings::default())
+            .await
+            .unwrap(),
+    );
+    let other = bankgate_server::App::build(other_store, hooks.app.settings.clone());
+    let (receiver, url) = Receiver::start(&[]).await;
+    hooks.point_toolbox_at(&url).await;
+    for _ in 0..10 {
+        assert_eq!(hooks.connect("greatday_nomfa").await.status, StatusCode::OK);
+    }
+    // Wake the other node too, so both race for every callback.
+    other.state.webhook_wake.notify_one();
+    let got = receiver.wait_for(20).await;
+    receiver.assert_stays_at(20).await;
+    let mut ids: Vec<&str> = got
+        .iter()
+        .map(|c| c.header("x-bankgate-delivery"))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 20, "a callback was sent twice");
+    assert!(
+        hooks
+            .all_delivered()
+            .await
+            .iter()
+            .all(|d| d["attempts"] == 1)
+    );
+    // Each delivery counted by the one node that made it.
+    let delivered = |metrics: String| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("bankgate_webhooks_delivered_total "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let mut counted = 0;
+    for _ in 0..100 {
+        counted =
+            delivered(hooks.app.state.metrics.render()) + delivered(other.state.metrics.render());
+        if counted >= 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(counted, 20);
+    drop(other);
+}
