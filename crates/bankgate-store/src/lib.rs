@@ -32,8 +32,8 @@ pub use sql::StoreError;
 pub use sql_store::SqlStore;
 pub use sqlite::{BatchStats, IN_MEMORY, Sqlite, SqliteStore};
 pub use webhooks::{
-    AttemptResult, Delivery, DeliveryStatus, MAX_DELIVERY_ATTEMPTS, NewDelivery, RETRY_INTERVAL,
-    Webhook,
+    AttemptResult, Delivery, DeliveryStatus, FINISHED_DELIVERY_RETENTION, MAX_DELIVERY_ATTEMPTS,
+    NewDelivery, RETRY_INTERVAL, Webhook,
 };
 
 /// A customer's key as stored: its digest and what it is for.
@@ -587,6 +587,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         _limit: u32,
     ) -> Result<Vec<Delivery>, DomainError> {
         Err(no_webhooks())
+    }
+
+    /// Deletes callbacks delivered or given up (on their instance's clock) at or before
+    /// `finished_before` plus their instance's offset; returns how many.
+    async fn purge_deliveries(&self, _finished_before: Timestamp) -> Result<u64, DomainError> {
+        Ok(0)
     }
 
     /// Sends a callback again now, with a fresh count of attempts; `None` if it does not exist

@@ -1589,3 +1589,17 @@ pub async fn replay_delivery(
     .map(delivery_from)
     .transpose()
 }
+
+pub async fn purge_deliveries(
+    tx: &mut dyn Tx,
+    finished_before: Timestamp,
+) -> Result<u64, StoreError> {
+    tx.execute(
+        &format!(
+            "DELETE FROM webhook_deliveries WHERE status <> 'pending' \
+             AND finished_at <= $1 + {INSTANCE_OFFSET}"
+        ),
+        params![finished_before],
+    )
+    .await
+}

@@ -526,4 +526,11 @@ impl<B: Backend> Store for SqlStore<B> {
             tx, &instance, &id, now
         ))
     }
+
+    async fn purge_deliveries(&self, finished_before: Timestamp) -> Result<u64, DomainError> {
+        run!(self.write_statement, |tx| ops::purge_deliveries(
+            tx,
+            finished_before
+        ))
+    }
 }

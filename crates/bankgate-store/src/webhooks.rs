@@ -10,6 +10,9 @@ pub const MAX_DELIVERY_ATTEMPTS: u32 = 10;
 /// Between two attempts of a callback, on the instance's clock (Flinks: "30 minutes delay").
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(30 * 60);
 
+/// How long a delivered or given-up callback stays listed before the purge removes it.
+pub const FINISHED_DELIVERY_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
 /// An instance's webhook as stored. The secret signs callbacks, so it is kept as is.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Webhook {

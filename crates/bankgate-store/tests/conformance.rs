@@ -2730,6 +2730,20 @@ async fn outbox_sends_in_order_retries_and_gives_up(store: Arc<dyn Store>) {
             .len(),
         1
     );
+    // The purge removes finished callbacks once old enough (on their instance's clock), never
+    // pending ones: the KYC finished at `done.finished_at`, instance time.
+    let offset = store.instance(&alpha).await.unwrap().unwrap().clock_offset;
+    let finished = done.finished_at.unwrap();
+    let purge = |real: Timestamp| {
+        let store = store.clone();
+        async move { store.purge_deliveries(real).await.unwrap() }
+    };
+    assert_eq!(purge(just_before(finished - offset)).await, 0);
+    assert_eq!(purge(finished - offset).await, 1);
+    let left = store.deliveries(&alpha, 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, detail.id);
+    assert_eq!(purge(at(1_000_000)).await, 0, "a pending callback stays");
 }
 
 async fn outbox_waits_for_not_before_and_expired_leases(store: Arc<dyn Store>) {
