@@ -726,3 +726,24 @@ async fn two_nodes_share_the_outbox_and_send_each_callback_once() {
     assert_eq!(counted, 20);
     drop(other);
 }
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_but_counted_as_a_failed_attempt() {
+    let hooks = Hooks::new().await;
+    let (receiver, url) = Receiver::start(&[302]).await;
+    hooks.point_toolbox_at(&url).await;
+    assert_eq!(hooks.connect("greatday_nomfa").await.status, StatusCode::OK);
+    receiver.wait_for(1).await;
+    receiver.assert_stays_at(1).await;
+    let listed = hooks.deliveries().await;
+    let kyc = listed.iter().find(|d| d["responseType"] == "KYC").unwrap();
+    assert_eq!(kyc["status"], "pending", "{kyc:#}");
+    assert_eq!(kyc["lastStatusCode"], 302);
+    assert!(
+        kyc["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("redirects are not followed"),
+        "{kyc:#}"
+    );
+}
