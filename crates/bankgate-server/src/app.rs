@@ -23,7 +23,7 @@ use crate::error::{ApiError, FlinksCode, Reason};
 use crate::guard::{LimitConfig, Limiter};
 use crate::journal::{self, Journal, JournalState};
 use crate::state::AppState;
-use crate::{api, body, connect, error, metrics, openapi, purge, routing};
+use crate::{api, body, connect, error, metrics, openapi, purge, routing, webhooks};
 
 /// What the application is built from, besides its store.
 #[derive(Debug, Clone)]
@@ -40,6 +40,9 @@ pub struct AppSettings {
     pub body_read_timeout: Duration,
     /// How many requests the journal keeps per instance (0: no journal).
     pub journal_capacity: usize,
+    /// How often the webhook sender looks for due callbacks besides being woken when some are
+    /// queued (`None`: no sender on this node).
+    pub webhook_interval: Option<Duration>,
 }
 
 /// The built application: its state, the public and admin services, and the purge task,
@@ -52,11 +55,12 @@ pub struct App {
     /// The admin API, for its own listener.
     pub admin: Router,
     purger: Option<tokio::task::JoinHandle<()>>,
+    sender: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl App {
     /// Wires everything over `store`; its commits and token outcomes feed the app's metrics.
-    /// With a purge interval, must run inside a tokio runtime (it spawns the purge).
+    /// With a purge or webhook interval, must run inside a tokio runtime (it spawns those tasks).
     pub fn build(store: Arc<dyn Store>, settings: AppSettings) -> Self {
         let mut state = AppState::new(store, settings.clock.clone());
         state.body_read_timeout = settings.body_read_timeout;
@@ -70,12 +74,22 @@ impl App {
                 every,
             )
         });
+        let sender = settings.webhook_interval.map(|every| {
+            webhooks::spawn_sender(
+                state.store.clone(),
+                state.clock.clone(),
+                state.metrics.clone(),
+                state.webhook_wake.clone(),
+                every,
+            )
+        });
         let token = settings.admin_token.as_deref().map(AdminToken::new);
         Self {
             api: app(state.clone()),
             admin: admin_app(state.clone(), token),
             state,
             purger,
+            sender,
         }
     }
 }
@@ -84,6 +98,9 @@ impl Drop for App {
     fn drop(&mut self) {
         if let Some(purger) = self.purger.take() {
             purger.abort();
+        }
+        if let Some(sender) = self.sender.take() {
+            sender.abort();
         }
     }
 }

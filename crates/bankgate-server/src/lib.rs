@@ -23,6 +23,7 @@ pub mod operator;
 pub mod purge;
 pub mod routing;
 pub mod state;
+pub mod webhooks;
 
 use std::future::Future;
 

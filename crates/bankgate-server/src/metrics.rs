@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use bankgate_store::{Purged, StoreObserver, TokenUse};
+use bankgate_store::{AttemptResult, DeliveryStatus, Purged, StoreObserver, TokenUse};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -53,6 +53,9 @@ pub struct Metrics {
     rate_limited: Family<EndpointLabel, Counter>,
     commit_batch_size: Histogram,
     commit_duration: Histogram,
+    webhooks_delivered: Counter,
+    webhooks_retried: Counter,
+    webhooks_failed: Counter,
 }
 
 impl Default for Metrics {
@@ -119,6 +122,24 @@ impl Metrics {
             "Time from the start of a write transaction to its durable commit",
             commit_duration.clone(),
         );
+        let webhooks_delivered = Counter::default();
+        registry.register(
+            "webhooks_delivered",
+            "Webhook callbacks a receiver accepted (2xx)",
+            webhooks_delivered.clone(),
+        );
+        let webhooks_retried = Counter::default();
+        registry.register(
+            "webhooks_retried",
+            "Webhook attempts that failed and will be tried again",
+            webhooks_retried.clone(),
+        );
+        let webhooks_failed = Counter::default();
+        registry.register(
+            "webhooks_failed",
+            "Webhook callbacks given up after their last attempt",
+            webhooks_failed.clone(),
+        );
         Self {
             registry,
             requests,
@@ -130,6 +151,9 @@ impl Metrics {
             rate_limited,
             commit_batch_size,
             commit_duration,
+            webhooks_delivered,
+            webhooks_retried,
+            webhooks_failed,
         }
     }
 
@@ -183,6 +207,15 @@ impl Metrics {
             }
             _ => {}
         }
+    }
+
+    /// One webhook attempt and where it left its callback.
+    pub fn webhook_attempted(&self, result: &AttemptResult, now: DeliveryStatus) {
+        match (result, now) {
+            (AttemptResult::Delivered { .. }, _) => self.webhooks_delivered.inc(),
+            (AttemptResult::Failed { .. }, DeliveryStatus::Failed) => self.webhooks_failed.inc(),
+            (AttemptResult::Failed { .. }, _) => self.webhooks_retried.inc(),
+        };
     }
 
     pub fn purged(&self, purged: Purged) {

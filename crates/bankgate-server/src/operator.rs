@@ -14,13 +14,23 @@ use bankgate_core::{
     ApiKey, Clock, CustomerId, Digest, DomainError, InstanceName, LoginId, SecretKey, Timestamp,
 };
 use bankgate_store::{
-    AttemptFailures, AttemptFilter, ClockChange, ClockMoved, KeyDigests, Reset, Store, TokenRecord,
+    AttemptFailures, AttemptFilter, ClockChange, ClockMoved, Delivery, KeyDigests, Reset, Store,
+    TokenRecord, Webhook,
 };
 
 mod forced;
 pub use forced::{
     FAULT_STATUSES, FailureFor, FaultKind, ForcedError, NewFailure, describe as describe_forced,
 };
+
+use crate::webhooks;
+
+fn no_webhook(name: &InstanceName) -> DomainError {
+    DomainError::NotFound {
+        what: "webhook",
+        id: format!("of instance {name} (set one with a URL first)"),
+    }
+}
 
 /// The marker the toolbox seed leaves, so a restart never seeds twice.
 const TOOLBOX_SEED_MARKER: &str = "seed:toolbox:v1";
@@ -367,6 +377,82 @@ impl Operator {
         required: bool,
     ) -> Result<(), DomainError> {
         self.store.set_connect_token_required(name, required).await
+    }
+
+    async fn existing_instance(&self, name: &InstanceName) -> Result<Instance, DomainError> {
+        self.store
+            .instance(name)
+            .await?
+            .ok_or_else(|| DomainError::NotFound {
+                what: "instance",
+                id: name.to_string(),
+            })
+    }
+
+    /// Points the instance's webhook at `url` (checked by [`webhooks::check_url`]). The first
+    /// time, a secret is made and returned (the only time it is shown); later the secret is
+    /// kept, so the receiver keeps verifying.
+    pub async fn set_webhook(
+        &self,
+        name: &InstanceName,
+        url: &str,
+    ) -> Result<(Webhook, Option<String>), DomainError> {
+        let instance = self.existing_instance(name).await?;
+        webhooks::check_url(url, instance.kind)?;
+        let secret = webhooks::new_secret()?;
+        let (webhook, took) = self
+            .store
+            .set_webhook(name, url.trim(), &secret, self.clock.now())
+            .await?;
+        Ok((webhook, took.then_some(secret)))
+    }
+
+    /// A new secret for the instance's webhook, returned this once; callbacks are signed with
+    /// it from the next attempt on.
+    pub async fn rotate_webhook_secret(&self, name: &InstanceName) -> Result<Webhook, DomainError> {
+        self.existing_instance(name).await?;
+        let secret = webhooks::new_secret()?;
+        self.store
+            .rotate_webhook_secret(name, &secret, self.clock.now())
+            .await?
+            .ok_or_else(|| no_webhook(name))
+    }
+
+    /// Stops callbacks: none is queued any more; queued ones fail their next attempts.
+    pub async fn disable_webhook(&self, name: &InstanceName) -> Result<bool, DomainError> {
+        self.existing_instance(name).await?;
+        self.store.delete_webhook(name).await
+    }
+
+    pub async fn webhook(&self, name: &InstanceName) -> Result<Option<Webhook>, DomainError> {
+        self.existing_instance(name).await?;
+        self.store.webhook(name).await
+    }
+
+    /// The instance's callbacks, newest first.
+    pub async fn deliveries(
+        &self,
+        name: &InstanceName,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, DomainError> {
+        self.existing_instance(name).await?;
+        self.store.deliveries(name, limit).await
+    }
+
+    /// Sends a callback again at once (with a fresh count of attempts).
+    pub async fn replay_delivery(
+        &self,
+        name: &InstanceName,
+        id: &str,
+    ) -> Result<Delivery, DomainError> {
+        self.existing_instance(name).await?;
+        self.store
+            .replay_delivery(name, id.trim(), self.clock.now())
+            .await?
+            .ok_or_else(|| DomainError::NotFound {
+                what: "webhook delivery",
+                id: format!("{} on instance {name}", id.trim()),
+            })
     }
 
     /// A LoginId for a sandbox user, as if the user had connected through Connect.

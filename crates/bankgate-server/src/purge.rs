@@ -17,6 +17,15 @@ pub async fn purge_once(
     let expired_before = clock.now() - EXPIRED_RETENTION;
     let purged = store.purge_expired(expired_before).await?;
     let connect = store.purge_connect_sessions(expired_before).await?;
+    let deliveries = store
+        .purge_deliveries(clock.now() - bankgate_store::FINISHED_DELIVERY_RETENTION)
+        .await?;
+    if deliveries > 0 {
+        tracing::info!(
+            webhook_deliveries = deliveries,
+            "purged finished webhook deliveries"
+        );
+    }
     if connect > 0 {
         tracing::info!(
             connect_sessions = connect,

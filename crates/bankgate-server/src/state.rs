@@ -25,6 +25,8 @@ pub struct AppState {
     pub journal: Arc<Journal>,
     /// How long a client may take to send a request body before it is refused (400).
     pub body_read_timeout: std::time::Duration,
+    /// Wakes the webhook sender when callbacks are queued.
+    pub webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
             metrics,
             journal: Arc::new(Journal::new(journal::DEFAULT_CAPACITY)),
             body_read_timeout: crate::body::BODY_TIMEOUT,
+            webhook_wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 

@@ -16,6 +16,7 @@ mod sql_store;
 mod sqlite;
 #[doc(hidden)]
 pub mod testing;
+mod webhooks;
 
 use std::sync::{Arc, OnceLock};
 
@@ -31,6 +32,10 @@ pub use postgres::{PgConnectError, PgSettings, PgStore, PgUrl, Postgres, SslMode
 pub use sql::StoreError;
 pub use sql_store::SqlStore;
 pub use sqlite::{BatchStats, IN_MEMORY, Sqlite, SqliteStore};
+pub use webhooks::{
+    AttemptResult, Delivery, DeliveryStatus, FINISHED_DELIVERY_RETENTION, MAX_DELIVERY_ATTEMPTS,
+    NewDelivery, RETRY_INTERVAL, Webhook,
+};
 
 /// A customer's key as stored: its digest and what it is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -554,4 +559,98 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         call: &ForcedCall<'_>,
         now: Timestamp,
     ) -> Result<Option<ForcedRule>, DomainError>;
+
+    // ---- webhooks (defaults refuse, so a store wrapper that has no outbox still builds) ----
+
+    /// Sets an instance's webhook URL. The first time, `new_secret` becomes its secret; later,
+    /// the secret is kept. Returns the webhook and whether `new_secret` was taken.
+    async fn set_webhook(
+        &self,
+        _instance: &InstanceName,
+        _url: &str,
+        _new_secret: &str,
+        _now: Timestamp,
+    ) -> Result<(Webhook, bool), DomainError> {
+        Err(no_webhooks())
+    }
+
+    /// Replaces the secret; `None` when the instance has no webhook.
+    async fn rotate_webhook_secret(
+        &self,
+        _instance: &InstanceName,
+        _secret: &str,
+        _now: Timestamp,
+    ) -> Result<Option<Webhook>, DomainError> {
+        Err(no_webhooks())
+    }
+
+    /// Removes the webhook (callbacks already in the outbox are given up when their turn
+    /// comes); `false` when there was none.
+    async fn delete_webhook(&self, _instance: &InstanceName) -> Result<bool, DomainError> {
+        Err(no_webhooks())
+    }
+
+    async fn webhook(&self, _instance: &InstanceName) -> Result<Option<Webhook>, DomainError> {
+        Err(no_webhooks())
+    }
+
+    /// Puts callbacks in the outbox, in one transaction, if their instance has a webhook;
+    /// returns how many.
+    async fn enqueue_deliveries(&self, _deliveries: Vec<NewDelivery>) -> Result<u64, DomainError> {
+        Err(no_webhooks())
+    }
+
+    /// Takes up to `limit` callbacks that are due (on their instance's clock, `now` being real
+    /// time), whose earlier callbacks of the same RequestId are done, and that no node holds;
+    /// holds them until `lease_until` (real time) and counts an attempt. On PostgreSQL rows
+    /// another node is claiming are skipped, so a callback is attempted by one node at a time.
+    async fn claim_deliveries(
+        &self,
+        _now: Timestamp,
+        _lease_until: Timestamp,
+        _limit: u32,
+    ) -> Result<Vec<Delivery>, DomainError> {
+        Err(no_webhooks())
+    }
+
+    /// Records an attempt: delivered, or failed (retried after [`RETRY_INTERVAL`] on the
+    /// instance's clock, given up after [`MAX_DELIVERY_ATTEMPTS`]). `None` if the row is gone.
+    async fn finish_delivery(
+        &self,
+        _id: &str,
+        _result: &AttemptResult,
+        _now: Timestamp,
+    ) -> Result<Option<Delivery>, DomainError> {
+        Err(no_webhooks())
+    }
+
+    /// An instance's callbacks, newest first.
+    async fn deliveries(
+        &self,
+        _instance: &InstanceName,
+        _limit: u32,
+    ) -> Result<Vec<Delivery>, DomainError> {
+        Err(no_webhooks())
+    }
+
+    /// Deletes callbacks delivered or given up (on their instance's clock) at or before
+    /// `finished_before` plus their instance's offset; returns how many.
+    async fn purge_deliveries(&self, _finished_before: Timestamp) -> Result<u64, DomainError> {
+        Ok(0)
+    }
+
+    /// Sends a callback again now, with a fresh count of attempts; `None` if it does not exist
+    /// on this instance.
+    async fn replay_delivery(
+        &self,
+        _instance: &InstanceName,
+        _id: &str,
+        _now: Timestamp,
+    ) -> Result<Option<Delivery>, DomainError> {
+        Err(no_webhooks())
+    }
+}
+
+fn no_webhooks() -> DomainError {
+    DomainError::Unavailable("this store keeps no webhooks".to_owned())
 }

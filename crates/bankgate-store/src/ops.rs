@@ -16,6 +16,9 @@ use bankgate_core::model::{
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
 use crate::sql::{Row, StoreError, Tx, params};
+use crate::webhooks::{
+    AttemptResult, Delivery, MAX_DELIVERY_ATTEMPTS, NewDelivery, RETRY_INTERVAL, Webhook,
+};
 use crate::{
     AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize,
     ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, ForcedCall,
@@ -1560,4 +1563,278 @@ pub async fn take_forced(
         }
         return Ok(Some(rule));
     }
+}
+
+// ---- webhooks ----
+
+const WEBHOOK_COLS: &str = "instance, url, secret, created_at, updated_at";
+
+fn webhook_from(row: &Row) -> Result<Webhook, StoreError> {
+    Ok(Webhook {
+        instance: row.parse(0)?,
+        url: row.string(1)?,
+        secret: row.string(2)?,
+        created_at: row.ts(3)?,
+        updated_at: row.ts(4)?,
+    })
+}
+
+pub async fn set_webhook(
+    tx: &mut dyn Tx,
+    instance: &str,
+    url: &str,
+    new_secret: &str,
+    now: Timestamp,
+) -> Result<(Webhook, bool), StoreError> {
+    let row = tx
+        .query_opt(
+            &format!(
+                "INSERT INTO instance_webhooks ({WEBHOOK_COLS}) VALUES ($1, $2, $3, $4, $4) \
+                 ON CONFLICT (instance) DO UPDATE SET url = excluded.url, \
+                 updated_at = excluded.updated_at RETURNING {WEBHOOK_COLS}"
+            ),
+            params![instance, url, new_secret, now],
+        )
+        .await
+        .map_err(|error| {
+            conflict_as(
+                error,
+                || format!("instance {instance}"),
+                || DomainError::NotFound {
+                    what: "instance",
+                    id: instance.to_owned(),
+                },
+            )
+        })?
+        .ok_or_else(|| StoreError::Database("an upsert returned no row".to_owned()))?;
+    let webhook = webhook_from(&row)?;
+    let took = webhook.secret == new_secret;
+    Ok((webhook, took))
+}
+
+pub async fn rotate_webhook_secret(
+    tx: &mut dyn Tx,
+    instance: &str,
+    secret: &str,
+    now: Timestamp,
+) -> Result<Option<Webhook>, StoreError> {
+    tx.query_opt(
+        &format!(
+            "UPDATE instance_webhooks SET secret = $2, updated_at = $3 WHERE instance = $1 \
+             RETURNING {WEBHOOK_COLS}"
+        ),
+        params![instance, secret, now],
+    )
+    .await?
+    .as_ref()
+    .map(webhook_from)
+    .transpose()
+}
+
+pub async fn delete_webhook(tx: &mut dyn Tx, instance: &str) -> Result<bool, StoreError> {
+    Ok(tx
+        .execute(
+            "DELETE FROM instance_webhooks WHERE instance = $1",
+            params![instance],
+        )
+        .await?
+        > 0)
+}
+
+pub async fn webhook(tx: &mut dyn Tx, instance: &str) -> Result<Option<Webhook>, StoreError> {
+    tx.query_opt(
+        &format!("SELECT {WEBHOOK_COLS} FROM instance_webhooks WHERE instance = $1"),
+        params![instance],
+    )
+    .await?
+    .as_ref()
+    .map(webhook_from)
+    .transpose()
+}
+
+const DELIVERY_COLS: &str = "id, instance, request_id, login_id, kind, body, status, attempts, \
+     created_at, next_attempt_at, last_status, last_error, finished_at";
+
+fn delivery_from(row: &Row) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        id: row.string(0)?,
+        instance: row.parse(1)?,
+        request_id: row.parse(2)?,
+        login_id: row.parse(3)?,
+        kind: row.string(4)?,
+        body: row.string(5)?,
+        status: row.parse(6)?,
+        attempts: u32::try_from(row.i64(7)?).unwrap_or(u32::MAX),
+        created_at: row.ts(8)?,
+        next_attempt_at: row.ts(9)?,
+        last_status: row.opt_i64(10)?.and_then(|s| u16::try_from(s).ok()),
+        last_error: row.opt_string(11)?,
+        finished_at: row.opt_ts(12)?,
+    })
+}
+
+/// Sorted as they must be sent: by RequestId's creation, then position.
+fn in_order(mut deliveries: Vec<Delivery>) -> Vec<Delivery> {
+    deliveries.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    deliveries
+}
+
+/// The instance's clock offset, for a statement on `webhook_deliveries`.
+const INSTANCE_OFFSET: &str = "(SELECT i.clock_offset_micros FROM instances i \
+     WHERE i.name = webhook_deliveries.instance)";
+
+pub async fn enqueue_deliveries(
+    tx: &mut dyn Tx,
+    deliveries: &[NewDelivery],
+) -> Result<u64, StoreError> {
+    let mut added = 0;
+    for d in deliveries {
+        added += tx
+            .execute(
+                "INSERT INTO webhook_deliveries (id, instance, request_id, login_id, kind, \
+                 position, body, status, attempts, created_at, next_attempt_at) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $9 \
+                 WHERE EXISTS (SELECT 1 FROM instance_webhooks w WHERE w.instance = $2)",
+                params![
+                    &d.id,
+                    d.instance.as_str(),
+                    &d.request_id.to_string(),
+                    &d.login_id.to_string(),
+                    &d.kind,
+                    d.position,
+                    &d.body,
+                    d.created_at,
+                    d.not_before,
+                ],
+            )
+            .await?;
+    }
+    Ok(added)
+}
+
+pub async fn claim_deliveries(
+    tx: &mut dyn Tx,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: u32,
+) -> Result<Vec<Delivery>, StoreError> {
+    let lock = tx.dialect().skip_locked();
+    let sql = format!(
+        "UPDATE webhook_deliveries SET lease_until = $2, attempts = attempts + 1 \
+         WHERE id IN (SELECT d.id FROM webhook_deliveries d \
+           WHERE d.status = 'pending' \
+           AND d.next_attempt_at <= $1 + (SELECT i.clock_offset_micros FROM instances i \
+               WHERE i.name = d.instance) \
+           AND (d.lease_until IS NULL OR d.lease_until <= $1) \
+           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p \
+               WHERE p.request_id = d.request_id AND p.position < d.position \
+               AND p.status = 'pending') \
+           ORDER BY d.next_attempt_at, d.position LIMIT $3{lock}) \
+         RETURNING {DELIVERY_COLS}"
+    );
+    let rows = tx
+        .query(&sql, params![now, lease_until, i64::from(limit)])
+        .await?;
+    rows.iter()
+        .map(delivery_from)
+        .collect::<Result<Vec<_>, _>>()
+        .map(in_order)
+}
+
+pub async fn finish_delivery(
+    tx: &mut dyn Tx,
+    id: &str,
+    result: &AttemptResult,
+    now: Timestamp,
+) -> Result<Option<Delivery>, StoreError> {
+    let row = match result {
+        AttemptResult::Delivered { status } => {
+            tx.query_opt(
+                &format!(
+                    "UPDATE webhook_deliveries SET status = 'delivered', lease_until = NULL, \
+                     last_status = $2, last_error = NULL, \
+                     finished_at = $3 + {INSTANCE_OFFSET} WHERE id = $1 \
+                     RETURNING {DELIVERY_COLS}"
+                ),
+                params![id, i64::from(*status), now],
+            )
+            .await?
+        }
+        AttemptResult::Failed { status, error } => {
+            let give_up = format!("attempts >= {MAX_DELIVERY_ATTEMPTS}");
+            tx.query_opt(
+                &format!(
+                    "UPDATE webhook_deliveries SET \
+                     status = CASE WHEN {give_up} THEN 'failed' ELSE 'pending' END, \
+                     next_attempt_at = CASE WHEN {give_up} THEN next_attempt_at \
+                       ELSE $3 + {INSTANCE_OFFSET} + CAST($5 AS BIGINT) END, \
+                     finished_at = CASE WHEN {give_up} THEN $3 + {INSTANCE_OFFSET} \
+                       ELSE NULL END, \
+                     lease_until = NULL, last_status = $2, last_error = $4 \
+                     WHERE id = $1 RETURNING {DELIVERY_COLS}"
+                ),
+                params![
+                    id,
+                    status.map(i64::from),
+                    now,
+                    error.as_str(),
+                    micros_of(RETRY_INTERVAL)
+                ],
+            )
+            .await?
+        }
+    };
+    row.as_ref().map(delivery_from).transpose()
+}
+
+pub async fn deliveries(
+    tx: &mut dyn Tx,
+    instance: &str,
+    limit: u32,
+) -> Result<Vec<Delivery>, StoreError> {
+    tx.query(
+        &format!(
+            "SELECT {DELIVERY_COLS} FROM webhook_deliveries WHERE instance = $1 \
+             ORDER BY created_at DESC, position DESC LIMIT $2"
+        ),
+        params![instance, i64::from(limit)],
+    )
+    .await?
+    .iter()
+    .map(delivery_from)
+    .collect()
+}
+
+pub async fn replay_delivery(
+    tx: &mut dyn Tx,
+    instance: &str,
+    id: &str,
+    now: Timestamp,
+) -> Result<Option<Delivery>, StoreError> {
+    tx.query_opt(
+        &format!(
+            "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, lease_until = NULL, \
+             next_attempt_at = $3 + {INSTANCE_OFFSET}, finished_at = NULL \
+             WHERE instance = $1 AND id = $2 RETURNING {DELIVERY_COLS}"
+        ),
+        params![instance, id, now],
+    )
+    .await?
+    .as_ref()
+    .map(delivery_from)
+    .transpose()
+}
+
+pub async fn purge_deliveries(
+    tx: &mut dyn Tx,
+    finished_before: Timestamp,
+) -> Result<u64, StoreError> {
+    tx.execute(
+        &format!(
+            "DELETE FROM webhook_deliveries WHERE status <> 'pending' \
+             AND finished_at <= $1 + {INSTANCE_OFFSET}"
+        ),
+        params![finished_before],
+    )
+    .await
 }

@@ -14,6 +14,7 @@ use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, Requ
 use crate::lookups::{LOOKUP_TTL, Lookups};
 use crate::ops::{self, Expiring, PURGE_CHUNK};
 use crate::sql::{Backend, one_statement};
+use crate::webhooks::{AttemptResult, Delivery, NewDelivery, Webhook};
 use crate::{
     AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize,
     ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, ForcedCall,
@@ -439,6 +440,101 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn clear_failures(&self, filter: &AttemptFilter) -> Result<u64, DomainError> {
         let filter = filter.clone();
         run!(self.write_statement, |tx| ops::clear_failures(tx, &filter))
+    }
+
+    async fn set_webhook(
+        &self,
+        instance: &InstanceName,
+        url: &str,
+        new_secret: &str,
+        now: Timestamp,
+    ) -> Result<(Webhook, bool), DomainError> {
+        let (instance, url, secret) = (instance.to_string(), url.to_owned(), new_secret.to_owned());
+        run!(self.write_statement, |tx| ops::set_webhook(
+            tx, &instance, &url, &secret, now
+        ))
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        instance: &InstanceName,
+        secret: &str,
+        now: Timestamp,
+    ) -> Result<Option<Webhook>, DomainError> {
+        let (instance, secret) = (instance.to_string(), secret.to_owned());
+        run!(self.write_statement, |tx| ops::rotate_webhook_secret(
+            tx, &instance, &secret, now
+        ))
+    }
+
+    async fn delete_webhook(&self, instance: &InstanceName) -> Result<bool, DomainError> {
+        let instance = instance.to_string();
+        run!(self.write_statement, |tx| ops::delete_webhook(
+            tx, &instance
+        ))
+    }
+
+    async fn webhook(&self, instance: &InstanceName) -> Result<Option<Webhook>, DomainError> {
+        let instance = instance.to_string();
+        run!(self.read, |tx| ops::webhook(tx, &instance))
+    }
+
+    async fn enqueue_deliveries(&self, deliveries: Vec<NewDelivery>) -> Result<u64, DomainError> {
+        run!(self.write, |tx| ops::enqueue_deliveries(tx, &deliveries))
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, DomainError> {
+        run!(self.write_statement, |tx| ops::claim_deliveries(
+            tx,
+            now,
+            lease_until,
+            limit
+        ))
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: &str,
+        result: &AttemptResult,
+        now: Timestamp,
+    ) -> Result<Option<Delivery>, DomainError> {
+        let (id, result) = (id.to_owned(), result.clone());
+        run!(self.write_statement, |tx| ops::finish_delivery(
+            tx, &id, &result, now
+        ))
+    }
+
+    async fn deliveries(
+        &self,
+        instance: &InstanceName,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, DomainError> {
+        let instance = instance.to_string();
+        run!(self.read, |tx| ops::deliveries(tx, &instance, limit))
+    }
+
+    async fn replay_delivery(
+        &self,
+        instance: &InstanceName,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Delivery>, DomainError> {
+        let (instance, id) = (instance.to_string(), id.to_owned());
+        run!(self.write_statement, |tx| ops::replay_delivery(
+            tx, &instance, &id, now
+        ))
+    }
+
+    async fn purge_deliveries(&self, finished_before: Timestamp) -> Result<u64, DomainError> {
+        run!(self.write_statement, |tx| ops::purge_deliveries(
+            tx,
+            finished_before
+        ))
     }
 
     async fn add_forced_rule(&self, rule: &ForcedRule) -> Result<(), DomainError> {

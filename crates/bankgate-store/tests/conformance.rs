@@ -24,6 +24,9 @@ use bankgate_core::{
 };
 use bankgate_store::{AttemptFailure, AttemptFilter, AttemptKey, AttemptState};
 use bankgate_store::{
+    AttemptResult, DeliveryStatus, MAX_DELIVERY_ATTEMPTS, NewDelivery, RETRY_INTERVAL,
+};
+use bankgate_store::{
     CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
     CredentialMatch, ForcedCall, ForcedScope, KeyDigests, LoginChange, NewToken, OpenOutcome,
     PgSettings, PgStore, Purged, SqliteStore, Store, TokenRecord, TokenUse,
@@ -170,6 +173,10 @@ macro_rules! conformance {
                 forced_rules_count_down_and_match_their_call,
                 forced_pending_lasts_its_period,
                 concurrent_calls_take_each_use_once,
+                webhook_is_set_rotated_and_removed,
+                outbox_sends_in_order_retries_and_gives_up,
+                outbox_waits_for_not_before_and_expired_leases,
+                concurrent_claims_take_each_delivery_once,
             );
             conformance!(@fixture $open;
                 writes_survive_a_restart,
@@ -2804,4 +2811,304 @@ async fn forced_rules_go_with_a_reset_and_survive_a_restart(fixture: Fixture) {
             .await
             .unwrap()
     );
+}
+
+// ---- webhooks ----
+
+fn delivery(instance: &str, request_id: RequestId, kind: &str, position: i64) -> NewDelivery {
+    NewDelivery {
+        id: uuid_like(),
+        instance: name(instance),
+        request_id,
+        login_id: LoginId::new_random(),
+        kind: kind.to_owned(),
+        position,
+        body: format!("{{\"ResponseType\":\"{kind}\"}}"),
+        created_at: T0,
+        not_before: T0,
+    }
+}
+
+fn uuid_like() -> String {
+    RequestId::new_random().to_string()
+}
+
+async fn webhook_is_set_rotated_and_removed(store: Arc<dyn Store>) {
+    customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let alpha = name("alpha");
+    assert_eq!(store.webhook(&alpha).await.unwrap(), None);
+    let (set, took) = store
+        .set_webhook(&alpha, "https://a.test/hook", "s1", T0)
+        .await
+        .unwrap();
+    assert!(took);
+    assert_eq!(
+        (set.url.as_str(), set.secret.as_str()),
+        ("https://a.test/hook", "s1")
+    );
+    // A new URL keeps the secret the receiver already has.
+    let (moved, took) = store
+        .set_webhook(&alpha, "https://b.test/hook", "s2", at(1))
+        .await
+        .unwrap();
+    assert!(!took);
+    assert_eq!(
+        (moved.url.as_str(), moved.secret.as_str()),
+        ("https://b.test/hook", "s1")
+    );
+    assert_eq!(moved.created_at, T0);
+    assert_eq!(moved.updated_at, at(1));
+    let rotated = store
+        .rotate_webhook_secret(&alpha, "s3", at(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotated.secret, "s3");
+    assert_eq!(store.webhook(&alpha).await.unwrap(), Some(rotated));
+    assert!(format!("{:?}", store.webhook(&alpha).await.unwrap()).contains("<redacted>"));
+    assert!(store.delete_webhook(&alpha).await.unwrap());
+    assert!(!store.delete_webhook(&alpha).await.unwrap());
+    assert_eq!(
+        store
+            .rotate_webhook_secret(&alpha, "s4", at(3))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_not_found(
+        store
+            .set_webhook(&name("nowhere"), "https://a.test/", "s", T0)
+            .await,
+        "instance",
+    );
+}
+
+async fn outbox_sends_in_order_retries_and_gives_up(store: Arc<dyn Store>) {
+    customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    customer_on(&*store, "beta", InstanceKind::Sandbox).await;
+    let alpha = name("alpha");
+    let rid = RequestId::new_random();
+    let kyc = delivery("alpha", rid, "KYC", 0);
+    let detail = delivery("alpha", rid, "GetAccountsDetail", 1);
+    // No webhook on beta: nothing is queued for it.
+    assert_eq!(
+        store
+            .enqueue_deliveries(vec![delivery("beta", rid, "KYC", 0)])
+            .await
+            .unwrap(),
+        0
+    );
+    store
+        .set_webhook(&alpha, "https://a.test/hook", "s", T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .enqueue_deliveries(vec![kyc.clone(), detail.clone()])
+            .await
+            .unwrap(),
+        2
+    );
+    // The KYC callback first; the detail waits for it even though it is due.
+    let lease = at(60);
+    let claimed = store.claim_deliveries(T0, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (claimed[0].id.as_str(), claimed[0].attempts),
+        (kyc.id.as_str(), 1)
+    );
+    // Held by the lease: nobody else takes it meanwhile.
+    assert!(
+        store
+            .claim_deliveries(at(1), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A 500: retried 30 minutes later on the instance's clock.
+    let failed = store
+        .finish_delivery(
+            &kyc.id,
+            &AttemptResult::Failed {
+                status: Some(500),
+                error: "HTTP 500".to_owned(),
+            },
+            at(2),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.status, DeliveryStatus::Pending);
+    assert_eq!(failed.next_attempt_at, at(2) + RETRY_INTERVAL);
+    assert_eq!(failed.last_status, Some(500));
+    assert!(
+        store
+            .claim_deliveries(at(3), at(63), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Moving the instance's clock makes it due.
+    store
+        .change_clock(&alpha, ClockChange::Advance(RETRY_INTERVAL))
+        .await
+        .unwrap();
+    let again = store.claim_deliveries(at(3), at(63), 10).await.unwrap();
+    assert_eq!((again.len(), again[0].attempts), (1, 2));
+    let done = store
+        .finish_delivery(&kyc.id, &AttemptResult::Delivered { status: 200 }, at(4))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, DeliveryStatus::Delivered);
+    assert_eq!(done.finished_at, Some(at(4) + RETRY_INTERVAL));
+    // Now the detail.
+    let next = store.claim_deliveries(at(5), at(65), 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].id, detail.id);
+    // Every attempt fails: given up after the tenth.
+    let mut last = None;
+    for attempt in 1..=MAX_DELIVERY_ATTEMPTS {
+        if attempt > 1 {
+            store
+                .change_clock(&alpha, ClockChange::Advance(RETRY_INTERVAL))
+                .await
+                .unwrap();
+            let claimed = store.claim_deliveries(at(5), at(65), 10).await.unwrap();
+            assert_eq!(claimed.len(), 1, "attempt {attempt}");
+            assert_eq!(claimed[0].attempts, attempt);
+        }
+        last = store
+            .finish_delivery(
+                &detail.id,
+                &AttemptResult::Failed {
+                    status: None,
+                    error: "timed out".to_owned(),
+                },
+                at(5),
+            )
+            .await
+            .unwrap();
+    }
+    let last = last.unwrap();
+    assert_eq!(last.status, DeliveryStatus::Failed);
+    assert_eq!(last.last_error.as_deref(), Some("timed out"));
+    store
+        .change_clock(&alpha, ClockChange::Advance(RETRY_INTERVAL))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_deliveries(at(6), at(66), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Listed newest first; a replay starts the count again.
+    let listed = store.deliveries(&alpha, 10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|d| d.kind.as_str()).collect::<Vec<_>>(),
+        ["GetAccountsDetail", "KYC"]
+    );
+    assert_eq!(
+        store
+            .replay_delivery(&name("beta"), &detail.id, at(7))
+            .await
+            .unwrap(),
+        None
+    );
+    let replayed = store
+        .replay_delivery(&alpha, &detail.id, at(7))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (replayed.status, replayed.attempts),
+        (DeliveryStatus::Pending, 0)
+    );
+    assert_eq!(
+        store
+            .claim_deliveries(at(7), at(67), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // The purge removes finished callbacks once old enough (on their instance's clock), never
+    // pending ones: the KYC finished at `done.finished_at`, instance time.
+    let offset = store.instance(&alpha).await.unwrap().unwrap().clock_offset;
+    let finished = done.finished_at.unwrap();
+    let purge = |real: Timestamp| {
+        let store = store.clone();
+        async move { store.purge_deliveries(real).await.unwrap() }
+    };
+    assert_eq!(purge(just_before(finished - offset)).await, 0);
+    assert_eq!(purge(finished - offset).await, 1);
+    let left = store.deliveries(&alpha, 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, detail.id);
+    assert_eq!(purge(at(1_000_000)).await, 0, "a pending callback stays");
+}
+
+async fn outbox_waits_for_not_before_and_expired_leases(store: Arc<dyn Store>) {
+    customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let alpha = name("alpha");
+    store
+        .set_webhook(&alpha, "https://a.test/hook", "s", T0)
+        .await
+        .unwrap();
+    let mut later = delivery("alpha", RequestId::new_random(), "GetAccountsDetail", 1);
+    later.not_before = at(10);
+    store.enqueue_deliveries(vec![later.clone()]).await.unwrap();
+    assert!(
+        store
+            .claim_deliveries(just_before(at(10)), at(70), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .claim_deliveries(at(10), at(70), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // A node that died holding it: taken again once its lease is over.
+    assert!(
+        store
+            .claim_deliveries(just_before(at(70)), at(130), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retaken = store.claim_deliveries(at(70), at(130), 10).await.unwrap();
+    assert_eq!((retaken.len(), retaken[0].attempts), (1, 2));
+}
+
+async fn concurrent_claims_take_each_delivery_once(store: Arc<dyn Store>) {
+    customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let alpha = name("alpha");
+    store
+        .set_webhook(&alpha, "https://a.test/hook", "s", T0)
+        .await
+        .unwrap();
+    let queued: Vec<NewDelivery> = (0..40)
+        .map(|_| delivery("alpha", RequestId::new_random(), "KYC", 0))
+        .collect();
+    store.enqueue_deliveries(queued).await.unwrap();
+    let claims = (0..8).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.claim_deliveries(T0, at(60), 3).await.unwrap() })
+    });
+    let mut ids = Vec::new();
+    for claim in claims {
+        ids.extend(claim.await.unwrap().into_iter().map(|d| d.id));
+    }
+    let total = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), total, "a delivery was claimed twice");
+    assert_eq!(total, 24);
 }

@@ -157,6 +157,31 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Tools for webhook receivers.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// A receiver for developers: verifies each callback's signature, prints it (type,
+    /// RequestId, LoginId, signature valid or not) and optionally forwards it to your app.
+    /// Answers 401 to a bad signature, else 200 (or, when forwarding, your app's answer).
+    Listen(ListenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// The webhook's secret (as `bankgate instance webhook` printed it). A flag shows in
+    /// `ps`: prefer the variable.
+    #[arg(long, env = "BANKGATE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// The address to listen on (port 0 picks one).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub listen: std::net::SocketAddr,
+    /// Also POST each callback (same body and headers) to this URL.
+    #[arg(long)]
+    pub forward: Option<String>,
 }
 
 /// What `requests` reads and how.
@@ -359,6 +384,28 @@ pub enum InstanceCommand {
     Reset {
         /// The sandbox instance.
         name: InstanceName,
+    },
+    /// Show, set, rotate or disable the instance's webhook (KYC and GetAccountsDetail callbacks
+    /// after each live authorization), list its deliveries or send one again. Without an
+    /// option: show it (never its secret).
+    Webhook {
+        name: InstanceName,
+        /// POST callbacks here (http or https; production: https, or http to localhost). The
+        /// first URL prints the HMAC secret, this once; a later URL keeps the secret.
+        #[arg(long, group = "webhook_action")]
+        url: Option<String>,
+        /// Make and print a new secret (this once); the next attempts are signed with it.
+        #[arg(long, group = "webhook_action")]
+        rotate_secret: bool,
+        /// Stop sending callbacks.
+        #[arg(long, group = "webhook_action")]
+        disable: bool,
+        /// List the latest callbacks: status, attempts, last answer, next attempt.
+        #[arg(long, group = "webhook_action")]
+        deliveries: bool,
+        /// Send this delivery (its id, as listed) again now.
+        #[arg(long, group = "webhook_action", value_name = "DELIVERY_ID")]
+        replay: Option<String>,
     },
     /// Say whether the instance's Connect page requires an authorize token (the default).
     ConnectToken {

@@ -6,11 +6,11 @@ use std::time::Duration;
 use anyhow::Context;
 use bankgate_core::forced::FailureCode;
 use bankgate_core::sandbox::SandboxBank;
-use bankgate_core::{Clock, SystemClock};
+use bankgate_core::{Clock, InstanceName, SystemClock};
 use bankgate_server::admin::failures::ForcedRuleView;
 use bankgate_server::admin::views::{
-    ClearedLockoutsView, ClockView, CreatedCustomerView, CustomerView, InstanceView, LockoutView,
-    LoginView, ResetView, RotatedKeysView,
+    ClearedLockoutsView, ClockView, CreatedCustomerView, CustomerView, DeliveryView, InstanceView,
+    LockoutView, LoginView, ResetView, RotatedKeysView, WebhookView,
 };
 use bankgate_server::guard::LimitConfig;
 use bankgate_server::listen::{ADMIN_MAX_CONNECTIONS, ConnectionLimits, serve_with};
@@ -42,6 +42,13 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             reset: false,
             ..
         })
+        | Command::Instance(InstanceCommand::Webhook {
+            url: None,
+            rotate_secret: false,
+            disable: false,
+            replay: None,
+            ..
+        })
         | Command::Customer(CustomerCommand::List { .. }) => Access::Read,
         _ => Access::Write,
     };
@@ -71,6 +78,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Doctor(args) => doctor(&args, out).await,
         Command::Requests(args) => crate::requests::run(&args, cli.json).await,
         Command::Completions { .. } => Ok(()),
+        Command::Webhooks(crate::cli::WebhooksCommand::Listen(args)) => {
+            crate::listen::run(args).await
+        }
     }
 }
 
@@ -162,6 +172,8 @@ async fn serve(args: &Settings) -> anyhow::Result<()> {
             purge_interval: Some(args.purge_interval),
             journal_capacity: args.journal_size,
             body_read_timeout: args.body_read_timeout,
+            // Woken at once when callbacks are queued; the tick finds retries coming due.
+            webhook_interval: Some(Duration::from_secs(1)),
         },
     );
     api.hand_over(app.api.clone());
@@ -420,6 +432,26 @@ async fn instance(
                 }
             });
         }
+        InstanceCommand::Webhook {
+            name,
+            url,
+            rotate_secret,
+            disable,
+            deliveries,
+            replay,
+        } => {
+            webhook(
+                operator,
+                &name,
+                url,
+                rotate_secret,
+                disable,
+                deliveries,
+                replay,
+                out,
+            )
+            .await?
+        }
         InstanceCommand::ConnectToken { name, setting } => {
             let required = setting == "required";
             operator.set_connect_token_required(&name, required).await?;
@@ -448,6 +480,84 @@ async fn instance(
                 },
             );
         }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn webhook(
+    operator: &Operator,
+    name: &InstanceName,
+    url: Option<String>,
+    rotate_secret: bool,
+    disable: bool,
+    deliveries: bool,
+    replay: Option<String>,
+    out: Output,
+) -> anyhow::Result<()> {
+    let show = |view: WebhookView| {
+        let text = match (&view.url, &view.secret) {
+            (None, _) => format!("{name}: no webhook"),
+            (Some(url), Some(secret)) => format!(
+                "{name}: callbacks go to {url}\nsecret (shown once; sign check: \
+                 Base64(HMAC-SHA256(secret, body))): {secret}"
+            ),
+            (Some(url), None) => format!("{name}: callbacks go to {url}"),
+        };
+        out.print(to_json(&view), || text);
+    };
+    if let Some(url) = url {
+        let (webhook, secret) = operator.set_webhook(name, &url).await?;
+        show(WebhookView::new(name.as_str(), Some(&webhook), secret));
+    } else if rotate_secret {
+        let webhook = operator.rotate_webhook_secret(name).await?;
+        let secret = Some(webhook.secret.clone());
+        show(WebhookView::new(name.as_str(), Some(&webhook), secret));
+    } else if disable {
+        operator.disable_webhook(name).await?;
+        show(WebhookView::new(name.as_str(), None, None));
+    } else if deliveries {
+        let listed = operator.deliveries(name, 100).await?;
+        let views: Vec<DeliveryView> = listed.iter().map(DeliveryView::from).collect();
+        out.print(to_json(&views), || {
+            if views.is_empty() {
+                return "no deliveries".to_owned();
+            }
+            views
+                .iter()
+                .map(|d| {
+                    let last = match (&d.last_status_code, &d.last_error) {
+                        (Some(code), _) => format!("HTTP {code}"),
+                        (None, Some(error)) => error.clone(),
+                        (None, None) => "-".to_owned(),
+                    };
+                    format!(
+                        "{}\t{}\t{}\t{}\tattempts {}/{}\tlast {}\tnext {}",
+                        d.id,
+                        d.response_type,
+                        d.request_id,
+                        d.status,
+                        d.attempts,
+                        d.max_attempts,
+                        last,
+                        d.next_attempt_at.as_deref().unwrap_or("-")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        });
+    } else if let Some(id) = replay {
+        let delivery = operator.replay_delivery(name, &id).await?;
+        let view = DeliveryView::from(&delivery);
+        out.print(to_json(&view), || {
+            format!(
+                "delivery {} ({}) will be sent again at once by a running server",
+                view.id, view.response_type
+            )
+        });
+    } else {
+        let webhook = operator.webhook(name).await?;
+        show(WebhookView::new(name.as_str(), webhook.as_ref(), None));
     }
     Ok(())
 }

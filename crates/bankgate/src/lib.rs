@@ -4,6 +4,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod doctor;
+pub mod listen;
 pub mod requests;
 
 use std::path::PathBuf;

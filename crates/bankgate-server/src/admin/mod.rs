@@ -33,8 +33,8 @@ use crate::error::{ApiError, FlinksCode, Reason};
 use crate::operator::{NewCustomer, Operator};
 use crate::state::AppState;
 use views::{
-    ClearedLockoutsView, ClockView, CreatedCustomerView, CustomerView, InstanceView, LockoutView,
-    LoginView, ResetView, RotatedKeysView, TokenView,
+    ClearedLockoutsView, ClockView, CreatedCustomerView, CustomerView, DeliveryView, InstanceView,
+    LockoutView, LoginView, ResetView, RotatedKeysView, TokenView, WebhookView,
 };
 
 /// The SHA-256 of the admin token: the token itself is not kept in memory after start.
@@ -230,6 +230,10 @@ pub fn routes() -> OpenApiRouter<AdminState> {
             failures::list_faults,
             failures::clear_faults
         ))
+        .routes(routes!(get_webhook, set_webhook, disable_webhook))
+        .routes(routes!(rotate_webhook_secret))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(replay_delivery))
         .route_layer(axum::middleware::from_fn(require_token));
     OpenApiRouter::new()
         .routes(routes!(healthz))
@@ -903,6 +907,119 @@ pub(crate) async fn clear_lockouts(
     let filter = LockoutFilter::read(query)?;
     let cleared = state.operator.clear_lockouts(&filter).await?;
     Ok(Json(ClearedLockoutsView { cleared }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct SetWebhook {
+    /// Where callbacks are POSTed: http(s); production instances need https (plain http only to
+    /// localhost).
+    url: String,
+}
+
+/// The instance's webhook, never its secret.
+#[utoipa::path(get, path = "/admin/instances/{name}/webhook", tag = "webhooks", security(("admin_token" = [])), params(("name" = String, Path, description = "The instance")),
+    responses((status = 200, body = WebhookView), crate::error::ErrorResponses))]
+pub(crate) async fn get_webhook(
+    State(state): State<AdminState>,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<WebhookView>, ApiError> {
+    let name = instance_name(&name)?;
+    let webhook = state.operator.webhook(&name).await?;
+    Ok(Json(WebhookView::new(
+        name.as_str(),
+        webhook.as_ref(),
+        None,
+    )))
+}
+
+/// Sets the webhook's URL. The first time, the answer carries the HMAC `secret`, shown this
+/// once; a later URL keeps the secret.
+#[utoipa::path(put, path = "/admin/instances/{name}/webhook", tag = "webhooks", security(("admin_token" = [])), params(("name" = String, Path, description = "The instance")),
+    request_body = SetWebhook,
+    responses((status = 200, body = WebhookView), crate::error::ErrorResponses))]
+pub(crate) async fn set_webhook(
+    State(state): State<AdminState>,
+    PathParams(name): PathParams<String>,
+    Body(request): Body<SetWebhook>,
+) -> Result<Json<WebhookView>, ApiError> {
+    let name = instance_name(&name)?;
+    let (webhook, secret) = state.operator.set_webhook(&name, &request.url).await?;
+    Ok(Json(WebhookView::new(
+        name.as_str(),
+        Some(&webhook),
+        secret,
+    )))
+}
+
+/// Disables the webhook: no callback is queued any more.
+#[utoipa::path(delete, path = "/admin/instances/{name}/webhook", tag = "webhooks", security(("admin_token" = [])), params(("name" = String, Path, description = "The instance")),
+    responses((status = 200, body = WebhookView), crate::error::ErrorResponses))]
+pub(crate) async fn disable_webhook(
+    State(state): State<AdminState>,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<WebhookView>, ApiError> {
+    let name = instance_name(&name)?;
+    state.operator.disable_webhook(&name).await?;
+    Ok(Json(WebhookView::new(name.as_str(), None, None)))
+}
+
+/// A new HMAC secret, shown this once; the next attempts are signed with it.
+#[utoipa::path(post, path = "/admin/instances/{name}/webhook/rotate-secret", tag = "webhooks", security(("admin_token" = [])), params(("name" = String, Path, description = "The instance")),
+    responses((status = 200, body = WebhookView), crate::error::ErrorResponses))]
+pub(crate) async fn rotate_webhook_secret(
+    State(state): State<AdminState>,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<WebhookView>, ApiError> {
+    let name = instance_name(&name)?;
+    let webhook = state.operator.rotate_webhook_secret(&name).await?;
+    let secret = Some(webhook.secret.clone());
+    Ok(Json(WebhookView::new(
+        name.as_str(),
+        Some(&webhook),
+        secret,
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct DeliveryFilter {
+    limit: Option<u32>,
+}
+
+/// The instance's callbacks, newest first (at most `limit`, default 100).
+#[utoipa::path(get, path = "/admin/instances/{name}/webhook/deliveries", tag = "webhooks", security(("admin_token" = [])),
+    params(("name" = String, Path, description = "The instance"),
+           ("limit" = Option<u32>, Query, description = "At most this many (default 100, at most 1000)")),
+    responses((status = 200, body = Vec<DeliveryView>), crate::error::ErrorResponses))]
+pub(crate) async fn list_deliveries(
+    State(state): State<AdminState>,
+    PathParams(name): PathParams<String>,
+    query: Result<Query<DeliveryFilter>, QueryRejection>,
+) -> Result<Json<Vec<DeliveryView>>, ApiError> {
+    let name = instance_name(&name)?;
+    let Query(filter) = query.map_err(|rejection| {
+        ApiError::invalid_request(
+            Reason::InvalidInput,
+            format!("{rejection}; limit is a whole number of deliveries."),
+        )
+    })?;
+    let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
+    let deliveries = state.operator.deliveries(&name, limit).await?;
+    Ok(Json(deliveries.iter().map(DeliveryView::from).collect()))
+}
+
+/// Sends a callback again now, with a fresh count of attempts (same id and body).
+#[utoipa::path(post, path = "/admin/instances/{name}/webhook/deliveries/{id}/replay", tag = "webhooks", security(("admin_token" = [])),
+    params(("name" = String, Path, description = "The instance"), ("id" = String, Path, description = "The delivery (X-Bankgate-Delivery)")),
+    responses((status = 200, body = DeliveryView), crate::error::ErrorResponses))]
+pub(crate) async fn replay_delivery(
+    State(state): State<AdminState>,
+    PathParams((name, id)): PathParams<(String, String)>,
+) -> Result<Json<DeliveryView>, ApiError> {
+    let name = instance_name(&name)?;
+    let delivery = state.operator.replay_delivery(&name, &id).await?;
+    state.app.webhook_wake.notify_one();
+    Ok(Json(DeliveryView::from(&delivery)))
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 use bankgate_core::Timestamp;
 use bankgate_core::model::{Customer, CustomerKeys, Instance, Login};
 use bankgate_core::time_format::flinks_datetime;
-use bankgate_store::{ANY_CLIENT, AttemptFailures, Reset};
+use bankgate_store::{
+    ANY_CLIENT, AttemptFailures, Delivery, DeliveryStatus, MAX_DELIVERY_ATTEMPTS, Reset, Webhook,
+};
 use serde::Serialize;
 
 use crate::operator::{InstanceClock, TokenState};
@@ -246,4 +248,77 @@ impl LockoutView {
 pub struct ClearedLockoutsView {
     /// Failure counters forgotten (locked or not).
     pub cleared: u64,
+}
+
+/// An instance's webhook. `secret` appears only where it is made (the first URL, a rotation).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookView {
+    pub instance: String,
+    /// `false` once disabled (then `url` is null).
+    pub enabled: bool,
+    pub url: Option<String>,
+    /// The HMAC secret, shown this once; keep it in the receiver.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// How callbacks are signed.
+    pub signature: &'static str,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+impl WebhookView {
+    pub fn new(instance: &str, webhook: Option<&Webhook>, secret: Option<String>) -> Self {
+        Self {
+            instance: instance.to_owned(),
+            enabled: webhook.is_some(),
+            url: webhook.map(|w| w.url.clone()),
+            secret,
+            signature: "Base64(HMAC-SHA256(secret, body)) in flinks-authenticity-key and X-Flinks-Signature",
+            created_at: webhook.map(|w| w.created_at.to_rfc3339()),
+            updated_at: webhook.map(|w| w.updated_at.to_rfc3339()),
+        }
+    }
+}
+
+/// One callback in the outbox, without its body.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    /// Also sent as `X-Bankgate-Delivery`.
+    pub id: String,
+    /// `KYC` or `GetAccountsDetail`.
+    pub response_type: String,
+    pub request_id: String,
+    pub login_id: String,
+    /// `pending`, `delivered` or `failed` (every attempt failed).
+    pub status: &'static str,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    /// When the next attempt is due, on the instance's clock (pending only).
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+impl From<&Delivery> for DeliveryView {
+    fn from(d: &Delivery) -> Self {
+        Self {
+            id: d.id.clone(),
+            response_type: d.kind.clone(),
+            request_id: d.request_id.to_string(),
+            login_id: d.login_id.to_string(),
+            status: d.status.as_str(),
+            attempts: d.attempts,
+            max_attempts: MAX_DELIVERY_ATTEMPTS,
+            last_status_code: d.last_status,
+            last_error: d.last_error.clone(),
+            next_attempt_at: (d.status == DeliveryStatus::Pending)
+                .then(|| d.next_attempt_at.to_rfc3339()),
+            created_at: d.created_at.to_rfc3339(),
+            finished_at: d.finished_at.map(Timestamp::to_rfc3339),
+        }
+    }
 }

@@ -373,20 +373,25 @@ pub(crate) async fn open_reading(
     let Some(login) = state.store.login(customer, session.login_id).await? else {
         return Err(unknown());
     };
-    // Anchored on the LoginId's creation, not its last refresh: the same LoginId must always
-    // yield the same accounts and transaction ids (`docs/flinks-wire.md`, "Sandbox bank"), whenever it is refreshed.
-    let as_of = login.created_at.to_datetime().date_naive();
-    let accounts = accounts::accounts_for(login.id, as_of);
-    Ok(Reading {
-        tenant,
-        session,
-        login,
-        as_of,
-        accounts,
-    })
+    Ok(Reading::new(tenant, session, login))
 }
 
 impl Reading {
+    pub(crate) fn new(tenant: Tenant, session: Session, login: Login) -> Self {
+        // Anchored on the LoginId's creation, not its last refresh: the same LoginId must always
+        // yield the same accounts and transaction ids (`docs/flinks-wire.md`, "Sandbox bank"),
+        // whenever it is refreshed.
+        let as_of = login.created_at.to_datetime().date_naive();
+        let accounts = accounts::accounts_for(login.id, as_of);
+        Self {
+            tenant,
+            session,
+            login,
+            as_of,
+            accounts,
+        }
+    }
+
     fn institution_id(&self, state: &AppState) -> u32 {
         state.bank.numeric_id(&self.login.institution)
     }
@@ -670,11 +675,20 @@ async fn detail(
             Endpoint::GetAccountsDetailAsync,
         ));
     }
+    Ok(Json(detail_body(state, &reading, &options, chosen)).into_response())
+}
+
+fn detail_body(
+    state: &AppState,
+    reading: &Reading,
+    options: &DetailOptions,
+    chosen: Vec<&Account>,
+) -> DetailResponse {
     let accounts = chosen
         .into_iter()
-        .map(|a| detail_account(a, &reading.login, &options, reading.as_of))
+        .map(|a| detail_account(a, &reading.login, options, reading.as_of))
         .collect();
-    Ok(Json(DetailResponse {
+    DetailResponse {
         http_status_code: 200,
         accounts,
         tag: reading.session.tag.clone(),
@@ -683,8 +697,79 @@ async fn detail(
         institution_id: reading.institution_id(state),
         institution: reading.login.institution.clone(),
         request_id: reading.session.request_id,
-    })
-    .into_response())
+    }
+}
+
+/// A callback body: the answer it repeats, with `ResponseType` first (docs/flinks-wire.md,
+/// "Webhooks").
+#[derive(Debug, Serialize)]
+struct Callback<T> {
+    #[serde(rename = "ResponseType")]
+    response_type: &'static str,
+    #[serde(flatten)]
+    body: T,
+}
+
+/// The KYC callback's fields after `ResponseType`, as Flinks' example shows them.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct KycBody {
+    http_status_code: u16,
+    holders: Vec<HolderBody>,
+    login: LoginBody,
+    institution: String,
+    request_id: RequestId,
+}
+
+/// The two callbacks of an authorization, as the exact bytes to send: KYC (the holders of the
+/// accounts, the login) and GetAccountsDetail (its 200 with the endpoint's defaults), built by
+/// the code that answers GetAccountsDetail.
+pub(crate) fn callback_bodies(
+    state: &AppState,
+    reading: &Reading,
+) -> Result<[(&'static str, String); 2], serde_json::Error> {
+    let mut holders: Vec<HolderBody> = Vec::new();
+    for account in &reading.accounts {
+        if !holders.iter().any(|h| h.name == account.holder.name) {
+            holders.push(holder(account));
+        }
+    }
+    let kyc = Callback {
+        response_type: "KYC",
+        body: KycBody {
+            http_status_code: 200,
+            holders,
+            login: LoginBody::from(&reading.login),
+            institution: reading.login.institution.clone(),
+            request_id: reading.session.request_id,
+        },
+    };
+    let defaults = DetailOptions::of(&DataRequest::default())
+        .map_err(|_| serde::ser::Error::custom("the default options are valid"))?;
+    let detail = Callback {
+        response_type: "GetAccountsDetail",
+        body: detail_body(state, reading, &defaults, reading.accounts.iter().collect()),
+    };
+    Ok([
+        ("KYC", serde_json::to_string(&kyc)?),
+        ("GetAccountsDetail", serde_json::to_string(&detail)?),
+    ])
+}
+
+/// When the data of a just-authorized session is ready: at once, or after the 202 period of
+/// the sandbox users that simulate a long operation.
+pub(crate) fn data_ready_at(state: &AppState, reading: &Reading) -> bankgate_core::Timestamp {
+    let slow = state
+        .bank
+        .institution(&reading.login.institution)
+        .and_then(|i| i.user(&reading.login.username))
+        .is_some_and(|u| matches!(u.scenario, Scenario::Pending | Scenario::Dispatched));
+    let authorized = reading.session.created_at;
+    if slow {
+        authorized + SANDBOX_PROCESSING_TIME
+    } else {
+        authorized
+    }
 }
 
 /// Declares an accounts endpoint: its documentation and a handler that opens the session and

@@ -9,7 +9,7 @@ use deadpool_postgres::ClientWrapper;
 use super::connect::{PgConnectError, PgUrl, explain};
 
 /// (version, SQL). Append only: a released migration never changes.
-const MIGRATIONS: [(i32, &str); 6] = [
+const MIGRATIONS: [(i32, &str); 7] = [
     (1, include_str!("../../migrations/postgres/0001_core.sql")),
     (
         2,
@@ -30,6 +30,10 @@ const MIGRATIONS: [(i32, &str); 6] = [
     (
         6,
         include_str!("../../migrations/postgres/0006_forced_failures.sql"),
+    ),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_webhooks.sql"),
     ),
 ];
 

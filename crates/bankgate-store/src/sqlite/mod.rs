@@ -83,6 +83,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../migrations/sqlite/0006_forced_failures.sql"
         )),
+        M::up(include_str!("../../migrations/sqlite/0007_webhooks.sql")),
     ])
 }
 

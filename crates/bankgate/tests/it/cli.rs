@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use bankgate_core::{Clock, CustomerId, LoginId};
@@ -1452,4 +1452,164 @@ async fn lockouts_are_listed_and_lifted_from_the_command_line() {
         "no lockouts\n"
     );
     drop(server);
+}
+
+/// `bankgate instance webhook`: the first URL prints the secret once; showing never does;
+/// rotation prints a new one; bad URLs are refused with the reason; disable stops it.
+#[test]
+fn instance_webhook_sets_shows_rotates_and_disables() {
+    let db = Db::new();
+    let set = db.json(&[
+        "instance",
+        "webhook",
+        "toolbox",
+        "--url",
+        "http://localhost:9/hook",
+    ]);
+    let secret = set["secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 64, "{set:#}");
+    let text = db.run(&["instance", "webhook", "toolbox"]);
+    text.assert_success();
+    assert!(text.stdout.contains("http://localhost:9/hook"), "{text:#?}");
+    assert!(!text.stdout.contains(&secret), "{text:#?}");
+    let shown = db.json(&["instance", "webhook", "toolbox"]);
+    assert!(shown.get("secret").is_none(), "{shown:#}");
+    let rotated = db.json(&["instance", "webhook", "toolbox", "--rotate-secret"]);
+    assert_ne!(rotated["secret"].as_str().unwrap(), secret);
+    let listed = db.run(&["instance", "webhook", "toolbox", "--deliveries"]);
+    assert_eq!(listed.assert_success().stdout, "no deliveries\n");
+    db.run(&["instance", "webhook", "toolbox", "--replay", "nope"])
+        .assert_failure("nope");
+
+    db.run(&["instance", "create", "acme", "--kind", "production"])
+        .assert_success();
+    db.run(&[
+        "instance",
+        "webhook",
+        "acme",
+        "--url",
+        "http://hooks.example.test/",
+    ])
+    .assert_failure("need https");
+    db.run(&["instance", "webhook", "toolbox", "--url", "ftp://x.test/"])
+        .assert_failure("only http and https");
+    db.run(&["instance", "webhook", "nowhere", "--url", "https://x.test/"])
+        .assert_failure("nowhere");
+    db.run(&[
+        "instance",
+        "webhook",
+        "toolbox",
+        "--disable",
+        "--rotate-secret",
+    ])
+    .assert_failure("cannot be used with");
+
+    let disabled = db.json(&["instance", "webhook", "toolbox", "--disable"]);
+    assert_eq!(disabled["enabled"], false, "{disabled:#}");
+    db.run(&["instance", "webhook", "toolbox", "--rotate-secret"])
+        .assert_failure("set one with a URL first");
+}
+
+/// `bankgate webhooks listen`: prints each callback with its verdict, answers 401 to a bad
+/// signature, and forwards good ones (body and signature headers unchanged) to the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_listen_verifies_prints_and_forwards() {
+    use base64::Engine as _;
+
+    // The developer's app: records what it gets.
+    // (signature header, body) of each forwarded callback.
+    type Forwarded = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+    let got: Forwarded = Arc::default();
+    let app_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_url = format!("http://{}/hook", app_listener.local_addr().unwrap());
+    let recorded = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                let signature = headers["x-flinks-signature"].to_str().unwrap().to_owned();
+                recorded.lock().unwrap().push((signature, body.to_vec()));
+                axum::http::StatusCode::ACCEPTED
+            },
+        ),
+    );
+    tokio::spawn(async move { axum::serve(app_listener, app).await });
+
+    let db = Db::new();
+    let mut child = bankgate_in(db.dir.path())
+        .args([
+            "webhooks",
+            "listen",
+            "--listen",
+            "127.0.0.1:0",
+            "--forward",
+            &app_url,
+        ])
+        .env("BANKGATE_WEBHOOK_SECRET", "s3cret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines, received) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || received.recv_timeout(PROCESS_TIMEOUT).unwrap();
+    let first = next();
+    let address = first
+        .strip_prefix("bankgate webhooks listening on http://")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+
+    bankgate_client::install_tls_provider();
+    let client = reqwest::Client::new();
+    let body =
+        r#"{"ResponseType":"KYC","HttpStatusCode":200,"Login":{"Id":"l-1"},"RequestId":"r-1"}"#;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"s3cret");
+    let signature =
+        base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, body.as_bytes()));
+    let post = |signature: String| {
+        client
+            .post(format!("http://{address}/anything"))
+            .header("content-type", "application/json")
+            .header("X-Flinks-Signature", signature)
+            .header("X-Bankgate-Delivery", "d-1")
+            .body(body)
+            .send()
+    };
+    let good = post(signature.clone()).await.unwrap();
+    assert_eq!(
+        good.status().as_u16(),
+        202,
+        "the app's answer is passed back"
+    );
+    let line = next();
+    assert_eq!(
+        line,
+        "KYC RequestId=r-1 LoginId=l-1 delivery=d-1 signature valid"
+    );
+    assert!(next().contains("forwarded to"));
+    let forwarded = got.lock().unwrap().clone();
+    assert_eq!(
+        forwarded,
+        vec![(signature.clone(), body.as_bytes().to_vec())]
+    );
+
+    let bad = post("AAAA".to_owned()).await.unwrap();
+    assert_eq!(bad.status().as_u16(), 401);
+    assert!(next().ends_with("signature INVALID (another secret, or the body was changed)"));
+    assert_eq!(
+        got.lock().unwrap().len(),
+        1,
+        "a bad callback is not forwarded"
+    );
+
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -138,7 +138,7 @@ fn prompt_of(page: &Page) -> String {
 }
 
 /// Opens the page with a fresh token and goes to the credentials screen of FlinksCapital.
-async fn to_credentials(app: &TestApp, extra: &str) -> Page {
+pub(crate) async fn to_credentials(app: &TestApp, extra: &str) -> Page {
     let token = app.toolbox_token().await;
     let page = open(
         app,
@@ -161,7 +161,7 @@ async fn to_credentials(app: &TestApp, extra: &str) -> Page {
     page
 }
 
-async fn login(app: &TestApp, page: &Page, username: &str, password: &str) -> Page {
+pub(crate) async fn login(app: &TestApp, page: &Page, username: &str, password: &str) -> Page {
     act(
         app,
         page,

@@ -36,3 +36,4 @@ mod routing;
 mod startup;
 mod support;
 mod tokens;
+mod webhooks;

@@ -129,6 +129,12 @@ fn the_admin_document_lists_every_admin_route() {
         "post /admin/instances/{name}/faults",
         "get /admin/instances/{name}/faults",
         "delete /admin/instances/{name}/faults",
+        "get /admin/instances/{name}/webhook",
+        "put /admin/instances/{name}/webhook",
+        "delete /admin/instances/{name}/webhook",
+        "post /admin/instances/{name}/webhook/rotate-secret",
+        "get /admin/instances/{name}/webhook/deliveries",
+        "post /admin/instances/{name}/webhook/deliveries/{id}/replay",
     ];
     expected.sort_unstable();
     assert_eq!(routes, expected);

@@ -78,6 +78,8 @@ pub struct TestApp {
     pub router: Router,
     /// The admin API, with the token of `settings` (none by default).
     pub admin: Router,
+    /// Keeps the background tasks (webhook sender, purge) running while the test runs.
+    _app: App,
 }
 
 /// The settings `bankgate serve` starts with, on `clock`, without the background purge (tests
@@ -90,6 +92,7 @@ pub fn test_settings(clock: &ManualClock) -> AppSettings {
         purge_interval: None,
         body_read_timeout: bankgate_server::body::BODY_TIMEOUT,
         journal_capacity: bankgate_server::journal::DEFAULT_CAPACITY,
+        webhook_interval: None,
     }
 }
 
@@ -225,6 +228,7 @@ impl TestApp {
             state: app.state.clone(),
             router: app.api.clone(),
             admin: app.admin.clone(),
+            _app: app,
         }
     }
 
@@ -239,8 +243,17 @@ impl TestApp {
             state,
             router,
             admin,
+            _app,
         } = self;
-        drop((router, admin, state));
+        drop((router, admin, state, _app));
+        // Aborted background tasks (the webhook sender and its attempts) let go of the store
+        // when the runtime next polls them.
+        for _ in 0..200 {
+            if backend.handles() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         // The last handle: dropping it joins the writer thread.
         assert_eq!(backend.handles(), 1, "something still holds the store");
         let backend = match backend {

@@ -468,7 +468,13 @@ async fn complete(
             },
         ));
     }
-    call.opened(outcome).await
+    let outcome = call.opened(outcome).await?;
+    // A live authorization completed (credentials, a LoginId refresh, an MFA answer, the
+    // Connect page): its callbacks go to the outbox, after the authorization's commit.
+    if let Outcome::Authorized { login, session } = &outcome {
+        crate::webhooks::after_authorization(call.state, call.tenant, login, session).await;
+    }
+    Ok(outcome)
 }
 
 fn new_login(

@@ -1,0 +1,399 @@
+//! Webhooks: the KYC and GetAccountsDetail callbacks Flinks sends after an authorization
+//! (docs/flinks-wire.md, "Webhooks"). The callbacks are put in the store's outbox right after
+//! the authorization's write; a background sender, on its own task and its own connections,
+//! claims the due ones, signs and POSTs them, and records each attempt, so the API never waits
+//! on a receiver.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bankgate_core::model::{InstanceKind, Login, Session, Tenant};
+use bankgate_core::{Clock, DomainError};
+use bankgate_store::{AttemptResult, Delivery, NewDelivery, Store, Webhook};
+use base64::Engine as _;
+use tokio::sync::Notify;
+
+use crate::api::accounts::{self, Reading};
+use crate::metrics::Metrics;
+use crate::state::AppState;
+
+/// No answer within this is a failed attempt (Flinks' receivers get the same).
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a node holds a claimed callback: past it (the node died mid-delivery), another
+/// node (or this one, restarted) sends it again. Longer than an attempt can take.
+const LEASE: Duration = Duration::from_secs(60);
+
+/// Callbacks claimed at once; they are sent concurrently, so one hanging receiver does not
+/// hold up the others for long.
+const BATCH: u32 = 16;
+
+/// Bytes of a receiver's answer read at most (the answer is not used; reading a little lets
+/// the connection be reused).
+const MAX_ANSWER_BYTES: usize = 16 * 1024;
+
+/// The headers a callback carries. The signature goes in both names the Flinks docs use.
+pub const SIGNATURE_HEADERS: [&str; 2] = ["flinks-authenticity-key", "X-Flinks-Signature"];
+pub const DELIVERY_HEADER: &str = "X-Bankgate-Delivery";
+
+/// Base64(HMAC-SHA256(secret as UTF-8 bytes, raw body)), as Flinks documents it.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, body).as_ref())
+}
+
+/// Whether `header` is the signature of `body` under `secret`, compared in constant time.
+pub fn verify(secret: &str, body: &[u8], header: &str) -> bool {
+    let Ok(mac) = base64::engine::general_purpose::STANDARD.decode(header.trim()) else {
+        return false;
+    };
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    ring::hmac::verify(&key, body, &mac).is_ok()
+}
+
+/// A new webhook secret: 32 bytes from the OS CSPRNG, as hex.
+pub fn new_secret() -> Result<String, DomainError> {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|error| DomainError::Unavailable(format!("no randomness: {error}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Refuses URLs a webhook may not point at: anything but http(s); on production instances
+/// anything but https, except to this machine (a developer's receiver).
+pub fn check_url(url: &str, kind: InstanceKind) -> Result<(), DomainError> {
+    let parsed = reqwest::Url::parse(url.trim()).map_err(|error| {
+        DomainError::Invalid(format!(
+            "the webhook URL {url:?} is not a URL ({error}); give an absolute http(s) URL such \
+             as https://app.example.com/flinks/webhook"
+        ))
+    })?;
+    let scheme = parsed.scheme();
+    if scheme != "http" && scheme != "https" {
+        return Err(DomainError::Invalid(format!(
+            "the webhook URL {url:?} has the scheme {scheme:?}; only http and https URLs can \
+             receive callbacks"
+        )));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(DomainError::Invalid(format!(
+            "the webhook URL {url:?} carries credentials; callbacks are authenticated by their \
+             signature, so give the URL without user:password@"
+        )));
+    }
+    if kind == InstanceKind::Production && scheme != "https" && !is_loopback(&parsed) {
+        return Err(DomainError::Invalid(format!(
+            "the webhook URL {url:?} is plain http on a production instance; callbacks carry \
+             account data, so production webhooks need https (plain http is allowed only to \
+             this machine: localhost, 127.0.0.1, [::1])"
+        )));
+    }
+    Ok(())
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Puts the callbacks of an authorization that just completed in the outbox, if the instance
+/// has a webhook. The authorization is already committed, so a failure here is logged rather
+/// than turned into a refusal of it.
+pub async fn after_authorization(
+    state: &AppState,
+    tenant: &Tenant,
+    login: &Login,
+    session: &Session,
+) {
+    if let Err(error) = enqueue(state, tenant, login, session).await {
+        tracing::error!(%error, "could not queue the webhook callbacks of an authorization");
+    }
+}
+
+async fn enqueue(
+    state: &AppState,
+    tenant: &Tenant,
+    login: &Login,
+    session: &Session,
+) -> Result<(), DomainError> {
+    let instance = &tenant.instance.name;
+    if state.store.webhook(instance).await?.is_none() {
+        return Ok(());
+    }
+    let reading = Reading::new(tenant.clone(), session.clone(), login.clone());
+    let bodies = accounts::callback_bodies(state, &reading)
+        .map_err(|error| DomainError::Invalid(format!("callback body: {error}")))?;
+    let ready_at = accounts::data_ready_at(state, &reading);
+    let deliveries = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(position, (kind, body))| NewDelivery {
+            id: bankgate_core::RequestId::new_random().to_string(),
+            instance: instance.clone(),
+            request_id: session.request_id,
+            login_id: login.id,
+            kind: kind.to_owned(),
+            position: i64::try_from(position).unwrap_or(i64::MAX),
+            body,
+            created_at: session.created_at,
+            // KYC at once; the accounts when the data is ready.
+            not_before: if kind == "KYC" {
+                session.created_at
+            } else {
+                ready_at
+            },
+        })
+        .collect();
+    let queued = state.store.enqueue_deliveries(deliveries).await?;
+    if queued > 0 {
+        state.webhook_wake.notify_one();
+    }
+    Ok(())
+}
+
+/// reqwest's rustls needs a process-wide crypto provider; ring, unless the program chose one.
+fn install_tls_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err only when another thread installed one meanwhile, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// The HTTP client of the sender: its own connections, a timeout, no redirects, no proxy from
+/// the environment (a callback goes where the operator said).
+fn client() -> Result<reqwest::Client, reqwest::Error> {
+    install_tls_provider();
+    reqwest::Client::builder()
+        .timeout(DELIVERY_TIMEOUT)
+        .connect_timeout(DELIVERY_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent(concat!("bankgate-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// The background sender, until the task is aborted. `every` is how often it looks for due
+/// callbacks besides being woken when some are queued.
+pub fn spawn_sender(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let client = match client() {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::error!(%error, "webhooks: cannot build the HTTP client; no callbacks will be sent");
+                return;
+            }
+        };
+        loop {
+            match send_due(&store, &clock, &client, &metrics).await {
+                // More may be due (the next callback of a RequestId): look again at once.
+                Ok(sent) if sent > 0 => continue,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "webhooks: could not claim callbacks; will retry")
+                }
+            }
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    })
+}
+
+/// Claims the due callbacks and sends them concurrently; returns how many were attempted.
+pub async fn send_due(
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+    client: &reqwest::Client,
+    metrics: &Arc<Metrics>,
+) -> Result<usize, DomainError> {
+    let now = clock.now();
+    let claimed = store.claim_deliveries(now, now + LEASE, BATCH).await?;
+    let count = claimed.len();
+    let mut attempts = tokio::task::JoinSet::new();
+    for delivery in claimed {
+        let (store, clock, client, metrics) = (
+            store.clone(),
+            clock.clone(),
+            client.clone(),
+            metrics.clone(),
+        );
+        attempts.spawn(async move {
+            let result = match store.webhook(&delivery.instance).await {
+                Ok(Some(webhook)) => attempt(&client, &webhook, &delivery).await,
+                Ok(None) => AttemptResult::Failed {
+                    status: None,
+                    error: "the instance has no webhook any more".to_owned(),
+                },
+                Err(error) => AttemptResult::Failed {
+                    status: None,
+                    error: format!("could not read the webhook: {error}"),
+                },
+            };
+            match store
+                .finish_delivery(&delivery.id, &result, clock.now())
+                .await
+            {
+                Ok(Some(after)) => metrics.webhook_attempted(&result, after.status),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, delivery = %delivery.id,
+                    "webhooks: could not record an attempt; the callback will be sent again"),
+            }
+        });
+    }
+    while attempts.join_next().await.is_some() {}
+    Ok(count)
+}
+
+/// One POST of one callback.
+async fn attempt(
+    client: &reqwest::Client,
+    webhook: &Webhook,
+    delivery: &Delivery,
+) -> AttemptResult {
+    let signed = signature(&webhook.secret, delivery.body.as_bytes());
+    let sent = client
+        .post(&webhook.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(SIGNATURE_HEADERS[0], &signed)
+        .header(SIGNATURE_HEADERS[1], &signed)
+        .header(DELIVERY_HEADER, &delivery.id)
+        .body(delivery.body.clone())
+        .send()
+        .await;
+    let mut response = match sent {
+        Ok(response) => response,
+        Err(error) => {
+            return AttemptResult::Failed {
+                status: None,
+                error: describe(&error),
+            };
+        }
+    };
+    let status = response.status();
+    // Read a little of the answer, never all of it: a receiver cannot make the sender hold
+    // much memory.
+    let mut read = 0;
+    while read < MAX_ANSWER_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => read += chunk.len(),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    if status.is_success() {
+        return AttemptResult::Delivered {
+            status: status.as_u16(),
+        };
+    }
+    let error = if status.is_redirection() {
+        let to = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or("nowhere");
+        format!(
+            "HTTP {status}: redirects are not followed (to {to}); set the webhook to the final URL"
+        )
+    } else {
+        format!("HTTP {status}: only a 2xx answer counts as delivered")
+    };
+    AttemptResult::Failed {
+        status: Some(status.as_u16()),
+        error,
+    }
+}
+
+/// A transport failure in a sentence: timeout, refused connection, TLS, with its cause.
+fn describe(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return format!("no answer within {} s", DELIVERY_TIMEOUT.as_secs());
+    }
+    let mut text = if error.is_connect() {
+        "could not connect".to_owned()
+    } else {
+        "the request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_the_documented_algorithm() {
+        // RFC 4231 test case 2: HMAC-SHA256("Jefe", "what do ya want for nothing?").
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            base64::engine::general_purpose::STANDARD.encode([
+                0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e, 0x6a, 0x04, 0x24, 0x26, 0x08, 0x95,
+                0x75, 0xc7, 0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83, 0x9d, 0xec, 0x58, 0xb9,
+                0x64, 0xec, 0x38, 0x43,
+            ])
+        );
+    }
+
+    #[test]
+    fn verify_accepts_only_the_right_signature() {
+        let signed = signature("s3cret", b"{}");
+        assert!(verify("s3cret", b"{}", &signed));
+        assert!(!verify("other", b"{}", &signed));
+        assert!(!verify("s3cret", b"{ }", &signed));
+        assert!(!verify("s3cret", b"{}", "not base64!"));
+        assert!(!verify("s3cret", b"{}", ""));
+    }
+
+    #[test]
+    fn urls_are_checked_by_scheme_and_instance_kind() {
+        use InstanceKind::{Production, Sandbox};
+        assert!(check_url("http://hooks.example.test/x", Sandbox).is_ok());
+        assert!(check_url("https://hooks.example.test/x", Production).is_ok());
+        for loopback in [
+            "http://localhost:9000/",
+            "http://127.0.0.1:9/",
+            "http://[::1]/",
+        ] {
+            assert!(check_url(loopback, Production).is_ok(), "{loopback}");
+        }
+        for bad in [
+            "ftp://a.test/",
+            "file:///etc/passwd",
+            "not a url",
+            "/relative",
+            "https://u:p@a.test/",
+        ] {
+            assert!(check_url(bad, Sandbox).is_err(), "{bad}");
+        }
+        assert!(check_url("http://hooks.example.test/x", Production).is_err());
+        assert!(check_url("http://10.0.0.1/x", Production).is_err());
+    }
+
+    #[test]
+    fn secrets_are_fresh() {
+        let (a, b) = (
+            new_secret().unwrap_or_default(),
+            new_secret().unwrap_or_default(),
+        );
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+    }
+}
