@@ -59,6 +59,26 @@ impl Http<'_> {
     }
 
     /// A sandbox LoginId of the toolbox customer, through the admin API.
+    /// Points the toolbox instance's webhook at `url` (a sandbox: plain http to loopback is fine).
+    pub fn set_webhook(&self, node: &Node, url: &str) -> anyhow::Result<()> {
+        let endpoint = format!("http://{}/admin/instances/toolbox/webhook", node.admin);
+        let (status, body) = self.runtime.block_on(async {
+            let response = self
+                .client
+                .put(&endpoint)
+                .bearer_auth(&self.admin_token)
+                .json(&serde_json::json!({ "url": url }))
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            Ok::<_, anyhow::Error>((status, response.text().await?))
+        })?;
+        if status != 200 {
+            bail!("setting the webhook: HTTP {status}: {body}");
+        }
+        Ok(())
+    }
+
     pub fn create_login(&self, node: &Node) -> anyhow::Result<String> {
         let url = format!(
             "http://{}/admin/customers/{}/logins",

@@ -77,12 +77,16 @@ function done(summary, latency, requests)
 end
 "#;
 
-/// The three scripts, written once per run.
+/// The scripts, written once per run.
 pub struct Scripts {
     pub baseline: PathBuf,
     pub token: PathBuf,
     pub flow: PathBuf,
+    pub live: PathBuf,
 }
+
+/// The sandbox user a live authorization connects without MFA, so each completes in one call.
+const LIVE_BODY: &str = r#"{"Institution":"FlinksCapital","Username":"greatday_nomfa","Password":"Everyday","MostRecentCached":false,"Save":false}"#;
 
 /// What the scripts need to know about bankgate.
 pub struct Api<'a> {
@@ -123,10 +127,11 @@ end
             r#"{{"LoginId":"{}","MostRecentCached":true}}"#,
             api.login_id
         );
-        let flow = format!(
-            r#"{COMMON}
--- Tokens from GenerateAuthorizeToken answers, not yet spent: an Authorize goes out whenever
--- this thread holds one, a GenerateAuthorizeToken otherwise.
+        // Token, then Authorize with that token and `authorize_body`: tokens from
+        // GenerateAuthorizeToken answers, not yet spent, go out whenever this thread holds one.
+        let flow_with = |authorize_body: &str| {
+            format!(
+                r#"{COMMON}
 local queue = {{}}
 local generate
 
@@ -154,11 +159,14 @@ function response(status, headers, body)
   end
 end
 "#,
-            generate_path = lua_string(&format!("{base}/GenerateAuthorizeToken")),
-            authorize_path = lua_string(&format!("{base}/Authorize")),
-            secret = lua_string(api.secret_key),
-            authorize_body = lua_string(&authorize_body),
-        );
+                generate_path = lua_string(&format!("{base}/GenerateAuthorizeToken")),
+                authorize_path = lua_string(&format!("{base}/Authorize")),
+                secret = lua_string(api.secret_key),
+                authorize_body = lua_string(authorize_body),
+            )
+        };
+        let flow = flow_with(&authorize_body);
+        let live = flow_with(LIVE_BODY);
         let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
             let path = dir.join(name);
             std::fs::write(&path, text)
@@ -169,6 +177,7 @@ end
             baseline: write("baseline.lua", &baseline)?,
             token: write("token.lua", &token)?,
             flow: write("flow.lua", &flow)?,
+            live: write("live.lua", &live)?,
         })
     }
 }

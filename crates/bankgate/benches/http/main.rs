@@ -97,6 +97,20 @@ fn check_perf() -> anyhow::Result<()> {
 }
 
 /// The 1-minute load average, from /proc/loadavg.
+/// A TCP listener that accepts every connection and never reads or answers it; the sockets stay
+/// open until the bench ends.
+fn hanging_receiver() -> anyhow::Result<std::net::SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let address = listener.local_addr()?;
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    Ok(address)
+}
+
 fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -121,6 +135,9 @@ enum Scenario {
     Baseline,
     Token,
     Flow,
+    /// Token, then a live Authorize (greatday_nomfa): each completes a live authorization, so
+    /// each queues webhook callbacks when the instance has a webhook.
+    Live,
 }
 
 struct Bench<'a> {
@@ -135,7 +152,7 @@ impl Bench<'_> {
         match scenario {
             Scenario::Baseline => format!("http://{}{}", self.baseline, baseline::PATH),
             // The flow script builds its own paths; both start on GenerateAuthorizeToken.
-            Scenario::Token | Scenario::Flow => format!(
+            Scenario::Token | Scenario::Flow | Scenario::Live => format!(
                 "http://{}/v3/{}/BankingServices/GenerateAuthorizeToken",
                 node.api,
                 toolbox::CUSTOMER_ID
@@ -148,6 +165,7 @@ impl Bench<'_> {
             Scenario::Baseline => &self.scripts.baseline,
             Scenario::Token => &self.scripts.token,
             Scenario::Flow => &self.scripts.flow,
+            Scenario::Live => &self.scripts.live,
         }
     }
 
@@ -188,7 +206,7 @@ impl Bench<'_> {
         let after = self.http.all_commits(store_nodes);
         let mut row = Row::new(
             label.to_owned(),
-            matches!(scenario, Scenario::Flow),
+            matches!(scenario, Scenario::Flow | Scenario::Live),
             &measured,
             &warmup,
             load,
@@ -381,6 +399,23 @@ fn bench(
             rows.push(bench.measure(&format!("{name}, 1 node"), scenario, &[first])?);
             rows.push(bench.measure(&format!("{name}, {} nodes", all.len()), scenario, &all)?);
         }
+    }
+    if options.scenario.live() {
+        // The webhook sender must not slow the API: the same live flow without a webhook, then
+        // with one whose receiver accepts connections and never answers (every delivery hangs
+        // until the sender's 10 s timeout).
+        rows.push(bench.measure(
+            "(d) live flow: token + live Authorize, no webhook",
+            Scenario::Live,
+            &[first],
+        )?);
+        let receiver = hanging_receiver()?;
+        bench.http.set_webhook(first, &format!("http://{receiver}/hook"))?;
+        rows.push(bench.measure(
+            "(e) live flow, webhook receiver that never answers",
+            Scenario::Live,
+            &[first],
+        )?);
     }
     rows.push(bench.measure("(a) baseline, after", Scenario::Baseline, &[first])?);
     let peak = nodes

@@ -9,7 +9,7 @@ usage: cargo bench -p bankgate --bench http [-- OPTIONS]
   --threads T        wrk threads per wrk process (BENCH_THREADS, default 2)
   --prefill N        rows of each kind put in the store before it serves (BENCH_PREFILL, default 0)
   --nodes K          bankgate processes on one PostgreSQL database (BENCH_NODES, default 1)
-  --scenario NAME    baseline, token, flow or all (BENCH_SCENARIO, default all)
+  --scenario NAME    baseline, token, flow, live or all (BENCH_SCENARIO, default all)
   --perf             profile bankgate with `perf record` during an extra token run (BENCH_PERF=1)
 BENCH_POSTGRES_URL=postgres://… runs bankgate on PostgreSQL, in a schema created for the run.";
 
@@ -19,6 +19,7 @@ pub enum Choice {
     Baseline,
     Token,
     Flow,
+    Live,
     All,
 }
 
@@ -29,6 +30,10 @@ impl Choice {
 
     pub fn flow(self) -> bool {
         matches!(self, Self::Flow | Self::All)
+    }
+
+    pub fn live(self) -> bool {
+        matches!(self, Self::Live | Self::All)
     }
 }
 
@@ -123,8 +128,9 @@ impl Options {
                     "baseline" => Choice::Baseline,
                     "token" => Choice::Token,
                     "flow" => Choice::Flow,
+                    "live" => Choice::Live,
                     "all" => Choice::All,
-                    _ => bail!("{source}: expected baseline, token, flow or all, got {value:?}"),
+                    _ => bail!("{source}: expected baseline, token, flow, live or all, got {value:?}"),
                 }
             }
             _ => bail!("unknown option {flag}"),
