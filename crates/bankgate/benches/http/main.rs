@@ -410,7 +410,9 @@ fn bench(
             &[first],
         )?);
         let receiver = hanging_receiver()?;
-        bench.http.set_webhook(first, &format!("http://{receiver}/hook"))?;
+        bench
+            .http
+            .set_webhook(first, &format!("http://{receiver}/hook"))?;
         rows.push(bench.measure(
             "(e) live flow, webhook receiver that never answers",
             Scenario::Live,

@@ -130,7 +130,9 @@ impl Options {
                     "flow" => Choice::Flow,
                     "live" => Choice::Live,
                     "all" => Choice::All,
-                    _ => bail!("{source}: expected baseline, token, flow, live or all, got {value:?}"),
+                    _ => bail!(
+                        "{source}: expected baseline, token, flow, live or all, got {value:?}"
+                    ),
                 }
             }
             _ => bail!("unknown option {flag}"),
