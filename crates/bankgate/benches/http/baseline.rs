@@ -11,6 +11,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const PATH: &str = "/GenerateAuthorizeToken";
+/// A webhook receiver that answers every callback 200 at once (the live scenarios' healthy one).
+pub const HOOK_PATH: &str = "/hook";
 /// What wrk posts to it.
 pub const BODY: &str = r#"{"MostRecentCached":true,"Tag":"bench"}"#;
 
@@ -33,7 +35,9 @@ impl Baseline {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .context("cannot listen on 127.0.0.1")?;
         let address = listener.local_addr()?;
-        let app = Router::new().route(PATH, post(answer));
+        let app = Router::new()
+            .route(PATH, post(answer))
+            .route(HOOK_PATH, post(|| async { axum::http::StatusCode::OK }));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = runtime.spawn(async move {
             axum::serve(listener, app)

@@ -401,11 +401,21 @@ fn bench(
         }
     }
     if options.scenario.live() {
-        // The webhook sender must not slow the API: the same live flow without a webhook, then
-        // with one whose receiver accepts connections and never answers (every delivery hangs
-        // until the sender's 10 s timeout).
+        // The webhook sender must not slow the API: the same live flow without a webhook, with
+        // one whose receiver answers 200 at once (the cost of queueing callbacks), and with one
+        // whose receiver accepts connections and never answers (every delivery hangs until the
+        // sender's 10 s timeout): (e) and (f) should not differ.
         rows.push(bench.measure(
             "(d) live flow: token + live Authorize, no webhook",
+            Scenario::Live,
+            &[first],
+        )?);
+        bench.http.set_webhook(
+            first,
+            &format!("http://{}{}", baseline.address, baseline::HOOK_PATH),
+        )?;
+        rows.push(bench.measure(
+            "(e) live flow, webhook receiver answering 200",
             Scenario::Live,
             &[first],
         )?);
@@ -414,7 +424,7 @@ fn bench(
             .http
             .set_webhook(first, &format!("http://{receiver}/hook"))?;
         rows.push(bench.measure(
-            "(e) live flow, webhook receiver that never answers",
+            "(f) live flow, webhook receiver that never answers",
             Scenario::Live,
             &[first],
         )?);
