@@ -865,16 +865,20 @@ pub async fn complete_authorization(
 
 // ---- instance-wide operations ----
 
-/// Forgets every token, LoginId, session and pending MFA exchange of an instance's customers.
+/// Forgets every token, LoginId, session and pending MFA exchange of an instance's customers,
+/// and the instance's lockouts, forced failures and queued webhook callbacks.
 pub async fn reset_instance(tx: &mut dyn Tx, instance: &str) -> Result<Reset, StoreError> {
     let of_instance = "customer_id IN (SELECT id FROM customers WHERE instance = $1)";
     let mut reset = Reset::default();
-    // Forced failures go too: a test suite resets between tests, and must not inherit them.
-    tx.execute(
-        "DELETE FROM forced_rules WHERE instance = $1",
-        params![instance],
-    )
-    .await?;
+    // Forced failures and queued webhook callbacks go too: a test suite resets between tests,
+    // and must not inherit them (the webhook itself is a setting, and stays).
+    for table in ["forced_rules", "webhook_deliveries"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE instance = $1"),
+            params![instance],
+        )
+        .await?;
+    }
     // Connect sessions and failure counters are not counted: they hold nothing a caller could
     // use. Lockouts go too: a reset is a clean slate for the next test run.
     for table in ["connect_sessions", "attempt_failures"] {

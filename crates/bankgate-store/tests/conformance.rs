@@ -175,6 +175,7 @@ macro_rules! conformance {
                 concurrent_calls_take_each_use_once,
                 webhook_is_set_rotated_and_removed,
                 outbox_sends_in_order_retries_and_gives_up,
+                queued_callbacks_go_with_a_reset,
                 outbox_waits_for_not_before_and_expired_leases,
                 concurrent_claims_take_each_delivery_once,
             );
@@ -3111,4 +3112,31 @@ async fn concurrent_claims_take_each_delivery_once(store: Arc<dyn Store>) {
     ids.dedup();
     assert_eq!(ids.len(), total, "a delivery was claimed twice");
     assert_eq!(total, 24);
+}
+
+async fn queued_callbacks_go_with_a_reset(store: Arc<dyn Store>) {
+    customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    customer_on(&*store, "beta", InstanceKind::Sandbox).await;
+    for instance in ["alpha", "beta"] {
+        store
+            .set_webhook(&name(instance), "https://a.test/hook", "s", T0)
+            .await
+            .unwrap();
+        let rid = RequestId::new_random();
+        let queued = store
+            .enqueue_deliveries(vec![
+                delivery(instance, rid, "KYC", 0),
+                delivery(instance, rid, "GetAccountsDetail", 1),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(queued, 2);
+    }
+    store.reset_instance(&name("alpha")).await.unwrap();
+    assert!(store.deliveries(&name("alpha"), 10).await.unwrap().is_empty());
+    assert!(
+        store.webhook(&name("alpha")).await.unwrap().is_some(),
+        "the webhook setting stays"
+    );
+    assert_eq!(store.deliveries(&name("beta"), 10).await.unwrap().len(), 2);
 }
