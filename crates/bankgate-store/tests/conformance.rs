@@ -3133,7 +3133,13 @@ async fn queued_callbacks_go_with_a_reset(store: Arc<dyn Store>) {
         assert_eq!(queued, 2);
     }
     store.reset_instance(&name("alpha")).await.unwrap();
-    assert!(store.deliveries(&name("alpha"), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .deliveries(&name("alpha"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         store.webhook(&name("alpha")).await.unwrap().is_some(),
         "the webhook setting stays"
