@@ -30,6 +30,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// One `bankgate serve` process.
 struct Node {
     child: Child,
+    /// `http://ADDR`, the SDK's root.
+    root: String,
     base: String,
     log: PathBuf,
     _dir: Arc<TempDir>,
@@ -81,6 +83,7 @@ impl Node {
         });
         Self {
             child,
+            root: format!("http://{address}"),
             base: format!("http://{address}/v3/{TOOLBOX_CUSTOMER}/BankingServices"),
             log,
             _dir: dir,
@@ -89,6 +92,15 @@ impl Node {
 
     fn url(&self, endpoint: &str) -> String {
         format!("{}/{endpoint}", self.base)
+    }
+
+    /// The SDK, talking to this node as an integration would.
+    fn sdk(&self) -> bankgate_client::Client {
+        bankgate_client::Client::new(
+            &self.root,
+            &bankgate_client::CustomerId::new(TOOLBOX_CUSTOMER),
+        )
+        .unwrap()
     }
 
     fn log(&self) -> String {
@@ -203,17 +215,37 @@ async fn a_token_issued_on_one_node_is_spent_on_the_other() {
         Some(1),
         "the toolbox customer, once: {customers}"
     );
-    let http = client();
-    let login = live_login(&http, &a).await;
+    // The flow through the SDK, as an integration drives it; only the deliberate second use of a
+    // token is sent raw (the SDK's types forbid writing it).
+    use bankgate_client::{ApiKey, Authorization, AuthorizeRequest, Poll, RequestId, SecretKey};
+    let (on_a, on_b) = (a.sdk(), b.sdk());
+    let (secret, api_key) = (SecretKey::new(TOOLBOX_SECRET), ApiKey::new(TOOLBOX_API_KEY));
+    let token = on_a.generate_authorize_token(&secret).await.unwrap();
+    let Authorization::Authorized(connected) = on_a
+        .authorize(
+            token,
+            AuthorizeRequest::live("FlinksCapital", "greatday_nomfa", "Everyday"),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("greatday_nomfa connects without MFA");
+    };
+    let login = connected.login.id;
 
-    let issued_on_a = token(&http, &a).await;
-    let (status, body) = authorize_cached(&http, &b, &issued_on_a, &login)
+    let issued_on_a = on_a
+        .generate_authorize_token(&secret)
+        .await
+        .unwrap()
+        .into_connect_parameter();
+    let http = client();
+    let (status, body) = authorize_cached(&http, &b, &issued_on_a, login.as_str())
         .await
         .unwrap();
     assert_eq!(status, 200, "{body}");
-    let request_id = body["RequestId"].as_str().unwrap().to_owned();
+    let request_id = RequestId::new(body["RequestId"].as_str().unwrap());
     assert_refused(
-        &authorize_cached(&http, &a, &issued_on_a, &login)
+        &authorize_cached(&http, &a, &issued_on_a, login.as_str())
             .await
             .unwrap(),
         401,
@@ -221,42 +253,35 @@ async fn a_token_issued_on_one_node_is_spent_on_the_other() {
     );
 
     // The session opened on B answers on A.
-    let (status, body) = post(
-        &http,
-        &a.url("GetAccountsSummary"),
-        ("x-api-key", TOOLBOX_API_KEY),
-        json!({"RequestId": request_id}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
-
-    // DeleteCard on A ends the LoginId and its sessions for B too.
-    let deleted = http
-        .delete(a.url(&format!("DeleteCard/{login}")))
-        .header("x-api-key", TOOLBOX_API_KEY)
-        .send()
+    let summary = on_a
+        .get_accounts_summary(&api_key, &request_id)
         .await
         .unwrap();
-    assert_eq!(deleted.status().as_u16(), 200);
-    let (status, body) = post(
-        &http,
-        &b.url("GetAccountsSummary"),
-        ("x-api-key", TOOLBOX_API_KEY),
-        json!({"RequestId": request_id}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        (status, &body["Reason"]),
-        (400, &json!("request_id_unknown")),
-        "{body}"
+    assert!(
+        matches!(summary, Poll::Ready(ref s) if s.login.id == login),
+        "{summary:?}"
     );
-    let fresh = token(&http, &b).await;
-    assert_refused(
-        &authorize_cached(&http, &b, &fresh, &login).await.unwrap(),
-        401,
-        "login_not_found",
+
+    // DeleteCard on A ends the LoginId and its sessions for B too.
+    on_a.delete_card(&api_key, &login).await.unwrap();
+    let error = on_b
+        .get_accounts_summary(&api_key, &request_id)
+        .await
+        .unwrap_err();
+    let refusal = error.flinks().expect("a refusal");
+    assert_eq!(
+        (refusal.status, refusal.reason.as_deref()),
+        (400, Some("request_id_unknown"))
+    );
+    let fresh = on_b.generate_authorize_token(&secret).await.unwrap();
+    let error = on_b
+        .authorize(fresh, AuthorizeRequest::cached(login.as_str()))
+        .await
+        .unwrap_err();
+    let refusal = error.flinks().expect("a refusal");
+    assert_eq!(
+        (refusal.status, refusal.reason.as_deref()),
+        (401, Some("login_not_found"))
     );
 }
 
@@ -642,6 +667,7 @@ async fn a_node_started_before_its_database_waits_then_serves() {
     let stdout = child.stdout.take().unwrap();
     let mut node = Node {
         child,
+        root: String::new(),
         base: String::new(),
         log,
         _dir: dir,
@@ -663,6 +689,7 @@ async fn a_node_started_before_its_database_waits_then_serves() {
         .unwrap_or_else(|| panic!("{waiting}"));
     let api = rest.split_whitespace().next().unwrap().to_owned();
     let readyz = rest.rsplit("readiness on ").next().unwrap().to_owned();
+    node.root = format!("http://{api}");
     node.base = format!("http://{api}/v3/{TOOLBOX_CUSTOMER}/BankingServices");
 
     let client = client();

@@ -4,15 +4,27 @@ use axum::http::StatusCode;
 
 use crate::support::*;
 
+/// Through the SDK over a socket, as an integration holding a token across a server restart.
 #[tokio::test]
 async fn an_issued_token_works_after_a_restart() {
+    use bankgate_client::{Authorization, AuthorizeRequest, SecretKey};
     let app = TestApp::new().await;
     let login = app.toolbox_login().await;
-    let token = app.toolbox_token().await;
+    let (before, served) = app.client().await;
+    let token = before
+        .generate_authorize_token(&SecretKey::new(TOOLBOX_SECRET))
+        .await
+        .unwrap();
+    drop((before, served));
     let app = app.restart().await;
-    assert_eq!(
-        app.authorize(TOOLBOX_CUSTOMER, &token, login).await.status,
-        StatusCode::OK
+    let (after, _served) = app.client().await;
+    let answer = after
+        .authorize(token, AuthorizeRequest::cached(login.to_string()))
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer, Authorization::Authorized(ref a) if a.login.id.as_str() == login.to_string()),
+        "{answer:?}"
     );
 }
 
