@@ -8,6 +8,14 @@ use std::fmt;
 
 use sha2::{Digest as _, Sha256};
 
+/// The last 4 characters of a presented value (trimmed): enough to tell two values apart in a
+/// message or the request journal, never enough to use one.
+pub fn last_four(value: &str) -> &str {
+    let value = value.trim();
+    let start = value.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
+    &value[start..]
+}
+
 /// The SHA-256 digest of a credential as presented on the wire.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest([u8; 32]);

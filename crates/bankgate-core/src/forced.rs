@@ -177,6 +177,24 @@ pub enum ForcedTarget {
     Endpoint(String),
 }
 
+impl ForcedTarget {
+    /// The target as the columns that keep it: customerId, LoginId, username, endpoint.
+    pub fn parts(
+        &self,
+    ) -> (
+        Option<CustomerId>,
+        Option<LoginId>,
+        Option<&str>,
+        Option<&str>,
+    ) {
+        match self {
+            Self::Login(customer, login) => (Some(*customer), Some(*login), None, None),
+            Self::Username(customer, username) => (Some(*customer), None, Some(username), None),
+            Self::Endpoint(endpoint) => (None, None, None, Some(endpoint)),
+        }
+    }
+}
+
 /// One rule, as kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForcedRule {

@@ -386,10 +386,7 @@ fn presented_credentials(headers: &HeaderMap) -> Vec<(String, Option<(Digest, St
             }
             let value = String::from_utf8_lossy(value.as_bytes());
             let value = value.trim();
-            let last4: String = {
-                let chars: Vec<char> = value.chars().collect();
-                chars[chars.len().saturating_sub(4)..].iter().collect()
-            };
+            let last4 = bankgate_core::credentials::last_four(value).to_owned();
             (name, Some((Digest::of_presented(value), last4)))
         })
         .collect()

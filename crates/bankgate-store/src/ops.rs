@@ -1396,21 +1396,12 @@ fn forced_scope(scope: &ForcedScope) -> (&'static str, String, Option<String>) {
 }
 
 pub async fn add_forced_rule(tx: &mut dyn Tx, rule: &ForcedRule) -> Result<(), StoreError> {
-    let (customer, login, username, endpoint) = match &rule.target {
-        ForcedTarget::Login(customer, login) => (
-            Some(customer.to_string()),
-            Some(login.to_string()),
-            None,
-            None,
-        ),
-        ForcedTarget::Username(customer, username) => (
-            Some(customer.to_string()),
-            None,
-            Some(username.to_lowercase()),
-            None,
-        ),
-        ForcedTarget::Endpoint(endpoint) => (None, None, None, Some(endpoint.clone())),
-    };
+    let (customer, login, username, endpoint) = rule.target.parts();
+    let (customer, login) = (
+        customer.map(|c| c.to_string()),
+        login.map(|l| l.to_string()),
+    );
+    let username = username.map(str::to_lowercase);
     let (action, amount) = rule.action.stored();
     tx.execute(
         &format!(
@@ -1423,7 +1414,7 @@ pub async fn add_forced_rule(tx: &mut dyn Tx, rule: &ForcedRule) -> Result<(), S
             customer.as_deref(),
             login.as_deref(),
             username.as_deref(),
-            endpoint.as_deref(),
+            endpoint,
             action,
             amount,
             i64::try_from(rule.remaining).unwrap_or(i64::MAX),

@@ -157,7 +157,7 @@ pub async fn run(args: &DoctorArgs) -> Report {
                 "secret_key",
                 format!(
                     "GenerateAuthorizeToken accepts the secret key ending in {} under {AUTH_KEY_HEADER}",
-                    last_four(&args.secret_key)
+                    bankgate_core::credentials::last_four(&args.secret_key)
                 ),
             );
             token
@@ -292,7 +292,7 @@ fn check_base_url(base_url: &str, customer: &str, list: &mut Checklist) -> Optio
         );
         return None;
     };
-    if !is_uuid(customer) {
+    if !bankgate_server::auth::is_uuid_shape(customer) {
         list.fail(
             CHECK,
             "the customerId is not a GUID",
@@ -503,19 +503,4 @@ fn secret_key_fix(error: &Error) -> String {
         Some(404) => "check the customerId and the host: the server knows no such customer or path".to_owned(),
         _ => "see the answer above".to_owned(),
     }
-}
-
-fn last_four(value: &str) -> &str {
-    let value = value.trim();
-    let start = value.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
-    &value[start..]
-}
-
-fn is_uuid(value: &str) -> bool {
-    let groups: Vec<&str> = value.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(group, len)| group.len() == len && group.bytes().all(|b| b.is_ascii_hexdigit()))
 }

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use bankgate_core::forced::{FailureCode, ForcedAction, ForcedRule, ForcedTarget};
+use bankgate_core::forced::{FailureCode, ForcedAction, ForcedRule};
 use bankgate_core::{CustomerId, LoginId};
 use serde::{Deserialize, Serialize};
 
@@ -53,21 +53,7 @@ pub struct ForcedRuleView {
 
 impl From<&ForcedRule> for ForcedRuleView {
     fn from(rule: &ForcedRule) -> Self {
-        let (customer, login, username, endpoint) = match &rule.target {
-            ForcedTarget::Login(customer, login) => (
-                Some(customer.to_string()),
-                Some(login.to_string()),
-                None,
-                None,
-            ),
-            ForcedTarget::Username(customer, username) => (
-                Some(customer.to_string()),
-                None,
-                Some(username.clone()),
-                None,
-            ),
-            ForcedTarget::Endpoint(endpoint) => (None, None, None, Some(endpoint.clone())),
-        };
+        let (customer, login, username, endpoint) = rule.target.parts();
         let (mut flinks_code, mut status, mut stall, mut seconds) = (None, None, None, None);
         match rule.action {
             ForcedAction::Status(code) => status = Some(code),
@@ -81,10 +67,10 @@ impl From<&ForcedRule> for ForcedRuleView {
         Self {
             id: rule.id.clone(),
             instance: rule.instance.to_string(),
-            customer_id: customer,
-            login_id: login,
-            username,
-            endpoint,
+            customer_id: customer.map(|c| c.to_string()),
+            login_id: login.map(|l| l.to_string()),
+            username: username.map(str::to_owned),
+            endpoint: endpoint.map(str::to_owned),
             flinks_code,
             status,
             stall_seconds: stall,
