@@ -22,7 +22,7 @@ use crate::admin::{self, AdminState, AdminToken, AdminTokenSetting};
 use crate::error::{ApiError, FlinksCode, Reason};
 use crate::guard::{LimitConfig, Limiter};
 use crate::journal::{self, Journal, JournalState};
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::{api, body, connect, error, metrics, openapi, purge, routing, webhooks};
 
 /// What the application is built from, besides its store.
@@ -62,10 +62,11 @@ impl App {
     /// Wires everything over `store`; its commits and token outcomes feed the app's metrics.
     /// With a purge or webhook interval, must run inside a tokio runtime (it spawns those tasks).
     pub fn build(store: Arc<dyn Store>, settings: AppSettings) -> Self {
-        let mut state = AppState::new(store, settings.clock.clone());
-        state.body_read_timeout = settings.body_read_timeout;
-        state.limiter = Limiter::new(settings.limits, state.store.clone(), settings.clock);
-        state.journal = Arc::new(Journal::new(settings.journal_capacity));
+        let mut shared = Shared::new(store, settings.clock.clone());
+        shared.body_read_timeout = settings.body_read_timeout;
+        shared.limiter = Limiter::new(settings.limits, shared.store.clone(), settings.clock);
+        shared.journal = Arc::new(Journal::new(settings.journal_capacity));
+        let state = AppState::from(shared);
         let purger = settings.purge_interval.map(|every| {
             purge::spawn_purger(
                 state.store.clone(),
