@@ -42,6 +42,11 @@ use crate::node::Node;
 use crate::options::{Options, USAGE};
 use crate::report::Row;
 
+// The baseline runs in this process: it gets bankgate's allocator, so the ratios compare the
+// work done per request, not two allocators.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const WARMUP_SECONDS: u64 = 1;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -192,6 +197,15 @@ impl Bench<'_> {
         runs.into_iter().map(Wrk::finish).collect()
     }
 
+    /// CPU time used so far by what serves `scenario`: the nodes, or for the baseline this
+    /// process (whose other threads sleep while wrk runs).
+    fn cpu(&self, scenario: Scenario, nodes: &[&Node]) -> anyhow::Result<Duration> {
+        if matches!(scenario, Scenario::Baseline) {
+            return node::cpu_of("self");
+        }
+        nodes.iter().map(|node| node.cpu()).sum()
+    }
+
     /// A 1 s warm-up, then the measured run.
     fn measure(&self, label: &str, scenario: Scenario, nodes: &[&Node]) -> anyhow::Result<Row> {
         let warmup = self.drive(scenario, nodes, WARMUP_SECONDS)?;
@@ -202,7 +216,9 @@ impl Bench<'_> {
             nodes
         };
         let before = self.http.all_commits(store_nodes);
+        let cpu_before = self.cpu(scenario, nodes)?;
         let measured = self.drive(scenario, nodes, self.options.seconds)?;
+        let cpu_after = self.cpu(scenario, nodes)?;
         let after = self.http.all_commits(store_nodes);
         let mut row = Row::new(
             label.to_owned(),
@@ -212,6 +228,10 @@ impl Bench<'_> {
             load,
         );
         row.is_baseline = matches!(scenario, Scenario::Baseline);
+        let units = row.rate * self.options.seconds as f64;
+        if units > 0.0 {
+            row.cpu_per_unit = Some(cpu_after.saturating_sub(cpu_before).div_f64(units));
+        }
         if let (Some(before), Some(after)) = (before, after) {
             let commits = after.1 - before.1;
             if commits > 0.0 {

@@ -100,6 +100,11 @@ impl Node {
         self.child.id()
     }
 
+    /// CPU time this process has used so far (user + system).
+    pub fn cpu(&self) -> anyhow::Result<Duration> {
+        cpu_of(&self.pid().to_string())
+    }
+
     /// VmRSS (now) and VmHWM (the peak so far) from /proc.
     pub fn memory(&self) -> anyhow::Result<Memory> {
         let path = format!("/proc/{}/status", self.pid());
@@ -163,4 +168,24 @@ pub fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// CPU time (user + system) of process `pid` ("self" for this one), from /proc/PID/stat.
+pub fn cpu_of(pid: &str) -> anyhow::Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    // Fields after the command name (which may hold spaces, hence the last ')'): utime and
+    // stime are the 12th and 13th, in clock ticks (100 a second on Linux).
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .with_context(|| format!("no command name in {path}"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        fields
+            .get(i)
+            .and_then(|field| field.parse().ok())
+            .with_context(|| format!("no field {i} in {path}"))
+    };
+    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }

@@ -25,6 +25,9 @@ pub struct Row {
     pub load: f64,
     /// Writes per commit over the run, from bankgate's metrics.
     pub writes_per_commit: Option<f64>,
+    /// CPU time the server used per request (per flow for the flows), over the measured run:
+    /// unlike the rates, barely moved by other work on the machine.
+    pub cpu_per_unit: Option<Duration>,
 }
 
 impl Row {
@@ -60,6 +63,7 @@ impl Row {
             samples,
             load,
             writes_per_commit: None,
+            cpu_per_unit: None,
         }
     }
 
@@ -73,6 +77,7 @@ struct Reference {
     rate: f64,
     p50: f64,
     p99: f64,
+    cpu: Option<f64>,
 }
 
 impl Reference {
@@ -87,6 +92,11 @@ impl Reference {
             rate: mean(&|row| row.rate),
             p50: mean(&|row| row.p50.as_secs_f64()),
             p99: mean(&|row| row.p99.as_secs_f64()),
+            cpu: baselines
+                .iter()
+                .map(|row| row.cpu_per_unit.map(|cpu| cpu.as_secs_f64()))
+                .sum::<Option<f64>>()
+                .map(|sum| sum / n),
         })
     }
 }
@@ -106,7 +116,7 @@ fn ratio(value: f64, base: f64) -> String {
 pub fn print(rows: &[Row]) {
     let reference = Reference::of(rows);
     println!(
-        "{:<40} {:>9} {:>10} {:>8} {:>8} {:>7} {:>7} {:>7} {:>6} {:>8} {:>5}",
+        "{:<40} {:>9} {:>10} {:>8} {:>8} {:>7} {:>7} {:>7} {:>6} {:>8} {:>5} {:>8} {:>6}",
         "scenario",
         "requests",
         "rate/s",
@@ -117,7 +127,9 @@ pub fn print(rows: &[Row]) {
         "p99×",
         "load",
         "failures",
-        "w/c"
+        "w/c",
+        "CPU µs",
+        "CPU×"
     );
     for row in rows {
         let (rate_x, p50_x, p99_x) = reference.as_ref().map_or_else(
@@ -131,7 +143,7 @@ pub fn print(rows: &[Row]) {
             },
         );
         println!(
-            "{:<40} {:>9} {:>10.0} {:>8} {:>8} {:>7} {:>7} {:>7} {:>6.2} {:>8} {:>5}",
+            "{:<40} {:>9} {:>10.0} {:>8} {:>8} {:>7} {:>7} {:>7} {:>6.2} {:>8} {:>5} {:>8} {:>6}",
             row.label,
             row.requests,
             row.rate,
@@ -144,6 +156,17 @@ pub fn print(rows: &[Row]) {
             row.failures(),
             row.writes_per_commit
                 .map_or_else(|| "-".to_owned(), |w| format!("{w:.1}")),
+            row.cpu_per_unit.map_or_else(
+                || "-".to_owned(),
+                |cpu| format!("{:.1}", cpu.as_secs_f64() * 1e6)
+            ),
+            match (
+                row.cpu_per_unit,
+                reference.as_ref().and_then(|base| base.cpu)
+            ) {
+                (Some(cpu), Some(base)) => ratio(cpu.as_secs_f64(), base),
+                _ => "n/a".to_owned(),
+            },
         );
     }
     println!(
@@ -151,6 +174,8 @@ pub fn print(rows: &[Row]) {
          GenerateAuthorizeToken + Authorize, counted per Authorize 200; its p50/p99 are per request).\n\
          ×: over the baseline (mean of its runs): rate× < 1 and p50×, p99× > 1 are slower.\n\
          load: 1-minute load average when the run started. w/c: store writes per commit (group commit).\n\
+         CPU µs: the server's CPU time (user + system) per request, or per flow; CPU×: over the \
+         baseline's per request (> 1 costs more). PostgreSQL's own CPU is not included.\n\
          Several nodes: rates summed, p50/p99 the worse node's."
     );
     for row in rows.iter().filter(|row| row.failures() > 0) {
