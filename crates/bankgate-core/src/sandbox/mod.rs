@@ -6,13 +6,16 @@ pub mod accounts;
 pub mod mfa;
 pub mod statements;
 
-use mfa::{FLINKS_CAPITAL_QUESTIONS, MfaQuestion};
+use mfa::{Challenge, FLINKS_CAPITAL_QUESTIONS, MfaQuestion, SCRIPTED_BASE, SCRIPTED_CHALLENGES};
 
 /// What a sandbox user's login leads to (docs/flinks-wire.md, "Sandbox bank").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
-    /// Logs in after one or more MFA questions.
+    /// Logs in after one MFA question per step, drawn from the institution's questions.
     Mfa,
+    /// Logs in after these challenges (numbers as in [`SandboxInstitution::challenge`]), and
+    /// those a right answer leads to.
+    Challenges(&'static [usize]),
     /// Logs in straight after credentials.
     NoMfa,
     /// `DISABLED_LOGIN`.
@@ -23,6 +26,13 @@ pub enum Scenario {
     Dispatched,
     /// 202 `OPERATION_PENDING`.
     Pending,
+}
+
+impl Scenario {
+    /// Whether logging in leads to MFA challenges.
+    pub fn asks_mfa(self) -> bool {
+        matches!(self, Self::Mfa | Self::Challenges(_))
+    }
 }
 
 /// One scripted user of a sandbox institution.
@@ -43,6 +53,8 @@ pub struct SandboxInstitution {
     pub users: &'static [SandboxUser],
     /// The security questions its MFA users are asked.
     pub mfa_questions: &'static [MfaQuestion],
+    /// Its other challenges, numbered from [`SCRIPTED_BASE`].
+    pub scripted: &'static [Challenge],
 }
 
 impl SandboxInstitution {
@@ -52,6 +64,24 @@ impl SandboxInstitution {
         use sha2::Digest as _;
         let count = self.mfa_questions.len();
         (count > 0).then(|| usize::from(sha2::Sha256::digest(seed)[0]) % count)
+    }
+
+    /// Challenge number `n`: a security question below [`SCRIPTED_BASE`], a scripted challenge
+    /// from there on.
+    pub fn challenge(&self, n: usize) -> Option<Challenge> {
+        match n.checked_sub(SCRIPTED_BASE) {
+            None => self.mfa_questions.get(n).map(Challenge::question),
+            Some(i) => self.scripted.get(i).copied(),
+        }
+    }
+
+    /// The challenges a user meets first: for `Greatday` one question drawn from `seed` (the
+    /// username of a new connection, the LoginId of a refresh), for a scripted user its own.
+    pub fn first_challenges(&self, user: &SandboxUser, seed: &[u8]) -> Vec<usize> {
+        match user.scenario {
+            Scenario::Challenges(numbers) => numbers.to_vec(),
+            _ => self.question_for(seed).into_iter().collect(),
+        }
     }
 
     /// Usernames match case-insensitively (docs/flinks-wire.md, "Sandbox bank").
@@ -93,6 +123,32 @@ const FLINKS_CAPITAL_USERS: &[SandboxUser] = &[
         password: "Everyday",
         scenario: Scenario::Pending,
     },
+    // The other challenge types (README, "Sandbox users"; docs/flinks-wire.md, "Challenge types").
+    SandboxUser {
+        username: "test_mfa_choice",
+        password: "Everyday",
+        scenario: Scenario::Challenges(mfa::CHOICE),
+    },
+    SandboxUser {
+        username: "test_mfa_choices",
+        password: "Everyday",
+        scenario: Scenario::Challenges(mfa::CHOICES),
+    },
+    SandboxUser {
+        username: "test_mfa_text_or_call",
+        password: "Everyday",
+        scenario: Scenario::Challenges(mfa::TEXT_OR_CALL),
+    },
+    SandboxUser {
+        username: "test_mfa_image",
+        password: "Everyday",
+        scenario: Scenario::Challenges(mfa::IMAGE),
+    },
+    SandboxUser {
+        username: "test_mfa_triple",
+        password: "Everyday",
+        scenario: Scenario::Challenges(mfa::TRIPLE),
+    },
 ];
 
 /// The set of sandbox institutions this build knows.
@@ -110,6 +166,7 @@ impl SandboxBank {
                 numeric_id: 14,
                 users: FLINKS_CAPITAL_USERS,
                 mfa_questions: FLINKS_CAPITAL_QUESTIONS,
+                scripted: SCRIPTED_CHALLENGES,
             }],
         }
     }
