@@ -1666,9 +1666,17 @@ async fn pending_step_advances_once(store: Arc<dyn Store>) {
     pending.questions = vec![102];
     store.start_pending(None, &pending, T0).await.unwrap();
     let id = pending.request_id;
-    assert!(store.advance_pending(id, &[102], &[103], at(600)).await.unwrap());
     assert!(
-        !store.advance_pending(id, &[102], &[104], at(700)).await.unwrap(),
+        store
+            .advance_pending(id, &[102], &[103], at(600))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .advance_pending(id, &[102], &[104], at(700))
+            .await
+            .unwrap(),
         "the step already moved on"
     );
     let now = store.pending(customer.id, id).await.unwrap().unwrap();
@@ -1676,13 +1684,28 @@ async fn pending_step_advances_once(store: Arc<dyn Store>) {
     assert_eq!(now.expires_at, at(600));
     assert_eq!(now.created_at, pending.created_at);
     // Several challenges at once keep their order.
-    assert!(store.advance_pending(id, &[103], &[0, 1, 2], at(650)).await.unwrap());
+    assert!(
+        store
+            .advance_pending(id, &[103], &[0, 1, 2], at(650))
+            .await
+            .unwrap()
+    );
     assert_eq!(
-        store.pending(customer.id, id).await.unwrap().unwrap().questions,
+        store
+            .pending(customer.id, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .questions,
         vec![0, 1, 2]
     );
     store.drop_pending(id).await.unwrap();
-    assert!(!store.advance_pending(id, &[0, 1, 2], &[5], at(800)).await.unwrap());
+    assert!(
+        !store
+            .advance_pending(id, &[0, 1, 2], &[5], at(800))
+            .await
+            .unwrap()
+    );
     assert_eq!(store.pending(customer.id, id).await.unwrap(), None);
 }
 

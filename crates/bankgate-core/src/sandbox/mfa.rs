@@ -486,19 +486,32 @@ mod tests {
     #[test]
     fn a_multiple_choice_takes_one_offered_value() {
         let c = SCRIPTED_CHALLENGES[0];
-        assert_eq!(c.check(Language::En, &values(&[" blue "])), Ok(RightAnswer { next: None }));
-        assert_eq!(c.check(Language::Fr, &values(&["Bleu"])), Ok(RightAnswer { next: None }));
+        assert_eq!(
+            c.check(Language::En, &values(&[" blue "])),
+            Ok(RightAnswer { next: None })
+        );
+        assert_eq!(
+            c.check(Language::Fr, &values(&["Bleu"])),
+            Ok(RightAnswer { next: None })
+        );
         assert_eq!(
             c.check(Language::En, &values(&["Purple"])),
-            Err(WrongAnswer::NotOffered { value: "Purple".to_owned() })
+            Err(WrongAnswer::NotOffered {
+                value: "Purple".to_owned()
+            })
         );
         assert_eq!(
             c.check(Language::En, &values(&["Red", "Blue"])),
-            Err(WrongAnswer::Count { given: 2, needed: 1 })
+            Err(WrongAnswer::Count {
+                given: 2,
+                needed: 1
+            })
         );
         assert_eq!(
             c.check(Language::En, &values(&["Red"])),
-            Err(WrongAnswer::Choice { given: vec!["Red".to_owned()] })
+            Err(WrongAnswer::Choice {
+                given: vec!["Red".to_owned()]
+            })
         );
     }
 
@@ -506,16 +519,34 @@ mod tests {
     fn multiple_answers_are_a_set_in_any_order() {
         let c = SCRIPTED_CHALLENGES[1];
         let right = Ok(RightAnswer { next: None });
-        assert_eq!(c.check(Language::En, &values(&["Vancouver", "Montreal"])), right);
-        assert_eq!(c.check(Language::En, &values(&["Montreal", "Vancouver", "montreal"])), right);
-        assert_eq!(c.check(Language::Fr, &values(&["Montréal", "Vancouver"])), right);
+        assert_eq!(
+            c.check(Language::En, &values(&["Vancouver", "Montreal"])),
+            right
+        );
+        assert_eq!(
+            c.check(
+                Language::En,
+                &values(&["Montreal", "Vancouver", "montreal"])
+            ),
+            right
+        );
+        assert_eq!(
+            c.check(Language::Fr, &values(&["Montréal", "Vancouver"])),
+            right
+        );
         assert_eq!(
             c.check(Language::En, &values(&["Montreal"])),
-            Err(WrongAnswer::Count { given: 1, needed: 2 })
+            Err(WrongAnswer::Count {
+                given: 1,
+                needed: 2
+            })
         );
         assert_eq!(
             c.check(Language::En, &values(&["Montreal", "Toronto", "Vancouver"])),
-            Err(WrongAnswer::Count { given: 3, needed: 2 })
+            Err(WrongAnswer::Count {
+                given: 3,
+                needed: 2
+            })
         );
         assert!(matches!(
             c.check(Language::En, &values(&["Montreal", "Toronto"])),
@@ -526,13 +557,21 @@ mod tests {
     #[test]
     fn text_or_call_leads_to_the_code_and_images_are_png() {
         let c = SCRIPTED_CHALLENGES[2];
-        assert_eq!(c.check(Language::Fr, &values(&["Call"])).unwrap().next, Some(CALL_CODE));
-        assert_eq!(c.check(Language::En, &values(&["text"])).unwrap().next, Some(TEXT_CODE));
+        assert_eq!(
+            c.check(Language::Fr, &values(&["Call"])).unwrap().next,
+            Some(CALL_CODE)
+        );
+        assert_eq!(
+            c.check(Language::En, &values(&["text"])).unwrap().next,
+            Some(TEXT_CODE)
+        );
         let image = SCRIPTED_CHALLENGES[5];
         let asked = image.asked(Language::En);
         use base64::Engine as _;
         for value in &asked.iterables {
-            let png = base64::engine::general_purpose::STANDARD.decode(value).unwrap();
+            let png = base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .unwrap();
             assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
         }
         let right = asked.iterables[1].clone();
