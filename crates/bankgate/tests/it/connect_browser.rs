@@ -348,7 +348,9 @@ fn challenge_scenarios(base: &Scenario) -> Vec<Scenario> {
         "REDIRECT",
     ];
     const RETRY_SCREENS: &[&str] = &["institutions", "credentials", "mfa", "mfa", "success"];
-    let users: [(&str, &str, &[&[&str]], &[&[&str]]); 5] = [
+    // (label, username, what to send on each MFA screen, the mfaTypes of each)
+    type Answers = &'static [&'static [&'static str]];
+    let users: [(&str, &str, Answers, Answers); 5] = [
         (
             "choice",
             "test_mfa_choice",
