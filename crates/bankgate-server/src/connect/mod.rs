@@ -64,6 +64,11 @@ pub enum Step {
         /// The challenges asked, with their choices.
         #[serde(default)]
         challenges: Vec<AskedChallenge>,
+        /// Counts the MFA screens of this exchange; the form carries it, so a form of an earlier
+        /// screen posted again (a double submit of TextOrCall's choice) is seen as stale rather
+        /// than taken as an answer to the code.
+        #[serde(default)]
+        number: u32,
     },
     Accounts {
         institution: String,
@@ -113,12 +118,26 @@ impl Step {
         }
     }
 
-    fn mfa(institution: String, request_id: RequestId, challenges: Vec<AskedChallenge>) -> Self {
+    /// An MFA screen following `previous` (the step it replaces).
+    fn mfa(
+        institution: String,
+        request_id: RequestId,
+        challenges: Vec<AskedChallenge>,
+        previous: &Step,
+    ) -> Self {
         Self::Mfa {
             institution,
             request_id,
             prompts: challenges.iter().map(|c| c.prompt.clone()).collect(),
             challenges,
+            number: previous.mfa_number().map_or(0, |n| n.wrapping_add(1)),
+        }
+    }
+
+    fn mfa_number(&self) -> Option<u32> {
+        match self {
+            Self::Mfa { number, .. } => Some(*number),
+            _ => None,
         }
     }
 
@@ -492,6 +511,7 @@ async fn open(
                         institution.id.to_owned(),
                         request_id,
                         institution.asked(&pending.questions, pending.language),
+                        &page.step,
                     ),
                     None => Step::Failed { institution: None },
                 }
@@ -669,6 +689,12 @@ async fn act(
             let outcome = live::connect(call, connection).await;
             settle(page, &institution, outcome, events)?;
         }
+        // The form of an earlier MFA screen: show the current one.
+        ("submit_mfa", Step::Mfa { number, .. })
+            if field(fields, "mfa_step").is_some_and(|posted| posted != number.to_string()) =>
+        {
+            page.notice = previous_notice;
+        }
         (
             "submit_mfa",
             Step::Mfa {
@@ -768,7 +794,7 @@ fn settle(
             request_id,
             forced: _,
         }) => {
-            page.step = Step::mfa(institution.to_owned(), request_id, challenges);
+            page.step = Step::mfa(institution.to_owned(), request_id, challenges, &page.step);
         }
         Ok(Outcome::Authorized { login, session: _ }) => {
             page.step = if page.params.account_selector_enable {

@@ -119,6 +119,8 @@ pub struct View {
     query: String,
     search: bool,
     challenges: Vec<ChallengeView>,
+    /// Which MFA screen of the exchange this is (see `Step::Mfa`).
+    mfa_step: u32,
     username: String,
     accounts: Vec<AccountView>,
     multiple: bool,
@@ -247,6 +249,7 @@ impl View {
             query,
             search: params.institution_filter_enable,
             challenges,
+            mfa_step: page.step.mfa_number().unwrap_or_default(),
             username: page.username.clone().unwrap_or_default(),
             accounts: accounts
                 .iter()

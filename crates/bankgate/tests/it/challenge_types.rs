@@ -589,9 +589,21 @@ async fn each_challenge_type_has_its_screen_and_a_wrong_answer_retries_there() {
     let page = connect_mfa(&app, "test_mfa_text_or_call", "en").await;
     assert_eq!(load_mfa(&page)["mfaTypes"], json!(["TextOrCall"]));
     assert!(page.body.contains("<span>Text message</span>"));
-    let page = act(&app, &page, &[("action", "submit_mfa"), ("answer_0", "1")]).await;
+    assert!(page.body.contains(r#"name="mfa_step" value="0""#));
+    let choice = [
+        ("action", "submit_mfa"),
+        ("mfa_step", "0"),
+        ("answer_0", "1"),
+    ];
+    let page = act(&app, &page, &choice).await;
     assert_eq!(page.screen(), "mfa");
     assert_eq!(page.steps(), ["SUBMIT_MFA", "COMPONENT_LOAD_MFA"]);
+    assert!(page.body.contains(r#"name="mfa_step" value="1""#));
+    // The choice's form posted again (a double submit): the code screen stays, untouched.
+    let page = act(&app, &page, &choice).await;
+    assert_eq!(page.screen(), "mfa");
+    assert_eq!(page.steps(), ["COMPONENT_LOAD_MFA"]);
+    assert_eq!(page.alert(), None);
     assert_eq!(load_mfa(&page)["mfaTypes"], json!(["QuestionAndAnswer"]));
     assert!(
         page.body
