@@ -688,3 +688,32 @@ async fn each_challenge_type_has_its_screen_and_a_wrong_answer_retries_there() {
     .await;
     assert_eq!(page.screen(), "success", "{:?}", page.steps());
 }
+
+/// The same choice sent twice at once (a client's retry racing its first try): the exchange goes
+/// on to the code, and neither answer is told it ended.
+#[tokio::test]
+async fn a_choice_sent_twice_at_once_moves_the_step_on_once() {
+    let app = TestApp::new().await;
+    for _ in 0..5 {
+        let challenge = log_in(&app, "test_mfa_text_or_call", "en").await;
+        let pick = json!({ TEXT_OR_CALL: ["Text"] });
+        let (first, second) = tokio::join!(
+            answer(&app, &challenge, pick.clone()),
+            answer(&app, &challenge, pick.clone())
+        );
+        let mut asked_code = 0;
+        for reply in [&first, &second] {
+            match reply.status.as_u16() {
+                203 => {
+                    assert_eq!(reply.json["SecurityChallenges"][0]["Prompt"], BY_TEXT);
+                    asked_code += 1;
+                }
+                // It came after the step moved on: its key is no longer asked.
+                _ => reply.assert_error(401, "UNKNOWN_CHALLENGE_KEY", "unknown_challenge_key"),
+            }
+        }
+        assert!(asked_code >= 1, "{:#} {:#}", first.json, second.json);
+        let done = answer(&app, &challenge, json!({ BY_TEXT: ["123456"] })).await;
+        assert_authorized(&done, "test_mfa_text_or_call");
+    }
+}

@@ -342,15 +342,20 @@ pub async fn answer_step(
                     call.now + AUTHORIZING_IDLE_LIFETIME,
                 )
                 .await?;
-            if !moved {
-                return Err(ApiError::refused(
+            if moved {
+                return Ok(ask(&next));
+            }
+            // Another answer to the same step got there first: show where the exchange stands
+            // now, or that it has ended.
+            return match store.pending(customer_id, request_id).await? {
+                Some(now) => Ok(ask(&now.questions)),
+                None => Err(ApiError::refused(
                     ENDPOINT,
                     &Refusal::RequestIdUnknown {
                         request_id: request_id.to_string(),
                     },
-                ));
-            }
-            return Ok(ask(&next));
+                )),
+            };
         }
         StepVerdict::Done => {}
     }
