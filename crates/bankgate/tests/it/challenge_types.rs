@@ -717,3 +717,59 @@ async fn a_choice_sent_twice_at_once_moves_the_step_on_once() {
         assert_authorized(&done, "test_mfa_text_or_call");
     }
 }
+
+/// A step started through /Authorize (the code of TextOrCall, reached through the API) resumes
+/// on the Connect page with `requestId`, on its own screen.
+#[tokio::test]
+async fn the_connect_page_resumes_a_challenge_started_through_the_api() {
+    let app = TestApp::new().await;
+    let challenge = log_in(&app, "test_mfa_image", "en").await;
+    let request_id = challenge.json["RequestId"].as_str().unwrap().to_owned();
+    let token = app.toolbox_token().await;
+    let page = crate::connect::open(
+        &app,
+        crate::connect::IFRAME,
+        &format!("authorizeToken={token}&requestId={request_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(page.screen(), "mfa", "{}", page.body);
+    assert_eq!(load_mfa(&page)["mfaTypes"], json!(["ImageSelection"]));
+    assert_eq!(page.body.matches("data:image/png;base64,").count(), 4);
+    let page = act(&app, &page, &[("action", "submit_mfa"), ("answer_0", "1")]).await;
+    assert_eq!(page.screen(), "success", "{:?}", page.steps());
+
+    // The code step of TextOrCall, after the choice was made through the API.
+    let challenge = log_in(&app, "test_mfa_text_or_call", "fr").await;
+    let prompt = challenge.json["SecurityChallenges"][0]["Prompt"].clone();
+    let code = answer(
+        &app,
+        &challenge,
+        json!({ prompt.as_str().unwrap(): ["Call"] }),
+    )
+    .await;
+    assert_eq!(code.status.as_u16(), 203);
+    let token = app.toolbox_token().await;
+    let page = crate::connect::open(
+        &app,
+        crate::connect::IFRAME,
+        &format!(
+            "authorizeToken={token}&language=fr&requestId={}",
+            code.json["RequestId"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(page.screen(), "mfa", "{}", page.body);
+    assert!(
+        page.body
+            .contains("Entrez le code de vérification reçu par appel téléphonique")
+    );
+    let page = act(
+        &app,
+        &page,
+        &[("action", "submit_mfa"), ("answer_0", "123456")],
+    )
+    .await;
+    assert_eq!(page.screen(), "success", "{:?}", page.steps());
+}
