@@ -9,7 +9,10 @@
 //   node connect.mjs < plan.json
 //
 // plan: { chromium, artifacts, scenarios: [{ name, url, username, password, viewport,
-//         reloadAt?, search?, accounts?: "one"|"two", waitFor: "landing"|"top"|"event"|"screen" }] }
+//         reloadAt?, search?, accounts?: "one"|"two", waitFor: "landing"|"top"|"event"|"screen",
+//         mfa?: [[answer…]…] }] }
+// `mfa`, when given, is what to send on each arrival at an MFA screen, one entry per challenge:
+// "text:…" types into a text field, "pick:0,2" ticks those choices (radio or checkbox).
 // `url` may contain __PARENT__, replaced by the parent page's origin (for redirectUrl).
 
 import http from "node:http";
@@ -182,9 +185,34 @@ async function run(scenario) {
           result.notes.push("frame reloaded by the user");
           continue;
         }
-        const prompt = await frame.textContent("label[for=answer_0]");
-        const answer = (answers.find(([re]) => re.test(prompt)) || [null, "?"])[1];
-        await frame.fill("#answer_0", answer);
+        // Usable at the size it is shown: nothing wider than the frame, every field labelled.
+        const layout = await frame.evaluate(() => ({
+          overflow: document.documentElement.scrollWidth > document.documentElement.clientWidth,
+          unlabelled: [...document.querySelectorAll("form input:not([type=hidden])")]
+            .filter((input) => !input.labels || input.labels.length === 0)
+            .map((input) => input.id || input.name),
+          kinds: [...document.querySelectorAll("[data-kind]")].map((e) => e.getAttribute("data-kind")),
+          alert: (document.querySelector("[role=alert]") || {}).textContent || null,
+        }));
+        (result.mfaScreens ||= []).push(layout);
+        if (scenario.mfa) {
+          const submission = scenario.mfa[result.mfaScreens.length - 1];
+          if (!submission) break;
+          for (const [i, answer] of submission.entries()) {
+            if (answer.startsWith("text:")) {
+              await frame.fill(`#answer_${i}`, answer.slice(5));
+            } else {
+              for (const j of answer.slice(5).split(",")) {
+                // As a user does: a click on the choice's label.
+                await frame.click(`label[for=answer_${i}_${j}]`);
+              }
+            }
+          }
+        } else {
+          const prompt = await frame.textContent("label[for=answer_0]");
+          const answer = (answers.find(([re]) => re.test(prompt)) || [null, "?"])[1];
+          await frame.fill("#answer_0", answer);
+        }
         await submit(frame, () => frame.click("button[value=submit_mfa]"));
       } else if (screen === "accounts") {
         const boxes = await frame.$$("input[name=account]");

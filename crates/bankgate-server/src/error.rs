@@ -7,6 +7,7 @@ use std::fmt;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bankgate_core::forced::{ForcedAction, ForcedRule, ForcedTarget};
+use bankgate_core::sandbox::mfa::{ChallengeKind, WrongAnswer};
 use bankgate_core::{DomainError, Malformed, PathId, Refusal, RequestId, Timestamp};
 use serde::Serialize;
 
@@ -142,6 +143,8 @@ wire_names! {
         UnknownChallengeKey = "unknown_challenge_key",
         SecurityResponsesIncomplete = "security_responses_incomplete",
         SecurityResponseInvalid = "security_response_invalid",
+        SecurityResponseNotOffered = "security_response_not_offered",
+        SecurityResponseCount = "security_response_count",
         SessionNotAuthorized = "session_not_authorized",
         // Forced failures of a sandbox (docs/flinks-wire.md, "Forced failures").
         ForcedFailure = "forced_failure",
@@ -213,10 +216,60 @@ pub enum BankRefusal {
     UnknownChallengeKey { expected: Vec<String> },
     /// Some prompts unanswered: how many of how many asked.
     ResponsesIncomplete { answered: usize, asked: usize },
-    /// A wrong answer (ends the RequestId).
-    ResponseInvalid,
+    /// A wrong answer (ends the RequestId on /Authorize): to which prompt, and what was wrong.
+    ResponseInvalid {
+        prompt: String,
+        kind: ChallengeKind,
+        wrong: WrongAnswer,
+    },
     /// The RequestId still waits for MFA answers.
     SessionNotAuthorized,
+}
+
+/// The Reason of a wrong answer, and what was seen, for its Hint.
+fn wrong_answer(prompt: &str, kind: ChallengeKind, wrong: WrongAnswer) -> (Reason, String) {
+    match wrong {
+        WrongAnswer::Text => (
+            Reason::SecurityResponseInvalid,
+            format!("The answer to {prompt:?} is not the expected one"),
+        ),
+        WrongAnswer::Choice { given } => (
+            Reason::SecurityResponseInvalid,
+            format!(
+                "{} is not the right choice for {prompt:?} ({kind})",
+                given
+                    .iter()
+                    .map(|g| format!("{g:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            ),
+        ),
+        WrongAnswer::NotOffered { value } => {
+            // An image's base64 string is long: its start is enough to recognise it.
+            let shown: String = value.chars().take(40).collect();
+            let cut = if shown.len() < value.len() { "…" } else { "" };
+            (
+                Reason::SecurityResponseNotOffered,
+                format!(
+                    "{shown:?}{cut} is not one of the Iterables of {prompt:?} ({kind}); send \
+                     values copied from the challenge's Iterables"
+                ),
+            )
+        }
+        WrongAnswer::Count { given, needed } => (
+            Reason::SecurityResponseCount,
+            format!(
+                "{prompt:?} ({kind}) takes {needed} value{} from its Iterables, but {given} \
+                 different {} sent",
+                if needed == 1 { "" } else { "s" },
+                if given == 1 {
+                    "value was"
+                } else {
+                    "values were"
+                },
+            ),
+        ),
+    }
 }
 
 impl From<BankRefusal> for ApiError {
@@ -261,12 +314,22 @@ impl From<BankRefusal> for ApiError {
                      of the SecurityChallenges in one call."
                 ),
             ),
-            BankRefusal::ResponseInvalid => (
-                Code::InvalidSecurityResponse,
-                "The security response provided is invalid",
-                Reason::SecurityResponseInvalid,
-                "The answer was wrong; start again with a new authorize token.".to_owned(),
-            ),
+            BankRefusal::ResponseInvalid {
+                prompt,
+                kind,
+                wrong,
+            } => {
+                let (reason, what) = wrong_answer(&prompt, kind, wrong);
+                (
+                    Code::InvalidSecurityResponse,
+                    "The security response provided is invalid",
+                    reason,
+                    format!(
+                        "{what}; start again with a new authorize token (README lists the \
+                         sandbox users' answers)."
+                    ),
+                )
+            }
             BankRefusal::SessionNotAuthorized => (
                 Code::Unauthorized,
                 "The card is not authorized yet",

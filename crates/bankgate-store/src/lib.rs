@@ -450,6 +450,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         request_id: RequestId,
         expires_at: Timestamp,
     ) -> Result<(), DomainError>;
+    /// Moves a pending MFA step from the challenges `from` to `to` (and pushes back its idle
+    /// expiry); false when the step no longer asks `from` (answered or ended meanwhile).
+    async fn advance_pending(
+        &self,
+        request_id: RequestId,
+        from: &[usize],
+        to: &[usize],
+        expires_at: Timestamp,
+    ) -> Result<bool, DomainError>;
     /// Ends a pending MFA step (a wrong answer).
     async fn drop_pending(&self, request_id: RequestId) -> Result<(), DomainError>;
     /// What is recorded about a token, whoever it belongs to (for operators).

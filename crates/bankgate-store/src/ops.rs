@@ -774,6 +774,33 @@ pub async fn extend_pending(
     Ok(())
 }
 
+/// Moves a pending MFA step on to its next challenges (TextOrCall's code after the choice), if
+/// it still asks `from`: an answer that raced another one on the same step finds it moved or
+/// ended. Returns whether it moved.
+pub async fn advance_pending(
+    tx: &mut dyn Tx,
+    request_id: RequestId,
+    from: &[usize],
+    to: &[usize],
+    expires_at: Timestamp,
+) -> Result<bool, StoreError> {
+    let join = |numbers: &[usize]| {
+        numbers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let moved = tx
+        .execute(
+            "UPDATE pending_authorizations SET questions = $3, expires_at = $4 \
+             WHERE request_id = $1 AND questions = $2",
+            params![&request_id.to_string(), &join(from), &join(to), expires_at],
+        )
+        .await?;
+    Ok(moved == 1)
+}
+
 pub async fn drop_pending(tx: &mut dyn Tx, request_id: RequestId) -> Result<(), StoreError> {
     tx.execute(
         "DELETE FROM pending_authorizations WHERE request_id = $1",

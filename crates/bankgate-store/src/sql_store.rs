@@ -277,6 +277,20 @@ impl<B: Backend> Store for SqlStore<B> {
         ))
     }
 
+    async fn advance_pending(
+        &self,
+        request_id: RequestId,
+        from: &[usize],
+        to: &[usize],
+        expires_at: Timestamp,
+    ) -> Result<bool, DomainError> {
+        // Owned, as the transaction's closure must be 'static.
+        let (from, to) = (from.to_vec(), to.to_vec());
+        run!(self.write_statement, |tx| ops::advance_pending(
+            tx, request_id, &from, &to, expires_at
+        ))
+    }
+
     async fn drop_pending(&self, request_id: RequestId) -> Result<(), DomainError> {
         run!(self.write_statement, |tx| ops::drop_pending(tx, request_id))
     }

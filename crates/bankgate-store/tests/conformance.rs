@@ -149,6 +149,7 @@ macro_rules! conformance {
                 pending_exchange_completes_once,
                 operation_start_is_recorded_once,
                 request_id_lifetimes,
+                pending_step_advances_once,
                 concurrent_answers_complete_an_exchange_once,
                 reset_instance_forgets_state_but_keeps_credentials,
                 instance_clock_moves_forward_and_back,
@@ -1655,6 +1656,57 @@ async fn pending_exchange_completes_once(store: Arc<dyn Store>) {
             .unwrap()
             .is_some()
     );
+}
+
+/// A two-step challenge (TextOrCall, then the code) moves its pending step on once: a second
+/// answer to the first step finds it moved; an ended step does not come back.
+async fn pending_step_advances_once(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let mut pending = pending_record(customer.id, T0);
+    pending.questions = vec![102];
+    store.start_pending(None, &pending, T0).await.unwrap();
+    let id = pending.request_id;
+    assert!(
+        store
+            .advance_pending(id, &[102], &[103], at(600))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .advance_pending(id, &[102], &[104], at(700))
+            .await
+            .unwrap(),
+        "the step already moved on"
+    );
+    let now = store.pending(customer.id, id).await.unwrap().unwrap();
+    assert_eq!(now.questions, vec![103]);
+    assert_eq!(now.expires_at, at(600));
+    assert_eq!(now.created_at, pending.created_at);
+    // Several challenges at once keep their order.
+    assert!(
+        store
+            .advance_pending(id, &[103], &[0, 1, 2], at(650))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .pending(customer.id, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .questions,
+        vec![0, 1, 2]
+    );
+    store.drop_pending(id).await.unwrap();
+    assert!(
+        !store
+            .advance_pending(id, &[0, 1, 2], &[5], at(800))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.pending(customer.id, id).await.unwrap(), None);
 }
 
 /// An MFA RequestId idles out unless a call extends it, and ends at once on a wrong answer; an

@@ -84,6 +84,11 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ),
     ("mfa_submit", "Submit", "Envoyer"),
     (
+        "mfa_choose_all",
+        "Choose every answer that applies.",
+        "Choisissez toutes les réponses qui s'appliquent.",
+    ),
+    (
         "mfa_empty",
         "Answer the question to continue.",
         "Répondez à la question pour continuer.",
@@ -149,8 +154,8 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ),
     (
         "err_INVALID_SECURITY_RESPONSE",
-        "The answer to the security question was not correct. Log in again to get a new question.",
-        "La réponse à la question de sécurité est incorrecte. Connectez-vous de nouveau pour obtenir une nouvelle question.",
+        "That answer was not correct. Try again.",
+        "Cette réponse est incorrecte. Réessayez.",
     ),
     (
         "err_TOO_MANY_REQUESTS",

@@ -23,6 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bankgate_core::model::{CONNECT_SESSION_IDLE_LIFETIME, InstanceKind, KeyKind, Tenant};
 use bankgate_core::sandbox::accounts::accounts_for;
+use bankgate_core::sandbox::mfa::AskedChallenge;
 use bankgate_core::{
     ConnectSecret, CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId,
 };
@@ -33,7 +34,7 @@ use serde_json::{Map, Value, json};
 pub use i18n::STRINGS;
 use params::Params;
 
-use crate::api::authorize::live::{self, Connection};
+use crate::api::authorize::live::{self, Connection, OnWrong};
 use crate::api::authorize::{Call, Outcome};
 use crate::auth::ClientAddr;
 use crate::error::{ApiError, FlinksCode, Reason};
@@ -42,8 +43,6 @@ use crate::state::AppState;
 
 /// The cookie that carries the Connect session's secret.
 pub const COOKIE: &str = "bankgate_connect";
-/// The only MFA type the sandbox bank produces.
-const MFA_TYPES: [&str; 1] = ["QuestionAndAnswer"];
 
 /// Where the flow stands; kept (as JSON) in the Connect session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +59,16 @@ pub enum Step {
     Mfa {
         institution: String,
         request_id: RequestId,
+        /// The prompts asked (all a session saved before challenge types holds).
         prompts: Vec<String>,
+        /// The challenges asked, with their choices.
+        #[serde(default)]
+        challenges: Vec<AskedChallenge>,
+        /// Counts the MFA screens of this exchange; the form carries it, so a form of an earlier
+        /// screen posted again (a double submit of TextOrCall's choice) is seen as stale rather
+        /// than taken as an answer to the code.
+        #[serde(default)]
+        number: u32,
     },
     Accounts {
         institution: String,
@@ -89,6 +97,47 @@ impl Step {
             Self::Success { .. } => "success",
             Self::Failed { .. } => "failed",
             Self::Closed => "closed",
+        }
+    }
+
+    /// The challenges of an MFA step; a session saved before challenge types only knew prompts,
+    /// which were all free-text questions.
+    fn challenges(&self) -> Vec<AskedChallenge> {
+        match self {
+            Self::Mfa {
+                prompts,
+                challenges,
+                ..
+            } if challenges.is_empty() => prompts
+                .iter()
+                .cloned()
+                .map(AskedChallenge::question)
+                .collect(),
+            Self::Mfa { challenges, .. } => challenges.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// An MFA screen following `previous` (the step it replaces).
+    fn mfa(
+        institution: String,
+        request_id: RequestId,
+        challenges: Vec<AskedChallenge>,
+        previous: &Step,
+    ) -> Self {
+        Self::Mfa {
+            institution,
+            request_id,
+            prompts: challenges.iter().map(|c| c.prompt.clone()).collect(),
+            challenges,
+            number: previous.mfa_number().map_or(0, |n| n.wrapping_add(1)),
+        }
+    }
+
+    fn mfa_number(&self) -> Option<u32> {
+        match self {
+            Self::Mfa { number, .. } => Some(*number),
+            _ => None,
         }
     }
 
@@ -458,16 +507,12 @@ async fn open(
         page.step = match state.store.pending(customer_id, request_id).await? {
             Some(pending) if pending.expires_at > now => {
                 match state.bank.institution(&pending.institution) {
-                    Some(institution) => Step::Mfa {
-                        institution: institution.id.to_owned(),
+                    Some(institution) => Step::mfa(
+                        institution.id.to_owned(),
                         request_id,
-                        prompts: pending
-                            .questions
-                            .iter()
-                            .filter_map(|&i| institution.mfa_questions.get(i))
-                            .map(|q| q.prompt(pending.language).to_owned())
-                            .collect(),
-                    },
+                        institution.asked(&pending.questions, pending.language),
+                        &page.step,
+                    ),
                     None => Step::Failed { institution: None },
                 }
             }
@@ -644,23 +689,26 @@ async fn act(
             let outcome = live::connect(call, connection).await;
             settle(page, &institution, outcome, events)?;
         }
+        // The form of an earlier MFA screen: show the current one.
+        ("submit_mfa", Step::Mfa { number, .. })
+            if field(fields, "mfa_step").is_some_and(|posted| posted != number.to_string()) =>
+        {
+            page.notice = previous_notice;
+        }
         (
             "submit_mfa",
             Step::Mfa {
                 institution,
                 request_id,
-                prompts,
+                ..
             },
         ) => {
             events.with_institution("SUBMIT_MFA", &institution);
-            let answers: Vec<String> = (0..prompts.len())
-                .map(|i| {
-                    field(fields, &format!("answer_{i}"))
-                        .unwrap_or_default()
-                        .to_owned()
-                })
-                .collect();
-            if answers.iter().any(String::is_empty) {
+            let responses = mfa_responses(&page.step.challenges(), fields);
+            if responses
+                .values()
+                .any(|v| v.as_array().is_none_or(Vec::is_empty))
+            {
                 page.notice = Some("mfa_empty".to_owned());
                 return load_events(call, page, events).await;
             }
@@ -673,12 +721,7 @@ async fn act(
                 ended(page, &institution, events);
                 return load_events(call, page, events).await;
             };
-            let responses: Map<String, Value> = prompts
-                .iter()
-                .zip(answers)
-                .map(|(prompt, answer)| (prompt.clone(), json!([answer])))
-                .collect();
-            let outcome = live::answer(call, pending, responses).await;
+            let outcome = live::answer_step(call, pending, responses, OnWrong::KeepStep).await;
             settle(page, &institution, outcome, events)?;
         }
         (
@@ -747,15 +790,11 @@ fn settle(
     match outcome {
         Ok(Outcome::Mfa {
             institution,
-            prompts,
+            challenges,
             request_id,
             forced: _,
         }) => {
-            page.step = Step::Mfa {
-                institution: institution.to_owned(),
-                request_id,
-                prompts,
-            };
+            page.step = Step::mfa(institution.to_owned(), request_id, challenges, &page.step);
         }
         Ok(Outcome::Authorized { login, session: _ }) => {
             page.step = if page.params.account_selector_enable {
@@ -787,6 +826,11 @@ fn settle(
                     page.notice = Some("mfa_empty".to_owned());
                     page.step.clone()
                 }
+                // A wrong answer: the same step again, on the same screen (the exchange was
+                // kept for it, `OnWrong::KeepStep`).
+                FlinksCode::InvalidSecurityResponse if matches!(page.step, Step::Mfa { .. }) => {
+                    page.step.clone()
+                }
                 FlinksCode::SessionNonexistent => {
                     ended(page, institution, events);
                     return Ok(());
@@ -800,6 +844,34 @@ fn settle(
         }
     }
     Ok(())
+}
+
+/// The form's answers as `SecurityResponses`: the text typed for a question, the `Iterables`
+/// entries whose (index) values were ticked for a choice. An unanswered prompt gets `[]`.
+fn mfa_responses(challenges: &[AskedChallenge], fields: &[(String, String)]) -> Map<String, Value> {
+    challenges
+        .iter()
+        .enumerate()
+        .map(|(i, challenge)| {
+            let name = format!("answer_{i}");
+            let values: Vec<String> = if challenge.iterables.is_empty() {
+                field(fields, &name)
+                    .map(str::to_owned)
+                    .into_iter()
+                    .collect()
+            } else {
+                let mut chosen: Vec<String> = fields
+                    .iter()
+                    .filter(|(key, _)| *key == name)
+                    .filter_map(|(_, value)| value.trim().parse::<usize>().ok())
+                    .filter_map(|index| challenge.iterables.get(index).cloned())
+                    .collect();
+                chosen.dedup();
+                chosen
+            };
+            (challenge.prompt.clone(), json!(values))
+        })
+        .collect()
 }
 
 /// The MFA exchange ended (expired or answered elsewhere): log in again.
@@ -863,14 +935,23 @@ async fn load_events(
             },
             institution,
         ),
-        Step::Mfa { institution, .. } => events.push(
-            if page.notice.is_some() {
-                "COMPONENT_LOAD_MFA_RETRY"
-            } else {
-                "COMPONENT_LOAD_MFA"
-            },
-            json!({ "institution": institution, "mfaTypes": MFA_TYPES }),
-        ),
+        Step::Mfa { institution, .. } => {
+            // The distinct types on this screen, in the order asked.
+            let mut types: Vec<&str> = Vec::new();
+            for challenge in page.step.challenges() {
+                if !types.contains(&challenge.kind.as_str()) {
+                    types.push(challenge.kind.as_str());
+                }
+            }
+            events.push(
+                if page.notice.is_some() {
+                    "COMPONENT_LOAD_MFA_RETRY"
+                } else {
+                    "COMPONENT_LOAD_MFA"
+                },
+                json!({ "institution": institution, "mfaTypes": types }),
+            );
+        }
         Step::Accounts {
             institution,
             login_id,

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use bankgate_core::model::Language;
 use bankgate_core::sandbox::SandboxBank;
 use bankgate_core::sandbox::accounts::{Account, to_decimal};
+use bankgate_core::sandbox::mfa::{AskedChallenge, ChallengeKind};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
@@ -52,6 +53,51 @@ struct AccountView {
     currency: &'static str,
 }
 
+/// One entry of a challenge's choices: its index (the form value), its label, and for an
+/// image the base64 PNG.
+#[derive(Debug, Serialize)]
+struct ChoiceView {
+    value: usize,
+    label: String,
+    image: Option<String>,
+}
+
+/// One challenge of the MFA screen.
+#[derive(Debug, Serialize)]
+struct ChallengeView {
+    kind: &'static str,
+    prompt: String,
+    /// Checkboxes rather than radio buttons.
+    multiple: bool,
+    choices: Vec<ChoiceView>,
+}
+
+impl ChallengeView {
+    fn new(challenge: AskedChallenge) -> Self {
+        let image = challenge.kind == ChallengeKind::ImageSelection;
+        let choices = challenge
+            .iterables
+            .into_iter()
+            .enumerate()
+            .map(|(value, iterable)| ChoiceView {
+                value,
+                label: challenge
+                    .labels
+                    .get(value)
+                    .cloned()
+                    .unwrap_or_else(|| iterable.clone()),
+                image: image.then_some(iterable),
+            })
+            .collect();
+        Self {
+            kind: challenge.kind.as_str(),
+            prompt: challenge.prompt,
+            multiple: challenge.kind == ChallengeKind::MultipleChoiceMultipleAnswers,
+            choices,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct RedirectView {
     url: String,
@@ -72,7 +118,9 @@ pub struct View {
     institutions: Vec<InstitutionView>,
     query: String,
     search: bool,
-    prompts: Vec<String>,
+    challenges: Vec<ChallengeView>,
+    /// Which MFA screen of the exchange this is (see `Step::Mfa`).
+    mfa_step: u32,
     username: String,
     accounts: Vec<AccountView>,
     multiple: bool,
@@ -160,10 +208,12 @@ impl View {
         } else {
             Vec::new()
         };
-        let prompts = match &page.step {
-            Step::Mfa { prompts, .. } => prompts.clone(),
-            _ => Vec::new(),
-        };
+        let challenges = page
+            .step
+            .challenges()
+            .into_iter()
+            .map(ChallengeView::new)
+            .collect();
         let redirect = match &page.step {
             Step::Success {
                 institution,
@@ -198,7 +248,8 @@ impl View {
             institutions,
             query,
             search: params.institution_filter_enable,
-            prompts,
+            challenges,
+            mfa_step: page.step.mfa_number().unwrap_or_default(),
             username: page.username.clone().unwrap_or_default(),
             accounts: accounts
                 .iter()

@@ -227,3 +227,80 @@ async fn a_pending_detail_is_polled_until_ready() {
         Poll::Pending(_) => unreachable!(),
     };
 }
+
+/// The SDK reads `Iterables` and follows a second 203 on the same RequestId (TextOrCall's code).
+#[tokio::test]
+async fn challenge_types_through_the_sdk() {
+    let app = TestApp::new().await;
+    let (client, _served) = app.client().await;
+    let secret = SecretKey::new(TOOLBOX_SECRET);
+
+    let token = client.generate_authorize_token(&secret).await.unwrap();
+    let step = client
+        .authorize(
+            token,
+            AuthorizeRequest::live("FlinksCapital", "test_mfa_text_or_call", "Everyday"),
+        )
+        .await
+        .unwrap();
+    let Authorization::Mfa(choice) = step else {
+        panic!("a choice first: {step:?}");
+    };
+    assert_eq!(choice.challenges[0].kind, "TextOrCall");
+    let offered = choice.challenges[0].iterables.clone().unwrap();
+    assert_eq!(offered, ["Text", "Call"]);
+    let answers: SecurityResponses = [(
+        choice.challenges[0].prompt.clone(),
+        vec![offered[0].clone()],
+    )]
+    .into();
+    let Authorization::Mfa(code) = client.answer_mfa(choice, &answers).await.unwrap() else {
+        panic!("then the code");
+    };
+    assert_eq!(code.challenges[0].kind, "QuestionAndAnswer");
+    assert_eq!(code.challenges[0].iterables, None);
+    let answers: SecurityResponses =
+        [(code.challenges[0].prompt.clone(), vec!["123456".to_owned()])].into();
+    let Authorization::Authorized(authorized) = client.answer_mfa(code, &answers).await.unwrap()
+    else {
+        panic!("the right code authorizes");
+    };
+    assert_eq!(authorized.login.username, "test_mfa_text_or_call");
+
+    // An image that is not offered: the refusal names it.
+    let token = client.generate_authorize_token(&secret).await.unwrap();
+    let Authorization::Mfa(image) = client
+        .authorize(
+            token,
+            AuthorizeRequest::live("FlinksCapital", "test_mfa_image", "Everyday"),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("an image challenge");
+    };
+    assert_eq!(image.challenges[0].iterables.as_ref().unwrap().len(), 4);
+    let answers: SecurityResponses = [(
+        image.challenges[0].prompt.clone(),
+        vec!["bm90IGFuIGltYWdl".to_owned()],
+    )]
+    .into();
+    let Err(Error::Flinks(refusal)) = client.answer_mfa(image, &answers).await else {
+        panic!("refused");
+    };
+    assert_eq!(
+        refusal.flinks_code.as_deref(),
+        Some("INVALID_SECURITY_RESPONSE")
+    );
+    assert_eq!(
+        refusal.reason.as_deref(),
+        Some("security_response_not_offered")
+    );
+    assert!(
+        refusal
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("bm90IGFuIGltYWdl")
+    );
+}

@@ -18,7 +18,7 @@ pub(crate) const IFRAME: &str = "toolbox-iframe.localhost:8080";
 pub(crate) struct Page {
     pub(crate) status: StatusCode,
     headers: axum::http::HeaderMap,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Page {
@@ -29,7 +29,7 @@ impl Page {
         Some(unescape(&self.body[start..end]))
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         self.attr("data-screen").unwrap_or_default()
     }
 
@@ -99,7 +99,7 @@ pub(crate) async fn open(app: &TestApp, host: &str, query: &str, cookie: Option<
 }
 
 /// POSTs one step with the session in the form, as the page's forms do.
-async fn act(app: &TestApp, page: &Page, fields: &[(&str, &str)]) -> Page {
+pub(crate) async fn act(app: &TestApp, page: &Page, fields: &[(&str, &str)]) -> Page {
     act_on(app, IFRAME, &page.session(), fields).await
 }
 
@@ -437,26 +437,27 @@ async fn bank_errors_are_shown_in_plain_words_with_a_retry_where_the_bank_allows
     let page = act(&app, &page, &[("action", "start_over")]).await;
     assert_eq!(page.screen(), "institutions");
 
-    // A wrong MFA answer ends the exchange: log in again for a new question.
+    // A wrong MFA answer: the same question again on the same screen, no new login.
     let page = to_credentials(&app, "").await;
     let page = login(&app, &page, "Greatday", "Everyday").await;
+    let asked = prompt_of(&page);
     let page = act(
         &app,
         &page,
         &[("action", "submit_mfa"), ("answer_0", "Atlantis")],
     )
     .await;
-    assert_eq!(page.screen(), "credentials");
+    assert_eq!(page.screen(), "mfa");
     assert_eq!(
         page.steps(),
         [
             "SUBMIT_MFA",
             "INVALID_SECURITY_RESPONSE",
-            "COMPONENT_LOAD_CREDENTIAL_RETRY"
+            "COMPONENT_LOAD_MFA_RETRY"
         ]
     );
-    let page = login(&app, &page, "Greatday", "Everyday").await;
-    assert_eq!(page.screen(), "mfa");
+    assert_eq!(prompt_of(&page), asked);
+    assert!(page.alert().unwrap().contains("not correct. Try again"));
     // An empty answer asks again without ending anything.
     let page = act(&app, &page, &[("action", "submit_mfa"), ("answer_0", "")]).await;
     assert_eq!(page.screen(), "mfa");

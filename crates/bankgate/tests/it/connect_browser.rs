@@ -83,6 +83,9 @@ struct Scenario {
     spent_token: bool,
     screens: &'static [&'static str],
     steps: &'static [&'static str],
+    /// What to send on each MFA screen (see e2e/connect.mjs), and the `mfaTypes` of each.
+    mfa: Option<&'static [&'static [&'static str]]>,
+    mfa_types: &'static [&'static [&'static str]],
 }
 
 const FLOW_START: [&str; 6] = [
@@ -108,8 +111,10 @@ fn scenarios() -> Vec<Scenario> {
         spent_token: false,
         screens: &[],
         steps: &[],
+        mfa: None,
+        mfa_types: &[&["QuestionAndAnswer"]],
     };
-    vec![
+    let mut all = vec![
         // Consent, search, a reload by the embedding page, keyboard login, MFA, inner redirect.
         Scenario {
             name: "greatday-en",
@@ -301,7 +306,125 @@ fn scenarios() -> Vec<Scenario> {
             steps: &["APP_MOUNTED", "TOKEN_INVALID"],
             ..base
         },
-    ]
+    ];
+    all.extend(challenge_scenarios(&base));
+    all
+}
+
+/// The challenge types at phone size, in both languages: each starts with a wrong answer (the
+/// same screen again, `COMPONENT_LOAD_MFA_RETRY`), then the right one.
+fn challenge_scenarios(base: &Scenario) -> Vec<Scenario> {
+    const QUERY_EN: &str =
+        "demo=true&consentEnable=false&jsRedirect=true&redirectUrl=__PARENT__/landing";
+    const QUERY_FR: &str =
+        "demo=true&language=fr&consentEnable=false&jsRedirect=true&redirectUrl=__PARENT__/landing";
+    const RETRY_THEN_REDIRECT: &[&str] = &[
+        "APP_MOUNTED",
+        "COMPONENT_LOAD_INSTITUTION_SELECTOR",
+        "INSTITUTION_SELECTED",
+        "COMPONENT_LOAD_CREDENTIAL",
+        "SUBMIT_CREDENTIAL",
+        "COMPONENT_LOAD_MFA",
+        "SUBMIT_MFA",
+        "INVALID_SECURITY_RESPONSE",
+        "COMPONENT_LOAD_MFA_RETRY",
+        "SUBMIT_MFA",
+        "REDIRECT",
+    ];
+    // TextOrCall: the choice, a wrong code, the right code.
+    const CHOICE_THEN_CODE: &[&str] = &[
+        "APP_MOUNTED",
+        "COMPONENT_LOAD_INSTITUTION_SELECTOR",
+        "INSTITUTION_SELECTED",
+        "COMPONENT_LOAD_CREDENTIAL",
+        "SUBMIT_CREDENTIAL",
+        "COMPONENT_LOAD_MFA",
+        "SUBMIT_MFA",
+        "COMPONENT_LOAD_MFA",
+        "SUBMIT_MFA",
+        "INVALID_SECURITY_RESPONSE",
+        "COMPONENT_LOAD_MFA_RETRY",
+        "SUBMIT_MFA",
+        "REDIRECT",
+    ];
+    const RETRY_SCREENS: &[&str] = &["institutions", "credentials", "mfa", "mfa", "success"];
+    // (label, username, what to send on each MFA screen, the mfaTypes of each)
+    type Answers = &'static [&'static [&'static str]];
+    let users: [(&str, &str, Answers, Answers); 5] = [
+        (
+            "choice",
+            "test_mfa_choice",
+            &[&["pick:0"], &["pick:1"]],
+            &[&["MultipleChoice"], &["MultipleChoice"]],
+        ),
+        (
+            "choices",
+            "test_mfa_choices",
+            &[&["pick:0,1"], &["pick:2,0"]],
+            &[
+                &["MultipleChoiceMultipleAnswers"],
+                &["MultipleChoiceMultipleAnswers"],
+            ],
+        ),
+        (
+            "text-or-call",
+            "test_mfa_text_or_call",
+            &[&["pick:0"], &["text:654321"], &["text:123456"]],
+            &[
+                &["TextOrCall"],
+                &["QuestionAndAnswer"],
+                &["QuestionAndAnswer"],
+            ],
+        ),
+        (
+            "image",
+            "test_mfa_image",
+            &[&["pick:3"], &["pick:1"]],
+            &[&["ImageSelection"], &["ImageSelection"]],
+        ),
+        (
+            "triple",
+            "test_mfa_triple",
+            &[
+                &["text:Montreal", "text:Canada", "text:Circle"],
+                &["text:Montreal", "text:Canada", "text:Triangle"],
+            ],
+            &[&["QuestionAndAnswer"], &["QuestionAndAnswer"]],
+        ),
+    ];
+    let mut scenarios = Vec::new();
+    for (label, username, mfa, mfa_types) in users {
+        for (language, query) in [("en", QUERY_EN), ("fr", QUERY_FR)] {
+            let two_steps = username == "test_mfa_text_or_call";
+            scenarios.push(Scenario {
+                name: format!("{label}-{language}").leak(),
+                query,
+                username,
+                wait_for: "event",
+                screens: if two_steps {
+                    &[
+                        "institutions",
+                        "credentials",
+                        "mfa",
+                        "mfa",
+                        "mfa",
+                        "success",
+                    ]
+                } else {
+                    RETRY_SCREENS
+                },
+                steps: if two_steps {
+                    CHOICE_THEN_CODE
+                } else {
+                    RETRY_THEN_REDIRECT
+                },
+                mfa: Some(mfa),
+                mfa_types,
+                ..*base
+            });
+        }
+    }
+    scenarios
 }
 
 /// Event sequences shared by scenarios: the flow to the credentials, then what the bank said.
@@ -398,6 +521,7 @@ async fn connect_flows_in_headless_chromium() {
             "search": s.search,
             "accounts": s.accounts,
             "waitFor": s.wait_for,
+            "mfa": s.mfa,
         }));
     }
     let _ = std::fs::remove_dir_all(&browser.artifacts);
@@ -487,9 +611,62 @@ async fn connect_flows_in_headless_chromium() {
                 .find(|d| d["step"] == step)
                 .cloned()
         };
-        if let Some(mfa) = data("COMPONENT_LOAD_MFA") {
-            assert_eq!(mfa["mfaTypes"], json!(["QuestionAndAnswer"]));
-            assert_eq!(mfa["institution"], "FlinksCapital");
+        // Each MFA screen load carries the types on it.
+        let loads: Vec<&Value> = events
+            .iter()
+            .map(|e| &e["data"])
+            .filter(|d| {
+                d["step"]
+                    .as_str()
+                    .is_some_and(|step| step.starts_with("COMPONENT_LOAD_MFA"))
+            })
+            .collect();
+        for (i, load) in loads.iter().enumerate() {
+            let expected = s.mfa_types.get(i).unwrap_or(&s.mfa_types[0]);
+            assert_eq!(
+                load["mfaTypes"],
+                json!(expected),
+                "{}: MFA screen {i}",
+                s.name
+            );
+            assert_eq!(load["institution"], "FlinksCapital");
+        }
+        // Every MFA screen fits the viewport and labels each field; a retry says why.
+        for (i, screen) in r["mfaScreens"].as_array().into_iter().flatten().enumerate() {
+            assert_eq!(
+                screen["overflow"], false,
+                "{}: MFA screen {i} overflows",
+                s.name
+            );
+            assert_eq!(
+                screen["unlabelled"],
+                json!([]),
+                "{}: MFA screen {i}",
+                s.name
+            );
+            let expected = s.mfa_types.get(i).unwrap_or(&s.mfa_types[0]);
+            assert!(
+                screen["kinds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|k| expected.contains(&k.as_str().unwrap())),
+                "{}: MFA screen {i} shows {}",
+                s.name,
+                screen["kinds"]
+            );
+            let retry = loads
+                .get(i)
+                .is_some_and(|l| l["step"] == "COMPONENT_LOAD_MFA_RETRY");
+            if retry && s.mfa.is_some() {
+                let alert = screen["alert"].as_str().unwrap_or_default();
+                let word = if s.name.ends_with("-fr") {
+                    "Réessayez"
+                } else {
+                    "Try again"
+                };
+                assert!(alert.contains(word), "{}: {alert:?}", s.name);
+            }
         }
         if s.username == "Greatday" && s.password == "Everyday" {
             assert_eq!(r["focusedAfterTab"], "password", "{}: Tab order", s.name);

@@ -112,6 +112,15 @@ impl Store for Unreachable {
     async fn extend_pending(&self, _: RequestId, _: Timestamp) -> Result<(), DomainError> {
         down()
     }
+    async fn advance_pending(
+        &self,
+        _: RequestId,
+        _: &[usize],
+        _: &[usize],
+        _: Timestamp,
+    ) -> Result<bool, DomainError> {
+        down()
+    }
     async fn drop_pending(&self, _: RequestId) -> Result<(), DomainError> {
         down()
     }

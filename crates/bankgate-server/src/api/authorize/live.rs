@@ -5,7 +5,7 @@ use bankgate_core::model::{
     AUTHORIZED_SESSION_LIFETIME, AUTHORIZING_IDLE_LIFETIME, InstanceKind, Language, Login,
     LoginType, PendingAuthorization,
 };
-use bankgate_core::sandbox::{SandboxInstitution, SandboxUser, Scenario};
+use bankgate_core::sandbox::{SandboxInstitution, SandboxUser, Scenario, StepVerdict};
 use bankgate_core::{Digest, LoginId, Refusal, RequestId};
 use bankgate_store::{CompleteAuthorization, LoginChange, OpenOutcome, TokenUse};
 use serde_json::{Map, Value};
@@ -114,8 +114,9 @@ pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Outcome,
     };
     refuse_scenario(call, user, request_id).await?;
 
-    if user.scenario == Scenario::Mfa {
-        let question = institution.question_for(user.username.to_ascii_lowercase().as_bytes());
+    if user.scenario.asks_mfa() {
+        let questions =
+            institution.first_challenges(user, user.username.to_ascii_lowercase().as_bytes());
         let pending = PendingAuthorization {
             request_id,
             customer_id: call.tenant.customer.id,
@@ -125,7 +126,7 @@ pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Outcome,
             save: connection.save,
             tag: connection.tag,
             login_id: None,
-            questions: question.into_iter().collect(),
+            questions,
             created_at: call.now,
             expires_at: call.now + AUTHORIZING_IDLE_LIFETIME,
         };
@@ -192,7 +193,7 @@ pub async fn refresh(
         forced::Checked::Go(token) => Call { token, ..*call },
     };
     refuse_scenario(call, user, request_id).await?;
-    if user.scenario == Scenario::Mfa {
+    if user.scenario.asks_mfa() {
         let pending = PendingAuthorization {
             request_id,
             customer_id: call.tenant.customer.id,
@@ -202,10 +203,7 @@ pub async fn refresh(
             save: true,
             tag,
             login_id: Some(login.id),
-            questions: institution
-                .question_for(login.id.as_uuid().as_bytes())
-                .into_iter()
-                .collect(),
+            questions: institution.first_challenges(user, login.id.as_uuid().as_bytes()),
             created_at: call.now,
             expires_at: call.now + AUTHORIZING_IDLE_LIFETIME,
         };
@@ -218,11 +216,31 @@ pub async fn refresh(
     complete(call, call.token, request_id, change, tag, false).await
 }
 
+/// What a wrong answer does to the MFA exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnWrong {
+    /// /Authorize: the RequestId ends; the user starts again with a new token.
+    EndExchange,
+    /// The Connect page: the same step is asked again on the same screen (the page holds no
+    /// password to log in again with, and the sandbox's answers are public anyway).
+    KeepStep,
+}
+
 /// `RequestId` + `SecurityResponses`: continue a pending MFA exchange.
 pub async fn answer(
     call: &Call<'_>,
     pending: PendingAuthorization,
     responses: Map<String, Value>,
+) -> Result<Outcome, ApiError> {
+    answer_step(call, pending, responses, OnWrong::EndExchange).await
+}
+
+/// [`answer`], choosing what a wrong answer does.
+pub async fn answer_step(
+    call: &Call<'_>,
+    pending: PendingAuthorization,
+    responses: Map<String, Value>,
+    on_wrong: OnWrong,
 ) -> Result<Outcome, ApiError> {
     let request_id = pending.request_id;
     crate::journal::record_request_id(request_id);
@@ -259,67 +277,87 @@ pub async fn answer(
         )
         .with_request_id(request_id));
     };
-    let asked: Vec<(usize, &'static str)> = pending
-        .questions
-        .iter()
-        .filter_map(|&i| {
-            Some((
-                i,
-                institution.mfa_questions.get(i)?.prompt(pending.language),
-            ))
-        })
-        .collect();
-    let answers: Vec<Option<Option<String>>> = asked
-        .iter()
-        .map(|(_, prompt)| responses.get(*prompt).map(first_answer))
-        .collect();
-
+    let verdict = institution.judge(
+        &pending.questions,
+        pending.language,
+        |prompt| responses.get(prompt).map(answer_values),
+        !responses.is_empty(),
+    );
     let keep_waiting = || async {
         store
             .extend_pending(request_id, call.now + AUTHORIZING_IDLE_LIFETIME)
             .await
     };
-    if answers.iter().all(|a| !matches!(a, Some(Some(_)))) {
-        keep_waiting().await?;
-        if responses.is_empty() || answers.iter().any(Option::is_some) {
-            // Nothing answered yet (or only empty answers): ask again.
-            let prompts = asked.iter().map(|(_, p)| (*p).to_owned()).collect();
-            return Ok(Outcome::Mfa {
-                institution: institution.id,
-                prompts,
-                request_id,
-                forced: None,
-            });
+    let ask = |numbers: &[usize]| Outcome::Mfa {
+        institution: institution.id,
+        challenges: institution.asked(numbers, pending.language),
+        request_id,
+        forced: None,
+    };
+    match verdict {
+        StepVerdict::AskAgain => {
+            keep_waiting().await?;
+            return Ok(ask(&pending.questions));
         }
-        let expected: Vec<String> = asked.iter().map(|(_, p)| format!("{p:?}")).collect();
-        return Err(
-            ApiError::from(BankRefusal::UnknownChallengeKey { expected })
-                .with_request_id(request_id),
-        );
-    }
-    if answers.iter().any(|a| !matches!(a, Some(Some(_)))) {
-        keep_waiting().await?;
-        let answered = answers
-            .iter()
-            .filter(|a| matches!(a, Some(Some(_))))
-            .count();
-        let refusal = BankRefusal::ResponsesIncomplete {
-            answered,
-            asked: answers.len(),
-        };
-        return Err(ApiError::from(refusal).with_request_id(request_id));
-    }
-    let all_right = asked.iter().zip(&answers).all(|((index, _), answer)| {
-        let given = answer.clone().flatten().unwrap_or_default();
-        institution
-            .mfa_questions
-            .get(*index)
-            .is_some_and(|q| q.accepts(&given))
-    });
-    if !all_right {
-        // A wrong answer ends this RequestId: the user starts again with a new token.
-        store.drop_pending(request_id).await?;
-        return Err(ApiError::from(BankRefusal::ResponseInvalid).with_request_id(request_id));
+        StepVerdict::UnknownPrompts => {
+            keep_waiting().await?;
+            let expected = institution
+                .asked(&pending.questions, pending.language)
+                .iter()
+                .map(|c| format!("{:?}", c.prompt))
+                .collect();
+            return Err(
+                ApiError::from(BankRefusal::UnknownChallengeKey { expected })
+                    .with_request_id(request_id),
+            );
+        }
+        StepVerdict::Incomplete { answered, asked } => {
+            keep_waiting().await?;
+            let refusal = BankRefusal::ResponsesIncomplete { answered, asked };
+            return Err(ApiError::from(refusal).with_request_id(request_id));
+        }
+        StepVerdict::Wrong {
+            prompt,
+            kind,
+            wrong,
+        } => {
+            match on_wrong {
+                // A wrong answer ends this RequestId: the user starts again with a new token.
+                OnWrong::EndExchange => store.drop_pending(request_id).await?,
+                OnWrong::KeepStep => keep_waiting().await?,
+            }
+            let refusal = BankRefusal::ResponseInvalid {
+                prompt,
+                kind,
+                wrong,
+            };
+            return Err(ApiError::from(refusal).with_request_id(request_id));
+        }
+        StepVerdict::Next(next) => {
+            let moved = store
+                .advance_pending(
+                    request_id,
+                    &pending.questions,
+                    &next,
+                    call.now + AUTHORIZING_IDLE_LIFETIME,
+                )
+                .await?;
+            if moved {
+                return Ok(ask(&next));
+            }
+            // Another answer to the same step got there first: show where the exchange stands
+            // now, or that it has ended.
+            return match store.pending(customer_id, request_id).await? {
+                Some(now) => Ok(ask(&now.questions)),
+                None => Err(ApiError::refused(
+                    ENDPOINT,
+                    &Refusal::RequestIdUnknown {
+                        request_id: request_id.to_string(),
+                    },
+                )),
+            };
+        }
+        StepVerdict::Done => {}
     }
     let change = match pending.login_id {
         Some(login_id) => LoginChange::Refresh {
@@ -393,20 +431,20 @@ pub async fn already_authorized(
     Ok(Outcome::Authorized { login, session })
 }
 
-/// The answer given to a prompt: the first non-blank string (`["Montreal"]` or `"Montreal"`).
-/// `None` inside means the prompt was sent with an empty answer.
-fn first_answer(value: &Value) -> Option<String> {
-    let text = match value {
-        Value::String(text) => Some(text.as_str()),
-        Value::Array(items) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|t| !t.trim().is_empty()),
-        _ => None,
+/// The values given to a prompt, blank ones left out: `["Montreal"]`, `"Montreal"`, or several
+/// for `MultipleChoiceMultipleAnswers`. Empty means the prompt was sent with no answer.
+fn answer_values(value: &Value) -> Vec<String> {
+    let texts: Vec<&str> = match value {
+        Value::String(text) => vec![text.as_str()],
+        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
     };
-    text.map(str::trim)
+    texts
+        .into_iter()
+        .map(str::trim)
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
+        .collect()
 }
 
 pub(super) async fn start_mfa(
@@ -422,15 +460,9 @@ pub(super) async fn start_mfa(
     if used != TokenUse::Consumed {
         return Err(call.token_refusal(used).await);
     }
-    let prompts = pending
-        .questions
-        .iter()
-        .filter_map(|&i| institution.mfa_questions.get(i))
-        .map(|q| q.prompt(pending.language).to_owned())
-        .collect();
     Ok(Outcome::Mfa {
         institution: institution.id,
-        prompts,
+        challenges: institution.asked(&pending.questions, pending.language),
         request_id: pending.request_id,
         forced: None,
     })
@@ -508,7 +540,11 @@ async fn refuse_scenario(
     let refusal = match user.scenario {
         Scenario::DisabledAccount => BankRefusal::LoginDisabled,
         Scenario::ServiceUnavailable => BankRefusal::InstitutionUnavailable,
-        Scenario::Mfa | Scenario::NoMfa | Scenario::Dispatched | Scenario::Pending => {
+        Scenario::Mfa
+        | Scenario::Challenges(_)
+        | Scenario::NoMfa
+        | Scenario::Dispatched
+        | Scenario::Pending => {
             return Ok(());
         }
     };

@@ -20,6 +20,7 @@ use bankgate_core::model::{
     AUTHORIZED_SESSION_LIFETIME, KeyKind, Language, Login, Session, Tenant,
 };
 use bankgate_core::sandbox::SandboxBank;
+use bankgate_core::sandbox::mfa::AskedChallenge;
 use bankgate_core::{Digest, LoginId, Refusal, RequestId, Timestamp};
 use bankgate_store::{CachedAuthorize, OpenOutcome, TokenUse};
 use serde::Deserialize;
@@ -86,7 +87,7 @@ pub enum Outcome {
     /// MFA required (the 203).
     Mfa {
         institution: &'static str,
-        prompts: Vec<String>,
+        challenges: Vec<AskedChallenge>,
         request_id: RequestId,
         /// The hint of the forced failure that asked this question, if one did.
         forced: Option<String>,
@@ -103,12 +104,12 @@ impl Outcome {
         match self {
             Self::Mfa {
                 institution,
-                prompts,
+                challenges,
                 request_id,
                 forced: _,
             } => Self::Mfa {
                 institution,
-                prompts,
+                challenges,
                 request_id,
                 forced: Some(hint),
             },
@@ -121,12 +122,12 @@ impl Outcome {
         match self {
             Self::Mfa {
                 institution,
-                prompts,
+                challenges,
                 request_id,
                 forced,
             } => {
                 let mut response =
-                    MfaResponse::new(institution, prompts, request_id).into_response();
+                    MfaResponse::new(institution, challenges, request_id).into_response();
                 if let Some(hint) = forced {
                     crate::error::mark_forced(&mut response, hint);
                 }

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bankgate_core::model::{Login, Session};
 use bankgate_core::sandbox::SandboxBank;
+use bankgate_core::sandbox::mfa::AskedChallenge;
 use bankgate_core::time_format::flinks_datetime;
 use bankgate_core::{LoginId, RequestId};
 use serde::Serialize;
@@ -84,9 +85,15 @@ impl IntoResponse for AuthorizedResponse {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct SecurityChallenge {
+    /// `QuestionAndAnswer`, `MultipleChoice`, `MultipleChoiceMultipleAnswers`, `TextOrCall` or
+    /// `ImageSelection`.
     #[serde(rename = "Type")]
     pub kind: &'static str,
     pub prompt: String,
+    /// The values to choose from (base64 PNG images for `ImageSelection`); absent for a
+    /// free-text question, as in the documented 203.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub iterables: Vec<String>,
 }
 
 /// The 203: MFA required.
@@ -102,15 +109,16 @@ pub struct MfaResponse {
 }
 
 impl MfaResponse {
-    pub fn new(institution: &str, prompts: Vec<String>, request_id: RequestId) -> Self {
+    pub fn new(institution: &str, challenges: Vec<AskedChallenge>, request_id: RequestId) -> Self {
         Self {
             links: [Link::to("Authorization", "/Authorize")],
             http_status_code: 203,
-            security_challenges: prompts
+            security_challenges: challenges
                 .into_iter()
-                .map(|prompt| SecurityChallenge {
-                    kind: "QuestionAndAnswer",
-                    prompt,
+                .map(|c| SecurityChallenge {
+                    kind: c.kind.as_str(),
+                    prompt: c.prompt,
+                    iterables: c.iterables,
                 })
                 .collect(),
             institution: institution.to_owned(),
