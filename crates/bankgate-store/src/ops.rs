@@ -20,10 +20,10 @@ use crate::webhooks::{
     AttemptResult, Delivery, MAX_DELIVERY_ATTEMPTS, NewDelivery, RETRY_INTERVAL, Webhook,
 };
 use crate::{
-    AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize,
-    AsyncStep, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch,
-    ForcedCall, ForcedScope, KeyDigests, LoginChange, NewToken, OpenOutcome, Reset, TokenRecord,
-    TokenUse,
+    AsyncStep, AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState,
+    CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
+    CredentialMatch, ForcedCall, ForcedScope, KeyDigests, LoginChange, NewToken, OpenOutcome,
+    Reset, TokenRecord, TokenUse,
 };
 
 /// Rows a purge deletes per transaction, so a large purge never stalls the token path.

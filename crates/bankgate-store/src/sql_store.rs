@@ -17,9 +17,9 @@ use crate::sql::{Backend, one_statement};
 use crate::webhooks::{AttemptResult, Delivery, NewDelivery, Webhook};
 use crate::{
     AsyncStep, AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState,
-    CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, ForcedCall,
-    ForcedScope, KeyDigests, NewToken, ObserverSlot, OpenOutcome, Purged, Reset, Store,
-    StoreObserver, TokenRecord, TokenUse,
+    CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
+    CredentialMatch, ForcedCall, ForcedScope, KeyDigests, NewToken, ObserverSlot, OpenOutcome,
+    Purged, Reset, Store, StoreObserver, TokenRecord, TokenUse,
 };
 
 /// A [`Store`] on any SQL backend.

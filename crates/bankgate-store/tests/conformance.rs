@@ -2212,10 +2212,7 @@ async fn async_steps_replace_and_stay_with_their_customer(store: Arc<dyn Store>)
         ..next.clone()
     };
     assert!(!store.put_async_step(&foreign).await.unwrap());
-    assert_eq!(
-        store.async_step(next.request_id).await.unwrap(),
-        Some(next)
-    );
+    assert_eq!(store.async_step(next.request_id).await.unwrap(), Some(next));
 }
 
 async fn async_steps_expire_and_go_with_their_login_and_a_reset(store: Arc<dyn Store>) {
@@ -2248,10 +2245,7 @@ async fn async_steps_expire_and_go_with_their_login_and_a_reset(store: Arc<dyn S
     store.put_async_step(&kept).await.unwrap();
     store.reset_instance(&name("alpha")).await.unwrap();
     assert_eq!(store.async_step(long.request_id).await.unwrap(), None);
-    assert_eq!(
-        store.async_step(kept.request_id).await.unwrap(),
-        Some(kept)
-    );
+    assert_eq!(store.async_step(kept.request_id).await.unwrap(), Some(kept));
 }
 
 /// A write that fails (a duplicate LoginId) rolls back alone and gets its own error, while

@@ -229,9 +229,8 @@ pub async fn authorize_async(
                 Outcome::Mfa { request_id, .. } => (*request_id, None),
                 Outcome::Authorized { login, session } => (session.request_id, Some(login.id)),
             };
-            let response = tracing::Span::none().in_scope(|| {
-                body::mark_ignored(outcome.into_response(&state.bank), &ignored)
-            });
+            let response = tracing::Span::none()
+                .in_scope(|| body::mark_ignored(outcome.into_response(&state.bank), &ignored));
             (request_id, login_id, response, ignored)
         }
         Err(refusal) if refusal.reason.from_bank() => {
