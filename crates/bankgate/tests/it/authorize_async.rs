@@ -716,3 +716,94 @@ async fn statements_async_of_a_ready_user_and_its_refusals() {
         misplaced.hint()
     );
 }
+
+// ---- through the SDK ----
+
+#[tokio::test]
+async fn the_sdk_runs_authorize_async_through_typed_steps() {
+    use bankgate_client::{
+        ApiKey, Authorization, AuthorizeRequest, Error, Poll, SecretKey, SecurityResponses,
+    };
+
+    let app = TestApp::new().await;
+    let (client, _served) = app.client().await;
+    let secret = SecretKey::new(TOOLBOX_SECRET);
+    let token = client.generate_authorize_token(&secret).await.unwrap();
+    let started = client
+        .authorize_async(
+            token,
+            AuthorizeRequest::live("FlinksCapital", "Greatday", "Everyday"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(started.retry_after, Some(Duration::from_secs(2)));
+    let early = client
+        .poll_authorize_async(&started.request_id)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&early, Authorization::Pending(p) if p.flinks_code.as_deref() == Some("OPERATION_PENDING")),
+        "{early:?}"
+    );
+    app.advance(Duration::from_secs(2));
+    let Authorization::Mfa(mfa) = client
+        .wait_for_authorize_async(&started.request_id, Duration::from_secs(5))
+        .await
+        .unwrap()
+    else {
+        panic!("Greatday is asked a question first");
+    };
+    assert_eq!(mfa.request_id, started.request_id);
+    let answers: SecurityResponses = mfa
+        .challenges
+        .iter()
+        .map(|c| (c.prompt.clone(), vec![answer_to(&c.prompt).to_owned()]))
+        .collect();
+    let answered = client.answer_mfa_async(mfa, &answers).await.unwrap();
+    assert_eq!(answered.request_id, started.request_id);
+    app.advance(Duration::from_secs(2));
+    let Authorization::Authorized(authorized) = client
+        .poll_authorize_async(&answered.request_id)
+        .await
+        .unwrap()
+    else {
+        panic!("the right answer authorizes");
+    };
+    assert_eq!(authorized.request_id, started.request_id);
+    assert_eq!(authorized.login.username, "Greatday");
+
+    let api_key = ApiKey::new(TOOLBOX_API_KEY);
+    let Poll::Ready(statements) = client
+        .get_statements_async(&api_key, &authorized.request_id)
+        .await
+        .unwrap()
+    else {
+        panic!("Greatday's statements are ready at once");
+    };
+    assert!(!statements.statements_by_account.is_empty());
+
+    // Refusals keep their Reason: an unknown RequestId, a refused start.
+    let unknown = client
+        .poll_authorize_async(&bankgate_client::RequestId::new(
+            "0a8f5c6e-7b2d-4e1f-9c3a-5d6e7f8a9b0c",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unknown.flinks().and_then(|f| f.reason.as_deref()),
+        Some("request_id_unknown"),
+        "{unknown}"
+    );
+    let token = client.generate_authorize_token(&secret).await.unwrap();
+    let refused = client
+        .authorize_async(
+            token,
+            AuthorizeRequest::live("FlinksCapital", "Greatday", ""),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, Error::Flinks(f) if f.reason.as_deref() == Some("credentials_missing")),
+        "{refused}"
+    );
+}
