@@ -494,8 +494,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         keys: KeyDigests,
     ) -> Result<bool, DomainError>;
 
-    /// Forgets every token, LoginId, session, pending MFA exchange and failure counter of an
-    /// instance's customers, keeping the instance, its customers and their keys. One
+    /// Forgets every token, LoginId, session, pending MFA exchange, AuthorizeAsync step and
+    /// failure counter of an instance's customers, keeping the instance, its customers and their keys. One
     /// transaction.
     async fn reset_instance(&self, instance: &InstanceName) -> Result<Reset, DomainError>;
 

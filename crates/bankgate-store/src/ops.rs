@@ -866,8 +866,9 @@ pub async fn complete_authorization(
 
 // ---- instance-wide operations ----
 
-/// Forgets every token, LoginId, session and pending MFA exchange of an instance's customers,
-/// and the instance's lockouts, forced failures and queued webhook callbacks.
+/// Forgets every token, LoginId, session, pending MFA exchange and AuthorizeAsync step of an
+/// instance's customers, and the instance's lockouts, forced failures and queued webhook
+/// callbacks.
 pub async fn reset_instance(tx: &mut dyn Tx, instance: &str) -> Result<Reset, StoreError> {
     let of_instance = "customer_id IN (SELECT id FROM customers WHERE instance = $1)";
     let mut reset = Reset::default();
