@@ -523,6 +523,35 @@ async fn refusals_of_the_request_itself_come_at_once() {
     assert_eq!(get.status.as_u16(), 405, "{:#}", get.json);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_calls_spend_a_token_once() {
+    let app = std::sync::Arc::new(TestApp::new().await);
+    let token = app.toolbox_token().await;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(16));
+    let calls: Vec<_> = (0..16)
+        .map(|_| {
+            let (app, token, barrier) = (app.clone(), token.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                app.start_async(Some(&token), &credentials("greatday_nomfa", "Everyday"))
+                    .await
+            })
+        })
+        .collect();
+    let mut started = Vec::new();
+    for call in calls {
+        let reply = call.await.unwrap();
+        if reply.status == StatusCode::ACCEPTED {
+            started.push(request_id_of(&reply));
+        } else {
+            reply.assert_error(401, "ACCESS_DENIED", "authorize_token_used");
+        }
+    }
+    assert_eq!(started.len(), 1, "exactly one call spends the token");
+    let done = app.poll_when_ready(&started[0]).await;
+    assert_eq!(done.status, StatusCode::OK, "{:#}", done.json);
+}
+
 #[tokio::test]
 async fn completed_authorizations_queue_the_webhook_callbacks() {
     let app = TestApp::new().await;
