@@ -305,7 +305,13 @@ async fn poll(state: &AppState, tenant: &Tenant, raw: &str) -> Result<Response, 
         )
         .with_hint(hint)
     };
-    let Some(step) = state.store.async_step(request_id).await? else {
+    // Another customer's step is not named as such (never say whose, as for LoginIds).
+    let step = state
+        .store
+        .async_step(request_id)
+        .await?
+        .filter(|step| step.customer_id == tenant.customer.id);
+    let Some(step) = step else {
         let hint = if state
             .store
             .session(tenant.customer.id, request_id)
@@ -320,18 +326,13 @@ async fn poll(state: &AppState, tenant: &Tenant, raw: &str) -> Result<Response, 
             "This RequestId was opened by /Authorize, not /AuthorizeAsync: continue it with \
              /Authorize (a RequestId's steps all go to one of the two)."
         } else {
-            "No /AuthorizeAsync step has this RequestId: it was never issued, its 30 minutes \
-             after the last step are over, or DeleteCard ended it; start again with a new \
-             authorize token."
+            "No /AuthorizeAsync step of this customerId has this RequestId: check that the \
+             customerId in the path is the one whose /AuthorizeAsync call returned it; \
+             otherwise it was never issued, its 30 minutes after the last step are over, or \
+             DeleteCard ended it, so start again with a new authorize token."
         };
         return Err(unknown(hint));
     };
-    if step.customer_id != tenant.customer.id {
-        return Err(unknown(
-            "This RequestId belongs to another customerId: poll with the customerId whose \
-             /AuthorizeAsync call returned it.",
-        ));
-    }
     let now = tenant.instance.now(state.clock.as_ref());
     if step.expires_at <= now {
         return Err(ApiError::refused(

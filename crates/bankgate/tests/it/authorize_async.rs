@@ -471,6 +471,7 @@ async fn refusals_of_the_request_itself_come_at_once() {
     let never = app.poll_async("0a8f5c6e-7b2d-4e1f-9c3a-5d6e7f8a9b0c").await;
     never.assert_error(400, "SESSION_NONEXISTENT", "request_id_unknown");
     assert!(never.hint().contains("never issued"), "{}", never.hint());
+    assert!(!never.hint().contains("another"), "{}", never.hint());
 
     let login = app.toolbox_login().await;
     let opened = app
@@ -495,11 +496,13 @@ async fn refusals_of_the_request_itself_come_at_once() {
         )
         .await;
     foreign.assert_error(400, "SESSION_NONEXISTENT", "request_id_unknown");
+    // Whose it is, is not said; which customerId to check, is.
     assert!(
-        foreign.hint().contains("another customerId"),
+        foreign.hint().contains("customerId in the path"),
         "{}",
         foreign.hint()
     );
+    assert_eq!(foreign.hint(), never.hint());
     // An unknown customerId is refused as on /Authorize.
     app.post(
         &path("0a8f5c6e-7b2d-4e1f-9c3a-5d6e7f8a9b0c", "AuthorizeAsync"),
