@@ -839,3 +839,57 @@ async fn the_sdk_runs_authorize_async_through_typed_steps() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn the_journal_sees_each_step_and_the_refusal_at_its_poll() {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    const JOURNAL_TOKEN: &str = "async-journal-admin-token-0123456789abcdef";
+    let app = TestApp::with(|settings| {
+        settings.admin_token = Some(JOURNAL_TOKEN.to_owned());
+        settings.journal_capacity = 100;
+    })
+    .await;
+    let started = app
+        .start_async(
+            Some(&app.toolbox_token().await),
+            &credentials("Greatday", "not-the-password"),
+        )
+        .await;
+    let request_id = request_id_of(&started);
+    let refused = app.poll_when_ready(&request_id).await;
+    refused.assert_error(401, "INVALID_LOGIN", "bank_credentials_invalid");
+
+    let request = Request::builder()
+        .uri("/admin/requests?instance=toolbox&limit=100")
+        .header(header::AUTHORIZATION, format!("Bearer {JOURNAL_TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.admin.clone().oneshot(request).await.unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(
+        !body.to_string().contains("not-the-password"),
+        "the journal holds the password: {body:#}"
+    );
+    let entries: Vec<&Value> = body["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["endpoint"] == "AuthorizeAsync")
+        .collect();
+    assert_eq!(entries.len(), 2, "{body:#}");
+    // Newest first: the poll carries the bank's refusal; the step that decided it, none.
+    let (poll, step) = (entries[0], entries[1]);
+    assert_eq!(poll["status"], 401);
+    assert_eq!(poll["reason"], "bank_credentials_invalid");
+    assert_eq!(poll["flinksCode"], "INVALID_LOGIN");
+    assert!(poll["hint"].as_str().is_some_and(|h| !h.is_empty()));
+    assert_eq!(poll["requestId"], request_id.as_str());
+    assert_eq!(step["status"], 202);
+    assert!(step["reason"].is_null(), "{step:#}");
+    assert_eq!(step["body"]["Password"], "***");
+}
