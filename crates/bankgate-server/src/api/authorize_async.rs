@@ -24,7 +24,7 @@ use bankgate_store::AsyncStep;
 use serde::{Deserialize, Serialize};
 
 use super::PathParams;
-use super::authorize::{AuthorizeRequest, Outcome, decide};
+use super::authorize::{AuthorizeRequest, decide};
 use crate::auth::{self, ClientAddr};
 use crate::body;
 use crate::error::{ApiError, Endpoint, FlinksCode, Hint, Reason};
@@ -225,10 +225,7 @@ pub async fn authorize_async(
     // The answer is rendered out of this request's span: it is the poll's to report.
     let (request_id, login_id, answer, ignored) = match decided {
         Ok((outcome, ignored)) => {
-            let (request_id, login_id) = match &outcome {
-                Outcome::Mfa { request_id, .. } => (*request_id, None),
-                Outcome::Authorized { login, session } => (session.request_id, Some(login.id)),
-            };
+            let (request_id, login_id) = (outcome.request_id(), outcome.login_id());
             let response = tracing::Span::none()
                 .in_scope(|| body::mark_ignored(outcome.into_response(&state.bank), &ignored));
             (request_id, login_id, response, ignored)

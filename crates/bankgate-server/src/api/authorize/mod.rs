@@ -116,6 +116,22 @@ impl Outcome {
         }
     }
 
+    /// The RequestId the outcome answers for.
+    pub fn request_id(&self) -> RequestId {
+        match self {
+            Self::Mfa { request_id, .. } => *request_id,
+            Self::Authorized { session, .. } => session.request_id,
+        }
+    }
+
+    /// The LoginId an authorization opened.
+    pub fn login_id(&self) -> Option<LoginId> {
+        match self {
+            Self::Mfa { .. } => None,
+            Self::Authorized { login, .. } => Some(login.id),
+        }
+    }
+
     /// The /Authorize answer.
     pub fn into_response(self, bank: &SandboxBank) -> Response {
         match self {
