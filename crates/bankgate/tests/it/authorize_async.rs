@@ -414,6 +414,58 @@ async fn what_the_bank_refuses_waits_for_the_poll() {
 }
 
 #[tokio::test]
+async fn a_forced_failure_is_answered_at_the_poll_as_on_authorize() {
+    let app = TestApp::new().await;
+    let admin: Router = admin_app(app.state.clone(), Some(AdminToken::new(ADMIN_TOKEN)));
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let set = send_to(
+        &admin,
+        request(
+            "POST",
+            &format!("/admin/customers/{TOOLBOX_CUSTOMER}/failures"),
+            &[("authorization", auth.as_str())],
+            &json!({"username": "greatday_nomfa", "flinksCode": "RETRY_LATER", "count": 1})
+                .to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::CREATED, "{:#}", set.json);
+    let started = app
+        .start_async(
+            Some(&app.toolbox_token().await),
+            &credentials("greatday_nomfa", "Everyday"),
+        )
+        .await;
+    let request_id = request_id_of(&started);
+    assert_pending(&started, &request_id);
+    let forced = app.poll_when_ready(&request_id).await;
+    forced.assert_error(401, "RETRY_LATER", "forced_failure");
+    assert!(
+        forced.hint().contains("Forced failure"),
+        "{}",
+        forced.hint()
+    );
+    // Used up: the next start connects.
+    let started = app
+        .start_async(
+            Some(&app.toolbox_token().await),
+            &credentials("greatday_nomfa", "Everyday"),
+        )
+        .await;
+    let done = app.poll_when_ready(&request_id_of(&started)).await;
+    assert_eq!(done.status, StatusCode::OK, "{:#}", done.json);
+    // Its summary reads like any session's.
+    let summary = app
+        .post(
+            &path(TOOLBOX_CUSTOMER, "GetAccountsSummary"),
+            &[("x-api-key", TOOLBOX_API_KEY)],
+            &json!({ "RequestId": done.json["RequestId"] }).to_string(),
+        )
+        .await;
+    assert_eq!(summary.status, StatusCode::OK, "{:#}", summary.json);
+}
+
+#[tokio::test]
 async fn refusals_of_the_request_itself_come_at_once() {
     let app = TestApp::new().await;
     let body = credentials("greatday_nomfa", "Everyday");
