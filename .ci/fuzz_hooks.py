@@ -140,7 +140,7 @@ def headers(context, headers):
     endpoint = endpoint_of(context)
     if endpoint == "GenerateAuthorizeToken":
         headers["flinks-auth-key"] = SECRET_KEY
-    elif endpoint == "Authorize":
+    elif endpoint in ("Authorize", "AuthorizeAsync"):
         headers["flinks-auth-key"] = fresh_token()
     else:
         headers["x-api-key"] = API_KEY
@@ -152,7 +152,7 @@ def body(context, body):
         return body
     endpoint = endpoint_of(context)
     body = dict(body or {})
-    if endpoint == "Authorize":
+    if endpoint in ("Authorize", "AuthorizeAsync"):
         # Most cases log in to the sandbox bank; the generated fields around stay.
         if rng.random() < 0.8:
             for key in ("LoginId", "RequestId", "SecurityResponses"):

@@ -49,9 +49,9 @@ pub use credentials::{ApiKey, AuthorizeToken, CustomerId, LoginId, RequestId, Se
 pub use error::{Error, FlinksError, with_causes};
 pub use wire::Account;
 pub use wire::{
-    AccountStatements, Accounts, AccountsDetailRequest, Address, Authorization, AuthorizeRequest,
-    Authorized, Balance, Holder, Login, MfaStep, Pending, Poll, SecurityChallenge,
-    SecurityResponses, Statement, Statements, StatementsRequest, Transaction,
+    AccountStatements, Accounts, AccountsDetailRequest, Address, AsyncAuthorization, Authorization,
+    AuthorizeRequest, Authorized, Balance, Holder, Login, MfaStep, Pending, Poll,
+    SecurityChallenge, SecurityResponses, Statement, Statements, StatementsRequest, Transaction,
 };
 
 use wire::{ChallengeBody, EnvelopeBody, MfaAnswer, TokenBody};
@@ -186,6 +186,88 @@ impl Client {
         }
     }
 
+    /// `POST /AuthorizeAsync`, spending the token: starts what [`Client::authorize`] does
+    /// (credentials, or a LoginId refreshed live), answered through polls.
+    pub async fn authorize_async(
+        &self,
+        token: AuthorizeToken,
+        request: AuthorizeRequest,
+    ) -> Result<AsyncAuthorization, Error> {
+        let answer = self
+            .call(
+                Method::POST,
+                "AuthorizeAsync",
+                &[],
+                Some((AUTH_KEY_HEADER, token.expose())),
+                Some(&request),
+            )
+            .await?;
+        answer.async_started()
+    }
+
+    /// `POST /AuthorizeAsync` with the RequestId alone: the step's answer once it is ready
+    /// (200, or a 203 to answer with [`Client::answer_mfa_async`]), a 202 before. A poll sends
+    /// no token, so the 203's step carries none.
+    pub async fn poll_authorize_async(
+        &self,
+        request_id: &RequestId,
+    ) -> Result<Authorization, Error> {
+        let body = serde_json::json!({ "RequestId": request_id });
+        let answer = self
+            .call(Method::POST, "AuthorizeAsync", &[], None, Some(&body))
+            .await?;
+        answer.authorization_without_token()
+    }
+
+    /// `POST /AuthorizeAsync` with the RequestId of a 203 and the answers keyed by exact prompt:
+    /// a 202; the outcome is what the next ready poll answers.
+    pub async fn answer_mfa_async(
+        &self,
+        step: MfaStep,
+        answers: &SecurityResponses,
+    ) -> Result<AsyncAuthorization, Error> {
+        let body = MfaAnswer {
+            request_id: &step.request_id,
+            security_responses: answers,
+        };
+        let credential = step
+            .token
+            .as_ref()
+            .map(|token| (AUTH_KEY_HEADER, token.expose()));
+        let answer = self
+            .call(Method::POST, "AuthorizeAsync", &[], credential, Some(&body))
+            .await?;
+        answer.async_started()
+    }
+
+    /// Polls an /AuthorizeAsync step until it is ready (waiting as the server's `Retry-After`
+    /// says, else 10 s) or `max_wait` has passed.
+    pub async fn wait_for_authorize_async(
+        &self,
+        request_id: &RequestId,
+        max_wait: Duration,
+    ) -> Result<Authorization, Error> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let pending = match self.poll_authorize_async(request_id).await? {
+                Authorization::Pending(pending) => pending,
+                ready => return Ok(ready),
+            };
+            let waited = started.elapsed();
+            if waited >= max_wait {
+                return Err(Error::StillPending {
+                    endpoint: "AuthorizeAsync",
+                    waited,
+                });
+            }
+            let pause = pending
+                .retry_after
+                .unwrap_or(DEFAULT_POLL_INTERVAL)
+                .min(max_wait - waited);
+            tokio::time::sleep(pause).await;
+        }
+    }
+
     /// `POST /GetAccountsSummary`.
     pub async fn get_accounts_summary(
         &self,
@@ -293,6 +375,22 @@ impl Client {
     ) -> Result<Poll<Statements>, Error> {
         self.poll_call(Method::POST, "GetStatements", &[], api_key, Some(request))
             .await
+    }
+
+    /// `GET /GetStatementsAsync/{requestId}`: poll statements after a 202.
+    pub async fn get_statements_async(
+        &self,
+        api_key: &ApiKey,
+        request_id: &RequestId,
+    ) -> Result<Poll<Statements>, Error> {
+        self.poll_call::<(), _>(
+            Method::GET,
+            "GetStatementsAsync",
+            &[request_id.as_str()],
+            api_key,
+            None,
+        )
+        .await
     }
 
     /// `DELETE /DeleteCard/{loginId}`: forget a LoginId. Answers the server's `Message`.
@@ -413,6 +511,35 @@ impl Answer {
             message: envelope.message,
             retry_after: self.retry_after,
         }
+    }
+
+    /// The 202 that starts an /AuthorizeAsync step.
+    fn async_started(&self) -> Result<AsyncAuthorization, Error> {
+        if self.status != StatusCode::ACCEPTED {
+            return Err(match self.status {
+                StatusCode::OK | StatusCode::NON_AUTHORITATIVE_INFORMATION => {
+                    Error::UnexpectedAnswer {
+                        endpoint: self.endpoint,
+                        status: self.status.as_u16(),
+                        detail: "an /AuthorizeAsync step answers 202; poll for its outcome"
+                            .to_owned(),
+                    }
+                }
+                _ => self.refusal(),
+            });
+        }
+        let request_id = self
+            .envelope()
+            .request_id
+            .ok_or_else(|| Error::UnexpectedAnswer {
+                endpoint: self.endpoint,
+                status: self.status.as_u16(),
+                detail: format!("a 202 without a RequestId: {}", excerpt(&self.body)),
+            })?;
+        Ok(AsyncAuthorization {
+            request_id,
+            retry_after: self.retry_after,
+        })
     }
 
     fn authorization(&self, token: AuthorizeToken) -> Result<Authorization, Error> {

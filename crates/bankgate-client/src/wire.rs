@@ -183,6 +183,15 @@ pub struct Pending {
     pub retry_after: Option<std::time::Duration>,
 }
 
+/// The 202 of an /AuthorizeAsync step (a start or an MFA answer): the step is under way; poll
+/// it with [`crate::Client::poll_authorize_async`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsyncAuthorization {
+    pub request_id: RequestId,
+    /// From the `Retry-After` header, when the server sends one (bankgate does).
+    pub retry_after: Option<std::time::Duration>,
+}
+
 /// A data endpoint's answer: the data, or a 202 to poll its `…Async` companion for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Poll<T> {

@@ -49,6 +49,10 @@ endpoints! {
         path: "/v3/{customerId}/BankingServices/Authorize",
         credential: AuthorizeToken,
     },
+    AuthorizeAsync {
+        path: "/v3/{customerId}/BankingServices/AuthorizeAsync",
+        credential: AuthorizeToken,
+    },
     DeleteCard {
         path: "/v3/{customerId}/BankingServices/DeleteCard/{loginId}",
         credential: ApiKey,
@@ -71,6 +75,10 @@ endpoints! {
     },
     GetStatements {
         path: "/v3/{customerId}/BankingServices/GetStatements",
+        credential: ApiKey,
+    },
+    GetStatementsAsync {
+        path: "/v3/{customerId}/BankingServices/GetStatementsAsync/{requestId}",
         credential: ApiKey,
     },
 }

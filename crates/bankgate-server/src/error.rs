@@ -32,6 +32,11 @@ macro_rules! wire_names {
                     $(Self::$variant => $wire,)+
                 }
             }
+
+            /// The value a wire spelling names (reading back an answer the server stored).
+            pub fn from_wire(wire: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|value| value.as_str() == wire)
+            }
         }
 
         impl fmt::Display for $name {
@@ -166,6 +171,26 @@ wire_names! {
         Conflict = "conflict",
         StoreUnavailable = "store_unavailable",
         InternalError = "internal_error",
+    }
+}
+
+impl Reason {
+    /// Whether the (sandbox) bank decided this refusal, or a forced failure standing in for it:
+    /// what a bank login attempt comes to, which /AuthorizeAsync answers at a poll, after its
+    /// 202; every other refusal is about the request itself and is answered at once.
+    pub const fn from_bank(self) -> bool {
+        matches!(
+            self,
+            Self::BankCredentialsInvalid
+                | Self::LoginDisabled
+                | Self::InstitutionUnavailable
+                | Self::UnknownChallengeKey
+                | Self::SecurityResponsesIncomplete
+                | Self::SecurityResponseInvalid
+                | Self::SecurityResponseNotOffered
+                | Self::SecurityResponseCount
+                | Self::ForcedFailure
+        )
     }
 }
 
@@ -349,7 +374,7 @@ impl Endpoint {
                 FlinksCode::Unauthorized,
                 "You must provide a valid auth key",
             ),
-            Self::Authorize => (
+            Self::Authorize | Self::AuthorizeAsync => (
                 FlinksCode::AccessDenied,
                 "You must provide a valid authorize token",
             ),

@@ -17,6 +17,7 @@ pub async fn purge_once(
     let expired_before = clock.now() - EXPIRED_RETENTION;
     let purged = store.purge_expired(expired_before).await?;
     let connect = store.purge_connect_sessions(expired_before).await?;
+    let async_steps = store.purge_async_steps(expired_before).await?;
     let deliveries = store
         .purge_deliveries(clock.now() - bankgate_store::FINISHED_DELIVERY_RETENTION)
         .await?;
@@ -24,6 +25,12 @@ pub async fn purge_once(
         tracing::info!(
             webhook_deliveries = deliveries,
             "purged finished webhook deliveries"
+        );
+    }
+    if async_steps > 0 {
+        tracing::info!(
+            authorize_async_steps = async_steps,
+            "purged expired AuthorizeAsync steps"
         );
     }
     if connect > 0 {

@@ -196,6 +196,7 @@ pub async fn not_found(uri: Uri) -> ApiError {
         let poll = match endpoint {
             Endpoint::GetAccountsSummary => Some(Endpoint::GetAccountsSummaryAsync),
             Endpoint::GetAccountsDetail => Some(Endpoint::GetAccountsDetailAsync),
+            Endpoint::GetStatements => Some(Endpoint::GetStatementsAsync),
             _ => None,
         };
         if let (Some(poll), 1) = (poll, after) {
@@ -325,9 +326,7 @@ fn distance(a: &str, b: &str) -> usize {
 
 /// Flinks endpoints next to the ones bankgate serves, which integrations call and bankgate does
 /// not answer yet: a 404 for them should not read as a typo.
-const NOT_SERVED: [&str; 6] = [
-    "AuthorizeAsync",
-    "GetStatementsAsync",
+const NOT_SERVED: [&str; 4] = [
     "SetScheduledRefresh",
     "GetNightlyRefreshStatus",
     "GetMFAQuestions",

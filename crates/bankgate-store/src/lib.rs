@@ -156,6 +156,22 @@ pub struct TokenRecord {
     pub request_id: Option<RequestId>,
 }
 
+/// The latest step of a RequestId authorized through /AuthorizeAsync: the answer /Authorize's
+/// code gave to that step, shown to polls from `ready_at` on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsyncStep {
+    pub request_id: RequestId,
+    pub customer_id: CustomerId,
+    /// The LoginId an authorized step opened: deleting it (DeleteCard) ends the step too.
+    pub login_id: Option<LoginId>,
+    /// The rendered answer, written by the server; opaque to the store.
+    pub answer: String,
+    pub created_at: Timestamp,
+    /// On the instance's clock.
+    pub ready_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
 /// A move of a sandbox instance's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClockChange {
@@ -487,8 +503,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         keys: KeyDigests,
     ) -> Result<bool, DomainError>;
 
-    /// Forgets every token, LoginId, session, pending MFA exchange and failure counter of an
-    /// instance's customers, keeping the instance, its customers and their keys. One
+    /// Forgets every token, LoginId, session, pending MFA exchange, AuthorizeAsync step and
+    /// failure counter of an instance's customers, keeping the instance, its customers and their keys. One
     /// transaction.
     async fn reset_instance(&self, instance: &InstanceName) -> Result<Reset, DomainError>;
 
@@ -568,6 +584,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         call: &ForcedCall<'_>,
         now: Timestamp,
     ) -> Result<Option<ForcedRule>, DomainError>;
+
+    // ---- AuthorizeAsync (defaults refuse, so a store wrapper without them still builds) ----
+
+    /// Records a RequestId's latest AuthorizeAsync step, replacing its previous one; `false`
+    /// (nothing written) when the RequestId has a step of another customer.
+    async fn put_async_step(&self, _step: &AsyncStep) -> Result<bool, DomainError> {
+        Err(no_async_steps())
+    }
+
+    /// The latest AuthorizeAsync step of a RequestId, whichever customer it is of, expired or
+    /// not.
+    async fn async_step(&self, _request_id: RequestId) -> Result<Option<AsyncStep>, DomainError> {
+        Err(no_async_steps())
+    }
+
+    /// Deletes AuthorizeAsync steps that expired at or before `expired_before`; returns how
+    /// many.
+    async fn purge_async_steps(&self, _expired_before: Timestamp) -> Result<u64, DomainError> {
+        Ok(0)
+    }
 
     // ---- webhooks (defaults refuse, so a store wrapper that has no outbox still builds) ----
 
@@ -662,4 +698,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
 fn no_webhooks() -> DomainError {
     DomainError::Unavailable("this store keeps no webhooks".to_owned())
+}
+
+fn no_async_steps() -> DomainError {
+    DomainError::Unavailable("this store keeps no AuthorizeAsync steps".to_owned())
 }

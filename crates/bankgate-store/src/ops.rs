@@ -20,9 +20,10 @@ use crate::webhooks::{
     AttemptResult, Delivery, MAX_DELIVERY_ATTEMPTS, NewDelivery, RETRY_INTERVAL, Webhook,
 };
 use crate::{
-    AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize,
-    ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, ForcedCall,
-    ForcedScope, KeyDigests, LoginChange, NewToken, OpenOutcome, Reset, TokenRecord, TokenUse,
+    AsyncStep, AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState,
+    CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
+    CredentialMatch, ForcedCall, ForcedScope, KeyDigests, LoginChange, NewToken, OpenOutcome,
+    Reset, TokenRecord, TokenUse,
 };
 
 /// Rows a purge deletes per transaction, so a large purge never stalls the token path.
@@ -892,8 +893,9 @@ pub async fn complete_authorization(
 
 // ---- instance-wide operations ----
 
-/// Forgets every token, LoginId, session and pending MFA exchange of an instance's customers,
-/// and the instance's lockouts, forced failures and queued webhook callbacks.
+/// Forgets every token, LoginId, session, pending MFA exchange and AuthorizeAsync step of an
+/// instance's customers, and the instance's lockouts, forced failures and queued webhook
+/// callbacks.
 pub async fn reset_instance(tx: &mut dyn Tx, instance: &str) -> Result<Reset, StoreError> {
     let of_instance = "customer_id IN (SELECT id FROM customers WHERE instance = $1)";
     let mut reset = Reset::default();
@@ -908,7 +910,11 @@ pub async fn reset_instance(tx: &mut dyn Tx, instance: &str) -> Result<Reset, St
     }
     // Connect sessions and failure counters are not counted: they hold nothing a caller could
     // use. Lockouts go too: a reset is a clean slate for the next test run.
-    for table in ["connect_sessions", "attempt_failures"] {
+    for table in [
+        "connect_sessions",
+        "attempt_failures",
+        "authorize_async_steps",
+    ] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE {of_instance}"),
             params![instance],
@@ -994,6 +1000,7 @@ pub enum Expiring {
     Pending,
     ConnectSessions,
     AttemptFailures,
+    AsyncSteps,
 }
 
 impl Expiring {
@@ -1004,6 +1011,7 @@ impl Expiring {
             Self::Pending => ("pending_authorizations", "request_id"),
             Self::ConnectSessions => ("connect_sessions", "secret_digest"),
             Self::AttemptFailures => ("attempt_failures", "key"),
+            Self::AsyncSteps => ("authorize_async_steps", "request_id"),
         }
     }
 }
@@ -1056,6 +1064,58 @@ pub async fn purge_sessions_chunk(
         .await?;
     }
     Ok(rows.len() as u64)
+}
+
+// ---- AuthorizeAsync ----
+
+/// Records a RequestId's latest step in one statement; a RequestId of another customer keeps
+/// its step (the condition of the upsert), and nothing is written.
+pub async fn put_async_step(tx: &mut dyn Tx, step: &AsyncStep) -> Result<bool, StoreError> {
+    let written = tx
+        .execute(
+            "INSERT INTO authorize_async_steps \
+             (request_id, customer_id, login_id, answer, created_at, ready_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (request_id) DO UPDATE SET login_id = excluded.login_id, \
+             answer = excluded.answer, created_at = excluded.created_at, \
+             ready_at = excluded.ready_at, expires_at = excluded.expires_at \
+             WHERE authorize_async_steps.customer_id = excluded.customer_id",
+            params![
+                &step.request_id.to_string(),
+                &step.customer_id.to_string(),
+                step.login_id.map(|id| id.to_string()).as_deref(),
+                &step.answer,
+                step.created_at,
+                step.ready_at,
+                step.expires_at,
+            ],
+        )
+        .await?;
+    Ok(written == 1)
+}
+
+pub async fn async_step(
+    tx: &mut dyn Tx,
+    request_id: RequestId,
+) -> Result<Option<AsyncStep>, StoreError> {
+    tx.query_opt(
+        "SELECT customer_id, login_id, answer, created_at, ready_at, expires_at \
+         FROM authorize_async_steps WHERE request_id = $1",
+        params![&request_id.to_string()],
+    )
+    .await?
+    .map(|row| {
+        Ok(AsyncStep {
+            request_id,
+            customer_id: row.parse(0)?,
+            login_id: row.opt_parse(1)?,
+            answer: row.string(2)?,
+            created_at: row.ts(3)?,
+            ready_at: row.ts(4)?,
+            expires_at: row.ts(5)?,
+        })
+    })
+    .transpose()
 }
 
 // ---- the Connect page ----

@@ -16,10 +16,10 @@ use crate::ops::{self, Expiring, PURGE_CHUNK};
 use crate::sql::{Backend, one_statement};
 use crate::webhooks::{AttemptResult, Delivery, NewDelivery, Webhook};
 use crate::{
-    AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize,
-    ClockChange, ClockMoved, CompleteAuthorization, ConnectSession, CredentialMatch, ForcedCall,
-    ForcedScope, KeyDigests, NewToken, ObserverSlot, OpenOutcome, Purged, Reset, Store,
-    StoreObserver, TokenRecord, TokenUse,
+    AsyncStep, AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState,
+    CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
+    CredentialMatch, ForcedCall, ForcedScope, KeyDigests, NewToken, ObserverSlot, OpenOutcome,
+    Purged, Reset, Store, StoreObserver, TokenRecord, TokenUse,
 };
 
 /// A [`Store`] on any SQL backend.
@@ -542,6 +542,19 @@ impl<B: Backend> Store for SqlStore<B> {
         run!(self.write_statement, |tx| ops::replay_delivery(
             tx, &instance, &id, now
         ))
+    }
+
+    async fn put_async_step(&self, step: &AsyncStep) -> Result<bool, DomainError> {
+        let step = step.clone();
+        run!(self.write_statement, |tx| ops::put_async_step(tx, &step))
+    }
+
+    async fn async_step(&self, request_id: RequestId) -> Result<Option<AsyncStep>, DomainError> {
+        run!(self.read, |tx| ops::async_step(tx, request_id))
+    }
+
+    async fn purge_async_steps(&self, expired_before: Timestamp) -> Result<u64, DomainError> {
+        self.purge(Expiring::AsyncSteps, expired_before).await
     }
 
     async fn purge_deliveries(&self, finished_before: Timestamp) -> Result<u64, DomainError> {

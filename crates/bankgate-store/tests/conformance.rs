@@ -22,7 +22,7 @@ use bankgate_core::{
     AuthorizeToken, ConnectSecret, CustomerId, Digest, DomainError, InstanceName, LoginId,
     RequestId, Timestamp,
 };
-use bankgate_store::{AttemptFailure, AttemptFilter, AttemptKey, AttemptState};
+use bankgate_store::{AsyncStep, AttemptFailure, AttemptFilter, AttemptKey, AttemptState};
 use bankgate_store::{
     AttemptResult, DeliveryStatus, MAX_DELIVERY_ATTEMPTS, NewDelivery, RETRY_INTERVAL,
 };
@@ -161,6 +161,8 @@ macro_rules! conformance {
                 connect_session_updates_and_expires,
                 connect_token_required_per_instance,
                 connect_sessions_go_with_a_reset,
+                async_steps_replace_and_stay_with_their_customer,
+                async_steps_expire_and_go_with_their_login_and_a_reset,
                 a_failing_write_leaves_concurrent_writes_alone,
                 failures_lock_a_pair_at_its_limit_and_start_over_after_the_lockout,
                 failures_count_per_target_across_clients,
@@ -2216,6 +2218,88 @@ async fn connect_sessions_go_with_a_reset(store: Arc<dyn Store>) {
     assert_eq!(store.connect_session(gone.secret).await.unwrap(), None);
     assert!(store.connect_session(kept.secret).await.unwrap().is_some());
 }
+// ---- AuthorizeAsync steps ----
+
+fn async_step_record(customer_id: CustomerId, answer: &str, secs: u64) -> AsyncStep {
+    AsyncStep {
+        request_id: RequestId::new_random(),
+        customer_id,
+        login_id: None,
+        answer: answer.to_owned(),
+        created_at: at(secs),
+        ready_at: at(secs + 2),
+        expires_at: at(secs + 1800),
+    }
+}
+
+async fn async_steps_replace_and_stay_with_their_customer(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let (other, _) = customer_on(&*store, "beta", InstanceKind::Sandbox).await;
+    let first = async_step_record(customer.id, r#"{"status":203}"#, 1);
+    assert_eq!(store.async_step(first.request_id).await.unwrap(), None);
+    assert!(store.put_async_step(&first).await.unwrap());
+    assert_eq!(
+        store.async_step(first.request_id).await.unwrap(),
+        Some(first.clone())
+    );
+    // The next step of the same RequestId replaces the first.
+    let login = login_for(&*store, customer.id).await;
+    let next = AsyncStep {
+        login_id: Some(login.id),
+        answer: r#"{"status":200}"#.to_owned(),
+        created_at: at(10),
+        ready_at: at(12),
+        expires_at: at(1810),
+        ..first.clone()
+    };
+    assert!(store.put_async_step(&next).await.unwrap());
+    assert_eq!(
+        store.async_step(next.request_id).await.unwrap(),
+        Some(next.clone())
+    );
+    // Another customer cannot overwrite it, and the read says whose it is.
+    let foreign = AsyncStep {
+        customer_id: other.id,
+        answer: "{}".to_owned(),
+        ..next.clone()
+    };
+    assert!(!store.put_async_step(&foreign).await.unwrap());
+    assert_eq!(store.async_step(next.request_id).await.unwrap(), Some(next));
+}
+
+async fn async_steps_expire_and_go_with_their_login_and_a_reset(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let (other, _) = customer_on(&*store, "beta", InstanceKind::Sandbox).await;
+    let short = AsyncStep {
+        expires_at: at(100),
+        ..async_step_record(customer.id, "{}", 1)
+    };
+    let long = async_step_record(customer.id, "{}", 1);
+    store.put_async_step(&short).await.unwrap();
+    store.put_async_step(&long).await.unwrap();
+    assert_eq!(store.purge_async_steps(at(99)).await.unwrap(), 0);
+    assert_eq!(store.purge_async_steps(at(100)).await.unwrap(), 1);
+    assert_eq!(store.async_step(short.request_id).await.unwrap(), None);
+    assert!(store.async_step(long.request_id).await.unwrap().is_some());
+
+    // DeleteCard of the LoginId a step opened ends the step.
+    let login = login_for(&*store, customer.id).await;
+    let authorized = AsyncStep {
+        login_id: Some(login.id),
+        ..async_step_record(customer.id, "{}", 1)
+    };
+    store.put_async_step(&authorized).await.unwrap();
+    assert!(store.delete_login(customer.id, login.id).await.unwrap());
+    assert_eq!(store.async_step(authorized.request_id).await.unwrap(), None);
+
+    // A reset of the instance forgets its steps, not another instance's.
+    let kept = async_step_record(other.id, "{}", 1);
+    store.put_async_step(&kept).await.unwrap();
+    store.reset_instance(&name("alpha")).await.unwrap();
+    assert_eq!(store.async_step(long.request_id).await.unwrap(), None);
+    assert_eq!(store.async_step(kept.request_id).await.unwrap(), Some(kept));
+}
+
 /// A write that fails (a duplicate LoginId) rolls back alone and gets its own error, while
 /// concurrent writes beside it are committed: on SQLite they share its batch, on PostgreSQL its
 /// connection pool.

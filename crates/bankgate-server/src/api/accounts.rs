@@ -476,6 +476,7 @@ fn pending_response(
     };
     let href = match poll {
         Endpoint::GetAccountsSummaryAsync => "/GetAccountsSummaryAsync",
+        Endpoint::GetStatementsAsync => "/GetStatementsAsync",
         _ => "/GetAccountsDetailAsync",
     };
     let body = PendingResponse {
@@ -870,9 +871,35 @@ struct StatementsResponse {
     ),
 )]
 pub async fn get_statements(call: DataCall<String>) -> Result<Response, ApiError> {
+    statements(call, Endpoint::GetStatements, false).await
+}
+
+/// `GET|POST /GetStatementsAsync/{requestId}`: poll statements; the body may repeat the options
+/// of the first call. Answers GetStatements' 200 once the sandbox's long operation is over.
+#[utoipa::path(
+    method(get, post),
+    path = Endpoint::GetStatementsAsync.path(),
+    tag = "Flinks API",
+    params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("requestId" = String, Path, description = "The RequestId"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
+    request_body(content = Option<DataRequest>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The statements", body = StatementsResponse),
+        (status = 202, description = "Still processing: poll again", body = PendingResponse),
+        crate::error::ErrorResponses,
+    ),
+)]
+pub async fn get_statements_async(call: DataCall<(String, String)>) -> Result<Response, ApiError> {
+    statements(call, Endpoint::GetStatementsAsync, true).await
+}
+
+async fn statements<P: DataPath>(
+    call: DataCall<P>,
+    endpoint: Endpoint,
+    polling: bool,
+) -> Result<Response, ApiError> {
     use base64::Engine as _;
 
-    let reading = call.open(Endpoint::GetStatements).await?;
+    let reading = call.open(endpoint).await?;
     let request = &call.request;
     let request_id = reading.session.request_id;
     let count: StatementCount = request
@@ -897,6 +924,11 @@ pub async fn get_statements(call: DataCall<String>) -> Result<Response, ApiError
             "NumberOfStatements Months12 needs exactly one account Id in AccountsFilter.",
         )
         .with_request_id(request_id));
+    }
+    // The poll shares the 202 period of the other Async polls; GetStatements itself answers at
+    // once, as it always has.
+    if polling && let Some(code) = reading.still_processing(&call.state, true).await? {
+        return Ok(pending_response(code, request_id, endpoint));
     }
     let statements_by_account = chosen
         .into_iter()

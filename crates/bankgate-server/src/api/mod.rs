@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod authorize;
+pub mod authorize_async;
 pub mod delete_card;
 pub mod faults;
 pub mod generate_authorize_token;
@@ -19,12 +20,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(generate_authorize_token::generate_authorize_token))
         .routes(routes!(authorize::authorize))
+        .routes(routes!(authorize_async::authorize_async))
         .routes(routes!(delete_card::delete_card))
         .routes(routes!(accounts::get_accounts_summary))
         .routes(routes!(accounts::get_accounts_summary_async))
         .routes(routes!(accounts::get_accounts_detail))
         .routes(routes!(accounts::get_accounts_detail_async))
         .routes(routes!(accounts::get_statements))
+        .routes(routes!(accounts::get_statements_async))
 }
 
 pub use crate::body::PathParams;

@@ -10,6 +10,7 @@ mod api_delete_card;
 mod api_generate_token;
 mod api_live;
 mod api_statements;
+mod authorize_async;
 mod challenge_types;
 mod cli;
 mod client;

@@ -48,6 +48,8 @@ const DETAIL: &str = "/v3/{customerId}/BankingServices/GetAccountsDetail";
 const DETAIL_ASYNC: &str = "/v3/{customerId}/BankingServices/GetAccountsDetailAsync/{requestId}";
 const STATEMENTS: &str = "/v3/{customerId}/BankingServices/GetStatements";
 const DELETE_CARD: &str = "/v3/{customerId}/BankingServices/DeleteCard/{loginId}";
+const AUTHORIZE_ASYNC: &str = "/v3/{customerId}/BankingServices/AuthorizeAsync";
+const STATEMENTS_ASYNC: &str = "/v3/{customerId}/BankingServices/GetStatementsAsync/{requestId}";
 
 #[test]
 fn the_public_document_lists_every_endpoint_and_only_those() {
@@ -282,6 +284,71 @@ async fn what_the_flinks_endpoints_answer_matches_the_document() {
         ))
         .await;
     assert_conforms(&doc, "get", DETAIL_ASYNC, poll.status.as_u16(), &poll.json);
+    let statements_poll = app
+        .send(request(
+            "GET",
+            &format!("{}/{pending_request}", path(customer, "GetStatementsAsync")),
+            &api_key,
+            "",
+        ))
+        .await;
+    assert_eq!(statements_poll.status.as_u16(), 202);
+    assert_conforms(&doc, "get", STATEMENTS_ASYNC, 202, &statements_poll.json);
+    app.advance(std::time::Duration::from_secs(10));
+    let statements_ready = app
+        .send(request(
+            "POST",
+            &format!("{}/{pending_request}", path(customer, "GetStatementsAsync")),
+            &api_key,
+            "",
+        ))
+        .await;
+    assert_eq!(statements_ready.status, StatusCode::OK);
+    assert_conforms(&doc, "post", STATEMENTS_ASYNC, 200, &statements_ready.json);
+
+    // AuthorizeAsync: the 202, then the 203 and 200 of its polls, and a refused poll.
+    let started = app
+        .post(
+            &path(customer, "AuthorizeAsync"),
+            &[("flinks-auth-key", &app.toolbox_token().await)],
+            r#"{"Institution":"FlinksCapital","Username":"Greatday","Password":"Everyday"}"#,
+        )
+        .await;
+    assert_eq!(started.status.as_u16(), 202);
+    assert_conforms(&doc, "post", AUTHORIZE_ASYNC, 202, &started.json);
+    let async_request = started.json["RequestId"].as_str().unwrap().to_owned();
+    app.advance(std::time::Duration::from_secs(2));
+    let poll_body = json!({ "RequestId": async_request }).to_string();
+    let challenge = app
+        .post(&path(customer, "AuthorizeAsync"), &[], &poll_body)
+        .await;
+    assert_eq!(challenge.status.as_u16(), 203);
+    assert_conforms(&doc, "post", AUTHORIZE_ASYNC, 203, &challenge.json);
+    let no_mfa = app
+        .post(
+            &path(customer, "AuthorizeAsync"),
+            &[("flinks-auth-key", &app.toolbox_token().await)],
+            r#"{"Institution":"FlinksCapital","Username":"greatday_nomfa","Password":"Everyday"}"#,
+        )
+        .await;
+    app.advance(std::time::Duration::from_secs(2));
+    let authorized = app
+        .post(
+            &path(customer, "AuthorizeAsync"),
+            &[],
+            &json!({ "RequestId": no_mfa.json["RequestId"] }).to_string(),
+        )
+        .await;
+    assert_eq!(authorized.status, StatusCode::OK);
+    assert_conforms(&doc, "post", AUTHORIZE_ASYNC, 200, &authorized.json);
+    let unknown_poll = app
+        .post(
+            &path(customer, "AuthorizeAsync"),
+            &[],
+            r#"{"RequestId":"00000000-0000-4000-8000-000000000000"}"#,
+        )
+        .await;
+    assert_conforms(&doc, "post", AUTHORIZE_ASYNC, 400, &unknown_poll.json);
 
     // DeleteCard: 200, then 400 for the same LoginId.
     let deleted = app

@@ -117,6 +117,22 @@ impl Outcome {
         }
     }
 
+    /// The RequestId the outcome answers for.
+    pub fn request_id(&self) -> RequestId {
+        match self {
+            Self::Mfa { request_id, .. } => *request_id,
+            Self::Authorized { session, .. } => session.request_id,
+        }
+    }
+
+    /// The LoginId an authorization opened.
+    pub fn login_id(&self) -> Option<LoginId> {
+        match self {
+            Self::Mfa { .. } => None,
+            Self::Authorized { login, .. } => Some(login.id),
+        }
+    }
+
     /// The /Authorize answer.
     pub fn into_response(self, bank: &SandboxBank) -> Response {
         match self {
@@ -243,6 +259,24 @@ pub async fn authorize(
     // Read here rather than by an extractor, so a body too large to read still spends the
     // token like any other bad body.
     let bytes = body::read(body).await;
+    let (outcome, ignored) = decide(state.clone(), tenant, client, uri, headers, bytes).await?;
+    Ok(body::mark_ignored(
+        outcome.into_response(&state.bank),
+        &ignored,
+    ))
+}
+
+/// What /Authorize decides for one request: the outcome and the body fields it did not read, or
+/// the refusal. /AuthorizeAsync runs this same function for each of its steps, so both
+/// endpoints follow one set of rules (docs/flinks-wire.md, "AuthorizeAsync").
+pub(crate) async fn decide(
+    state: AppState,
+    tenant: Tenant,
+    client: ClientAddr,
+    uri: Uri,
+    headers: HeaderMap,
+    bytes: Result<axum::body::Bytes, ApiError>,
+) -> Result<(Outcome, Vec<String>), ApiError> {
     let body_token = bytes.as_deref().ok().and_then(token_field);
     let ignored = bytes
         .as_deref()
@@ -280,7 +314,7 @@ pub async fn authorize(
         let responses = request.security_responses.clone().unwrap_or_default();
         return live::answer(&call, pending, responses)
             .await
-            .map(|outcome| body::mark_ignored(outcome.into_response(&state.bank), &ignored));
+            .map(|outcome| (outcome, ignored));
     }
 
     // An answer for a RequestId that has no exchange waiting and no session, sent without a
@@ -352,10 +386,7 @@ pub async fn authorize(
         Mode::Refresh(login_id) => live::refresh(&call, login_id, language, request.tag).await,
         Mode::Answer(request_id) => live::already_authorized(&call, request_id).await,
     }?;
-    Ok(body::mark_ignored(
-        outcome.into_response(&state.bank),
-        &ignored,
-    ))
+    Ok((outcome, ignored))
 }
 
 fn mode_of(request: &AuthorizeRequest) -> Result<Mode, ApiError> {
