@@ -404,7 +404,8 @@ fn bench(
         // The webhook sender must not slow the API: the same live flow without a webhook, with
         // one whose receiver answers 200 at once (the cost of queueing callbacks), and with one
         // whose receiver accepts connections and never answers (every delivery hangs until the
-        // sender's 10 s timeout): (e) and (f) should not differ.
+        // sender's 10 s timeout), and with one that answers 500 at once (every attempt fails
+        // and is recorded as such): (e), (f) and (g) should not differ.
         rows.push(bench.measure(
             "(d) live flow: token + live Authorize, no webhook",
             Scenario::Live,
@@ -425,6 +426,15 @@ fn bench(
             .set_webhook(first, &format!("http://{receiver}/hook"))?;
         rows.push(bench.measure(
             "(f) live flow, webhook receiver that never answers",
+            Scenario::Live,
+            &[first],
+        )?);
+        bench.http.set_webhook(
+            first,
+            &format!("http://{}{}", baseline.address, baseline::HOOK_500_PATH),
+        )?;
+        rows.push(bench.measure(
+            "(g) live flow, webhook receiver answering 500",
             Scenario::Live,
             &[first],
         )?);
