@@ -400,6 +400,19 @@ fn bench(
             rows.push(bench.measure(&format!("{name}, {} nodes", all.len()), scenario, &all)?);
         }
     }
+    // What a live scenario left in the SQLite files (the outbox rows among it).
+    let grown = |label: &str, before: &mut Option<u64>| {
+        let now = database.sqlite_bytes();
+        if let (Some(was), Some(now)) = (*before, now) {
+            println!(
+                "  SQLite database + WAL after {label}: {} (+{})",
+                mib(now / 1024),
+                mib(now.saturating_sub(was) / 1024)
+            );
+        }
+        *before = now;
+    };
+    let mut size = database.sqlite_bytes();
     if options.scenario.live() {
         // The webhook sender must not slow the API: the same live flow without a webhook, with
         // one whose receiver answers 200 at once (the cost of queueing callbacks), and with one
@@ -411,6 +424,7 @@ fn bench(
             Scenario::Live,
             &[first],
         )?);
+        grown("(d)", &mut size);
         bench.http.set_webhook(
             first,
             &format!("http://{}{}", baseline.address, baseline::HOOK_PATH),
@@ -420,6 +434,7 @@ fn bench(
             Scenario::Live,
             &[first],
         )?);
+        grown("(e)", &mut size);
         let receiver = hanging_receiver()?;
         bench
             .http
@@ -429,6 +444,7 @@ fn bench(
             Scenario::Live,
             &[first],
         )?);
+        grown("(f)", &mut size);
         bench.http.set_webhook(
             first,
             &format!("http://{}{}", baseline.address, baseline::HOOK_500_PATH),
@@ -438,6 +454,7 @@ fn bench(
             Scenario::Live,
             &[first],
         )?);
+        grown("(g)", &mut size);
     }
     rows.push(bench.measure("(a) baseline, after", Scenario::Baseline, &[first])?);
     let peak = nodes
