@@ -1736,7 +1736,9 @@ pub async fn enqueue_deliveries(
 
 /// Queues the callbacks of an authorization that just completed, in its transaction, if the
 /// instance has a webhook: small rows (the LoginId as it is now, the session's tag), their
-/// bodies built when sent. All due at once: the sender holds back a GetAccountsDetail whose
+/// bodies built when sent. The first is pending; the next waits ('waiting', outside the
+/// claim's scan) until the one before it is delivered or given up, so callbacks held back by a
+/// failing receiver do not make every claim step over them. All due at once: the sender holds back a GetAccountsDetail whose
 /// data is not ready yet ([`AttemptResult::NotYet`]), since only it knows the sandbox users.
 async fn queue_callbacks(
     tx: &mut dyn Tx,
@@ -1750,7 +1752,7 @@ async fn queue_callbacks(
              position, status, attempts, created_at, next_attempt_at, customer_id, \
              login_institution, login_username, login_type, login_scheduled_refresh, \
              login_last_refresh, login_created_at, login_language, login_saved, tag) \
-             SELECT $1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $8, $9, $10, $11, $12, $13, \
+             SELECT $1, $2, $3, $4, $5, $6, $18, 0, $7, $7, $8, $9, $10, $11, $12, $13, \
              $14, $15, $16, $17 \
              WHERE EXISTS (SELECT 1 FROM instance_webhooks w WHERE w.instance = $2)",
             params![
@@ -1771,6 +1773,7 @@ async fn queue_callbacks(
                 login.language.as_str(),
                 login.saved,
                 session.tag.as_deref(),
+                if position == 0 { "pending" } else { "waiting" },
             ],
         )
         .await?;
@@ -1778,6 +1781,9 @@ async fn queue_callbacks(
     Ok(())
 }
 
+/// The scan is bounded by an index range (due at the latest on the instance furthest ahead),
+/// so pending callbacks due later, the retries of a failing receiver, are not stepped over on
+/// every claim; each row is then checked against its own instance's clock.
 pub async fn claim_deliveries(
     tx: &mut dyn Tx,
     now: Timestamp,
@@ -1790,6 +1796,7 @@ pub async fn claim_deliveries(
          attempts = attempts + 1 \
          WHERE id IN (SELECT d.id FROM webhook_deliveries d \
            WHERE d.status = 'pending' \
+           AND d.next_attempt_at <= $1 + (SELECT MAX(m.clock_offset_micros) FROM instances m) \
            AND d.next_attempt_at <= $1 + (SELECT i.clock_offset_micros FROM instances i \
                WHERE i.name = d.instance) \
            AND (d.lease_until IS NULL OR d.lease_until <= $1 + (SELECT i.clock_offset_micros \
@@ -1862,7 +1869,21 @@ pub async fn finish_delivery(
             .await?
         }
     };
-    row.as_ref().map(delivery_from).transpose()
+    let after = row.as_ref().map(delivery_from).transpose()?;
+    if after
+        .as_ref()
+        .is_some_and(|d| d.status != crate::webhooks::DeliveryStatus::Pending)
+    {
+        // Done: the next callback of its RequestId takes its turn.
+        tx.execute(
+            "UPDATE webhook_deliveries SET status = 'pending' WHERE status = 'waiting' \
+             AND request_id = (SELECT f.request_id FROM webhook_deliveries f WHERE f.id = $1) \
+             AND position = (SELECT f.position + 1 FROM webhook_deliveries f WHERE f.id = $1)",
+            params![id],
+        )
+        .await?;
+    }
+    Ok(after)
 }
 
 /// Records a batch of attempts (one transaction for all).

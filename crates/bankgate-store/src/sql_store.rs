@@ -519,9 +519,8 @@ impl<B: Backend> Store for SqlStore<B> {
         now: Timestamp,
     ) -> Result<Option<Delivery>, DomainError> {
         let (id, result) = (id.to_owned(), result.clone());
-        run!(self.write_statement, |tx| ops::finish_delivery(
-            tx, &id, &result, now
-        ))
+        // Two statements when the callback is done: the next of its RequestId is released.
+        run!(self.write, |tx| ops::finish_delivery(tx, &id, &result, now))
     }
 
     async fn finish_deliveries(

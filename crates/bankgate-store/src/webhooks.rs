@@ -104,7 +104,8 @@ impl std::str::FromStr for DeliveryStatus {
 
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "pending" => Ok(Self::Pending),
+            // A later callback waiting for the one before it is, to its readers, pending.
+            "pending" | "waiting" => Ok(Self::Pending),
             "delivered" => Ok(Self::Delivered),
             "failed" => Ok(Self::Failed),
             other => Err(format!("unknown delivery status {other:?}")),

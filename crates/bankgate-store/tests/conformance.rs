@@ -3160,6 +3160,47 @@ async fn an_authorization_queues_its_callbacks_in_its_write(store: Arc<dyn Store
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].id, listed[0].id);
     assert_eq!(claimed[0].content, listed[0].content);
+    // A retried KYC keeps GetAccountsDetail waiting, even once the KYC is due again...
+    store
+        .finish_delivery(
+            &claimed[0].id,
+            &AttemptResult::Failed {
+                status: Some(500),
+                error: "HTTP 500".to_owned(),
+            },
+            at(3),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_deliveries(at(4), at(64), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retry = at(3) + RETRY_INTERVAL;
+    let again = store
+        .claim_deliveries(retry, retry + Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, listed[0].id);
+    // ...and releases it once delivered.
+    store
+        .finish_delivery(
+            &again[0].id,
+            &AttemptResult::Delivered { status: 200 },
+            retry,
+        )
+        .await
+        .unwrap();
+    let detail = store
+        .claim_deliveries(retry, retry + Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(detail.len(), 1);
+    assert_eq!(detail[0].id, listed[1].id);
     // Disabled: the next authorization queues nothing, though asked to.
     store.delete_webhook(&alpha).await.unwrap();
     assert!(!store.has_webhook(&alpha).await.unwrap());

@@ -19,6 +19,11 @@ ALTER TABLE webhook_deliveries
     ADD COLUMN tag                     TEXT,
     ADD CONSTRAINT webhook_deliveries_body_or_snapshot
         CHECK (body IS NOT NULL OR login_created_at IS NOT NULL);
+-- 'waiting': a later callback of its RequestId, claimable once the one before it is delivered or
+-- given up (kept out of the claim's scan meanwhile).
+ALTER TABLE webhook_deliveries DROP CONSTRAINT webhook_deliveries_status_check;
+ALTER TABLE webhook_deliveries ADD CONSTRAINT webhook_deliveries_status_check
+    CHECK (status IN ('pending', 'waiting', 'delivered', 'failed'));
 -- Leases taken before were on real time: released (at worst a callback is sent again, with
 -- its delivery id, which at-least-once delivery allows).
 UPDATE webhook_deliveries SET lease_until = NULL;

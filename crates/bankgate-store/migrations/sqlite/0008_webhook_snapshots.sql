@@ -2,7 +2,8 @@
 -- then, the session's tag) and its body is built when it is sent, by the code that answers
 -- GetAccountsDetail: the request that completes an authorization no longer builds and writes
 -- both bodies. `body` stays for rows queued before this change (sent as stored), so it becomes
--- nullable: SQLite cannot drop a NOT NULL, so the table is rebuilt. The lease is now on the
+-- nullable: SQLite cannot drop a NOT NULL, so the table is rebuilt. A callback whose turn has
+-- not come (GetAccountsDetail before its KYC is done) is 'waiting'. The lease is now on the
 -- instance's clock, like every other time of this table (see 0007 for the columns kept).
 CREATE TABLE webhook_deliveries_new (
     id                      TEXT PRIMARY KEY,
@@ -13,7 +14,10 @@ CREATE TABLE webhook_deliveries_new (
     position                INTEGER NOT NULL,
     -- the exact bytes, for rows queued before 0008; NULL: built from the snapshot below
     body                    TEXT,
-    status                  TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    -- 'waiting': a later callback of its RequestId, claimable once the one before it is
+    -- delivered or given up (kept out of the claim's scan meanwhile)
+    status                  TEXT NOT NULL
+                            CHECK (status IN ('pending', 'waiting', 'delivered', 'failed')),
     attempts                INTEGER NOT NULL,
     created_at              INTEGER NOT NULL,
     next_attempt_at         INTEGER NOT NULL,
