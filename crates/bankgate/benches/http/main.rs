@@ -400,7 +400,8 @@ fn bench(
             rows.push(bench.measure(&format!("{name}, {} nodes", all.len()), scenario, &all)?);
         }
     }
-    // What a live scenario left in the SQLite files (the outbox rows among it).
+    // How much the SQLite files grew during a live scenario (the WAL grows while checkpoints
+    // fall behind the writes, so this is an upper bound of what the scenario wrote).
     let grown = |label: &str, before: &mut Option<u64>| {
         let now = database.sqlite_bytes();
         if let (Some(was), Some(now)) = (*before, now) {
