@@ -75,15 +75,9 @@ impl App {
                 every,
             )
         });
-        let sender = settings.webhook_interval.map(|every| {
-            webhooks::spawn_sender(
-                state.store.clone(),
-                state.clock.clone(),
-                state.metrics.clone(),
-                state.webhook_wake.clone(),
-                every,
-            )
-        });
+        let sender = settings
+            .webhook_interval
+            .map(|every| webhooks::spawn_sender(state.clone(), every));
         let token = settings.admin_token.as_deref().map(AdminToken::new);
         Self {
             api: app(state.clone()),

@@ -212,10 +212,18 @@ impl Metrics {
     /// One webhook attempt and where it left its callback.
     pub fn webhook_attempted(&self, result: &AttemptResult, now: DeliveryStatus) {
         match (result, now) {
-            (AttemptResult::Delivered { .. }, _) => self.webhooks_delivered.inc(),
-            (AttemptResult::Failed { .. }, DeliveryStatus::Failed) => self.webhooks_failed.inc(),
-            (AttemptResult::Failed { .. }, _) => self.webhooks_retried.inc(),
-        };
+            (AttemptResult::Delivered { .. }, _) => {
+                self.webhooks_delivered.inc();
+            }
+            (AttemptResult::Failed { .. }, DeliveryStatus::Failed) => {
+                self.webhooks_failed.inc();
+            }
+            (AttemptResult::Failed { .. }, _) => {
+                self.webhooks_retried.inc();
+            }
+            // Not attempted (held until its data is ready).
+            (AttemptResult::NotYet { .. }, _) => {}
+        }
     }
 
     pub fn purged(&self, purged: Purged) {

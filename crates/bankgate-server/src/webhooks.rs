@@ -1,28 +1,36 @@
 //! Webhooks: the KYC and GetAccountsDetail callbacks Flinks sends after an authorization
-//! (docs/flinks-wire.md, "Webhooks"). The callbacks are put in the store's outbox right after
-//! the authorization's write; a background sender, on its own task and its own connections,
-//! claims the due ones, signs and POSTs them, and records each attempt, so the API never waits
-//! on a receiver.
+//! (docs/flinks-wire.md, "Webhooks"). The authorization's own write puts two small rows in the
+//! store's outbox; a background sender, on its own task and its own connections, claims the
+//! due ones, builds their bodies with the code that answers the endpoints, signs and POSTs
+//! them, and records the attempts, so the API never waits on a receiver.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bankgate_core::model::{InstanceKind, Login, Session, Tenant};
-use bankgate_core::{Clock, DomainError};
-use bankgate_store::{AttemptResult, Delivery, NewDelivery, Store, Webhook};
+use bankgate_core::model::{AUTHORIZED_SESSION_LIFETIME, InstanceKind, Session, Tenant};
+use bankgate_core::{DomainError, InstanceName, Timestamp};
+use bankgate_store::{
+    AttemptResult, CALLBACK_KINDS, CallbackSubject, Delivery, DeliveryContent, Webhook,
+};
 use base64::Engine as _;
-use tokio::sync::Notify;
 
 use crate::api::accounts::{self, Reading};
-use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// No answer within this is a failed attempt (Flinks' receivers get the same).
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a node holds a claimed callback: past it (the node died mid-delivery), another
-/// node (or this one, restarted) sends it again. Longer than an attempt can take.
-const LEASE: Duration = Duration::from_secs(60);
+/// node (or this one, restarted) sends it again. Longer than an attempt can take. On the
+/// instance's clock, as every time of the outbox: on a sandbox, a test moves the clock past a
+/// dead node's lease instead of waiting for it, as it does for a retry. Moving a clock can only
+/// end a lease early, so a callback may be sent twice; receivers drop the second by its
+/// `X-Bankgate-Delivery` id (at-least-once delivery). A node cannot safely take back leases at
+/// its start instead: on PostgreSQL it cannot tell a dead node's lease from a live one's.
+pub const LEASE: Duration = Duration::from_secs(60);
+
+/// After an attempt ends, how long the sender waits for others of its batch to end, to record
+/// them in one write.
+const GATHER: Duration = Duration::from_millis(50);
 
 /// Callbacks claimed at once; they are sent concurrently, so one hanging receiver does not
 /// hold up the others for long.
@@ -103,59 +111,23 @@ fn is_loopback(url: &reqwest::Url) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Puts the callbacks of an authorization that just completed in the outbox, if the instance
-/// has a webhook. The authorization is already committed, so a failure here is logged rather
-/// than turned into a refusal of it.
-pub async fn after_authorization(
-    state: &AppState,
-    tenant: &Tenant,
-    login: &Login,
-    session: &Session,
-) {
-    if let Err(error) = enqueue(state, tenant, login, session).await {
-        tracing::error!(%error, "could not queue the webhook callbacks of an authorization");
+/// The instance to queue an authorization's callbacks for, in the authorization's own write:
+/// `None` when it has no webhook. Asked of the store's remembered lookups, so an authorization
+/// on an instance without a webhook costs a map lookup; a webhook set on another node is seen
+/// within [`bankgate_store::LOOKUP_TTL`]. The write itself queues only if the webhook still
+/// exists, so one disabled meanwhile queues nothing.
+pub async fn queue_for(state: &AppState, tenant: &Tenant) -> Option<InstanceName> {
+    let instance = &tenant.instance.name;
+    match state.store.has_webhook(instance).await {
+        Ok(false) => None,
+        // Unknown: let the write decide.
+        Ok(true) | Err(_) => Some(instance.clone()),
     }
 }
 
-async fn enqueue(
-    state: &AppState,
-    tenant: &Tenant,
-    login: &Login,
-    session: &Session,
-) -> Result<(), DomainError> {
-    let instance = &tenant.instance.name;
-    if state.store.webhook(instance).await?.is_none() {
-        return Ok(());
-    }
-    let reading = Reading::new(tenant.clone(), session.clone(), login.clone());
-    let bodies = accounts::callback_bodies(state, &reading)
-        .map_err(|error| DomainError::Invalid(format!("callback body: {error}")))?;
-    let ready_at = accounts::data_ready_at(state, &reading);
-    let deliveries = bodies
-        .into_iter()
-        .enumerate()
-        .map(|(position, (kind, body))| NewDelivery {
-            id: bankgate_core::RequestId::new_random().to_string(),
-            instance: instance.clone(),
-            request_id: session.request_id,
-            login_id: login.id,
-            kind: kind.to_owned(),
-            position: i64::try_from(position).unwrap_or(i64::MAX),
-            body,
-            created_at: session.created_at,
-            // KYC at once; the accounts when the data is ready.
-            not_before: if kind == "KYC" {
-                session.created_at
-            } else {
-                ready_at
-            },
-        })
-        .collect();
-    let queued = state.store.enqueue_deliveries(deliveries).await?;
-    if queued > 0 {
-        state.webhook_wake.notify_one();
-    }
-    Ok(())
+/// After an authorization that queued callbacks committed: the sender looks at once.
+pub fn queued(state: &AppState) {
+    state.webhook_wake.notify_one();
 }
 
 /// reqwest's rustls needs a process-wide crypto provider; ring, unless the program chose one.
@@ -181,13 +153,7 @@ fn client() -> Result<reqwest::Client, reqwest::Error> {
 
 /// The background sender, until the task is aborted. `every` is how often it looks for due
 /// callbacks besides being woken when some are queued.
-pub fn spawn_sender(
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    metrics: Arc<Metrics>,
-    wake: Arc<Notify>,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
+pub fn spawn_sender(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let client = match client() {
             Ok(client) => client,
@@ -197,7 +163,7 @@ pub fn spawn_sender(
             }
         };
         loop {
-            match send_due(&store, &clock, &client, &metrics).await {
+            match send_due(&state, &client).await {
                 // More may be due (the next callback of a RequestId): look again at once.
                 Ok(sent) if sent > 0 => continue,
                 Ok(_) => {}
@@ -206,72 +172,165 @@ pub fn spawn_sender(
                 }
             }
             tokio::select! {
-                () = wake.notified() => {}
+                () = state.webhook_wake.notified() => {}
                 () = tokio::time::sleep(every) => {}
             }
         }
     })
 }
 
-/// Claims the due callbacks and sends them concurrently; returns how many were attempted.
-pub async fn send_due(
-    store: &Arc<dyn Store>,
-    clock: &Arc<dyn Clock>,
-    client: &reqwest::Client,
-    metrics: &Arc<Metrics>,
-) -> Result<usize, DomainError> {
-    let now = clock.now();
-    let claimed = store.claim_deliveries(now, now + LEASE, BATCH).await?;
+/// Claims the due callbacks and sends them concurrently; returns how many were claimed.
+///
+/// Outcomes are written in batches: after an attempt ends, those ending within [`GATHER`] go
+/// in the same transaction. Callbacks claimed together to a receiver that hangs all time out
+/// at the same moment; written one by one, their failures were a burst of separate commits on
+/// SQLite's single writer, in the queue of the API's writes.
+pub async fn send_due(state: &AppState, client: &reqwest::Client) -> Result<usize, DomainError> {
+    let now = state.clock.now();
+    let claimed = state
+        .store
+        .claim_deliveries(now, now + LEASE, BATCH)
+        .await?;
     let count = claimed.len();
     let mut attempts = tokio::task::JoinSet::new();
     for delivery in claimed {
-        let (store, clock, client, metrics) = (
-            store.clone(),
-            clock.clone(),
-            client.clone(),
-            metrics.clone(),
-        );
+        let (state, client) = (state.clone(), client.clone());
         attempts.spawn(async move {
-            let result = match store.webhook(&delivery.instance).await {
-                Ok(Some(webhook)) => attempt(&client, &webhook, &delivery).await,
-                Ok(None) => AttemptResult::Failed {
-                    status: None,
-                    error: "the instance has no webhook any more".to_owned(),
-                },
-                Err(error) => AttemptResult::Failed {
-                    status: None,
-                    error: format!("could not read the webhook: {error}"),
-                },
-            };
-            match store
-                .finish_delivery(&delivery.id, &result, clock.now())
-                .await
-            {
-                Ok(Some(after)) => metrics.webhook_attempted(&result, after.status),
-                Ok(None) => {}
-                Err(error) => tracing::warn!(%error, delivery = %delivery.id,
-                    "webhooks: could not record an attempt; the callback will be sent again"),
-            }
+            let result = deliver(&state, &client, &delivery).await;
+            (delivery.id, result)
         });
     }
-    while attempts.join_next().await.is_some() {}
+    while let Some(first) = attempts.join_next().await {
+        let mut batch = Vec::new();
+        // A panicked attempt records nothing: its lease runs out and it is sent again.
+        batch.extend(first.ok());
+        let gather_until = tokio::time::Instant::now() + GATHER;
+        while let Ok(Some(next)) = tokio::time::timeout_at(gather_until, attempts.join_next()).await
+        {
+            batch.extend(next.ok());
+        }
+        record(state, batch).await;
+    }
     Ok(count)
+}
+
+/// Writes a batch of outcomes and counts them.
+async fn record(state: &AppState, batch: Vec<(String, AttemptResult)>) {
+    if batch.is_empty() {
+        return;
+    }
+    let results: Vec<AttemptResult> = batch.iter().map(|(_, r)| r.clone()).collect();
+    match state
+        .store
+        .finish_deliveries(batch, state.clock.now())
+        .await
+    {
+        Ok(after) => {
+            for (result, after) in results.iter().zip(after) {
+                if let Some(after) = after {
+                    state.metrics.webhook_attempted(result, after.status);
+                }
+            }
+        }
+        Err(error) => tracing::warn!(%error, attempts = results.len(),
+            "webhooks: could not record attempts; the callbacks will be sent again"),
+    }
+}
+
+/// One attempt of one callback: its body (as stored, or built now), signed and POSTed.
+async fn deliver(state: &AppState, client: &reqwest::Client, delivery: &Delivery) -> AttemptResult {
+    let webhook = match state.store.webhook(&delivery.instance).await {
+        Ok(Some(webhook)) => webhook,
+        Ok(None) => {
+            return AttemptResult::Failed {
+                status: None,
+                error: "the instance has no webhook any more".to_owned(),
+            };
+        }
+        Err(error) => {
+            return AttemptResult::Failed {
+                status: None,
+                error: format!("could not read the webhook: {error}"),
+            };
+        }
+    };
+    let body = match &delivery.content {
+        DeliveryContent::Body(body) => body.clone(),
+        DeliveryContent::Subject(subject) => match build_body(state, delivery, subject).await {
+            Ok(Built::Body(body)) => body,
+            Ok(Built::NotYet(until)) => return AttemptResult::NotYet { until },
+            Err(error) => {
+                return AttemptResult::Failed {
+                    status: None,
+                    error: format!("could not build the callback: {error}"),
+                };
+            }
+        },
+    };
+    attempt(client, &webhook, &delivery.id, body).await
+}
+
+enum Built {
+    Body(String),
+    /// The data is not ready before this (instance clock).
+    NotYet(Timestamp),
+}
+
+/// The callback's body, built by the code that answers the endpoint it repeats, from the
+/// LoginId and session as the authorization left them: the same bytes whenever it is sent.
+async fn build_body(
+    state: &AppState,
+    delivery: &Delivery,
+    subject: &CallbackSubject,
+) -> Result<Built, String> {
+    let login = &subject.login;
+    let tenant = state
+        .store
+        .tenant(login.customer_id)
+        .await
+        .map_err(|error| error.to_string())?
+        .ok_or_else(|| format!("the customer {} no longer exists", login.customer_id))?;
+    let now = tenant.instance.now(state.clock.as_ref());
+    // The session as it was opened (it may be purged by the last retry): what the body
+    // repeats of it is its RequestId, tag and opening time.
+    let session = Session {
+        request_id: delivery.request_id,
+        customer_id: login.customer_id,
+        login_id: login.id,
+        created_at: delivery.created_at,
+        expires_at: delivery.created_at + AUTHORIZED_SESSION_LIFETIME,
+        tag: subject.tag.clone(),
+        operation_started_at: None,
+    };
+    let reading = Reading::new(tenant, session, login.clone());
+    // A pending sandbox user's accounts are sent when its 202 period is over.
+    if delivery.kind == CALLBACK_KINDS[1] {
+        let ready_at = accounts::data_ready_at(state, &reading);
+        if ready_at > now {
+            return Ok(Built::NotYet(ready_at));
+        }
+    }
+    accounts::callback_body(state, &reading, &delivery.kind)
+        .map_err(|error| error.to_string())?
+        .map(Built::Body)
+        .ok_or_else(|| format!("unknown callback kind {:?}", delivery.kind))
 }
 
 /// One POST of one callback.
 async fn attempt(
     client: &reqwest::Client,
     webhook: &Webhook,
-    delivery: &Delivery,
+    id: &str,
+    body: String,
 ) -> AttemptResult {
-    let signed = signature(&webhook.secret, delivery.body.as_bytes());
+    let signed = signature(&webhook.secret, body.as_bytes());
     let sent = client
         .post(&webhook.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(SIGNATURE_HEADERS[0], &signed)
         .header(SIGNATURE_HEADERS[1], &signed)
-        .header(DELIVERY_HEADER, &delivery.id)
-        .body(delivery.body.clone())
+        .header(DELIVERY_HEADER, id)
+        .body(body)
         .send()
         .await;
     let mut response = match sent {

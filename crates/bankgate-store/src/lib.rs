@@ -33,8 +33,8 @@ pub use sql::StoreError;
 pub use sql_store::SqlStore;
 pub use sqlite::{BatchStats, IN_MEMORY, Sqlite, SqliteStore};
 pub use webhooks::{
-    AttemptResult, Delivery, DeliveryStatus, FINISHED_DELIVERY_RETENTION, MAX_DELIVERY_ATTEMPTS,
-    NewDelivery, RETRY_INTERVAL, Webhook,
+    AttemptResult, CALLBACK_KINDS, CallbackSubject, Delivery, DeliveryContent, DeliveryStatus,
+    FINISHED_DELIVERY_RETENTION, MAX_DELIVERY_ATTEMPTS, NewDelivery, RETRY_INTERVAL, Webhook,
 };
 
 /// A customer's key as stored: its digest and what it is for.
@@ -129,6 +129,9 @@ pub struct CompleteAuthorization {
     /// Completes a pending MFA exchange, which must still exist: of concurrent answers (or an
     /// answer racing a wrong one that ended it), only one completes.
     pub from_pending: bool,
+    /// Queue the authorization's callbacks ([`CALLBACK_KINDS`]) in the same write, if this
+    /// instance has a webhook when it commits. `None` when the caller knows it has none.
+    pub webhook: Option<InstanceName>,
 }
 
 /// The result of an operation that opens a session. The token outcome is committed whatever
@@ -639,6 +642,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         Err(no_webhooks())
     }
 
+    /// Whether the instance has a webhook. Asked on every live authorization, so remembered:
+    /// a change made through this store is seen at once, one made by another node within
+    /// [`LOOKUP_TTL`].
+    async fn has_webhook(&self, _instance: &InstanceName) -> Result<bool, DomainError> {
+        Err(no_webhooks())
+    }
+
     /// Puts callbacks in the outbox, in one transaction, if their instance has a webhook;
     /// returns how many.
     async fn enqueue_deliveries(&self, _deliveries: Vec<NewDelivery>) -> Result<u64, DomainError> {
@@ -647,7 +657,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Takes up to `limit` callbacks that are due (on their instance's clock, `now` being real
     /// time), whose earlier callbacks of the same RequestId are done, and that no node holds;
-    /// holds them until `lease_until` (real time) and counts an attempt. On PostgreSQL rows
+    /// holds them until `lease_until` plus the instance's offset and counts an attempt. The
+    /// lease is on the instance's clock, like every time of the outbox: a test that moves a
+    /// sandbox's clock past it sees a dead node's callback sent again at once, as it sees a
+    /// retry (moving a clock only ever ends a lease early, which at-least-once delivery with a
+    /// delivery id allows). On PostgreSQL rows
     /// another node is claiming are skipped, so a callback is attempted by one node at a time.
     async fn claim_deliveries(
         &self,
@@ -666,6 +680,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         _result: &AttemptResult,
         _now: Timestamp,
     ) -> Result<Option<Delivery>, DomainError> {
+        Err(no_webhooks())
+    }
+
+    /// Records the attempts of a batch in one transaction (see [`Store::finish_delivery`]):
+    /// a batch of callbacks timing out together writes once, not once each. Returns each
+    /// callback after it (`None` if its row is gone), in the order given.
+    async fn finish_deliveries(
+        &self,
+        _results: Vec<(String, AttemptResult)>,
+        _now: Timestamp,
+    ) -> Result<Vec<Option<Delivery>>, DomainError> {
         Err(no_webhooks())
     }
 

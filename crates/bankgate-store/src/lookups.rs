@@ -1,5 +1,5 @@
-//! What a node remembers of customers, instances and keys: every request looks them up, and
-//! they change rarely. Entries are trusted for [`LOOKUP_TTL`] of real time; a change made through
+//! What a node remembers of customers, instances, keys and whether an instance has forced
+//! rules or a webhook: every request looks them up, and they change rarely. Entries are trusted for [`LOOKUP_TTL`] of real time; a change made through
 //! this node's store clears them at once, a change made elsewhere (another node, an operator
 //! command) is seen within the TTL. Authorize tokens are never remembered: spending one always
 //! goes to the database.
@@ -71,6 +71,8 @@ pub struct Lookups {
     keys: Remembered<Digest, Credential>,
     /// Whether an instance has forced rules (sandbox instances only ever do).
     forced: Remembered<InstanceName, bool>,
+    /// Whether an instance has a webhook (asked by every live authorization).
+    webhooks: Remembered<InstanceName, bool>,
 }
 
 impl Lookups {
@@ -80,6 +82,7 @@ impl Lookups {
             tenants: Remembered::new(),
             keys: Remembered::new(),
             forced: Remembered::new(),
+            webhooks: Remembered::new(),
         }
     }
 
@@ -126,6 +129,21 @@ impl Lookups {
 
     pub fn forced_changed_all(&self) {
         self.forced.clear();
+    }
+
+    pub fn has_webhook(&self, instance: &InstanceName) -> Option<bool> {
+        self.webhooks.get(instance, self.ttl)
+    }
+
+    pub fn remember_webhook(&self, instance: &InstanceName, has: bool) {
+        if !self.ttl.is_zero() {
+            self.webhooks.put(instance.clone(), has);
+        }
+    }
+
+    /// The instance's webhook was set, rotated or removed through this node.
+    pub fn webhook_changed(&self, instance: &InstanceName) {
+        self.webhooks.forget(instance);
     }
 
     /// A customer or an instance (its clock) changed.

@@ -17,7 +17,8 @@ use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, Requ
 
 use crate::sql::{Row, StoreError, Tx, params};
 use crate::webhooks::{
-    AttemptResult, Delivery, MAX_DELIVERY_ATTEMPTS, NewDelivery, RETRY_INTERVAL, Webhook,
+    AttemptResult, CALLBACK_KINDS, CallbackSubject, Delivery, DeliveryContent,
+    MAX_DELIVERY_ATTEMPTS, NewDelivery, RETRY_INTERVAL, Webhook,
 };
 use crate::{
     AsyncStep, AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState,
@@ -842,6 +843,7 @@ pub async fn complete_authorization(
         session_expires_at,
         tag,
         from_pending,
+        webhook,
     } = completion;
     if let Some(digest) = token {
         let used = consume_token(tx, customer_id, digest, Some(request_id), now).await?;
@@ -888,6 +890,9 @@ pub async fn complete_authorization(
         operation_started_at: None,
     };
     insert_session(tx, &session).await?;
+    if let Some(instance) = webhook {
+        queue_callbacks(tx, instance.as_str(), &login, &session).await?;
+    }
     Ok(OpenOutcome::Opened { login, session })
 }
 
@@ -1735,16 +1740,38 @@ pub async fn webhook(tx: &mut dyn Tx, instance: &str) -> Result<Option<Webhook>,
 }
 
 const DELIVERY_COLS: &str = "id, instance, request_id, login_id, kind, body, status, attempts, \
-     created_at, next_attempt_at, last_status, last_error, finished_at";
+     created_at, next_attempt_at, last_status, last_error, finished_at, customer_id, \
+     login_institution, login_username, login_type, login_scheduled_refresh, \
+     login_last_refresh, login_created_at, login_language, login_saved, tag";
 
 fn delivery_from(row: &Row) -> Result<Delivery, StoreError> {
+    let login_id = row.parse(3)?;
+    // A row has its body (queued made) or the snapshot it is built from (migration 0008).
+    let content = match row.opt_string(5)? {
+        Some(body) => DeliveryContent::Body(body),
+        None => DeliveryContent::Subject(CallbackSubject {
+            login: Login {
+                id: login_id,
+                customer_id: row.parse(13)?,
+                institution: row.string(14)?,
+                username: row.string(15)?,
+                login_type: row.parse::<LoginType>(16)?,
+                is_scheduled_refresh: row.bool(17)?,
+                last_refresh: row.ts(18)?,
+                created_at: row.ts(19)?,
+                language: row.parse(20)?,
+                saved: row.bool(21)?,
+            },
+            tag: row.opt_string(22)?,
+        }),
+    };
     Ok(Delivery {
         id: row.string(0)?,
         instance: row.parse(1)?,
         request_id: row.parse(2)?,
-        login_id: row.parse(3)?,
+        login_id,
         kind: row.string(4)?,
-        body: row.string(5)?,
+        content,
         status: row.parse(6)?,
         attempts: u32::try_from(row.i64(7)?).unwrap_or(u32::MAX),
         created_at: row.ts(8)?,
@@ -1794,6 +1821,56 @@ pub async fn enqueue_deliveries(
     Ok(added)
 }
 
+/// Queues the callbacks of an authorization that just completed, in its transaction, if the
+/// instance has a webhook: small rows (the LoginId as it is now, the session's tag), their
+/// bodies built when sent. The first is pending; the next waits ('waiting', outside the
+/// claim's scan) until the one before it is delivered or given up, so callbacks held back by a
+/// failing receiver do not make every claim step over them. All due at once: the sender holds back a GetAccountsDetail whose
+/// data is not ready yet ([`AttemptResult::NotYet`]), since only it knows the sandbox users.
+async fn queue_callbacks(
+    tx: &mut dyn Tx,
+    instance: &str,
+    login: &Login,
+    session: &Session,
+) -> Result<(), StoreError> {
+    for (position, kind) in CALLBACK_KINDS.into_iter().enumerate() {
+        tx.execute(
+            "INSERT INTO webhook_deliveries (id, instance, request_id, login_id, kind, \
+             position, status, attempts, created_at, next_attempt_at, customer_id, \
+             login_institution, login_username, login_type, login_scheduled_refresh, \
+             login_last_refresh, login_created_at, login_language, login_saved, tag) \
+             SELECT $1, $2, $3, $4, $5, $6, $18, 0, $7, $7, $8, $9, $10, $11, $12, $13, \
+             $14, $15, $16, $17 \
+             WHERE EXISTS (SELECT 1 FROM instance_webhooks w WHERE w.instance = $2)",
+            params![
+                &RequestId::new_random().to_string(),
+                instance,
+                &session.request_id.to_string(),
+                &login.id.to_string(),
+                kind,
+                i64::try_from(position).unwrap_or(i64::MAX),
+                session.created_at,
+                &login.customer_id.to_string(),
+                &login.institution,
+                &login.username,
+                login.login_type.as_str(),
+                login.is_scheduled_refresh,
+                login.last_refresh,
+                login.created_at,
+                login.language.as_str(),
+                login.saved,
+                session.tag.as_deref(),
+                if position == 0 { "pending" } else { "waiting" },
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The scan is bounded by an index range (due at the latest on the instance furthest ahead),
+/// so pending callbacks due later, the retries of a failing receiver, are not stepped over on
+/// every claim; each row is then checked against its own instance's clock.
 pub async fn claim_deliveries(
     tx: &mut dyn Tx,
     now: Timestamp,
@@ -1802,12 +1879,15 @@ pub async fn claim_deliveries(
 ) -> Result<Vec<Delivery>, StoreError> {
     let lock = tx.dialect().skip_locked();
     let sql = format!(
-        "UPDATE webhook_deliveries SET lease_until = $2, attempts = attempts + 1 \
+        "UPDATE webhook_deliveries SET lease_until = $2 + {INSTANCE_OFFSET}, \
+         attempts = attempts + 1 \
          WHERE id IN (SELECT d.id FROM webhook_deliveries d \
            WHERE d.status = 'pending' \
+           AND d.next_attempt_at <= $1 + (SELECT MAX(m.clock_offset_micros) FROM instances m) \
            AND d.next_attempt_at <= $1 + (SELECT i.clock_offset_micros FROM instances i \
                WHERE i.name = d.instance) \
-           AND (d.lease_until IS NULL OR d.lease_until <= $1) \
+           AND (d.lease_until IS NULL OR d.lease_until <= $1 + (SELECT i.clock_offset_micros \
+               FROM instances i WHERE i.name = d.instance)) \
            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p \
                WHERE p.request_id = d.request_id AND p.position < d.position \
                AND p.status = 'pending') \
@@ -1842,6 +1922,16 @@ pub async fn finish_delivery(
             )
             .await?
         }
+        AttemptResult::NotYet { until } => {
+            tx.query_opt(
+                &format!(
+                    "UPDATE webhook_deliveries SET lease_until = NULL, next_attempt_at = $2, \
+                     attempts = attempts - 1 WHERE id = $1 RETURNING {DELIVERY_COLS}"
+                ),
+                params![id, *until],
+            )
+            .await?
+        }
         AttemptResult::Failed { status, error } => {
             let give_up = format!("attempts >= {MAX_DELIVERY_ATTEMPTS}");
             tx.query_opt(
@@ -1866,7 +1956,34 @@ pub async fn finish_delivery(
             .await?
         }
     };
-    row.as_ref().map(delivery_from).transpose()
+    let after = row.as_ref().map(delivery_from).transpose()?;
+    if after
+        .as_ref()
+        .is_some_and(|d| d.status != crate::webhooks::DeliveryStatus::Pending)
+    {
+        // Done: the next callback of its RequestId takes its turn.
+        tx.execute(
+            "UPDATE webhook_deliveries SET status = 'pending' WHERE status = 'waiting' \
+             AND request_id = (SELECT f.request_id FROM webhook_deliveries f WHERE f.id = $1) \
+             AND position = (SELECT f.position + 1 FROM webhook_deliveries f WHERE f.id = $1)",
+            params![id],
+        )
+        .await?;
+    }
+    Ok(after)
+}
+
+/// Records a batch of attempts (one transaction for all).
+pub async fn finish_deliveries(
+    tx: &mut dyn Tx,
+    results: &[(String, AttemptResult)],
+    now: Timestamp,
+) -> Result<Vec<Option<Delivery>>, StoreError> {
+    let mut after = Vec::with_capacity(results.len());
+    for (id, result) in results {
+        after.push(finish_delivery(tx, id, result, now).await?);
+    }
+    Ok(after)
 }
 
 pub async fn deliveries(

@@ -463,10 +463,13 @@ impl<B: Backend> Store for SqlStore<B> {
         new_secret: &str,
         now: Timestamp,
     ) -> Result<(Webhook, bool), DomainError> {
-        let (instance, url, secret) = (instance.to_string(), url.to_owned(), new_secret.to_owned());
-        run!(self.write_statement, |tx| ops::set_webhook(
-            tx, &instance, &url, &secret, now
-        ))
+        let name = instance.to_string();
+        let (url, secret) = (url.to_owned(), new_secret.to_owned());
+        let set = run!(self.write_statement, |tx| ops::set_webhook(
+            tx, &name, &url, &secret, now
+        ));
+        self.lookups.webhook_changed(instance);
+        set
     }
 
     async fn rotate_webhook_secret(
@@ -475,17 +478,29 @@ impl<B: Backend> Store for SqlStore<B> {
         secret: &str,
         now: Timestamp,
     ) -> Result<Option<Webhook>, DomainError> {
-        let (instance, secret) = (instance.to_string(), secret.to_owned());
-        run!(self.write_statement, |tx| ops::rotate_webhook_secret(
-            tx, &instance, &secret, now
-        ))
+        let (name, secret) = (instance.to_string(), secret.to_owned());
+        let rotated = run!(self.write_statement, |tx| ops::rotate_webhook_secret(
+            tx, &name, &secret, now
+        ));
+        self.lookups.webhook_changed(instance);
+        rotated
     }
 
     async fn delete_webhook(&self, instance: &InstanceName) -> Result<bool, DomainError> {
-        let instance = instance.to_string();
-        run!(self.write_statement, |tx| ops::delete_webhook(
-            tx, &instance
-        ))
+        let name = instance.to_string();
+        let deleted = run!(self.write_statement, |tx| ops::delete_webhook(tx, &name));
+        self.lookups.webhook_changed(instance);
+        deleted
+    }
+
+    async fn has_webhook(&self, instance: &InstanceName) -> Result<bool, DomainError> {
+        if let Some(has) = self.lookups.has_webhook(instance) {
+            return Ok(has);
+        }
+        let name = instance.to_string();
+        let has = run!(self.read, |tx| ops::webhook(tx, &name))?.is_some();
+        self.lookups.remember_webhook(instance, has);
+        Ok(has)
     }
 
     async fn webhook(&self, instance: &InstanceName) -> Result<Option<Webhook>, DomainError> {
@@ -518,9 +533,16 @@ impl<B: Backend> Store for SqlStore<B> {
         now: Timestamp,
     ) -> Result<Option<Delivery>, DomainError> {
         let (id, result) = (id.to_owned(), result.clone());
-        run!(self.write_statement, |tx| ops::finish_delivery(
-            tx, &id, &result, now
-        ))
+        // Two statements when the callback is done: the next of its RequestId is released.
+        run!(self.write, |tx| ops::finish_delivery(tx, &id, &result, now))
+    }
+
+    async fn finish_deliveries(
+        &self,
+        results: Vec<(String, AttemptResult)>,
+        now: Timestamp,
+    ) -> Result<Vec<Option<Delivery>>, DomainError> {
+        run!(self.write, |tx| ops::finish_deliveries(tx, &results, now))
     }
 
     async fn deliveries(

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use bankgate_core::model::Login;
 use bankgate_core::{InstanceName, LoginId, RequestId, Timestamp};
 
 /// How many times a callback is attempted in all (Flinks: "a maximum of 10 delivery attempts").
@@ -34,7 +35,31 @@ impl std::fmt::Debug for Webhook {
     }
 }
 
-/// A callback to put in the outbox.
+/// The callback kinds an authorization queues, in the order they are sent (the body's
+/// `ResponseType`).
+pub const CALLBACK_KINDS: [&str; 2] = ["KYC", "GetAccountsDetail"];
+
+/// What a callback's body is built from when it is sent: the LoginId as the authorization left
+/// it and the session's tag. Kept in the row because by the last retry the LoginId may have
+/// been refreshed or deleted and the session purged; the body must still repeat what the
+/// authorization answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackSubject {
+    pub login: Login,
+    pub tag: Option<String>,
+}
+
+/// What a stored callback sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryContent {
+    /// The exact bytes (callbacks queued with their body: [`NewDelivery`], and rows from before
+    /// migration 0008).
+    Body(String),
+    /// Built when sent, from this.
+    Subject(CallbackSubject),
+}
+
+/// A callback to put in the outbox with its body already made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDelivery {
     /// A random UUID: the `X-Bankgate-Delivery` header, for receivers to drop duplicates.
@@ -79,7 +104,8 @@ impl std::str::FromStr for DeliveryStatus {
 
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "pending" => Ok(Self::Pending),
+            // A later callback waiting for the one before it is, to its readers, pending.
+            "pending" | "waiting" => Ok(Self::Pending),
             "delivered" => Ok(Self::Delivered),
             "failed" => Ok(Self::Failed),
             other => Err(format!("unknown delivery status {other:?}")),
@@ -95,7 +121,7 @@ pub struct Delivery {
     pub request_id: RequestId,
     pub login_id: LoginId,
     pub kind: String,
-    pub body: String,
+    pub content: DeliveryContent,
     pub status: DeliveryStatus,
     /// Attempts started so far (one is counted when a node claims the callback).
     pub attempts: u32,
@@ -117,4 +143,7 @@ pub enum AttemptResult {
     Delivered { status: u16 },
     /// Another answer (`status`), or none (`error` says why).
     Failed { status: Option<u16>, error: String },
+    /// Not sent: what it carries is not ready before `until` (instance clock; a pending
+    /// sandbox user's accounts). The claim's attempt is given back.
+    NotYet { until: Timestamp },
 }

@@ -24,7 +24,8 @@ use bankgate_core::{
 };
 use bankgate_store::{AsyncStep, AttemptFailure, AttemptFilter, AttemptKey, AttemptState};
 use bankgate_store::{
-    AttemptResult, DeliveryStatus, MAX_DELIVERY_ATTEMPTS, NewDelivery, RETRY_INTERVAL,
+    AttemptResult, CallbackSubject, DeliveryContent, DeliveryStatus, MAX_DELIVERY_ATTEMPTS,
+    NewDelivery, RETRY_INTERVAL,
 };
 use bankgate_store::{
     CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
@@ -181,6 +182,8 @@ macro_rules! conformance {
                 queued_callbacks_go_with_a_reset,
                 outbox_waits_for_not_before_and_expired_leases,
                 concurrent_claims_take_each_delivery_once,
+                an_authorization_queues_its_callbacks_in_its_write,
+                leases_are_on_the_instance_clock_and_outcomes_written_in_batches,
             );
             conformance!(@fixture $open;
                 writes_survive_a_restart,
@@ -1634,6 +1637,7 @@ async fn pending_exchange_completes_once(store: Arc<dyn Store>) {
         session_expires_at: at(1802),
         tag: None,
         from_pending: true,
+        webhook: None,
     };
     assert!(matches!(
         store.complete_authorization(complete()).await.unwrap(),
@@ -1814,6 +1818,7 @@ async fn concurrent_answers_complete_an_exchange_once(store: Arc<dyn Store>) {
                 session_expires_at: at(1802),
                 tag: None,
                 from_pending: true,
+                webhook: None,
             };
             tokio::spawn(async move { store.complete_authorization(completion).await.unwrap() })
         })
@@ -3222,6 +3227,214 @@ async fn outbox_waits_for_not_before_and_expired_leases(store: Arc<dyn Store>) {
     );
     let retaken = store.claim_deliveries(at(70), at(130), 10).await.unwrap();
     assert_eq!((retaken.len(), retaken[0].attempts), (1, 2));
+}
+
+/// The authorization's own write queues two small rows (no body) when the instance has a
+/// webhook, none otherwise; each carries the LoginId as committed and the session's tag.
+async fn an_authorization_queues_its_callbacks_in_its_write(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let alpha = name("alpha");
+    let complete = |login: Login, tag: Option<&str>| CompleteAuthorization {
+        customer_id: customer.id,
+        token: None,
+        request_id: RequestId::new_random(),
+        now: at(2),
+        login: LoginChange::Create(login),
+        session_expires_at: at(1802),
+        tag: tag.map(str::to_owned),
+        from_pending: false,
+        webhook: Some(alpha.clone()),
+    };
+    // Asked to queue, but the instance has no webhook: nothing queued, the authorization done.
+    let opened = store
+        .complete_authorization(complete(login_record(customer.id, "Greatday"), None))
+        .await
+        .unwrap();
+    assert!(matches!(opened, OpenOutcome::Opened { .. }));
+    assert!(store.deliveries(&alpha, 10).await.unwrap().is_empty());
+    assert!(!store.has_webhook(&alpha).await.unwrap());
+    store
+        .set_webhook(&alpha, "https://a.test/hook", "s", T0)
+        .await
+        .unwrap();
+    // Seen at once through the store that set it.
+    assert!(store.has_webhook(&alpha).await.unwrap());
+    let login = login_record(customer.id, "Greatday");
+    let OpenOutcome::Opened { session, .. } = store
+        .complete_authorization(complete(login.clone(), Some("order-7")))
+        .await
+        .unwrap()
+    else {
+        panic!("not opened");
+    };
+    let mut listed = store.deliveries(&alpha, 10).await.unwrap();
+    listed.reverse();
+    assert_eq!(
+        listed.iter().map(|d| d.kind.as_str()).collect::<Vec<_>>(),
+        ["KYC", "GetAccountsDetail"]
+    );
+    assert_ne!(listed[0].id, listed[1].id);
+    for queued in &listed {
+        assert_eq!(queued.request_id, session.request_id);
+        assert_eq!(queued.login_id, login.id);
+        assert_eq!(queued.created_at, at(2));
+        assert_eq!(queued.next_attempt_at, at(2));
+        assert_eq!(
+            (queued.status, queued.attempts),
+            (DeliveryStatus::Pending, 0)
+        );
+        assert_eq!(
+            queued.content,
+            DeliveryContent::Subject(CallbackSubject {
+                login: login.clone(),
+                tag: Some("order-7".to_owned()),
+            })
+        );
+    }
+    // KYC first, as before.
+    let claimed = store.claim_deliveries(at(2), at(62), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, listed[0].id);
+    assert_eq!(claimed[0].content, listed[0].content);
+    // A retried KYC keeps GetAccountsDetail waiting, even once the KYC is due again...
+    store
+        .finish_delivery(
+            &claimed[0].id,
+            &AttemptResult::Failed {
+                status: Some(500),
+                error: "HTTP 500".to_owned(),
+            },
+            at(3),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_deliveries(at(4), at(64), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retry = at(3) + RETRY_INTERVAL;
+    let again = store
+        .claim_deliveries(retry, retry + Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, listed[0].id);
+    // ...and releases it once delivered.
+    store
+        .finish_delivery(
+            &again[0].id,
+            &AttemptResult::Delivered { status: 200 },
+            retry,
+        )
+        .await
+        .unwrap();
+    let detail = store
+        .claim_deliveries(retry, retry + Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(detail.len(), 1);
+    assert_eq!(detail[0].id, listed[1].id);
+    // Disabled: the next authorization queues nothing, though asked to.
+    store.delete_webhook(&alpha).await.unwrap();
+    assert!(!store.has_webhook(&alpha).await.unwrap());
+    store
+        .complete_authorization(complete(login_record(customer.id, "Greatday"), None))
+        .await
+        .unwrap();
+    assert_eq!(store.deliveries(&alpha, 10).await.unwrap().len(), 2);
+}
+
+/// A lease ends on the instance's clock (moving it frees a dead node's callbacks); a batch of
+/// outcomes is written together; a callback held back for its data gives its attempt back.
+async fn leases_are_on_the_instance_clock_and_outcomes_written_in_batches(store: Arc<dyn Store>) {
+    customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let alpha = name("alpha");
+    store
+        .set_webhook(&alpha, "https://a.test/hook", "s", T0)
+        .await
+        .unwrap();
+    let queued: Vec<NewDelivery> = (0..3)
+        .map(|_| delivery("alpha", RequestId::new_random(), "KYC", 0))
+        .collect();
+    store.enqueue_deliveries(queued.clone()).await.unwrap();
+    assert_eq!(
+        store.claim_deliveries(T0, at(60), 10).await.unwrap().len(),
+        3
+    );
+    // Held: the same real time finds nothing...
+    assert!(
+        store
+            .claim_deliveries(at(1), at(61), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // ...until the instance's clock passes the lease.
+    store
+        .change_clock(&alpha, ClockChange::Advance(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let retaken = store.claim_deliveries(at(1), at(61), 10).await.unwrap();
+    assert_eq!(retaken.len(), 3);
+    assert!(retaken.iter().all(|d| d.attempts == 2));
+    let offset = store.instance(&alpha).await.unwrap().unwrap().clock_offset;
+    let until = at(500) + offset;
+    let after = store
+        .finish_deliveries(
+            vec![
+                (
+                    queued[0].id.clone(),
+                    AttemptResult::Delivered { status: 204 },
+                ),
+                (
+                    queued[1].id.clone(),
+                    AttemptResult::Failed {
+                        status: None,
+                        error: "no answer within 10 s".to_owned(),
+                    },
+                ),
+                (queued[2].id.clone(), AttemptResult::NotYet { until }),
+                (
+                    "no-such-delivery".to_owned(),
+                    AttemptResult::Delivered { status: 200 },
+                ),
+            ],
+            at(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 4);
+    let delivered = after[0].as_ref().unwrap();
+    assert_eq!(
+        (delivered.status, delivered.last_status),
+        (DeliveryStatus::Delivered, Some(204))
+    );
+    let failed = after[1].as_ref().unwrap();
+    assert_eq!(failed.status, DeliveryStatus::Pending);
+    assert_eq!(failed.next_attempt_at, at(2) + offset + RETRY_INTERVAL);
+    let held = after[2].as_ref().unwrap();
+    assert_eq!(
+        (held.status, held.attempts, held.next_attempt_at),
+        (DeliveryStatus::Pending, 1, until)
+    );
+    assert_eq!(after[3], None);
+    // Not due before `until`, then due without waiting for a lease.
+    assert!(
+        store
+            .claim_deliveries(at(499), at(559), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = store.claim_deliveries(at(500), at(560), 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].id.as_str(), due[0].attempts),
+        (queued[2].id.as_str(), 2)
+    );
 }
 
 async fn concurrent_claims_take_each_delivery_once(store: Arc<dyn Store>) {

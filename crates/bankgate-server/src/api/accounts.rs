@@ -722,39 +722,45 @@ struct KycBody {
     request_id: RequestId,
 }
 
-/// The two callbacks of an authorization, as the exact bytes to send: KYC (the holders of the
-/// accounts, the login) and GetAccountsDetail (its 200 with the endpoint's defaults), built by
-/// the code that answers GetAccountsDetail.
-pub(crate) fn callback_bodies(
+/// A callback of an authorization, as the exact bytes to send: `KYC` (the holders of the
+/// accounts, the login) or `GetAccountsDetail` (its 200 with the endpoint's defaults, built by
+/// the code that answers GetAccountsDetail); `None` for another kind.
+pub(crate) fn callback_body(
     state: &AppState,
     reading: &Reading,
-) -> Result<[(&'static str, String); 2], serde_json::Error> {
-    let mut holders: Vec<HolderBody> = Vec::new();
-    for account in &reading.accounts {
-        if !holders.iter().any(|h| h.name == account.holder.name) {
-            holders.push(holder(account));
+    kind: &str,
+) -> Result<Option<String>, serde_json::Error> {
+    match kind {
+        "KYC" => {
+            let mut holders: Vec<HolderBody> = Vec::new();
+            for account in &reading.accounts {
+                if !holders.iter().any(|h| h.name == account.holder.name) {
+                    holders.push(holder(account));
+                }
+            }
+            let kyc = Callback {
+                response_type: "KYC",
+                body: KycBody {
+                    http_status_code: 200,
+                    holders,
+                    login: LoginBody::from(&reading.login),
+                    institution: reading.login.institution.clone(),
+                    request_id: reading.session.request_id,
+                },
+            };
+            serde_json::to_string(&kyc).map(Some)
         }
+        "GetAccountsDetail" => {
+            let defaults = DetailOptions::of(&DataRequest::default())
+                .map_err(|_| serde::ser::Error::custom("the default options are valid"))?;
+            let detail = Callback {
+                response_type: "GetAccountsDetail",
+                body: detail_body(state, reading, &defaults, reading.accounts.iter().collect()),
+            };
+            serde_json::to_string(&detail).map(Some)
+        }
+        _ => Ok(None),
     }
-    let kyc = Callback {
-        response_type: "KYC",
-        body: KycBody {
-            http_status_code: 200,
-            holders,
-            login: LoginBody::from(&reading.login),
-            institution: reading.login.institution.clone(),
-            request_id: reading.session.request_id,
-        },
-    };
-    let defaults = DetailOptions::of(&DataRequest::default())
-        .map_err(|_| serde::ser::Error::custom("the default options are valid"))?;
-    let detail = Callback {
-        response_type: "GetAccountsDetail",
-        body: detail_body(state, reading, &defaults, reading.accounts.iter().collect()),
-    };
-    Ok([
-        ("KYC", serde_json::to_string(&kyc)?),
-        ("GetAccountsDetail", serde_json::to_string(&detail)?),
-    ])
 }
 
 /// When the data of a just-authorized session is ready: at once, or after the 202 period of

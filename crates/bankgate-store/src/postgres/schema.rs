@@ -9,7 +9,7 @@ use deadpool_postgres::ClientWrapper;
 use super::connect::{PgConnectError, PgUrl, explain};
 
 /// (version, SQL). Append only: a released migration never changes.
-const MIGRATIONS: [(i32, &str); 8] = [
+const MIGRATIONS: [(i32, &str); 9] = [
     (1, include_str!("../../migrations/postgres/0001_core.sql")),
     (
         2,
@@ -34,6 +34,10 @@ const MIGRATIONS: [(i32, &str); 8] = [
     (
         7,
         include_str!("../../migrations/postgres/0007_webhooks.sql"),
+    ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_webhook_snapshots.sql"),
     ),
     (
         9,

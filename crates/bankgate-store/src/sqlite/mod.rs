@@ -85,6 +85,9 @@ fn migrations() -> Migrations<'static> {
         )),
         M::up(include_str!("../../migrations/sqlite/0007_webhooks.sql")),
         M::up(include_str!(
+            "../../migrations/sqlite/0008_webhook_snapshots.sql"
+        )),
+        M::up(include_str!(
             "../../migrations/sqlite/0009_authorize_async.sql"
         )),
     ])

@@ -13,6 +13,9 @@ use tokio::task::JoinHandle;
 pub const PATH: &str = "/GenerateAuthorizeToken";
 /// A webhook receiver that answers every callback 200 at once (the live scenarios' healthy one).
 pub const HOOK_PATH: &str = "/hook";
+/// A webhook receiver that answers every callback 500 at once (every attempt fails and is
+/// retried 30 minutes later on the instance's clock).
+pub const HOOK_500_PATH: &str = "/hook500";
 /// What wrk posts to it.
 pub const BODY: &str = r#"{"MostRecentCached":true,"Tag":"bench"}"#;
 
@@ -37,7 +40,11 @@ impl Baseline {
         let address = listener.local_addr()?;
         let app = Router::new()
             .route(PATH, post(answer))
-            .route(HOOK_PATH, post(|| async { axum::http::StatusCode::OK }));
+            .route(HOOK_PATH, post(|| async { axum::http::StatusCode::OK }))
+            .route(
+                HOOK_500_PATH,
+                post(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
+            );
         let (stop, stopped) = oneshot::channel::<()>();
         let task = runtime.spawn(async move {
             axum::serve(listener, app)

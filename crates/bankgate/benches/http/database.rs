@@ -59,6 +59,21 @@ impl Database {
         }
     }
 
+    /// SQLite: the bytes of the database file and its WAL, to show what a scenario wrote.
+    pub fn sqlite_bytes(&self) -> Option<u64> {
+        let Self::Sqlite(path) = self else {
+            return None;
+        };
+        let wal = path.with_extension("db-wal");
+        Some(
+            [path.as_path(), wal.as_path()]
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum(),
+        )
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Self::Sqlite(path) => format!("SQLite {} (WAL, synchronous=FULL)", path.display()),

@@ -420,16 +420,32 @@ fn bench(
             rows.push(bench.measure(&format!("{name}, {} nodes", all.len()), scenario, &all)?);
         }
     }
+    // How much the SQLite files grew during a live scenario (the WAL grows while checkpoints
+    // fall behind the writes, so this is an upper bound of what the scenario wrote).
+    let grown = |label: &str, before: &mut Option<u64>| {
+        let now = database.sqlite_bytes();
+        if let (Some(was), Some(now)) = (*before, now) {
+            println!(
+                "  SQLite database + WAL after {label}: {} (+{})",
+                mib(now / 1024),
+                mib(now.saturating_sub(was) / 1024)
+            );
+        }
+        *before = now;
+    };
+    let mut size = database.sqlite_bytes();
     if options.scenario.live() {
         // The webhook sender must not slow the API: the same live flow without a webhook, with
         // one whose receiver answers 200 at once (the cost of queueing callbacks), and with one
         // whose receiver accepts connections and never answers (every delivery hangs until the
-        // sender's 10 s timeout): (e) and (f) should not differ.
+        // sender's 10 s timeout), and with one that answers 500 at once (every attempt fails
+        // and is recorded as such): (e), (f) and (g) should not differ.
         rows.push(bench.measure(
             "(d) live flow: token + live Authorize, no webhook",
             Scenario::Live,
             &[first],
         )?);
+        grown("(d)", &mut size);
         bench.http.set_webhook(
             first,
             &format!("http://{}{}", baseline.address, baseline::HOOK_PATH),
@@ -439,6 +455,7 @@ fn bench(
             Scenario::Live,
             &[first],
         )?);
+        grown("(e)", &mut size);
         let receiver = hanging_receiver()?;
         bench
             .http
@@ -448,6 +465,17 @@ fn bench(
             Scenario::Live,
             &[first],
         )?);
+        grown("(f)", &mut size);
+        bench.http.set_webhook(
+            first,
+            &format!("http://{}{}", baseline.address, baseline::HOOK_500_PATH),
+        )?;
+        rows.push(bench.measure(
+            "(g) live flow, webhook receiver answering 500",
+            Scenario::Live,
+            &[first],
+        )?);
+        grown("(g)", &mut size);
     }
     rows.push(bench.measure("(a) baseline, after", Scenario::Baseline, &[first])?);
     let peak = nodes

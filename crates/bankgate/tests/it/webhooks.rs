@@ -2,7 +2,9 @@
 //! real HTTP server in the test that checks each signature the way Flinks documents it; the
 //! retry after a failed attempt (the instance's clock moved, not waited for); a pending user's
 //! accounts sent only once ready; the admin API that sets, shows, rotates and disables the
-//! webhook, lists deliveries and replays one; URLs refused.
+//! webhook, lists deliveries and replays one; URLs refused; a retry after DeleteCard sends the
+//! authorization's body; an endless answer read only up to the cap; the real binary SIGKILLed
+//! mid-delivery and restarted on the same database (SQLite and PostgreSQL).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -588,7 +590,8 @@ async fn a_hanging_receiver_does_not_slow_authorizations() {
 
 /// A server that dies while a receiver holds a callback (the sender's task is gone, as with
 /// kill -9) loses nothing: the restarted server sends the callback again, with the same id,
-/// once the dead node's hold on it (60 s) is over.
+/// once the dead node's hold on it (60 s on the instance's clock) is over. The real process
+/// killed with SIGKILL: `a_server_killed_mid_delivery_sends_it_after_restart_*`.
 #[tokio::test]
 async fn a_callback_in_flight_when_the_server_dies_is_sent_again_after_restart() {
     let hooks = Hooks::new().await;
@@ -603,9 +606,9 @@ async fn a_callback_in_flight_when_the_server_dies_is_sent_again_after_restart()
         admin: admin_app(app.state.clone(), Some(AdminToken::new(ADMIN_TOKEN))),
         app,
     };
-    // Still held by the dead sender.
+    // Still held by the dead sender, until the instance's clock passes its lease.
     receiver.assert_stays_at(1).await;
-    hooks.app.advance(Duration::from_secs(60));
+    hooks.advance_instance_clock(60).await;
     let got = receiver.wait_for(3).await;
     assert_eq!(
         got[1].header("x-bankgate-delivery"),
@@ -746,4 +749,341 @@ async fn a_redirect_is_not_followed_but_counted_as_a_failed_attempt() {
             .contains("redirects are not followed"),
         "{kyc:#}"
     );
+}
+
+/// A callback retried after its LoginId was deleted still carries what the authorization
+/// answered: its body is built from the row written with the authorization, not from the
+/// LoginId as it is at the retry.
+#[tokio::test]
+async fn a_retry_after_delete_card_sends_the_same_body() {
+    let hooks = Hooks::new().await;
+    let (receiver, url) = Receiver::start(&[500]).await;
+    let secret = hooks.point_toolbox_at(&url).await;
+    let authorized = hooks.connect("greatday_nomfa").await;
+    assert_eq!(authorized.status, StatusCode::OK, "{:#}", authorized.json);
+    let first = receiver.wait_for(1).await;
+    let login_id = authorized.json["Login"]["Id"].as_str().unwrap();
+    let deleted = hooks
+        .app
+        .delete_card(TOOLBOX_CUSTOMER, TOOLBOX_API_KEY, login_id)
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{:#}", deleted.json);
+    hooks.advance_instance_clock(30 * 60).await;
+    let got = receiver.wait_for(3).await;
+    assert_eq!(got[1].body, first[0].body);
+    assert_eq!(
+        got[1].header("x-bankgate-delivery"),
+        first[0].header("x-bankgate-delivery")
+    );
+    got[1].assert_signed_with(&secret);
+    let detail = got[2].json();
+    assert_eq!(detail["ResponseType"], "GetAccountsDetail");
+    assert_eq!(detail["Login"]["Id"], login_id);
+    assert_eq!(detail["Login"], authorized.json["Login"]);
+}
+
+/// A receiver answering 200 with an endless body: the sender reads at most its cap, drops
+/// the connection and records the delivery. The receiver counts what it could write before
+/// the connection went away: bounded (the cap plus the kernel's socket buffers), where an
+/// unbounded read would take all it sends.
+#[tokio::test]
+async fn an_endless_answer_is_read_up_to_the_cap_and_the_delivery_recorded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hooks = Hooks::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    // Bytes written per connection, pushed when the connection is gone.
+    let written = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let counted = written.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                // The request: headers, then the body up to its Content-Length.
+                let mut request = Vec::new();
+                let mut buffer = [0_u8; 8192];
+                loop {
+                    let n = socket.read(&mut buffer).await.unwrap();
+                    assert!(n > 0, "the sender closed before its request was read");
+                    request.extend_from_slice(&buffer[..n]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length: usize = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                let (name, value) = l.split_once(':')?;
+                                name.eq_ignore_ascii_case("content-length")
+                                    .then(|| value.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\
+                            transfer-encoding: chunked\r\n\r\n";
+                socket.write_all(head.as_bytes()).await.unwrap();
+                let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+                let mut total = 0;
+                // 1 GiB at most, so a broken cap fails the test instead of hanging it.
+                while total < 1 << 30 {
+                    if socket.write_all(chunk.as_bytes()).await.is_err() {
+                        break;
+                    }
+                    total += 0x10000;
+                }
+                counted.lock().unwrap().push(total);
+            });
+        }
+    });
+    hooks.point_toolbox_at(&url).await;
+    assert_eq!(hooks.connect("greatday_nomfa").await.status, StatusCode::OK);
+    let listed = hooks.all_delivered().await;
+    assert_eq!(listed.len(), 2);
+    for delivery in &listed {
+        assert_eq!(delivery["lastStatusCode"], 200, "{delivery:#}");
+        assert_eq!(delivery["attempts"], 1, "{delivery:#}");
+    }
+    for _ in 0..500 {
+        if written.lock().unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let written = written.lock().unwrap().clone();
+    assert_eq!(written.len(), 2, "both connections closed by the sender");
+    for total in written {
+        assert!(
+            total < 64 << 20,
+            "the receiver wrote {total} bytes before the close"
+        );
+    }
+}
+
+// ---- the real process, killed ----
+
+/// `bankgate serve` wants 32 characters at least.
+const PROCESS_ADMIN_TOKEN: &str = "webhook-process-admin-token-0123456789";
+
+/// One `bankgate serve` process on `database`, with an admin API.
+struct Process {
+    child: std::process::Child,
+    api: String,
+    admin: String,
+    log: std::path::PathBuf,
+}
+
+impl Process {
+    fn start(dir: &std::path::Path, database: &str, log_name: &str) -> Self {
+        use std::io::BufRead;
+        let log = dir.join(log_name);
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bankgate"));
+        command.current_dir(dir).stdin(std::process::Stdio::null());
+        for (var, _) in std::env::vars() {
+            if var.starts_with("BANKGATE_") {
+                command.env_remove(var);
+            }
+        }
+        let mut child = command
+            .args(["--database", database, "serve"])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .env("BANKGATE_ADMIN_TOKEN", PROCESS_ADMIN_TOKEN)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (lines, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut api, mut admin) = (String::new(), String::new());
+        while admin.is_empty() {
+            let Ok(line) = received.recv_timeout(Duration::from_secs(30)) else {
+                let _ = child.kill();
+                panic!(
+                    "bankgate serve did not start; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            };
+            if let Some(address) = line.strip_prefix("bankgate listening on http://") {
+                api = format!("http://{}", address.trim());
+            }
+            if let Some(address) = line.strip_prefix("bankgate admin API on http://") {
+                admin = format!("http://{}", address.trim());
+            }
+        }
+        Self {
+            child,
+            api,
+            admin,
+            log,
+        }
+    }
+
+    /// SIGKILL: the process gets no chance to finish or record anything.
+    fn kill_9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = real_client()
+            .request(method, format!("{}{path}", self.admin))
+            .bearer_auth(PROCESS_ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            status.is_success(),
+            "{path}: {status} {body:#}\n{}",
+            self.log()
+        );
+        body
+    }
+
+    async fn public(&self, endpoint: &str, header: (&str, &str), body: Value) -> Value {
+        let response = real_client()
+            .post(format!(
+                "{}/v3/{TOOLBOX_CUSTOMER}/BankingServices/{endpoint}",
+                self.api
+            ))
+            .header(header.0, header.1)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{endpoint}: {body:#}\n{}",
+            self.log()
+        );
+        body
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn real_client() -> reqwest::Client {
+    http()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// The real binary, SIGKILLed while a receiver holds a callback (it accepted the POST and
+/// never answers), restarted on the same database: the callback arrives after the restart
+/// with the same `X-Bankgate-Delivery` id, once the instance's clock is moved past the dead
+/// node's lease (not waited for: the lease is on the instance's clock).
+async fn killed_mid_delivery(database: &str, dir: &std::path::Path) {
+    let (receiver, url) = Receiver::start(&[0]).await;
+    let mut first_node = Process::start(dir, database, "first.log");
+    first_node
+        .admin(
+            reqwest::Method::PUT,
+            "/admin/instances/toolbox/webhook",
+            Some(json!({ "url": url })),
+        )
+        .await;
+    let token = first_node
+        .public(
+            "GenerateAuthorizeToken",
+            ("flinks-auth-key", TOOLBOX_SECRET),
+            json!({}),
+        )
+        .await;
+    let authorized = first_node
+        .public(
+            "Authorize",
+            ("flinks-auth-key", token["Token"].as_str().unwrap()),
+            json!({"Institution": "FlinksCapital", "Username": "greatday_nomfa",
+                   "Password": "Everyday", "MostRecentCached": false, "Save": true}),
+        )
+        .await;
+    // The delivery has begun: the receiver holds the POST.
+    let first = receiver.wait_for(1).await;
+    assert_eq!(first[0].json()["ResponseType"], "KYC");
+    first_node.kill_9();
+    let second_node = Process::start(dir, database, "second.log");
+    // The dead node's lease holds the callback...
+    receiver.assert_stays_at(1).await;
+    // ...until the instance's clock passes it.
+    second_node
+        .admin(
+            reqwest::Method::POST,
+            "/admin/instances/toolbox/clock/advance",
+            Some(json!({ "seconds": 60 })),
+        )
+        .await;
+    let got = receiver.wait_for(3).await;
+    assert_eq!(
+        got[1].header("x-bankgate-delivery"),
+        first[0].header("x-bankgate-delivery")
+    );
+    assert_eq!(got[1].body, first[0].body);
+    let detail = got[2].json();
+    assert_eq!(detail["ResponseType"], "GetAccountsDetail");
+    assert_eq!(detail["RequestId"], authorized["RequestId"]);
+    let mut listed = Vec::new();
+    for _ in 0..250 {
+        listed = second_node
+            .admin(
+                reqwest::Method::GET,
+                "/admin/instances/toolbox/webhook/deliveries",
+                None,
+            )
+            .await
+            .as_array()
+            .unwrap()
+            .clone();
+        if listed.iter().all(|d| d["status"] == "delivered") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let kyc = listed.iter().find(|d| d["responseType"] == "KYC").unwrap();
+    assert_eq!(kyc["status"], "delivered", "{listed:#?}");
+    assert_eq!(kyc["attempts"], 2, "{kyc:#}");
+    receiver.assert_stays_at(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_delivery_sends_it_after_restart_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("bg.db").display());
+    killed_mid_delivery(&database, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_delivery_sends_it_after_restart_postgres() {
+    let Some(database) = crate::pg::fresh_database().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    killed_mid_delivery(&database, dir.path()).await;
 }

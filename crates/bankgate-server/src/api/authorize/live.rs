@@ -478,6 +478,9 @@ async fn complete(
     tag: Option<String>,
     from_pending: bool,
 ) -> Result<Outcome, ApiError> {
+    // A live authorization completed (credentials, a LoginId refresh, an MFA answer, the
+    // Connect page): its callbacks go to the outbox in the same write.
+    let webhook = crate::webhooks::queue_for(call.state, call.tenant).await;
     let outcome = call
         .state
         .store
@@ -490,6 +493,7 @@ async fn complete(
             session_expires_at: call.now + AUTHORIZED_SESSION_LIFETIME,
             tag,
             from_pending,
+            webhook: webhook.clone(),
         })
         .await?;
     if outcome == OpenOutcome::ExchangeEnded {
@@ -501,10 +505,8 @@ async fn complete(
         ));
     }
     let outcome = call.opened(outcome).await?;
-    // A live authorization completed (credentials, a LoginId refresh, an MFA answer, the
-    // Connect page): its callbacks go to the outbox, after the authorization's commit.
-    if let Outcome::Authorized { login, session } = &outcome {
-        crate::webhooks::after_authorization(call.state, call.tenant, login, session).await;
+    if webhook.is_some() && matches!(outcome, Outcome::Authorized { .. }) {
+        crate::webhooks::queued(call.state);
     }
     Ok(outcome)
 }
