@@ -25,6 +25,7 @@ use bankgate_core::forced::ForcedRule;
 use bankgate_core::model::{
     Customer, Instance, InstanceKind, KeyKind, Login, PendingAuthorization, Session, Tenant,
 };
+use bankgate_core::sandbox::statements::StatementCount;
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
 pub use lookups::LOOKUP_TTL;
@@ -132,6 +133,18 @@ pub struct CompleteAuthorization {
     /// Queue the authorization's callbacks ([`CALLBACK_KINDS`]) in the same write, if this
     /// instance has a webhook when it commits. `None` when the caller knows it has none.
     pub webhook: Option<InstanceName>,
+    /// Set when the Connect page made this authorization: recorded on the LoginId (the last
+    /// Connect page wins). `None` (the API) leaves the LoginId's record as it is.
+    pub connect_statements: Option<ConnectStatements>,
+}
+
+/// The Connect page's statement parameters, as recorded on a LoginId it connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectStatements {
+    /// `detailsAndStatementEnable=true` was on the page: GetStatements may read this card.
+    pub enabled: bool,
+    /// `monthsOfStatements`: GetStatements' `NumberOfStatements` when the request names none.
+    pub months: StatementCount,
 }
 
 /// The result of an operation that opens a session. The token outcome is committed whatever
@@ -432,6 +445,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         customer_id: CustomerId,
         login_id: LoginId,
     ) -> Result<Option<Login>, DomainError>;
+    /// The Connect page's statement parameters recorded on this LoginId; `None` when it was
+    /// never connected through the page (or does not exist).
+    async fn connect_statements(
+        &self,
+        customer_id: CustomerId,
+        login_id: LoginId,
+    ) -> Result<Option<ConnectStatements>, DomainError>;
     /// The instance (and its kind) that holds this saved LoginId, whichever customer it is of.
     async fn login_instance(
         &self,

@@ -23,8 +23,8 @@ use crate::webhooks::{
 use crate::{
     AsyncStep, AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState,
     CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
-    CredentialMatch, ForcedCall, ForcedScope, KeyDigests, LoginChange, NewToken, OpenOutcome,
-    Reset, TokenRecord, TokenUse,
+    ConnectStatements, CredentialMatch, ForcedCall, ForcedScope, KeyDigests, LoginChange, NewToken,
+    OpenOutcome, Reset, TokenRecord, TokenUse,
 };
 
 /// Rows a purge deletes per transaction, so a large purge never stalls the token path.
@@ -577,6 +577,34 @@ pub async fn login(
     .transpose()
 }
 
+/// The Connect page's statement parameters on a LoginId; `None` for a card the page did not
+/// connect (its months are NULL).
+pub async fn connect_statements(
+    tx: &mut dyn Tx,
+    customer_id: CustomerId,
+    login_id: LoginId,
+) -> Result<Option<ConnectStatements>, StoreError> {
+    let Some(row) = tx
+        .query_opt(
+            "SELECT connect_statements_enabled, connect_statement_months FROM logins \
+             WHERE id = $1 AND customer_id = $2",
+            params![&login_id.to_string(), &customer_id.to_string()],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(months) = row.opt_text(1)? else {
+        return Ok(None);
+    };
+    Ok(Some(ConnectStatements {
+        enabled: row.bool(0)?,
+        months: months
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("connect_statement_months: {e}")))?,
+    }))
+}
+
 /// The instance of whichever customer holds this saved LoginId: one primary-key lookup, for
 /// naming the instance a LoginId was used outside of (#30 of docs/integration-mistakes.md).
 pub async fn login_instance(
@@ -844,6 +872,7 @@ pub async fn complete_authorization(
         tag,
         from_pending,
         webhook,
+        connect_statements,
     } = completion;
     if let Some(digest) = token {
         let used = consume_token(tx, customer_id, digest, Some(request_id), now).await?;
@@ -880,6 +909,19 @@ pub async fn complete_authorization(
             }
         }
     };
+    if let Some(recorded) = connect_statements {
+        tx.execute(
+            "UPDATE logins SET connect_statements_enabled = $3, connect_statement_months = $4 \
+             WHERE id = $1 AND customer_id = $2",
+            params![
+                &login.id.to_string(),
+                &customer_id.to_string(),
+                recorded.enabled,
+                recorded.months.as_str(),
+            ],
+        )
+        .await?;
+    }
     let session = Session {
         request_id,
         customer_id,

@@ -18,8 +18,8 @@ use crate::webhooks::{AttemptResult, Delivery, NewDelivery, Webhook};
 use crate::{
     AsyncStep, AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState,
     CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
-    CredentialMatch, ForcedCall, ForcedScope, KeyDigests, NewToken, ObserverSlot, OpenOutcome,
-    Purged, Reset, Store, StoreObserver, TokenRecord, TokenUse,
+    ConnectStatements, CredentialMatch, ForcedCall, ForcedScope, KeyDigests, NewToken,
+    ObserverSlot, OpenOutcome, Purged, Reset, Store, StoreObserver, TokenRecord, TokenUse,
 };
 
 /// A [`Store`] on any SQL backend.
@@ -209,6 +209,18 @@ impl<B: Backend> Store for SqlStore<B> {
         login_id: LoginId,
     ) -> Result<Option<Login>, DomainError> {
         run!(self.read, |tx| ops::login(tx, customer_id, login_id, false))
+    }
+
+    async fn connect_statements(
+        &self,
+        customer_id: CustomerId,
+        login_id: LoginId,
+    ) -> Result<Option<ConnectStatements>, DomainError> {
+        run!(self.read, |tx| ops::connect_statements(
+            tx,
+            customer_id,
+            login_id
+        ))
     }
 
     async fn login_instance(

@@ -18,6 +18,7 @@ use bankgate_core::model::{
     Customer, CustomerKeys, DEFAULT_TOKEN_LIFETIME, Instance, InstanceKind, KeyKind, Language,
     Login, LoginType, MAX_CLOCK_OFFSET, PendingAuthorization, Session, Tenant,
 };
+use bankgate_core::sandbox::statements::StatementCount;
 use bankgate_core::{
     AuthorizeToken, ConnectSecret, CustomerId, Digest, DomainError, InstanceName, LoginId,
     RequestId, Timestamp,
@@ -29,8 +30,8 @@ use bankgate_store::{
 };
 use bankgate_store::{
     CachedAuthorize, ClockChange, ClockMoved, CompleteAuthorization, ConnectSession,
-    CredentialMatch, ForcedCall, ForcedScope, KeyDigests, LoginChange, NewToken, OpenOutcome,
-    PgSettings, PgStore, Purged, SqliteStore, Store, TokenRecord, TokenUse,
+    ConnectStatements, CredentialMatch, ForcedCall, ForcedScope, KeyDigests, LoginChange, NewToken,
+    OpenOutcome, PgSettings, PgStore, Purged, SqliteStore, Store, TokenRecord, TokenUse,
 };
 
 /// A fixed instant for the checks (2026-01-21T20:47:47.145999Z).
@@ -148,6 +149,7 @@ macro_rules! conformance {
                 purge_expired_deletes_only_what_expired,
                 purge_expired_counts_past_any_chunk_size,
                 pending_exchange_completes_once,
+                connect_statements_are_recorded_on_the_login,
                 operation_start_is_recorded_once,
                 request_id_lifetimes,
                 pending_step_advances_once,
@@ -1638,6 +1640,7 @@ async fn pending_exchange_completes_once(store: Arc<dyn Store>) {
         tag: None,
         from_pending: true,
         webhook: None,
+        connect_statements: None,
     };
     assert!(matches!(
         store.complete_authorization(complete()).await.unwrap(),
@@ -1661,6 +1664,94 @@ async fn pending_exchange_completes_once(store: Arc<dyn Store>) {
             .await
             .unwrap()
             .is_some()
+    );
+}
+
+/// The Connect page's statement parameters go on the LoginId with the authorization; an API
+/// authorization (`None`) records nothing on a new card and leaves a refreshed card's record.
+async fn connect_statements_are_recorded_on_the_login(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let complete = |login: LoginChange, connect: Option<ConnectStatements>| CompleteAuthorization {
+        customer_id: customer.id,
+        token: None,
+        request_id: RequestId::new_random(),
+        now: at(2),
+        login,
+        session_expires_at: at(1802),
+        tag: None,
+        from_pending: false,
+        webhook: None,
+        connect_statements: connect,
+    };
+    let api = login_record(customer.id, "Greatday");
+    store
+        .complete_authorization(complete(LoginChange::Create(api.clone()), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.connect_statements(customer.id, api.id).await.unwrap(),
+        None
+    );
+
+    let page = login_record(customer.id, "Greatday");
+    let enabled = ConnectStatements {
+        enabled: true,
+        months: StatementCount::Months12,
+    };
+    store
+        .complete_authorization(complete(LoginChange::Create(page.clone()), Some(enabled)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .connect_statements(customer.id, page.id)
+            .await
+            .unwrap(),
+        Some(enabled)
+    );
+    // Another customer does not see it; an unknown LoginId has none.
+    let (other, _) = customer_on(&*store, "beta", InstanceKind::Sandbox).await;
+    assert_eq!(
+        store.connect_statements(other.id, page.id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .connect_statements(customer.id, LoginId::new_random())
+            .await
+            .unwrap(),
+        None
+    );
+    // An API refresh leaves the page's record; a later page without statements replaces it.
+    let refresh = || LoginChange::Refresh {
+        login_id: page.id,
+        at: at(3),
+    };
+    store
+        .complete_authorization(complete(refresh(), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .connect_statements(customer.id, page.id)
+            .await
+            .unwrap(),
+        Some(enabled)
+    );
+    let disabled = ConnectStatements {
+        enabled: false,
+        months: StatementCount::Months3,
+    };
+    store
+        .complete_authorization(complete(refresh(), Some(disabled)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .connect_statements(customer.id, page.id)
+            .await
+            .unwrap(),
+        Some(disabled)
     );
 }
 
@@ -1819,6 +1910,7 @@ async fn concurrent_answers_complete_an_exchange_once(store: Arc<dyn Store>) {
                 tag: None,
                 from_pending: true,
                 webhook: None,
+                connect_statements: None,
             };
             tokio::spawn(async move { store.complete_authorization(completion).await.unwrap() })
         })
@@ -3244,6 +3336,7 @@ async fn an_authorization_queues_its_callbacks_in_its_write(store: Arc<dyn Store
         tag: tag.map(str::to_owned),
         from_pending: false,
         webhook: Some(alpha.clone()),
+        connect_statements: None,
     };
     // Asked to queue, but the instance has no webhook: nothing queued, the authorization done.
     let opened = store

@@ -90,6 +90,10 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../migrations/sqlite/0009_authorize_async.sql"
         )),
+        // 0010 (nightly refresh) is on another branch and goes before this one when merged.
+        M::up(include_str!(
+            "../../migrations/sqlite/0011_connect_statements.sql"
+        )),
     ])
 }
 

@@ -79,6 +79,13 @@ impl Store for Unreachable {
     async fn login(&self, _: CustomerId, _: LoginId) -> Result<Option<Login>, DomainError> {
         down()
     }
+    async fn connect_statements(
+        &self,
+        _: CustomerId,
+        _: LoginId,
+    ) -> Result<Option<bankgate_store::ConnectStatements>, DomainError> {
+        down()
+    }
     async fn login_instance(
         &self,
         _: LoginId,
