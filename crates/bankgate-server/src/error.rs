@@ -141,6 +141,7 @@ wire_names! {
         DaysOfTransactionsInvalid = "days_of_transactions_invalid",
         NumberOfStatementsInvalid = "number_of_statements_invalid",
         Months12NeedsOneAccount = "months12_needs_one_account",
+        StatementsNotEnabled = "statements_not_enabled",
         // The (sandbox) bank.
         BankCredentialsInvalid = "bank_credentials_invalid",
         LoginDisabled = "login_disabled",

@@ -908,11 +908,34 @@ async fn statements<P: DataPath>(
     let reading = call.open(endpoint).await?;
     let request = &call.request;
     let request_id = reading.session.request_id;
-    let count: StatementCount = request
-        .number_of_statements
-        .as_deref()
-        .map(str::trim)
-        .map_or(Ok(StatementCount::MostRecent), str::parse)
+    // A card the Connect page connected carries the page's statement parameters; API cards
+    // (/Authorize, /AuthorizeAsync) have none and read statements as they always have.
+    let connect = call
+        .state
+        .store
+        .connect_statements(reading.tenant.customer.id, reading.login.id)
+        .await?;
+    if connect.is_some_and(|c| !c.enabled) {
+        return Err(ApiError::invalid_request(
+            Reason::StatementsNotEnabled,
+            format!(
+                "LoginId {} was connected through the Connect page without \
+                 detailsAndStatementEnable=true, so its statements were not collected; add \
+                 detailsAndStatementEnable=true (and monthsOfStatements=MostRecent, Months3 or \
+                 Months12) to the iframe URL and connect the account again.",
+                reading.login.id
+            ),
+        )
+        .with_request_id(request_id));
+    }
+    // Without NumberOfStatements, a Connect card gets the page's monthsOfStatements.
+    let (default_count, from_page) = match connect {
+        Some(page) => (page.months, true),
+        None => (StatementCount::MostRecent, false),
+    };
+    let named = request.number_of_statements.as_deref().map(str::trim);
+    let count: StatementCount = named
+        .map_or(Ok(default_count), str::parse)
         .map_err(|problem| {
             ApiError::invalid_request(Reason::NumberOfStatementsInvalid, problem)
                 .with_request_id(request_id)
@@ -925,11 +948,17 @@ async fn statements<P: DataPath>(
             .as_ref()
             .is_none_or(|f| f.len() != 1)
     {
-        return Err(ApiError::invalid_request(
-            Reason::Months12NeedsOneAccount,
-            "NumberOfStatements Months12 needs exactly one account Id in AccountsFilter.",
-        )
-        .with_request_id(request_id));
+        let hint = if named.is_none() && from_page {
+            "NumberOfStatements Months12 (the Connect page's monthsOfStatements, used because the \
+             request names none) needs exactly one account Id in AccountsFilter; name one, or \
+             send NumberOfStatements MostRecent or Months3."
+        } else {
+            "NumberOfStatements Months12 needs exactly one account Id in AccountsFilter."
+        };
+        return Err(
+            ApiError::invalid_request(Reason::Months12NeedsOneAccount, hint)
+                .with_request_id(request_id),
+        );
     }
     // The poll shares the 202 period of the other Async polls; GetStatements itself answers at
     // once, as it always has.

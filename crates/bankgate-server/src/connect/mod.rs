@@ -685,6 +685,7 @@ async fn act(
                 // The page hands out a LoginId that /Authorize must open in cached mode.
                 save: true,
                 tag: page.params.tag.clone(),
+                statements: Some(page.params.statements()),
             };
             let outcome = live::connect(call, connection).await;
             settle(page, &institution, outcome, events)?;
@@ -721,7 +722,14 @@ async fn act(
                 ended(page, &institution, events);
                 return load_events(call, page, events).await;
             };
-            let outcome = live::answer_step(call, pending, responses, OnWrong::KeepStep).await;
+            let outcome = live::answer_step(
+                call,
+                pending,
+                responses,
+                OnWrong::KeepStep,
+                Some(page.params.statements()),
+            )
+            .await;
             settle(page, &institution, outcome, events)?;
         }
         (

@@ -4,6 +4,8 @@
 
 use bankgate_core::RequestId;
 use bankgate_core::model::Language;
+use bankgate_core::sandbox::statements::StatementCount;
+use bankgate_store::ConnectStatements;
 use serde::{Deserialize, Serialize};
 
 /// Longest free-text value kept (customerName, tag); longer ones fall back to the default.
@@ -42,6 +44,18 @@ pub struct Params {
     pub account_selector_multiple: bool,
     pub tag: Option<String>,
     pub request_id: Option<RequestId>,
+    /// `detailsAndStatementEnable`: GetStatements may read the card this page connects. Absent
+    /// from a page state saved before it existed: the default.
+    #[serde(default)]
+    pub details_and_statement_enable: bool,
+    /// `monthsOfStatements`: GetStatements' default `NumberOfStatements` for that card.
+    #[serde(default = "default_months", with = "statement_count")]
+    pub months_of_statements: StatementCount,
+}
+
+/// `monthsOfStatements` when absent or invalid (Flinks' documented default).
+fn default_months() -> StatementCount {
+    StatementCount::Months3
 }
 
 impl Default for Params {
@@ -68,6 +82,8 @@ impl Default for Params {
             account_selector_multiple: false,
             tag: None,
             request_id: None,
+            details_and_statement_enable: false,
+            months_of_statements: default_months(),
         }
     }
 }
@@ -119,6 +135,21 @@ impl Params {
             ),
             tag: get("tag").and_then(text),
             request_id: get("requestId").and_then(|r| r.parse().ok()),
+            details_and_statement_enable: flag(
+                "detailsAndStatementEnable",
+                defaults.details_and_statement_enable,
+            ),
+            months_of_statements: get("monthsOfStatements")
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(defaults.months_of_statements),
+        }
+    }
+
+    /// What the LoginId this page connects records for GetStatements.
+    pub fn statements(&self) -> ConnectStatements {
+        ConnectStatements {
+            enabled: self.details_and_statement_enable,
+            months: self.months_of_statements,
         }
     }
 }
@@ -298,6 +329,20 @@ mod language_code {
     }
 }
 
+mod statement_count {
+    use bankgate_core::sandbox::statements::StatementCount;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(count: &StatementCount, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(count.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<StatementCount, D::Error> {
+        let months = String::deserialize(d)?;
+        months.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,5 +425,34 @@ mod tests {
         assert_eq!(p.foreground_color1, None);
         assert!(p.demo);
         assert!(!p.close_enable);
+    }
+
+    #[test]
+    fn statement_parameters_parse_and_fall_back() {
+        let p = parse(&[]);
+        assert!(!p.details_and_statement_enable);
+        assert_eq!(p.months_of_statements, StatementCount::Months3);
+        let p = parse(&[
+            ("detailsandstatementenable", "True"),
+            ("monthsOfStatements", "months12"),
+        ]);
+        assert!(p.details_and_statement_enable);
+        assert_eq!(p.months_of_statements, StatementCount::Months12);
+        let p = parse(&[
+            ("detailsAndStatementEnable", "yes"),
+            ("monthsOfStatements", "Months6"),
+        ]);
+        assert!(!p.details_and_statement_enable);
+        assert_eq!(p.months_of_statements, StatementCount::Months3);
+    }
+
+    #[test]
+    fn a_saved_page_state_without_statement_parameters_reads_with_defaults() {
+        let mut saved = serde_json::to_value(Params::default()).unwrap();
+        let fields = saved.as_object_mut().unwrap();
+        fields.remove("details_and_statement_enable");
+        fields.remove("months_of_statements");
+        let read: Params = serde_json::from_value(saved).unwrap();
+        assert_eq!(read, Params::default());
     }
 }

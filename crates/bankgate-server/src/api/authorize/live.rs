@@ -7,7 +7,9 @@ use bankgate_core::model::{
 };
 use bankgate_core::sandbox::{SandboxInstitution, SandboxUser, Scenario, StepVerdict};
 use bankgate_core::{Digest, LoginId, Refusal, RequestId};
-use bankgate_store::{CompleteAuthorization, LoginChange, OpenOutcome, TokenUse};
+use bankgate_store::{
+    CompleteAuthorization, ConnectStatements, LoginChange, OpenOutcome, TokenUse,
+};
 use serde_json::{Map, Value};
 
 use super::{Call, ENDPOINT, Outcome, forced};
@@ -23,6 +25,8 @@ pub struct Connection {
     pub language: Language,
     pub save: bool,
     pub tag: Option<String>,
+    /// The Connect page's statement parameters (`None` from the API), for the LoginId.
+    pub statements: Option<ConnectStatements>,
 }
 
 /// The refusal of a live connection on a production instance, with the status and FlinksCode of
@@ -146,6 +150,7 @@ pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Outcome,
         LoginChange::Create(login),
         connection.tag,
         false,
+        connection.statements,
     )
     .await
 }
@@ -213,7 +218,7 @@ pub async fn refresh(
         login_id: login.id,
         at: call.now,
     };
-    complete(call, call.token, request_id, change, tag, false).await
+    complete(call, call.token, request_id, change, tag, false, None).await
 }
 
 /// What a wrong answer does to the MFA exchange.
@@ -232,15 +237,17 @@ pub async fn answer(
     pending: PendingAuthorization,
     responses: Map<String, Value>,
 ) -> Result<Outcome, ApiError> {
-    answer_step(call, pending, responses, OnWrong::EndExchange).await
+    answer_step(call, pending, responses, OnWrong::EndExchange, None).await
 }
 
-/// [`answer`], choosing what a wrong answer does.
+/// [`answer`], choosing what a wrong answer does; `statements` are the Connect page's, for the
+/// LoginId the exchange completes.
 pub async fn answer_step(
     call: &Call<'_>,
     pending: PendingAuthorization,
     responses: Map<String, Value>,
     on_wrong: OnWrong,
+    statements: Option<ConnectStatements>,
 ) -> Result<Outcome, ApiError> {
     let request_id = pending.request_id;
     crate::journal::record_request_id(request_id);
@@ -377,7 +384,16 @@ pub async fn answer_step(
             ))
         }
     };
-    complete(call, None, request_id, change, pending.tag, true).await
+    complete(
+        call,
+        None,
+        request_id,
+        change,
+        pending.tag,
+        true,
+        statements,
+    )
+    .await
 }
 
 /// A RequestId with no MFA pending: answered again if already authorized, else unknown. The
@@ -477,6 +493,7 @@ async fn complete(
     login: LoginChange,
     tag: Option<String>,
     from_pending: bool,
+    connect_statements: Option<ConnectStatements>,
 ) -> Result<Outcome, ApiError> {
     // A live authorization completed (credentials, a LoginId refresh, an MFA answer, the
     // Connect page): its callbacks go to the outbox in the same write.
@@ -494,6 +511,7 @@ async fn complete(
             tag,
             from_pending,
             webhook: webhook.clone(),
+            connect_statements,
         })
         .await?;
     if outcome == OpenOutcome::ExchangeEnded {

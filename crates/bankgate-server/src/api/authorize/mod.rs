@@ -380,6 +380,8 @@ pub(crate) async fn decide(
                 language: language.unwrap_or_default(),
                 save: request.save.unwrap_or(false),
                 tag: request.tag,
+                // An API card: GetStatements reads it whatever a Connect page would have said.
+                statements: None,
             };
             live::connect(&call, connection).await
         }
