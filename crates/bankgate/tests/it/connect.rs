@@ -118,7 +118,7 @@ async fn act_on(app: &TestApp, host: &str, session: &str, fields: &[(&str, &str)
     fetch(app, request).await
 }
 
-fn answer_for(prompt: &str) -> &'static str {
+pub(crate) fn answer_for(prompt: &str) -> &'static str {
     let p = prompt.to_lowercase();
     if p.contains("city") || p.contains("ville") {
         "Montreal"
@@ -130,7 +130,7 @@ fn answer_for(prompt: &str) -> &'static str {
 }
 
 /// The MFA prompt shown (the label of the first answer field).
-fn prompt_of(page: &Page) -> String {
+pub(crate) fn prompt_of(page: &Page) -> String {
     let needle = "<label for=\"answer_0\">";
     let start = page.body.find(needle).unwrap() + needle.len();
     let end = page.body[start..].find('<').unwrap() + start;
