@@ -9,7 +9,7 @@ use deadpool_postgres::ClientWrapper;
 use super::connect::{PgConnectError, PgUrl, explain};
 
 /// (version, SQL). Append only: a released migration never changes.
-const MIGRATIONS: [(i32, &str); 7] = [
+const MIGRATIONS: [(i32, &str); 8] = [
     (1, include_str!("../../migrations/postgres/0001_core.sql")),
     (
         2,
@@ -34,6 +34,10 @@ const MIGRATIONS: [(i32, &str); 7] = [
     (
         7,
         include_str!("../../migrations/postgres/0007_webhooks.sql"),
+    ),
+    (
+        10,
+        include_str!("../../migrations/postgres/0010_nightly_refresh_enhanced_mfa.sql"),
     ),
 ];
 

@@ -84,6 +84,9 @@ fn migrations() -> Migrations<'static> {
             "../../migrations/sqlite/0006_forced_failures.sql"
         )),
         M::up(include_str!("../../migrations/sqlite/0007_webhooks.sql")),
+        M::up(include_str!(
+            "../../migrations/sqlite/0010_nightly_refresh_enhanced_mfa.sql"
+        )),
     ])
 }
 
