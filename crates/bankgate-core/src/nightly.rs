@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use crate::Digest;
 use crate::clock::Timestamp;
 use crate::ids::LoginId;
 use crate::sandbox::{SandboxBank, Scenario};
-use crate::Digest;
 
 const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
 /// The refresh runs at 02:00 on the instance's clock (UTC: instance clocks have no zone).
@@ -37,7 +37,11 @@ pub fn night_of(at: Timestamp) -> i64 {
 
 /// 02:00 of a night.
 pub fn run_time(night: i64) -> Timestamp {
-    Timestamp::from_micros(night.saturating_mul(DAY_MICROS).saturating_add(RUN_AT_MICROS))
+    Timestamp::from_micros(
+        night
+            .saturating_mul(DAY_MICROS)
+            .saturating_add(RUN_AT_MICROS),
+    )
 }
 
 /// Why a flagged card was not refreshed on a night (stored by name).
@@ -199,17 +203,14 @@ fn check(
         return Err((Stop::NoCachedCall, None, None));
     }
     let institution = bank.institution(&card.institution);
-    let Some((institution, user)) =
-        institution.and_then(|i| Some((i, i.user(&card.username)?)))
+    let Some((institution, user)) = institution.and_then(|i| Some((i, i.user(&card.username)?)))
     else {
         return Err((Stop::RefreshError, Some("INVALID_LOGIN".to_owned()), None));
     };
     match user.scenario {
-        Scenario::DisabledAccount => Err((
-            Stop::RefreshError,
-            Some("DISABLED_LOGIN".to_owned()),
-            None,
-        )),
+        Scenario::DisabledAccount => {
+            Err((Stop::RefreshError, Some("DISABLED_LOGIN".to_owned()), None))
+        }
         Scenario::ServiceUnavailable => {
             Err((Stop::RefreshError, Some("RETRY_LATER".to_owned()), None))
         }

@@ -683,7 +683,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// The customer's flagged cards that the last nightly run did not refresh.
-    async fn stopped_cards(&self, _customer_id: CustomerId) -> Result<Vec<StoppedCard>, DomainError> {
+    async fn stopped_cards(
+        &self,
+        _customer_id: CustomerId,
+    ) -> Result<Vec<StoppedCard>, DomainError> {
         Err(no_nightly())
     }
 

@@ -17,8 +17,8 @@ use bankgate_core::nightly::{self, ScheduledCard, Stop};
 use bankgate_core::sandbox::SandboxBank;
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
-use crate::sql::{Row, StoreError, Tx, params};
 use crate::nightly::{MfaAnswers, NightlyRun, StoppedCard};
+use crate::sql::{Row, StoreError, Tx, params};
 use crate::webhooks::{
     AttemptResult, Delivery, MAX_DELIVERY_ATTEMPTS, NewDelivery, RETRY_INTERVAL, Webhook,
 };

@@ -12,9 +12,9 @@ use bankgate_core::model::{
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
 use crate::lookups::{LOOKUP_TTL, Lookups};
+use crate::nightly::{MfaAnswers, NightlyRun, StoppedCard};
 use crate::ops::{self, Expiring, PURGE_CHUNK};
 use crate::sql::{Backend, one_statement};
-use crate::nightly::{MfaAnswers, NightlyRun, StoppedCard};
 use crate::webhooks::{AttemptResult, Delivery, NewDelivery, Webhook};
 use crate::{
     AttemptFailure, AttemptFailures, AttemptFilter, AttemptKey, AttemptState, CachedAuthorize,
@@ -621,7 +621,10 @@ impl<B: Backend> Store for SqlStore<B> {
         run!(self.write, |tx| ops::run_nights(tx, &name, last, due, now))
     }
 
-    async fn stopped_cards(&self, customer_id: CustomerId) -> Result<Vec<StoppedCard>, DomainError> {
+    async fn stopped_cards(
+        &self,
+        customer_id: CustomerId,
+    ) -> Result<Vec<StoppedCard>, DomainError> {
         run!(self.read, |tx| ops::stopped_cards(tx, customer_id))
     }
 
