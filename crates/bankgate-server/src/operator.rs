@@ -289,6 +289,10 @@ impl Operator {
                 });
             }
         };
+        // Moving the clock across 02:00 runs the nightly refresh, once per night crossed, before
+        // the move is answered (docs/flinks-wire.md, "Nightly refresh").
+        crate::api::nightly::catch_up(self.store.as_ref(), name, instance.now(self.clock.as_ref()))
+            .await?;
         Ok(InstanceClock::of(&instance, self.clock.as_ref()))
     }
 

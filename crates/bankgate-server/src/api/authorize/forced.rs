@@ -108,6 +108,7 @@ pub(crate) async fn check(
         questions: question.into_iter().collect(),
         created_at: call.now,
         expires_at: call.now + AUTHORIZING_IDLE_LIFETIME,
+        options: Default::default(),
     };
     let spent = Call {
         token: None,
