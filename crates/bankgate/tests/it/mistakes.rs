@@ -646,7 +646,7 @@ async fn endpoint_names_gone_wrong() {
     for name in [
         "AuthorizeAsync",
         "GetStatementsAsync/0a8f5c6e-7b2d-4e1f-9c3a-5d6e7f8a9b0c",
-        "setscheduledrefresh",
+        "getstatementsasync",
     ] {
         let reply = post_path(&app, &path(TOOLBOX_CUSTOMER, name)).await;
         refused(

@@ -334,6 +334,7 @@ async fn set_scheduled_refresh_refuses_every_bad_input_and_changes_nothing() {
         )
         .await;
     assert_eq!(post.status.as_u16(), 405, "{:#}", post.json);
+    assert!(post.hint().contains("PATCH /v3/"), "{}", post.hint());
     assert!(
         !stored(&app, login).await.is_scheduled_refresh,
         "nothing changed"
