@@ -436,3 +436,79 @@ async fn answer_mfa_questions_refuses_every_bad_input_and_writes_nothing() {
     // Nothing was written: both questions are still listed.
     assert_eq!(listed(&questions(&app, login).await).len(), 2);
 }
+
+#[tokio::test]
+async fn the_sdk_collects_lists_and_answers_the_questions_and_reads_the_nightly_status() {
+    use bankgate_client::{ApiKey, Authorization, AuthorizeRequest, SecretKey};
+    let app = TestApp::new().await;
+    let (client, _served) = app.client().await;
+    let secret = SecretKey::new(TOOLBOX_SECRET);
+    let api_key = ApiKey::new(TOOLBOX_API_KEY);
+    let token = client.generate_authorize_token(&secret).await.unwrap();
+    let request = AuthorizeRequest::live("FlinksCapital", "Greatday", "Everyday")
+        .with_mfa_questions()
+        .schedule_refresh(true);
+    let Authorization::Mfa(mfa) = client.authorize(token, request).await.unwrap() else {
+        panic!("Greatday is asked a question");
+    };
+    let asked = mfa.challenges[0].prompt.clone();
+    let answers = [(asked.clone(), vec![answer_to(&asked).to_owned()])]
+        .into_iter()
+        .collect();
+    let Authorization::Authorized(done) = client.answer_mfa(mfa, &answers).await.unwrap() else {
+        panic!("a right answer authorizes");
+    };
+    assert!(done.login.is_scheduled_refresh);
+    let login = done.login.id;
+    let left = client.get_mfa_questions(&api_key, &login).await.unwrap();
+    assert_eq!(left.len(), 2);
+    let replies: Vec<(String, String)> = left
+        .iter()
+        .map(|q| (q.clone(), answer_to(q).to_owned()))
+        .collect();
+    assert_eq!(
+        client
+            .answer_mfa_questions(&api_key, &login, &replies)
+            .await
+            .unwrap(),
+        "Answers updated"
+    );
+    assert!(
+        client
+            .get_mfa_questions(&api_key, &login)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let off = client
+        .set_scheduled_refresh(&api_key, &login, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        off,
+        format!(
+            "LoginId {} has now been deactivated for automatic refresh",
+            login.as_str()
+        )
+    );
+    client
+        .set_scheduled_refresh(&api_key, &login, true)
+        .await
+        .unwrap();
+    // Never read cached: the first night stops it.
+    advance_toolbox(&app, Duration::from_secs(24 * 3600)).await;
+    let status = client.get_nightly_refresh_status(&api_key).await.unwrap();
+    assert_eq!(status.ineligible_cards.len(), 1);
+    assert_eq!(status.ineligible_cards[0].login_id, login);
+    assert_eq!(
+        status.ineligible_cards[0].reason.as_deref(),
+        Some("no_cached_call")
+    );
+    // A refusal comes back typed.
+    let unknown = bankgate_client::LoginId::new(LoginId::new_random().to_string());
+    let refused = client
+        .get_mfa_questions(&api_key, &unknown)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("login_not_found"), "{refused}");
+}
