@@ -174,7 +174,16 @@ async fn set_scheduled_refresh_refuses_every_bad_input_and_changes_nothing() {
     let (other_customer, _, other_key) = app.customer_with("toolbox", true, true).await;
     let on = |id: &str| json!({"LoginId": id, "IsActivated": true}).to_string();
     let key = [("x-api-key", TOOLBOX_API_KEY)];
-    let cases: Vec<(&str, Vec<(&str, &str)>, String, u16, &str, &str)> = vec![
+    // (what, headers, body, status, FlinksCode, Reason)
+    type Case<'a> = (
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        String,
+        u16,
+        &'a str,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "no x-api-key",
             vec![],
