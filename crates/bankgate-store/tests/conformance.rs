@@ -183,6 +183,7 @@ macro_rules! conformance {
                 nightly_refresh_of_mfa_cards_uses_stored_answers_and_erases_wrong_ones,
                 concurrent_nightly_runs_run_each_night_once,
                 enhanced_mfa_answers_are_kept_as_digests_and_set_once_known,
+                the_cached_call_rule_does_not_apply_to_an_instance_with_a_webhook,
             );
             conformance!(@fixture $open;
                 writes_survive_a_restart,
@@ -3561,4 +3562,22 @@ async fn enhanced_mfa_answers_are_kept_as_digests_and_set_once_known(store: Arc<
         store.mfa_answers(customer.id, login.id).await.unwrap(),
         None
     );
+}
+
+async fn the_cached_call_rule_does_not_apply_to_an_instance_with_a_webhook(store: Arc<dyn Store>) {
+    use bankgate_core::nightly::{night_of, run_time};
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    store
+        .set_webhook(&name("alpha"), "https://hooks.example/flinks", "secret", T0)
+        .await
+        .unwrap();
+    // Never read cached.
+    let card = card_made(&*store, customer.id, "greatday_nomfa", true, None, T0).await;
+    let run = store
+        .run_nightly(&name("alpha"), run_time(night_of(T0) + 9))
+        .await
+        .unwrap();
+    assert_eq!((run.refreshed, run.stopped), (1, 0));
+    let refreshed = store.login(customer.id, card.id).await.unwrap().unwrap();
+    assert_eq!(refreshed.last_refresh, run_time(night_of(T0) + 9));
 }

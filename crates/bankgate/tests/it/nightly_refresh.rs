@@ -633,3 +633,45 @@ async fn the_status_takes_bearer_or_x_api_key_and_refuses_anything_else() {
         .await;
     assert_eq!(reply.json["IneligibleCards"], json!([]), "{:#}", reply.json);
 }
+
+#[tokio::test]
+async fn a_forced_invalid_login_on_a_card_stops_its_nightly_refresh() {
+    use bankgate_core::forced::FailureCode;
+    use bankgate_server::operator::{FailureFor, NewFailure};
+    let app = TestApp::new().await;
+    let login = new_card(&app, json!({"ScheduleRefresh": true})).await;
+    cached_login(&app, login).await;
+    // The user changed their bank password: the next live refresh answers INVALID_LOGIN.
+    app.operator()
+        .add_failure(
+            toolbox_customer(),
+            FailureFor::Login(login),
+            NewFailure {
+                code: FailureCode::InvalidLogin,
+                count: 1,
+                seconds: None,
+            },
+        )
+        .await
+        .unwrap();
+    let token = app.toolbox_token().await;
+    let refused = app
+        .post(
+            &path(TOOLBOX_CUSTOMER, "Authorize"),
+            &[("flinks-auth-key", &token)],
+            &json!({"LoginId": login, "MostRecentCached": false}).to_string(),
+        )
+        .await;
+    refused.assert_error(401, "INVALID_LOGIN", "forced_failure");
+    advance_toolbox(&app, DAY).await;
+    let listed = status(&app, &[("x-api-key", TOOLBOX_API_KEY)]).await;
+    let card = &listed.json["IneligibleCards"][0];
+    assert_eq!(card["LoginId"], login.to_string(), "{:#}", listed.json);
+    assert_eq!(card["LastRefreshState"], "Failed");
+    assert_eq!(card["LastRefreshErrorCode"], "INVALID_LOGIN");
+    assert_eq!(
+        stored(&app, login).await.last_refresh.to_rfc3339(),
+        "2026-01-21T20:47:47Z",
+        "not refreshed"
+    );
+}

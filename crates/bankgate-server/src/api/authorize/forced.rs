@@ -80,6 +80,15 @@ pub(crate) async fn check(
     tracing::info!(rule = %rule.id, "forced failure");
     // Like the scripted failures, no RequestId: no session is left to use it with.
     if let Some(refusal) = ApiError::forced(&rule, call.now) {
+        if let Some(login_id) = login_id
+            && !refusal.status.is_success()
+        {
+            // The card's last authorization failed: the nightly refresh sees it
+            // (docs/flinks-wire.md, "Nightly refresh").
+            store
+                .record_refresh_error(customer_id, login_id, refusal.flinks_code.as_str())
+                .await?;
+        }
         return Err(refusal);
     }
     debug_assert_eq!(rule.action, ForcedAction::NewMfaQuestion);
