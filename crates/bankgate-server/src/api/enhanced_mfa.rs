@@ -54,7 +54,10 @@ pub struct AnswerMfaQuestionsResponse {
 // Only the document's: the handler reads entries as JSON values, to name a bad one.
 #[allow(dead_code)]
 pub struct QuestionAnswer {
+    /// One of the card's questions, as GetMFAQuestions lists it.
+    #[schema(min_length = 1)]
     pub question: String,
+    #[schema(min_length = 1)]
     pub answer: String,
 }
 
@@ -63,9 +66,9 @@ pub struct QuestionAnswer {
 #[serde(rename_all = "PascalCase")]
 #[schema(as = AnswerMFAQuestionsBody)]
 pub struct AnswerMfaQuestionsRequest {
-    #[schema(format = Uuid)]
+    #[schema(value_type = String, format = Uuid, required = true)]
     pub login_id: Option<String>,
-    #[schema(value_type = Option<Vec<QuestionAnswer>>)]
+    #[schema(value_type = Vec<QuestionAnswer>, required = true, min_items = 1)]
     pub questions: Option<Vec<Value>>,
 }
 

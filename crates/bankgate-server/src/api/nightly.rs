@@ -48,10 +48,11 @@ pub async fn catch_up(
 #[schema(as = SetScheduledRefreshBody)]
 pub struct SetScheduledRefreshRequest {
     /// The saved card (a LoginId of this customer).
-    #[schema(format = Uuid)]
+    #[schema(value_type = String, format = Uuid, required = true)]
     pub login_id: Option<String>,
-    /// `true` switches the nightly refresh on, `false` off.
+    /// `true` switches the nightly refresh on, `false` off (also `"true"`/`"false"`).
     #[serde(default, deserialize_with = "lenient_bool")]
+    #[schema(value_type = bool, required = true)]
     pub is_activated: Option<bool>,
 }
 
@@ -87,7 +88,7 @@ pub(crate) fn body_login_id(
     params(("customerId" = String, Path, description = "The customer (a UUID)", example = "43387ca6-0391-4c82-857d-70d95f087ecb"), ("x-api-key" = Option<String>, Header, description = "The customer's x-api-key")),
     request_body(content = SetScheduledRefreshRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "The confirmation sentence, a bare JSON string", body = String, example = json!("LoginId bb8b8569-3bfc-43c1-ae31-08d6decf1675 has now been activated for automatic refresh")),
+        (status = 200, description = "The confirmation sentence, a bare JSON string", body = String, content_type = "application/json", example = json!("LoginId bb8b8569-3bfc-43c1-ae31-08d6decf1675 has now been activated for automatic refresh")),
         crate::error::ErrorResponses,
     ),
 )]
