@@ -1952,6 +1952,20 @@ pub async fn nightly_last(tx: &mut dyn Tx, instance: &str) -> Result<Option<i64>
     .transpose()
 }
 
+/// The flagged cards of the instance `$1`: only those, through the partial index
+/// `logins_scheduled`, per customer of the instance.
+const FLAGGED_CARDS: &str = "l.is_scheduled_refresh AND l.saved AND l.customer_id IN \
+     (SELECT id FROM customers WHERE instance = $1)";
+
+/// The cards a nightly run judges (the query whose plan a SQLite test checks).
+pub fn flagged_cards_sql() -> String {
+    format!(
+        "SELECT l.id, l.institution, l.username, l.last_refresh, l.last_cached_at, \
+         COALESCE(l.scheduled_since, l.created_at), l.refresh_error, l.nightly_stop \
+         FROM logins l WHERE {FLAGGED_CARDS}"
+    )
+}
+
 /// Runs the nights after `from_night` up to `to_night` on an instance, if this call is the one
 /// that moves its `last_night` from `from_night` (a conditional UPDATE: of several nodes, one
 /// runs them; on PostgreSQL the others wait on the row, then find it moved).
@@ -1984,9 +1998,7 @@ pub async fn run_nights(
         )
         .await?
         .is_none();
-    // Only flagged cards: the partial index `logins_scheduled`, per customer of the instance.
-    let flagged = "l.is_scheduled_refresh AND l.saved AND l.customer_id IN \
-         (SELECT id FROM customers WHERE instance = $1)";
+    let flagged = FLAGGED_CARDS;
     let mut answers: std::collections::HashMap<String, MfaAnswers> =
         std::collections::HashMap::new();
     for row in tx
@@ -2004,16 +2016,7 @@ pub async fn run_nights(
             .or_default()
             .push((question_from(&row, 1)?, row.opt_digest(2)?));
     }
-    let rows = tx
-        .query(
-            &format!(
-                "SELECT l.id, l.institution, l.username, l.last_refresh, l.last_cached_at, \
-                 COALESCE(l.scheduled_since, l.created_at), l.refresh_error, l.nightly_stop \
-                 FROM logins l WHERE {flagged}"
-            ),
-            params![instance],
-        )
-        .await?;
+    let rows = tx.query(&flagged_cards_sql(), params![instance]).await?;
     let bank = SandboxBank::builtin();
     for row in rows {
         let id = row.string(0)?;

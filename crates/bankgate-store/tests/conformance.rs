@@ -1586,6 +1586,16 @@ mod sqlite_specific {
             "query plan:\n{plan}"
         );
     }
+
+    /// The nightly run reads only flagged cards, through their partial index, not every card.
+    #[test]
+    fn the_nightly_run_reads_flagged_cards_through_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = open(&dir);
+        let plan = sqlite.explain_nightly().unwrap();
+        assert!(plan.contains("logins_scheduled"), "query plan:\n{plan}");
+        assert!(!plan.contains("SCAN l"), "query plan:\n{plan}");
+    }
 }
 
 // ---- live authorization ----
