@@ -141,6 +141,13 @@ wire_names! {
         DaysOfTransactionsInvalid = "days_of_transactions_invalid",
         NumberOfStatementsInvalid = "number_of_statements_invalid",
         Months12NeedsOneAccount = "months12_needs_one_account",
+        // The nightly refresh and Enhanced MFA (docs/flinks-wire.md, "Nightly refresh",
+        // "Enhanced MFA").
+        IsActivatedMissing = "is_activated_missing",
+        MfaQuestionsNotCollected = "mfa_questions_not_collected",
+        MfaQuestionsMissing = "mfa_questions_missing",
+        MfaQuestionUnknown = "mfa_question_unknown",
+        MfaAnswerMissing = "mfa_answer_missing",
         // The (sandbox) bank.
         BankCredentialsInvalid = "bank_credentials_invalid",
         LoginDisabled = "login_disabled",
@@ -681,13 +688,15 @@ impl ApiError {
                 );
                 match (endpoint, what) {
                     // DeleteCard's answer for a LoginId it cannot find.
-                    (Endpoint::DeleteCard, PathId::LoginId) => Self::new(
-                        StatusCode::BAD_REQUEST,
-                        FlinksCode::InvalidLogin,
-                        "Invalid LoginId",
-                        Reason::from(refusal),
-                        hint,
-                    ),
+                    (Endpoint::DeleteCard | Endpoint::GetMFAQuestions, PathId::LoginId) => {
+                        Self::new(
+                            StatusCode::BAD_REQUEST,
+                            FlinksCode::InvalidLogin,
+                            "Invalid LoginId",
+                            Reason::from(refusal),
+                            hint,
+                        )
+                    }
                     _ => unauthorized(hint),
                 }
             }
@@ -742,7 +751,10 @@ impl ApiError {
                 ),
             }),
             Refusal::LoginNotFound => match endpoint {
-                Endpoint::DeleteCard => Self::new(
+                Endpoint::DeleteCard
+                | Endpoint::SetScheduledRefresh
+                | Endpoint::GetMFAQuestions
+                | Endpoint::AnswerMFAQuestions => Self::new(
                     StatusCode::BAD_REQUEST,
                     FlinksCode::InvalidLogin,
                     "Invalid LoginId",
@@ -767,7 +779,10 @@ impl ApiError {
                      instance's customerId, or connect the account again on this one."
                 );
                 match endpoint {
-                    Endpoint::DeleteCard => Self::new(
+                    Endpoint::DeleteCard
+                    | Endpoint::SetScheduledRefresh
+                    | Endpoint::GetMFAQuestions
+                    | Endpoint::AnswerMFAQuestions => Self::new(
                         StatusCode::BAD_REQUEST,
                         FlinksCode::InvalidLogin,
                         "Invalid LoginId",

@@ -42,6 +42,9 @@ pub struct Params {
     pub account_selector_multiple: bool,
     pub tag: Option<String>,
     pub request_id: Option<RequestId>,
+    /// `scheduleRefresh=true`: the card the page makes gets the nightly refresh.
+    #[serde(default)]
+    pub schedule_refresh: bool,
 }
 
 impl Default for Params {
@@ -68,6 +71,7 @@ impl Default for Params {
             account_selector_multiple: false,
             tag: None,
             request_id: None,
+            schedule_refresh: false,
         }
     }
 }
@@ -119,6 +123,7 @@ impl Params {
             ),
             tag: get("tag").and_then(text),
             request_id: get("requestId").and_then(|r| r.parse().ok()),
+            schedule_refresh: flag("scheduleRefresh", defaults.schedule_refresh),
         }
     }
 }

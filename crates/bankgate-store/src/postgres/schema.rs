@@ -9,7 +9,7 @@ use deadpool_postgres::ClientWrapper;
 use super::connect::{PgConnectError, PgUrl, explain};
 
 /// (version, SQL). Append only: a released migration never changes.
-const MIGRATIONS: [(i32, &str); 9] = [
+const MIGRATIONS: [(i32, &str); 10] = [
     (1, include_str!("../../migrations/postgres/0001_core.sql")),
     (
         2,
@@ -42,6 +42,10 @@ const MIGRATIONS: [(i32, &str); 9] = [
     (
         9,
         include_str!("../../migrations/postgres/0009_authorize_async.sql"),
+    ),
+    (
+        10,
+        include_str!("../../migrations/postgres/0010_nightly_refresh_enhanced_mfa.sql"),
     ),
 ];
 
