@@ -156,6 +156,7 @@ function inspect() {
   return {
     title: document.title,
     heading: h1 ? h1.textContent.trim() : null,
+    text: document.querySelector("main").innerText,
     url: location.href,
     // (getAttribute: the forms have a field named "action", which shadows `form.action`.)
     actions: [...document.forms].map((f) => new URL(f.getAttribute("action") || "", location.href).href),

@@ -125,8 +125,8 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("closed_title", "Session closed", "Session fermée"),
     (
         "closed_body",
-        "Nothing was shared. You can go back to {customer}.",
-        "Rien n'a été transmis. Vous pouvez retourner à {customer}.",
+        "You can go back to {customer}.",
+        "Vous pouvez retourner à {customer}.",
     ),
     (
         "error_title",

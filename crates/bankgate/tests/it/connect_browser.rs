@@ -711,6 +711,16 @@ fn check_audits(s: &Scenario, r: &Value) {
                 };
                 assert_eq!(heading, expected, "{at}");
             }
+            "closed" => {
+                // No close control on this screen either: say where to go instead.
+                let text = a["text"].as_str().unwrap();
+                let back = if fr {
+                    "Vous pouvez retourner à cette application"
+                } else {
+                    "You can go back to this application"
+                };
+                assert!(text.contains(back), "{at}: {text}");
+            }
             "consent" if a["alert"].is_string() => {
                 let note = a["alert"].as_str().unwrap();
                 assert!(
