@@ -107,6 +107,22 @@ def authorized_request_id():
     return answer["RequestId"]
 
 
+def enrolled_login_id():
+    """A new saved card that keeps its security questions (Enhanced MFA), without MFA."""
+    answer = call(
+        "Authorize",
+        {"flinks-auth-key": fresh_token()},
+        {
+            "Institution": "FlinksCapital",
+            "Username": "greatday_nomfa",
+            "Password": "Everyday",
+            "Save": True,
+            "WithMFAQuestions": True,
+        },
+    )
+    return answer["Login"]["Id"]
+
+
 def endpoint_of(context):
     return context.operation.path.rsplit("/BankingServices/", 1)[-1].split("/", 1)[0]
 
@@ -132,6 +148,10 @@ def path_parameters(context, path_parameters):
     # Most polls name a live session; some keep the generated RequestId (a 400).
     if "requestId" in path_parameters and rng.random() < 0.8:
         path_parameters["requestId"] = authorized_request_id()
+    # GetMFAQuestions: most cases name a card that keeps its questions.
+    if "loginId" in path_parameters and endpoint_of(context) == "GetMFAQuestions":
+        if rng.random() < 0.8:
+            path_parameters["loginId"] = enrolled_login_id()
     return path_parameters
 
 
@@ -163,6 +183,13 @@ def body(context, body):
                 Password="Everyday",
                 MostRecentCached=False,
             )
+        return body
+    if endpoint in ("SetScheduledRefresh", "AnswerMFAQuestions") and rng.random() < 0.8:
+        body["LoginId"] = enrolled_login_id()
+        if endpoint == "AnswerMFAQuestions" and rng.random() < 0.5:
+            body["Questions"] = [
+                {"Question": "What city were you born in?", "Answer": "Montreal"}
+            ]
         return body
     if endpoint in ("GetAccountsSummary", "GetAccountsDetail", "GetStatements"):
         if rng.random() < 0.8:

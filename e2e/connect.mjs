@@ -10,7 +10,16 @@
 //
 // plan: { chromium, artifacts, scenarios: [{ name, url, username, password, viewport,
 //         reloadAt?, search?, accounts?: "one"|"two", waitFor: "landing"|"top"|"event"|"screen",
-//         mfa?: [[answer…]…] }] }
+//         mfa?: [[answer…]…], declineConsent?, closeAt? }] }
+// `declineConsent` declines once before accepting; `closeAt` names the screen where the user
+// presses Close.
+//
+// On every screen it also records what an accessibility audit looks at (`audits`): axe-core's
+// violations (axe runs inside the page, from e2e/node_modules, offline), the contrast of field
+// borders and of the focus ring (WCAG 1.4.11, which axe does not check), the title, the
+// heading, the focused field, the fields marked invalid, whether the alert follows the heading
+// and was announced (its text put into a live region after load), and the addresses the forms
+// post to.
 // `mfa`, when given, is what to send on each arrival at an MFA screen, one entry per challenge:
 // "text:…" types into a text field, "pick:0,2" ticks those choices (radio or checkbox).
 // `url` may contain __PARENT__, replaced by the parent page's origin (for redirectUrl).
@@ -18,7 +27,11 @@
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const axeSource = fs.readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 
 const plan = JSON.parse(fs.readFileSync(0, "utf8"));
 fs.mkdirSync(plan.artifacts, { recursive: true });
@@ -43,6 +56,10 @@ window.addEventListener("message", function (e) {
   console.log("bankgate-event " + JSON.stringify({ origin: e.origin, data: e.data }));
 });
 </script></head><body><iframe id="connect" name="connect" title="Connect your bank" src="${attr}"></iframe></body></html>`);
+  } else if (url.pathname === "/favicon.ico") {
+    // Browsers ask the top page's origin; a 404 would be a console error.
+    res.statusCode = 204;
+    res.end();
   } else if (url.pathname === "/landing") {
     res.end(`<!doctype html><html><head><meta charset="utf-8"><title>Landed</title></head><body><h1 id="landed">Landed</h1></body></html>`);
   } else {
@@ -75,7 +92,8 @@ const answers = [
 
 // The screen shown in the frame; "landing" once an inner redirect has left bankgate.
 async function screenOf(frame) {
-  await frame.waitForSelector("body[data-screen], #landed", { timeout: 15000 });
+  // data-ready: connect.js has run (focus, the alert announced).
+  await frame.waitForSelector("body[data-screen][data-ready], #landed", { timeout: 15000 });
   return frame.evaluate(() =>
     document.getElementById("landed") ? "landing" : document.body.getAttribute("data-screen"),
   );
@@ -102,10 +120,104 @@ async function submit(frame, act) {
   return Promise.any([landed, next]);
 }
 
+// Runs in the frame: what the audit looks at besides axe.
+function inspect() {
+  const rgb = (value) => {
+    const m = /rgba?\(([\d.]+),\s*([\d.]+),\s*([\d.]+)/.exec(value || "");
+    return m ? [m[1], m[2], m[3]].map(Number) : null;
+  };
+  const luminance = (c) => {
+    const [r, g, b] = c.map((v) => {
+      const s = v / 255;
+      return s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const ratio = (a, b) => {
+    if (!a || !b) return null;
+    const [x, y] = [luminance(a), luminance(b)].sort((p, q) => q - p);
+    return Math.round(((x + 0.05) / (y + 0.05)) * 100) / 100;
+  };
+  const bg = rgb(getComputedStyle(document.body).backgroundColor);
+  // The ring as the focused field draws it, else the page's focus colour.
+  const probe = document.createElement("span");
+  probe.style.color = "var(--focus)";
+  document.body.appendChild(probe);
+  const focusColour = rgb(getComputedStyle(probe).color);
+  probe.remove();
+  const active = document.activeElement;
+  const ring =
+    active && active !== document.body && getComputedStyle(active).outlineStyle !== "none"
+      ? rgb(getComputedStyle(active).outlineColor)
+      : focusColour;
+  const fields = [...document.querySelectorAll("main input[type=text], main input[type=password], main input[type=search]")];
+  const notice = document.getElementById("notice");
+  const h1 = document.querySelector("h1");
+  return {
+    title: document.title,
+    heading: h1 ? h1.textContent.trim() : null,
+    text: document.querySelector("main").innerText,
+    url: location.href,
+    // (getAttribute: the forms have a field named "action", which shadows `form.action`.)
+    actions: [...document.forms].map((f) => new URL(f.getAttribute("action") || "", location.href).href),
+    focused: active && active !== document.body ? active.id || active.name || active.tagName : null,
+    invalid: [...document.querySelectorAll("[aria-invalid=true]")].map((e) => ({
+      id: e.id || e.tagName.toLowerCase(),
+      describedBy: (e.getAttribute("aria-describedby") || "")
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((id) => (document.getElementById(id) || {}).textContent || null),
+    })),
+    alert: notice && notice.textContent ? notice.textContent : null,
+    alertRole: notice ? notice.getAttribute("role") : null,
+    alertAfterHeading: !!(notice && h1 && h1.compareDocumentPosition(notice) & Node.DOCUMENT_POSITION_FOLLOWING),
+    announced: window.__announced || [],
+    autofocus: document.querySelectorAll("[autofocus]").length,
+    borderContrast: fields.map((f) => ratio(rgb(getComputedStyle(f).borderTopColor), bg)),
+    focusContrast: ratio(ring, bg),
+  };
+}
+
+async function audit(frame, screen) {
+  if (!(await frame.evaluate(() => typeof window.axe === "object"))) {
+    // As an expression through the DevTools protocol: the page's CSP (script-src 'self')
+    // stays in force for the page itself.
+    await frame.evaluate(axeSource);
+  }
+  const found = await frame.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ["violations"] });
+    return {
+      version: window.axe.version,
+      // How many rules applied and passed: proof that the audit ran.
+      passed: result.passes.length,
+      violations: result.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      nodes: v.nodes.map((n) => `${n.target.join(" ")}: ${n.failureSummary.replace(/\s+/g, " ")}`),
+      })),
+    };
+  });
+  return { screen, axe: found.version, axePassed: found.passed, violations: found.violations, ...(await frame.evaluate(inspect)) };
+}
+
 async function run(scenario) {
   const result = { name: scenario.name, screens: [], events: [], notes: [] };
   const context = await browser.newContext({ viewport: scenario.viewport });
+  // In every frame, before its scripts: which texts reach the live region after the page has
+  // loaded (what a screen reader announces).
+  await context.addInitScript(() => {
+    window.__announced = [];
+    new MutationObserver(() => {
+      const notice = document.getElementById("notice");
+      if (document.readyState !== "loading" && notice && notice.textContent) {
+        window.__announced.push(notice.textContent);
+      }
+    }).observe(document, { subtree: true, childList: true, characterData: true });
+  });
   const page = await context.newPage();
+  result.audits = [];
+  result.requests = [];
+  page.on("request", (r) => result.requests.push(`${r.method()} ${r.url()}`));
   const console_ = [];
   const events = [];
   page.on("console", (m) => {
@@ -132,6 +244,19 @@ async function run(scenario) {
       const screen = await screenOf(frame);
       result.screens.push(screen);
       await screenshot(screen);
+      // (A success screen that redirects by itself may be gone before an audit ends.)
+      const leaves = screen === "success" && ["landing", "top"].includes(scenario.waitFor);
+      if (screen !== "landing" && !leaves) result.audits.push(await audit(frame, screen));
+      if (scenario.closeAt === screen) {
+        scenario.closeAt = null;
+        await submit(frame, () => frame.click("button[value=close]"));
+        continue;
+      }
+      if (screen === "consent" && scenario.declineConsent) {
+        scenario.declineConsent = false;
+        await submit(frame, () => frame.click("button[value=deny_consent]"));
+        continue;
+      }
       if (screen === "consent") {
         await submit(frame, () => frame.click("button[value=accept_consent]"));
       } else if (screen === "institutions") {
@@ -174,6 +299,7 @@ async function run(scenario) {
           // A refusal the user may retry: show it, and stop here.
           result.screens.push(after);
           await screenshot("credentials-retry");
+          result.audits.push(await audit(frame, after));
           result.alert = await frame.textContent("[role=alert]");
           break;
         }

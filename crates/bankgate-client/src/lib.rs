@@ -50,11 +50,15 @@ pub use error::{Error, FlinksError, with_causes};
 pub use wire::Account;
 pub use wire::{
     AccountStatements, Accounts, AccountsDetailRequest, Address, AsyncAuthorization, Authorization,
-    AuthorizeRequest, Authorized, Balance, Holder, Login, MfaStep, Pending, Poll,
-    SecurityChallenge, SecurityResponses, Statement, Statements, StatementsRequest, Transaction,
+    AuthorizeRequest, Authorized, Balance, Holder, IneligibleCard, Login, MfaStep,
+    NightlyRefreshStatus, Pending, Poll, SecurityChallenge, SecurityResponses, Statement,
+    Statements, StatementsRequest, Transaction,
 };
 
-use wire::{ChallengeBody, EnvelopeBody, MfaAnswer, TokenBody};
+use wire::{
+    ChallengeBody, EnvelopeBody, MfaAnswer, MfaAnswersBody, MfaQuestionsBody, QuestionAnswerBody,
+    ScheduledRefreshBody, TokenBody,
+};
 
 /// The header that carries the secret key and the authorize token.
 const AUTH_KEY_HEADER: &str = "flinks-auth-key";
@@ -408,6 +412,120 @@ impl Client {
             return Err(answer.refusal());
         }
         Ok(answer.envelope().message.unwrap_or_default())
+    }
+
+    /// `PATCH /SetScheduledRefresh`: switch a saved card's nightly refresh on or off. Answers
+    /// the confirmation sentence (a bare JSON string).
+    pub async fn set_scheduled_refresh(
+        &self,
+        api_key: &ApiKey,
+        login_id: &LoginId,
+        activated: bool,
+    ) -> Result<String, Error> {
+        let body = ScheduledRefreshBody {
+            login_id,
+            is_activated: activated,
+        };
+        self.api_key_call(
+            Method::PATCH,
+            "SetScheduledRefresh",
+            &[],
+            api_key,
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `GET /GetNightlyRefreshStatus` (the x-api-key as `Authorization: Bearer`): the flagged
+    /// cards the nightly refresh stopped refreshing.
+    pub async fn get_nightly_refresh_status(
+        &self,
+        api_key: &ApiKey,
+    ) -> Result<NightlyRefreshStatus, Error> {
+        let bearer = format!("Bearer {}", api_key.expose());
+        let answer = self
+            .call::<()>(
+                Method::GET,
+                "GetNightlyRefreshStatus",
+                &[],
+                Some(("authorization", &bearer)),
+                None,
+            )
+            .await?;
+        if answer.status != StatusCode::OK {
+            return Err(answer.refusal());
+        }
+        answer.json()
+    }
+
+    /// `GET /GetMFAQuestions/{loginId}`: the card's security questions without a stored answer
+    /// (Enhanced MFA).
+    pub async fn get_mfa_questions(
+        &self,
+        api_key: &ApiKey,
+        login_id: &LoginId,
+    ) -> Result<Vec<String>, Error> {
+        let body: MfaQuestionsBody = self
+            .api_key_call::<(), _>(
+                Method::GET,
+                "GetMFAQuestions",
+                &[login_id.as_str()],
+                api_key,
+                None,
+            )
+            .await?;
+        Ok(body.questions.into_iter().map(|q| q.question).collect())
+    }
+
+    /// `PATCH /AnswerMFAQuestions`: store answers (`(question, answer)`) to a card's security
+    /// questions. Answers the server's `Message`.
+    pub async fn answer_mfa_questions(
+        &self,
+        api_key: &ApiKey,
+        login_id: &LoginId,
+        answers: &[(String, String)],
+    ) -> Result<String, Error> {
+        let body = MfaAnswersBody {
+            login_id,
+            questions: answers
+                .iter()
+                .map(|(question, answer)| QuestionAnswerBody { question, answer })
+                .collect(),
+        };
+        let envelope: EnvelopeBody = self
+            .api_key_call(
+                Method::PATCH,
+                "AnswerMFAQuestions",
+                &[],
+                api_key,
+                Some(&body),
+            )
+            .await?;
+        Ok(envelope.message.unwrap_or_default())
+    }
+
+    /// A call with the x-api-key whose 200 is `T`.
+    async fn api_key_call<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        endpoint: &'static str,
+        ids: &[&str],
+        api_key: &ApiKey,
+        body: Option<&B>,
+    ) -> Result<T, Error> {
+        let answer = self
+            .call(
+                method,
+                endpoint,
+                ids,
+                Some((API_KEY_HEADER, api_key.expose())),
+                body,
+            )
+            .await?;
+        if answer.status != StatusCode::OK {
+            return Err(answer.refusal());
+        }
+        answer.json()
     }
 
     async fn poll_call<B: Serialize + ?Sized, T: DeserializeOwned>(

@@ -29,9 +29,27 @@ pub struct AuthorizeRequest {
     pub language: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// A new card gets the nightly refresh (ignored for an existing card).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_refresh: Option<bool>,
+    /// With `Save`: keep the new card's security questions (Enhanced MFA).
+    #[serde(rename = "WithMFAQuestions", skip_serializing_if = "Option::is_none")]
+    pub with_mfa_questions: Option<bool>,
 }
 
 impl AuthorizeRequest {
+    /// `ScheduleRefresh`: the new card gets the nightly refresh.
+    pub fn schedule_refresh(mut self, on: bool) -> Self {
+        self.schedule_refresh = Some(on);
+        self
+    }
+
+    /// `WithMFAQuestions: true`: the new (saved) card keeps its security questions.
+    pub fn with_mfa_questions(mut self) -> Self {
+        self.with_mfa_questions = Some(true);
+        self
+    }
+
     /// Cached mode: reopen a saved LoginId without the bank.
     pub fn cached(login_id: impl Into<String>) -> Self {
         Self {
@@ -90,6 +108,8 @@ impl fmt::Debug for AuthorizeRequest {
             .field("save", &self.save)
             .field("language", &self.language)
             .field("tag", &self.tag)
+            .field("schedule_refresh", &self.schedule_refresh)
+            .field("with_mfa_questions", &self.with_mfa_questions)
             .finish()
     }
 }
@@ -384,4 +404,65 @@ pub(crate) struct EnvelopeBody {
     pub reason: Option<String>,
     #[serde(default)]
     pub hint: Option<String>,
+}
+
+/// A 200 from GetNightlyRefreshStatus.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NightlyRefreshStatus {
+    #[serde(default)]
+    pub ineligible_cards: Vec<IneligibleCard>,
+}
+
+/// A card the nightly refresh stopped refreshing.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IneligibleCard {
+    pub login_id: LoginId,
+    pub last_refresh_date: Option<String>,
+    pub last_refresh_state: Option<String>,
+    pub last_refresh_error_code: Option<String>,
+    /// bankgate's addition: which rule stopped the card.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// bankgate's addition: what makes it refresh again.
+    #[serde(default)]
+    pub hint: Option<String>,
+}
+
+/// A 200 from GetMFAQuestions.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct MfaQuestionsBody {
+    #[serde(default)]
+    pub questions: Vec<MfaQuestionBody>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct MfaQuestionBody {
+    pub question: String,
+}
+
+/// The AnswerMFAQuestions body.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct MfaAnswersBody<'a> {
+    pub login_id: &'a LoginId,
+    pub questions: Vec<QuestionAnswerBody<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct QuestionAnswerBody<'a> {
+    pub question: &'a str,
+    pub answer: &'a str,
+}
+
+/// The SetScheduledRefresh body.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ScheduledRefreshBody<'a> {
+    pub login_id: &'a LoginId,
+    pub is_activated: bool,
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod forced;
 pub mod ids;
 pub mod model;
+pub mod nightly;
 pub mod sandbox;
 pub mod time_format;
 

@@ -222,6 +222,18 @@ pub struct PendingAuthorization {
     pub questions: Vec<usize>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    /// What the new card gets once the MFA step completes.
+    pub options: CardOptions,
+}
+
+/// Options of a live /Authorize for the card it makes (docs/flinks-wire.md, "Nightly refresh"
+/// and "Enhanced MFA"); a refresh of an existing card ignores them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CardOptions {
+    /// `ScheduleRefresh`: switches the nightly refresh on (or explicitly off).
+    pub schedule_refresh: Option<bool>,
+    /// `WithMFAQuestions` with `Save: true`: keep the card's security questions (Enhanced MFA).
+    pub with_mfa_questions: bool,
 }
 
 /// How an authorize token stands, for refusals and operator inspection.

@@ -81,6 +81,22 @@ endpoints! {
         path: "/v3/{customerId}/BankingServices/GetStatementsAsync/{requestId}",
         credential: ApiKey,
     },
+    SetScheduledRefresh {
+        path: "/v3/{customerId}/BankingServices/SetScheduledRefresh",
+        credential: ApiKey,
+    },
+    GetNightlyRefreshStatus {
+        path: "/v3/{customerId}/BankingServices/GetNightlyRefreshStatus",
+        credential: ApiKey,
+    },
+    GetMFAQuestions {
+        path: "/v3/{customerId}/BankingServices/GetMFAQuestions/{loginId}",
+        credential: ApiKey,
+    },
+    AnswerMFAQuestions {
+        path: "/v3/{customerId}/BankingServices/AnswerMFAQuestions",
+        credential: ApiKey,
+    },
 }
 
 /// What an endpoint authenticates with.

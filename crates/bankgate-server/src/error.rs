@@ -142,6 +142,13 @@ wire_names! {
         NumberOfStatementsInvalid = "number_of_statements_invalid",
         Months12NeedsOneAccount = "months12_needs_one_account",
         StatementsNotEnabled = "statements_not_enabled",
+        // The nightly refresh and Enhanced MFA (docs/flinks-wire.md, "Nightly refresh",
+        // "Enhanced MFA").
+        IsActivatedMissing = "is_activated_missing",
+        MfaQuestionsNotCollected = "mfa_questions_not_collected",
+        MfaQuestionsMissing = "mfa_questions_missing",
+        MfaQuestionUnknown = "mfa_question_unknown",
+        MfaAnswerMissing = "mfa_answer_missing",
         // The (sandbox) bank.
         BankCredentialsInvalid = "bank_credentials_invalid",
         LoginDisabled = "login_disabled",
@@ -682,13 +689,15 @@ impl ApiError {
                 );
                 match (endpoint, what) {
                     // DeleteCard's answer for a LoginId it cannot find.
-                    (Endpoint::DeleteCard, PathId::LoginId) => Self::new(
-                        StatusCode::BAD_REQUEST,
-                        FlinksCode::InvalidLogin,
-                        "Invalid LoginId",
-                        Reason::from(refusal),
-                        hint,
-                    ),
+                    (Endpoint::DeleteCard | Endpoint::GetMFAQuestions, PathId::LoginId) => {
+                        Self::new(
+                            StatusCode::BAD_REQUEST,
+                            FlinksCode::InvalidLogin,
+                            "Invalid LoginId",
+                            Reason::from(refusal),
+                            hint,
+                        )
+                    }
                     _ => unauthorized(hint),
                 }
             }
@@ -743,7 +752,10 @@ impl ApiError {
                 ),
             }),
             Refusal::LoginNotFound => match endpoint {
-                Endpoint::DeleteCard => Self::new(
+                Endpoint::DeleteCard
+                | Endpoint::SetScheduledRefresh
+                | Endpoint::GetMFAQuestions
+                | Endpoint::AnswerMFAQuestions => Self::new(
                     StatusCode::BAD_REQUEST,
                     FlinksCode::InvalidLogin,
                     "Invalid LoginId",
@@ -768,7 +780,10 @@ impl ApiError {
                      instance's customerId, or connect the account again on this one."
                 );
                 match endpoint {
-                    Endpoint::DeleteCard => Self::new(
+                    Endpoint::DeleteCard
+                    | Endpoint::SetScheduledRefresh
+                    | Endpoint::GetMFAQuestions
+                    | Endpoint::AnswerMFAQuestions => Self::new(
                         StatusCode::BAD_REQUEST,
                         FlinksCode::InvalidLogin,
                         "Invalid LoginId",

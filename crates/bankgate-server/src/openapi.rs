@@ -60,11 +60,12 @@ fn server(url: &str, description: &str) -> Server {
 }
 
 /// The operations of a path item, with their HTTP method, in a fixed order.
-fn operations(item: &mut PathItem) -> [(&'static str, &mut Option<Operation>); 4] {
+fn operations(item: &mut PathItem) -> [(&'static str, &mut Option<Operation>); 5] {
     [
         ("GET", &mut item.get),
         ("POST", &mut item.post),
         ("PUT", &mut item.put),
+        ("PATCH", &mut item.patch),
         ("DELETE", &mut item.delete),
     ]
 }
@@ -75,6 +76,7 @@ fn methods(item: &PathItem) -> Vec<&'static str> {
         ("GET", &item.get),
         ("POST", &item.post),
         ("PUT", &item.put),
+        ("PATCH", &item.patch),
         ("DELETE", &item.delete),
     ]
     .into_iter()

@@ -289,6 +289,13 @@ impl Operator {
                 });
             }
         };
+        // Moving the clock across 02:00 runs the nightly refresh, once per night crossed, before
+        // the move is answered (docs/flinks-wire.md, "Nightly refresh"). The clock has moved
+        // whatever happens here; nights that failed to run are run by the next catch-up.
+        let now = instance.now(self.clock.as_ref());
+        if let Err(error) = crate::api::nightly::catch_up(self.store.as_ref(), name, now).await {
+            tracing::warn!(%error, instance = %name, "nightly refresh failed; will retry");
+        }
         Ok(InstanceClock::of(&instance, self.clock.as_ref()))
     }
 

@@ -326,12 +326,7 @@ fn distance(a: &str, b: &str) -> usize {
 
 /// Flinks endpoints next to the ones bankgate serves, which integrations call and bankgate does
 /// not answer yet: a 404 for them should not read as a typo.
-const NOT_SERVED: [&str; 4] = [
-    "SetScheduledRefresh",
-    "GetNightlyRefreshStatus",
-    "GetMFAQuestions",
-    "AnswerMFAQuestions",
-];
+const NOT_SERVED: [&str; 2] = ["Institutions", "GetWealthNightlyRefreshStatus"];
 
 /// An endpoint segment that names no endpoint: say what it most likely meant.
 fn unknown_endpoint(segment: &str) -> ApiError {

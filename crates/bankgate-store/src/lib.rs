@@ -9,6 +9,7 @@
 //! (a transaction per write on pooled connections; the server groups concurrent commits).
 
 mod lookups;
+mod nightly;
 mod ops;
 mod postgres;
 mod sql;
@@ -29,6 +30,7 @@ use bankgate_core::sandbox::statements::StatementCount;
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
 pub use lookups::LOOKUP_TTL;
+pub use nightly::{MfaAnswers, NightlyRun, StoppedCard};
 pub use postgres::{PgConnectError, PgSettings, PgStore, PgUrl, Postgres, SslMode};
 pub use sql::StoreError;
 pub use sql_store::SqlStore;
@@ -112,8 +114,12 @@ pub struct CachedAuthorize {
 pub enum LoginChange {
     /// A new connection: record this LoginId.
     Create(Login),
-    /// A live refresh of a saved LoginId: it refreshed at `at`.
+    /// A live refresh of a saved LoginId: it refreshed at `at` (its refresh error and nightly
+    /// stop are cleared).
     Refresh { login_id: LoginId, at: Timestamp },
+    /// A new connection that keeps its security questions (Enhanced MFA): the LoginId and its
+    /// questions, answered or not.
+    CreateWithQuestions { login: Login, answers: MfaAnswers },
 }
 
 /// A live /Authorize that ends authorized: spend the token (if a fresh one was sent), close the
@@ -739,6 +745,75 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Option<Delivery>, DomainError> {
         Err(no_webhooks())
     }
+
+    // ---- the nightly refresh and Enhanced MFA (defaults refuse, as the webhooks') ----
+
+    /// Switches a saved card's nightly refresh on or off (SetScheduledRefresh); `None` when the
+    /// customer has no such saved LoginId. Switching on makes sure the card's instance counts
+    /// its nights from now.
+    async fn set_scheduled_refresh(
+        &self,
+        _customer_id: CustomerId,
+        _login_id: LoginId,
+        _on: bool,
+        _now: Timestamp,
+    ) -> Result<Option<Login>, DomainError> {
+        Err(no_nightly())
+    }
+
+    /// Runs the instance's nightly refresh for every night whose 02:00 passed (on the
+    /// instance's clock, `now`) since the last run, once whichever node asks: a read when none
+    /// is due; else one transaction that claims the nights and judges the flagged cards only.
+    async fn run_nightly(
+        &self,
+        _instance: &InstanceName,
+        _now: Timestamp,
+    ) -> Result<NightlyRun, DomainError> {
+        Err(no_nightly())
+    }
+
+    /// The customer's flagged cards that the last nightly run did not refresh.
+    async fn stopped_cards(
+        &self,
+        _customer_id: CustomerId,
+    ) -> Result<Vec<StoppedCard>, DomainError> {
+        Err(no_nightly())
+    }
+
+    /// Records the FlinksCode a live refresh of the card failed with.
+    async fn record_refresh_error(
+        &self,
+        _customer_id: CustomerId,
+        _login_id: LoginId,
+        _code: &str,
+    ) -> Result<(), DomainError> {
+        Err(no_nightly())
+    }
+
+    /// A saved card and its Enhanced MFA questions; `None` when the customer has no such card.
+    async fn mfa_answers(
+        &self,
+        _customer_id: CustomerId,
+        _login_id: LoginId,
+    ) -> Result<Option<(Login, MfaAnswers)>, DomainError> {
+        Err(no_nightly())
+    }
+
+    /// Sets answers (or erases them, `None`) of questions the card keeps, in one transaction;
+    /// questions it does not keep are left alone. `false` when the card is gone.
+    async fn set_mfa_answers(
+        &self,
+        _customer_id: CustomerId,
+        _login_id: LoginId,
+        _answers: MfaAnswers,
+        _now: Timestamp,
+    ) -> Result<bool, DomainError> {
+        Err(no_nightly())
+    }
+}
+
+fn no_nightly() -> DomainError {
+    DomainError::Unavailable("this store keeps no nightly refresh or MFA answers".to_owned())
 }
 
 fn no_webhooks() -> DomainError {

@@ -10,11 +10,14 @@ use std::time::Duration;
 
 use bankgate_core::forced::{ForcedAction, ForcedRule, ForcedTarget};
 use bankgate_core::model::{
-    Customer, Instance, InstanceKind, KeyKind, Login, LoginType, MAX_CLOCK_OFFSET,
+    CardOptions, Customer, Instance, InstanceKind, KeyKind, Login, LoginType, MAX_CLOCK_OFFSET,
     PendingAuthorization, Session, Tenant,
 };
+use bankgate_core::nightly::{self, ScheduledCard, Stop};
+use bankgate_core::sandbox::SandboxBank;
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
+use crate::nightly::{MfaAnswers, NightlyRun, StoppedCard};
 use crate::sql::{Row, StoreError, Tx, params};
 use crate::webhooks::{
     AttemptResult, CALLBACK_KINDS, CallbackSubject, Delivery, DeliveryContent,
@@ -101,7 +104,7 @@ fn session_from(row: &Row) -> Result<Session, StoreError> {
 }
 
 const PENDING_COLS: &str = "request_id, customer_id, institution, username, language, save, \
-     tag, login_id, questions, created_at, expires_at";
+     tag, login_id, questions, created_at, expires_at, schedule_refresh, with_mfa_questions";
 
 fn pending_from(row: &Row) -> Result<PendingAuthorization, StoreError> {
     let questions = row
@@ -125,6 +128,10 @@ fn pending_from(row: &Row) -> Result<PendingAuthorization, StoreError> {
         questions,
         created_at: row.ts(9)?,
         expires_at: row.ts(10)?,
+        options: CardOptions {
+            schedule_refresh: row.opt_bool(11)?,
+            with_mfa_questions: row.bool(12)?,
+        },
     })
 }
 
@@ -699,6 +706,12 @@ pub async fn authorize_cached(
         operation_started_at: None,
     };
     insert_session(tx, &session).await?;
+    // The nightly refresh needs a cached call in the last 7 days.
+    tx.execute(
+        "UPDATE logins SET last_cached_at = $2 WHERE id = $1",
+        params![&login.id.to_string(), request.now],
+    )
+    .await?;
     Ok(OpenOutcome::Opened { login, session })
 }
 
@@ -754,7 +767,7 @@ pub async fn start_pending(
     tx.execute(
         &format!(
             "INSERT INTO pending_authorizations ({PENDING_COLS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ),
         params![
             &pending.request_id.to_string(),
@@ -768,6 +781,8 @@ pub async fn start_pending(
             &questions.join(","),
             pending.created_at,
             pending.expires_at,
+            pending.options.schedule_refresh,
+            pending.options.with_mfa_questions,
         ],
     )
     .await?;
@@ -894,11 +909,32 @@ pub async fn complete_authorization(
     let login = match change {
         LoginChange::Create(login) => {
             insert_login(tx, &login).await?;
+            if login.is_scheduled_refresh {
+                count_nights_from(tx, customer_id, now).await?;
+            }
+            login
+        }
+        LoginChange::CreateWithQuestions { login, answers } => {
+            insert_login(tx, &login).await?;
+            if login.is_scheduled_refresh {
+                count_nights_from(tx, customer_id, now).await?;
+            }
+            let id = login.id.to_string();
+            for (question, answer) in &answers {
+                tx.execute(
+                    "INSERT INTO login_mfa_answers (login_id, question, answer_digest, \
+                     updated_at) VALUES ($1, $2, $3, $4)",
+                    params![&id, question_param(*question), answer.as_ref(), now],
+                )
+                .await?;
+            }
             login
         }
         LoginChange::Refresh { login_id, at } => {
+            // A success: the card is healthy again for the nightly refresh.
             tx.execute(
-                "UPDATE logins SET last_refresh = $3 WHERE id = $1 AND customer_id = $2",
+                "UPDATE logins SET last_refresh = $3, refresh_error = NULL, nightly_stop = NULL, \
+                 nightly_stop_at = NULL WHERE id = $1 AND customer_id = $2",
                 params![&login_id.to_string(), &customer_id.to_string(), at],
             )
             .await?;
@@ -948,7 +984,7 @@ pub async fn reset_instance(tx: &mut dyn Tx, instance: &str) -> Result<Reset, St
     let mut reset = Reset::default();
     // Forced failures and queued webhook callbacks go too: a test suite resets between tests,
     // and must not inherit them (the webhook itself is a setting, and stays).
-    for table in ["forced_rules", "webhook_deliveries"] {
+    for table in ["forced_rules", "webhook_deliveries", "nightly_runs"] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE instance = $1"),
             params![instance],
@@ -2078,4 +2114,286 @@ pub async fn purge_deliveries(
         params![finished_before],
     )
     .await
+}
+
+// ---- the nightly refresh ----
+
+fn question_param(question: usize) -> i64 {
+    i64::try_from(question).unwrap_or(i64::MAX)
+}
+
+fn question_from(row: &Row, idx: usize) -> Result<usize, StoreError> {
+    usize::try_from(row.i64(idx)?)
+        .map_err(|_| StoreError::Corrupt(format!("column {idx}: a negative question")))
+}
+
+/// Makes the customer's instance count its nights from `now` (if it did not already), so a
+/// card flagged now is first judged at the next 02:00.
+async fn count_nights_from(
+    tx: &mut dyn Tx,
+    customer_id: CustomerId,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO nightly_runs (instance, last_night) \
+         SELECT instance, $2 FROM customers WHERE id = $1 ON CONFLICT (instance) DO NOTHING",
+        params![&customer_id.to_string(), nightly::night_of(now)],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn set_scheduled_refresh(
+    tx: &mut dyn Tx,
+    customer_id: CustomerId,
+    login_id: LoginId,
+    on: bool,
+    now: Timestamp,
+) -> Result<Option<Login>, StoreError> {
+    let (id, customer) = (login_id.to_string(), customer_id.to_string());
+    // Right-hand sides read the row as it was: `scheduled_since` moves only when the flag does.
+    let changed = tx
+        .execute(
+            "UPDATE logins SET \
+             scheduled_since = CASE WHEN CAST($3 AS BOOLEAN) AND NOT is_scheduled_refresh \
+               THEN CAST($4 AS BIGINT) WHEN CAST($3 AS BOOLEAN) THEN scheduled_since END, \
+             nightly_stop = CASE WHEN CAST($3 AS BOOLEAN) THEN nightly_stop END, \
+             nightly_stop_at = CASE WHEN CAST($3 AS BOOLEAN) THEN nightly_stop_at END, \
+             is_scheduled_refresh = $3 \
+             WHERE id = $1 AND customer_id = $2 AND saved",
+            params![&id, &customer, on, now],
+        )
+        .await?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    if on {
+        count_nights_from(tx, customer_id, now).await?;
+    }
+    login(tx, customer_id, login_id, true).await
+}
+
+pub async fn record_refresh_error(
+    tx: &mut dyn Tx,
+    customer_id: CustomerId,
+    login_id: LoginId,
+    code: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE logins SET refresh_error = $3 WHERE id = $1 AND customer_id = $2",
+        params![&login_id.to_string(), &customer_id.to_string(), code],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The last night run on an instance; `None` when it never had a flagged card.
+pub async fn nightly_last(tx: &mut dyn Tx, instance: &str) -> Result<Option<i64>, StoreError> {
+    tx.query_opt(
+        "SELECT last_night FROM nightly_runs WHERE instance = $1",
+        params![instance],
+    )
+    .await?
+    .map(|row| row.i64(0))
+    .transpose()
+}
+
+/// The flagged cards of the instance `$1`: only those, through the partial index
+/// `logins_scheduled`, per customer of the instance.
+const FLAGGED_CARDS: &str = "l.is_scheduled_refresh AND l.saved AND l.customer_id IN \
+     (SELECT id FROM customers WHERE instance = $1)";
+
+/// The cards a nightly run judges (the query whose plan a SQLite test checks).
+pub fn flagged_cards_sql() -> String {
+    format!(
+        "SELECT l.id, l.institution, l.username, l.last_refresh, l.last_cached_at, \
+         COALESCE(l.scheduled_since, l.created_at), l.refresh_error, l.nightly_stop \
+         FROM logins l WHERE {FLAGGED_CARDS}"
+    )
+}
+
+/// Runs the nights after `from_night` up to `to_night` on an instance, if this call is the one
+/// that moves its `last_night` from `from_night` (a conditional UPDATE: of several nodes, one
+/// runs them; on PostgreSQL the others wait on the row, then find it moved).
+pub async fn run_nights(
+    tx: &mut dyn Tx,
+    instance: &str,
+    from_night: i64,
+    to_night: i64,
+    now: Timestamp,
+) -> Result<NightlyRun, StoreError> {
+    let claimed = tx
+        .execute(
+            "UPDATE nightly_runs SET last_night = $3, ran_at = $4 \
+             WHERE instance = $1 AND last_night = $2",
+            params![instance, from_night, to_night, now],
+        )
+        .await?;
+    if claimed == 0 || to_night <= from_night {
+        return Ok(NightlyRun::default());
+    }
+    let mut run = NightlyRun {
+        nights: u64::try_from(to_night - from_night).unwrap_or(0),
+        ..NightlyRun::default()
+    };
+    // Flinks: the cached call rule does not apply to webhook integrations.
+    let cached_call_required = tx
+        .query_opt(
+            "SELECT 1 FROM instance_webhooks WHERE instance = $1",
+            params![instance],
+        )
+        .await?
+        .is_none();
+    let flagged = FLAGGED_CARDS;
+    let mut answers: std::collections::HashMap<String, MfaAnswers> =
+        std::collections::HashMap::new();
+    for row in tx
+        .query(
+            &format!(
+                "SELECT a.login_id, a.question, a.answer_digest FROM login_mfa_answers a \
+                 JOIN logins l ON l.id = a.login_id WHERE {flagged}"
+            ),
+            params![instance],
+        )
+        .await?
+    {
+        answers
+            .entry(row.string(0)?)
+            .or_default()
+            .push((question_from(&row, 1)?, row.opt_digest(2)?));
+    }
+    let rows = tx.query(&flagged_cards_sql(), params![instance]).await?;
+    let bank = SandboxBank::builtin();
+    for row in rows {
+        let id = row.string(0)?;
+        let card = ScheduledCard {
+            login_id: row.parse(0)?,
+            institution: row.string(1)?,
+            username: row.string(2)?,
+            last_refresh: row.ts(3)?,
+            last_cached_call: row.opt_ts(4)?,
+            scheduled_since: row.ts(5)?,
+            refresh_error: row.opt_string(6)?,
+            answers: answers.remove(&id).unwrap_or_default(),
+        };
+        let was_stopped: Option<Stop> = row.opt_parse(7)?;
+        let verdict = nightly::judge(&bank, &card, from_night, to_night, cached_call_required);
+        let same_stop = verdict.refreshed_at.is_none()
+            && verdict.erase_answer.is_none()
+            && verdict.refresh_error.is_none()
+            && verdict.stopped.map(|(stop, _)| stop) == was_stopped;
+        if !verdict.changes() || same_stop {
+            continue;
+        }
+        if verdict.refreshed_at.is_some() {
+            run.refreshed += 1;
+        }
+        if verdict.stopped.is_some() && was_stopped.is_none() {
+            run.stopped += 1;
+        }
+        let (stop, stopped_at) = verdict
+            .stopped
+            .map_or((None, None), |(stop, at)| (Some(stop.as_str()), Some(at)));
+        let (set_error, error) = match &verdict.refresh_error {
+            Some(error) => (true, error.as_deref()),
+            None => (false, None),
+        };
+        // A card that was already stopped keeps the night it first stopped.
+        tx.execute(
+            "UPDATE logins SET last_refresh = COALESCE(CAST($2 AS BIGINT), last_refresh), \
+             nightly_stop_at = CASE WHEN CAST($3 AS TEXT) IS NULL THEN NULL \
+               WHEN nightly_stop IS NULL THEN CAST($4 AS BIGINT) ELSE nightly_stop_at END, \
+             nightly_stop = $3, \
+             refresh_error = CASE WHEN CAST($5 AS BOOLEAN) THEN CAST($6 AS TEXT) \
+               ELSE refresh_error END \
+             WHERE id = $1",
+            params![
+                &id,
+                verdict.refreshed_at.map(Timestamp::as_micros),
+                stop,
+                stopped_at.map(Timestamp::as_micros),
+                set_error,
+                error,
+            ],
+        )
+        .await?;
+        if let Some(question) = verdict.erase_answer {
+            tx.execute(
+                "UPDATE login_mfa_answers SET answer_digest = NULL, updated_at = $3 \
+                 WHERE login_id = $1 AND question = $2",
+                params![&id, question_param(question), now],
+            )
+            .await?;
+        }
+    }
+    Ok(run)
+}
+
+pub async fn stopped_cards(
+    tx: &mut dyn Tx,
+    customer_id: CustomerId,
+) -> Result<Vec<StoppedCard>, StoreError> {
+    tx.query(
+        "SELECT id, last_refresh, nightly_stop, nightly_stop_at, refresh_error FROM logins \
+         WHERE customer_id = $1 AND is_scheduled_refresh AND saved AND nightly_stop IS NOT NULL \
+         ORDER BY nightly_stop_at, id",
+        params![&customer_id.to_string()],
+    )
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(StoppedCard {
+            login_id: row.parse(0)?,
+            last_refresh: row.ts(1)?,
+            stop: row.parse(2)?,
+            stopped_at: row.ts(3)?,
+            refresh_error: row.opt_string(4)?,
+        })
+    })
+    .collect()
+}
+
+// ---- Enhanced MFA ----
+
+pub async fn mfa_answers(
+    tx: &mut dyn Tx,
+    customer_id: CustomerId,
+    login_id: LoginId,
+) -> Result<Option<(Login, MfaAnswers)>, StoreError> {
+    let Some(login) = login(tx, customer_id, login_id, true).await? else {
+        return Ok(None);
+    };
+    let answers = tx
+        .query(
+            "SELECT question, answer_digest FROM login_mfa_answers WHERE login_id = $1 \
+             ORDER BY question",
+            params![&login_id.to_string()],
+        )
+        .await?
+        .iter()
+        .map(|row| Ok((question_from(row, 0)?, row.opt_digest(1)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Some((login, answers)))
+}
+
+pub async fn set_mfa_answers(
+    tx: &mut dyn Tx,
+    customer_id: CustomerId,
+    login_id: LoginId,
+    answers: &MfaAnswers,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    if login(tx, customer_id, login_id, true).await?.is_none() {
+        return Ok(false);
+    }
+    let id = login_id.to_string();
+    for (question, answer) in answers {
+        tx.execute(
+            "UPDATE login_mfa_answers SET answer_digest = $3, updated_at = $4 \
+             WHERE login_id = $1 AND question = $2",
+            params![&id, question_param(*question), answer.as_ref(), now],
+        )
+        .await?;
+    }
+    Ok(true)
 }

@@ -101,6 +101,12 @@ impl From<Option<i64>> for Param<'_> {
     }
 }
 
+impl From<Option<bool>> for Param<'_> {
+    fn from(value: Option<bool>) -> Self {
+        value.map_or(Self::Null, Self::Bool)
+    }
+}
+
 impl From<bool> for Param<'_> {
     fn from(value: bool) -> Self {
         Self::Bool(value)
@@ -177,6 +183,13 @@ impl Row {
             Value::Bool(value) => Ok(*value),
             Value::Int(value) => Ok(*value != 0),
             other => Err(Self::mistyped(idx, "a boolean", other)),
+        }
+    }
+
+    pub fn opt_bool(&self, idx: usize) -> Result<Option<bool>, StoreError> {
+        match self.at(idx)? {
+            Value::Null => Ok(None),
+            _ => self.bool(idx).map(Some),
         }
     }
 

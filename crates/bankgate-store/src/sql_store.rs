@@ -12,6 +12,7 @@ use bankgate_core::model::{
 use bankgate_core::{CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId, Timestamp};
 
 use crate::lookups::{LOOKUP_TTL, Lookups};
+use crate::nightly::{MfaAnswers, NightlyRun, StoppedCard};
 use crate::ops::{self, Expiring, PURGE_CHUNK};
 use crate::sql::{Backend, one_statement};
 use crate::webhooks::{AttemptResult, Delivery, NewDelivery, Webhook};
@@ -645,6 +646,86 @@ impl<B: Backend> Store for SqlStore<B> {
             self.lookups.forced_changed(&rule.instance);
         }
         Ok(taken)
+    }
+
+    async fn set_scheduled_refresh(
+        &self,
+        customer_id: CustomerId,
+        login_id: bankgate_core::LoginId,
+        on: bool,
+        now: Timestamp,
+    ) -> Result<Option<Login>, DomainError> {
+        run!(self.write, |tx| ops::set_scheduled_refresh(
+            tx,
+            customer_id,
+            login_id,
+            on,
+            now
+        ))
+    }
+
+    async fn run_nightly(
+        &self,
+        instance: &InstanceName,
+        now: Timestamp,
+    ) -> Result<NightlyRun, DomainError> {
+        let name = instance.to_string();
+        let due = bankgate_core::nightly::night_of(now);
+        // A read first: on most calls no night is due, and nothing is written.
+        let read = name.clone();
+        let Some(last) = run!(self.read, |tx| ops::nightly_last(tx, &read))? else {
+            return Ok(NightlyRun::default());
+        };
+        if last >= due {
+            return Ok(NightlyRun::default());
+        }
+        run!(self.write, |tx| ops::run_nights(tx, &name, last, due, now))
+    }
+
+    async fn stopped_cards(
+        &self,
+        customer_id: CustomerId,
+    ) -> Result<Vec<StoppedCard>, DomainError> {
+        run!(self.read, |tx| ops::stopped_cards(tx, customer_id))
+    }
+
+    async fn record_refresh_error(
+        &self,
+        customer_id: CustomerId,
+        login_id: bankgate_core::LoginId,
+        code: &str,
+    ) -> Result<(), DomainError> {
+        let code = code.to_owned();
+        run!(self.write_statement, |tx| ops::record_refresh_error(
+            tx,
+            customer_id,
+            login_id,
+            &code
+        ))
+    }
+
+    async fn mfa_answers(
+        &self,
+        customer_id: CustomerId,
+        login_id: bankgate_core::LoginId,
+    ) -> Result<Option<(Login, MfaAnswers)>, DomainError> {
+        run!(self.read, |tx| ops::mfa_answers(tx, customer_id, login_id))
+    }
+
+    async fn set_mfa_answers(
+        &self,
+        customer_id: CustomerId,
+        login_id: bankgate_core::LoginId,
+        answers: MfaAnswers,
+        now: Timestamp,
+    ) -> Result<bool, DomainError> {
+        run!(self.write, |tx| ops::set_mfa_answers(
+            tx,
+            customer_id,
+            login_id,
+            &answers,
+            now
+        ))
     }
 }
 

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use bankgate_core::forced::{ForcedAction, ForcedRule, ForcedTarget};
 use bankgate_core::model::{
-    Customer, CustomerKeys, DEFAULT_TOKEN_LIFETIME, Instance, InstanceKind, KeyKind, Language,
-    Login, LoginType, MAX_CLOCK_OFFSET, PendingAuthorization, Session, Tenant,
+    CardOptions, Customer, CustomerKeys, DEFAULT_TOKEN_LIFETIME, Instance, InstanceKind, KeyKind,
+    Language, Login, LoginType, MAX_CLOCK_OFFSET, PendingAuthorization, Session, Tenant,
 };
 use bankgate_core::sandbox::statements::StatementCount;
 use bankgate_core::{
@@ -186,6 +186,12 @@ macro_rules! conformance {
                 concurrent_claims_take_each_delivery_once,
                 an_authorization_queues_its_callbacks_in_its_write,
                 leases_are_on_the_instance_clock_and_outcomes_written_in_batches,
+                scheduled_refresh_is_switched_on_saved_cards_only,
+                nightly_refresh_runs_each_night_until_the_cached_call_is_a_week_old,
+                nightly_refresh_of_mfa_cards_uses_stored_answers_and_erases_wrong_ones,
+                concurrent_nightly_runs_run_each_night_once,
+                enhanced_mfa_answers_are_kept_as_digests_and_set_once_known,
+                the_cached_call_rule_does_not_apply_to_an_instance_with_a_webhook,
             );
             conformance!(@fixture $open;
                 writes_survive_a_restart,
@@ -1588,6 +1594,16 @@ mod sqlite_specific {
             "query plan:\n{plan}"
         );
     }
+
+    /// The nightly run reads only flagged cards, through their partial index, not every card.
+    #[test]
+    fn the_nightly_run_reads_flagged_cards_through_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = open(&dir);
+        let plan = sqlite.explain_nightly().unwrap();
+        assert!(plan.contains("logins_scheduled"), "query plan:\n{plan}");
+        assert!(!plan.contains("SCAN l"), "query plan:\n{plan}");
+    }
 }
 
 // ---- live authorization ----
@@ -1605,6 +1621,11 @@ fn pending_record(customer_id: CustomerId, now: Timestamp) -> PendingAuthorizati
         questions: vec![1],
         created_at: now,
         expires_at: now + Duration::from_secs(8 * 60),
+        // Round-trips through the pending row (checked by `pending_exchange_completes_once`).
+        options: CardOptions {
+            schedule_refresh: Some(true),
+            with_mfa_questions: true,
+        },
     }
 }
 
@@ -3587,4 +3608,436 @@ async fn queued_callbacks_go_with_a_reset(store: Arc<dyn Store>) {
         "the webhook setting stays"
     );
     assert_eq!(store.deliveries(&name("beta"), 10).await.unwrap().len(), 2);
+}
+
+// ---- the nightly refresh and Enhanced MFA ----
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// A saved card of `username`, made at `now` by a completed live connection (with its
+/// Enhanced MFA questions when `answers` is given).
+async fn card_made(
+    store: &dyn Store,
+    customer_id: CustomerId,
+    username: &str,
+    scheduled: bool,
+    answers: Option<bankgate_store::MfaAnswers>,
+    now: Timestamp,
+) -> Login {
+    let login = Login {
+        is_scheduled_refresh: scheduled,
+        last_refresh: now,
+        created_at: now,
+        ..login_record(customer_id, username)
+    };
+    let change = match answers {
+        Some(answers) => LoginChange::CreateWithQuestions {
+            login: login.clone(),
+            answers,
+        },
+        None => LoginChange::Create(login.clone()),
+    };
+    let outcome = store
+        .complete_authorization(CompleteAuthorization {
+            customer_id,
+            token: None,
+            request_id: RequestId::new_random(),
+            now,
+            login: change,
+            session_expires_at: now + Duration::from_secs(1800),
+            tag: None,
+            from_pending: false,
+            webhook: None,
+            connect_statements: None,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(outcome, OpenOutcome::Opened { .. }), "{outcome:?}");
+    login
+}
+
+async fn cached_call(
+    store: &dyn Store,
+    customer_id: CustomerId,
+    login_id: LoginId,
+    now: Timestamp,
+) {
+    let outcome = store
+        .authorize_cached(cached(customer_id, None, login_id, now))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, OpenOutcome::Opened { .. }), "{outcome:?}");
+}
+
+async fn scheduled_refresh_is_switched_on_saved_cards_only(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let (other, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let card = card_made(&*store, customer.id, "greatday_nomfa", false, None, T0).await;
+    let on = store
+        .set_scheduled_refresh(customer.id, card.id, true, at(5))
+        .await
+        .unwrap()
+        .expect("the card");
+    assert!(on.is_scheduled_refresh);
+    assert!(
+        store
+            .login(customer.id, card.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_scheduled_refresh
+    );
+    // Another customer's card, an unknown one and an unsaved one are not found; nothing changes.
+    assert_eq!(
+        store
+            .set_scheduled_refresh(other.id, card.id, false, at(6))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .set_scheduled_refresh(customer.id, LoginId::new_random(), true, at(6))
+            .await
+            .unwrap(),
+        None
+    );
+    let unsaved = Login {
+        saved: false,
+        ..login_record(customer.id, "greatday_nomfa")
+    };
+    store.create_login(&unsaved).await.unwrap();
+    assert_eq!(
+        store
+            .set_scheduled_refresh(customer.id, unsaved.id, true, at(6))
+            .await
+            .unwrap(),
+        None
+    );
+    let off = store
+        .set_scheduled_refresh(customer.id, card.id, false, at(7))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!off.is_scheduled_refresh);
+    assert!(store.stopped_cards(customer.id).await.unwrap().is_empty());
+}
+
+async fn nightly_refresh_runs_each_night_until_the_cached_call_is_a_week_old(
+    store: Arc<dyn Store>,
+) {
+    use bankgate_core::nightly::{Stop, night_of, run_time};
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let alpha = name("alpha");
+    // Nothing flagged yet: no night is ever due.
+    assert_eq!(
+        store
+            .run_nightly(&alpha, T0 + DAY * 3)
+            .await
+            .unwrap()
+            .nights,
+        0
+    );
+    let flagged = card_made(&*store, customer.id, "greatday_nomfa", true, None, T0).await;
+    let plain = card_made(&*store, customer.id, "greatday_nomfa", false, None, T0).await;
+    cached_call(&*store, customer.id, flagged.id, at(60)).await;
+    cached_call(&*store, customer.id, plain.id, at(60)).await;
+    let tonight = night_of(T0);
+    // Before 02:00 nothing runs.
+    assert_eq!(
+        store
+            .run_nightly(&alpha, T0 + Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .nights,
+        0
+    );
+    let one = store
+        .run_nightly(&alpha, run_time(tonight + 1))
+        .await
+        .unwrap();
+    assert_eq!((one.nights, one.refreshed, one.stopped), (1, 1, 0));
+    let refreshed = store.login(customer.id, flagged.id).await.unwrap().unwrap();
+    assert_eq!(refreshed.last_refresh, run_time(tonight + 1));
+    assert_eq!(
+        store
+            .login(customer.id, plain.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_refresh,
+        T0,
+        "an unflagged card is left alone"
+    );
+    // Run again the same night: nothing is due.
+    assert_eq!(
+        store
+            .run_nightly(&alpha, run_time(tonight + 1) + DAY / 2)
+            .await
+            .unwrap(),
+        bankgate_store::NightlyRun::default()
+    );
+    // Seven more nights at once: refreshed until the seventh night after the cached call.
+    let later = store
+        .run_nightly(&alpha, run_time(tonight + 8))
+        .await
+        .unwrap();
+    assert_eq!((later.nights, later.refreshed, later.stopped), (7, 1, 1));
+    let card = store.login(customer.id, flagged.id).await.unwrap().unwrap();
+    assert_eq!(card.last_refresh, run_time(tonight + 7));
+    let stopped = store.stopped_cards(customer.id).await.unwrap();
+    assert_eq!(stopped.len(), 1);
+    assert_eq!(stopped[0].login_id, flagged.id);
+    assert_eq!(stopped[0].stop, Stop::NoCachedCall);
+    assert_eq!(stopped[0].stopped_at, run_time(tonight + 8));
+    assert_eq!(stopped[0].last_refresh, run_time(tonight + 7));
+    // Another night: still stopped, since the same night.
+    store
+        .run_nightly(&alpha, run_time(tonight + 9))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.stopped_cards(customer.id).await.unwrap()[0].stopped_at,
+        run_time(tonight + 8)
+    );
+    // A live refresh makes it healthy again; a refresh error that is not tolerated stops it.
+    store
+        .complete_authorization(CompleteAuthorization {
+            customer_id: customer.id,
+            token: None,
+            request_id: RequestId::new_random(),
+            now: run_time(tonight + 9),
+            login: LoginChange::Refresh {
+                login_id: flagged.id,
+                at: run_time(tonight + 9),
+            },
+            session_expires_at: run_time(tonight + 10),
+            tag: None,
+            from_pending: false,
+            webhook: None,
+            connect_statements: None,
+        })
+        .await
+        .unwrap();
+    assert!(store.stopped_cards(customer.id).await.unwrap().is_empty());
+    store
+        .record_refresh_error(customer.id, flagged.id, "INVALID_LOGIN")
+        .await
+        .unwrap();
+    store
+        .run_nightly(&alpha, run_time(tonight + 10))
+        .await
+        .unwrap();
+    let stopped = store.stopped_cards(customer.id).await.unwrap();
+    assert_eq!(stopped[0].stop, Stop::RefreshError);
+    assert_eq!(stopped[0].refresh_error.as_deref(), Some("INVALID_LOGIN"));
+    // Switched off: no longer listed. A reset forgets the instance's nights.
+    store
+        .set_scheduled_refresh(customer.id, flagged.id, false, run_time(tonight + 10))
+        .await
+        .unwrap();
+    assert!(store.stopped_cards(customer.id).await.unwrap().is_empty());
+    store.reset_instance(&alpha).await.unwrap();
+    assert_eq!(
+        store
+            .run_nightly(&alpha, run_time(tonight + 20))
+            .await
+            .unwrap()
+            .nights,
+        0
+    );
+}
+
+async fn nightly_refresh_of_mfa_cards_uses_stored_answers_and_erases_wrong_ones(
+    store: Arc<dyn Store>,
+) {
+    use bankgate_core::nightly::{Stop, night_of, run_time};
+    use bankgate_core::sandbox::{SandboxBank, mfa::answer_digest};
+    let bank = SandboxBank::builtin();
+    let fc = bank.institution("FlinksCapital").unwrap();
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let unanswered: bankgate_store::MfaAnswers = (0..3).map(|q| (q, None)).collect();
+    let card = card_made(&*store, customer.id, "Greatday", true, Some(unanswered), T0).await;
+    cached_call(&*store, customer.id, card.id, at(60)).await;
+    let asked = fc.question_for(card.id.as_uuid().as_bytes()).unwrap();
+    let wrong = vec![(asked, Some(answer_digest(card.id, asked, "Atlantis")))];
+    assert!(
+        store
+            .set_mfa_answers(customer.id, card.id, wrong, at(61))
+            .await
+            .unwrap()
+    );
+    let night = night_of(T0);
+    let alpha = name("alpha");
+    store
+        .run_nightly(&alpha, run_time(night + 1))
+        .await
+        .unwrap();
+    let stopped = store.stopped_cards(customer.id).await.unwrap();
+    assert_eq!(stopped[0].stop, Stop::AnswerWrong);
+    assert_eq!(
+        stopped[0].refresh_error.as_deref(),
+        Some("INVALID_SECURITY_RESPONSE")
+    );
+    let (_, answers) = store
+        .mfa_answers(customer.id, card.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        answers.iter().all(|(_, a)| a.is_none()),
+        "the wrong answer is erased: {answers:?}"
+    );
+    // The right answer, and a live refresh: the next night refreshes it without asking.
+    let right = fc.mfa_questions[asked].answer;
+    let answers = vec![(asked, Some(answer_digest(card.id, asked, right)))];
+    store
+        .set_mfa_answers(customer.id, card.id, answers, at(62))
+        .await
+        .unwrap();
+    let now = run_time(night + 1) + Duration::from_secs(60);
+    store
+        .complete_authorization(CompleteAuthorization {
+            customer_id: customer.id,
+            token: None,
+            request_id: RequestId::new_random(),
+            now,
+            login: LoginChange::Refresh {
+                login_id: card.id,
+                at: now,
+            },
+            session_expires_at: now + Duration::from_secs(1800),
+            tag: None,
+            from_pending: false,
+            webhook: None,
+            connect_statements: None,
+        })
+        .await
+        .unwrap();
+    let run = store
+        .run_nightly(&alpha, run_time(night + 2))
+        .await
+        .unwrap();
+    assert_eq!(run.refreshed, 1);
+    assert!(store.stopped_cards(customer.id).await.unwrap().is_empty());
+}
+
+async fn concurrent_nightly_runs_run_each_night_once(store: Arc<dyn Store>) {
+    use bankgate_core::nightly::{night_of, run_time};
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let card = card_made(&*store, customer.id, "greatday_nomfa", true, None, T0).await;
+    cached_call(&*store, customer.id, card.id, at(60)).await;
+    let at_night = run_time(night_of(T0) + 3);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.spawn(async move { store.run_nightly(&name("alpha"), at_night).await.unwrap() });
+    }
+    let runs = tasks.join_all().await;
+    let nights: u64 = runs.iter().map(|run| run.nights).sum();
+    assert_eq!(nights, 3, "{runs:?}");
+    assert_eq!(runs.iter().map(|run| run.refreshed).sum::<u64>(), 1);
+}
+
+async fn enhanced_mfa_answers_are_kept_as_digests_and_set_once_known(store: Arc<dyn Store>) {
+    use bankgate_core::sandbox::mfa::answer_digest;
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let (other, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let login_id_answer = |login: LoginId| answer_digest(login, 2, "Triangle");
+    let plain = card_made(&*store, customer.id, "Greatday", false, None, T0).await;
+    let (_, none) = store
+        .mfa_answers(customer.id, plain.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        none.is_empty(),
+        "a card connected without WithMFAQuestions keeps none"
+    );
+    let mut login = login_record(customer.id, "Greatday");
+    login.id = LoginId::new_random();
+    let answers = vec![(0, None), (1, None), (2, Some(login_id_answer(login.id)))];
+    let outcome = store
+        .complete_authorization(CompleteAuthorization {
+            customer_id: customer.id,
+            token: None,
+            request_id: RequestId::new_random(),
+            now: T0,
+            login: LoginChange::CreateWithQuestions {
+                login: login.clone(),
+                answers: answers.clone(),
+            },
+            session_expires_at: at(1800),
+            tag: None,
+            from_pending: false,
+            webhook: None,
+            connect_statements: None,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(outcome, OpenOutcome::Opened { .. }));
+    let (found, kept) = store
+        .mfa_answers(customer.id, login.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, login.id);
+    assert_eq!(kept, answers);
+    // Answers of questions the card keeps are set; others are ignored; another customer's card
+    // and an unknown card are not found.
+    let set = vec![
+        (0, Some(answer_digest(login.id, 0, "Montreal"))),
+        (7, Some(answer_digest(login.id, 7, "x"))),
+    ];
+    assert!(
+        store
+            .set_mfa_answers(customer.id, login.id, set, at(5))
+            .await
+            .unwrap()
+    );
+    let (_, kept) = store
+        .mfa_answers(customer.id, login.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.len(), 3);
+    assert_eq!(kept[0], (0, Some(answer_digest(login.id, 0, "Montreal"))));
+    assert!(
+        !store
+            .set_mfa_answers(other.id, login.id, vec![(1, None)], at(6))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.mfa_answers(other.id, login.id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .mfa_answers(customer.id, LoginId::new_random())
+            .await
+            .unwrap(),
+        None
+    );
+    // DeleteCard forgets them with the card.
+    assert!(store.delete_login(customer.id, login.id).await.unwrap());
+    assert_eq!(
+        store.mfa_answers(customer.id, login.id).await.unwrap(),
+        None
+    );
+}
+
+async fn the_cached_call_rule_does_not_apply_to_an_instance_with_a_webhook(store: Arc<dyn Store>) {
+    use bankgate_core::nightly::{night_of, run_time};
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    store
+        .set_webhook(&name("alpha"), "https://hooks.example/flinks", "secret", T0)
+        .await
+        .unwrap();
+    // Never read cached.
+    let card = card_made(&*store, customer.id, "greatday_nomfa", true, None, T0).await;
+    let run = store
+        .run_nightly(&name("alpha"), run_time(night_of(T0) + 9))
+        .await
+        .unwrap();
+    assert_eq!((run.refreshed, run.stopped), (1, 0));
+    let refreshed = store.login(customer.id, card.id).await.unwrap().unwrap();
+    assert_eq!(refreshed.last_refresh, run_time(night_of(T0) + 9));
 }

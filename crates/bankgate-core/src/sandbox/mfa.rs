@@ -456,6 +456,35 @@ pub const IMAGE: &[usize] = &[SCRIPTED_BASE + 5];
 /// The three documented questions at once.
 pub const TRIPLE: &[usize] = &[0, 1, 2];
 
+/// A stored Enhanced MFA answer (docs/flinks-wire.md, "Enhanced MFA"): a SHA-256 digest over
+/// the LoginId, the question and the answer as the sandbox bank compares it (trimmed, ASCII case
+/// folded), never the answer itself. The sandbox bank's check is that comparison, so replaying
+/// the digest is replaying the answer; the LoginId and question in it keep equal answers of two
+/// cards (or two questions) from having equal digests.
+pub fn answer_digest(login_id: crate::LoginId, question: usize, answer: &str) -> crate::Digest {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"bankgate enhanced MFA answer\0");
+    hasher.update(login_id.to_string().as_bytes());
+    hasher.update(format!("\0{question}\0").as_bytes());
+    hasher.update(answer.trim().to_ascii_lowercase().as_bytes());
+    let bytes: [u8; 32] = hasher.finalize().into();
+    // 32 bytes always make a digest.
+    crate::Digest::from_slice(&bytes).unwrap_or_else(|| crate::Digest::of_presented(answer))
+}
+
+impl MfaQuestion {
+    /// Whether a stored answer digest (see [`answer_digest`]) is this question's right answer.
+    pub fn stored_answer_is_right(
+        &self,
+        login_id: crate::LoginId,
+        question: usize,
+        stored: &crate::Digest,
+    ) -> bool {
+        answer_digest(login_id, question, self.answer) == *stored
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,5 +609,16 @@ mod tests {
             image.check(Language::En, &[asked.iterables[0].clone()]),
             Err(WrongAnswer::Choice { .. })
         ));
+    }
+
+    #[test]
+    fn stored_answers_compare_as_the_bank_does_and_differ_per_card_and_question() {
+        let login = crate::LoginId::new_random();
+        let q = FLINKS_CAPITAL_QUESTIONS[0];
+        assert!(q.stored_answer_is_right(login, 0, &answer_digest(login, 0, " MONTREAL ")));
+        assert!(!q.stored_answer_is_right(login, 0, &answer_digest(login, 0, "Toronto")));
+        assert_ne!(answer_digest(login, 0, "x"), answer_digest(login, 1, "x"));
+        let other = crate::LoginId::new_random();
+        assert_ne!(answer_digest(login, 0, "x"), answer_digest(other, 0, "x"));
     }
 }

@@ -4,8 +4,10 @@ pub mod accounts;
 pub mod authorize;
 pub mod authorize_async;
 pub mod delete_card;
+pub mod enhanced_mfa;
 pub mod faults;
 pub mod generate_authorize_token;
+pub mod nightly;
 
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -28,6 +30,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::get_accounts_detail_async))
         .routes(routes!(accounts::get_statements))
         .routes(routes!(accounts::get_statements_async))
+        .routes(routes!(nightly::set_scheduled_refresh))
+        .routes(routes!(nightly::get_nightly_refresh_status))
+        .routes(routes!(enhanced_mfa::get_mfa_questions))
+        .routes(routes!(enhanced_mfa::answer_mfa_questions))
 }
 
 pub use crate::body::PathParams;

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use bankgate_core::model::Language;
 
-/// `(key, English, French)`. `{customer}` and `{institution}` are filled in by the template.
+/// `(key, English, French)`. `{customer}`, `{institution}` and `{title}` are filled in by the
+/// view or the template.
 pub const STRINGS: &[(&str, &str, &str)] = &[
     (
         "page_title",
@@ -33,8 +34,8 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("consent_deny", "I decline", "Je refuse"),
     (
         "consent_denied",
-        "You declined: nothing was shared. Accept to continue, or close this window.",
-        "Vous avez refusé : rien n'a été partagé. Acceptez pour continuer, ou fermez cette fenêtre.",
+        "You declined: nothing was shared with {customer}. To connect your account, choose I agree.",
+        "Vous avez refusé : rien n'a été transmis à {customer}. Pour connecter votre compte, choisissez J'accepte.",
     ),
     (
         "inst_title",
@@ -124,14 +125,32 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("closed_title", "Session closed", "Session fermée"),
     (
         "closed_body",
-        "You can close this window.",
-        "Vous pouvez fermer cette fenêtre.",
+        "You can go back to {customer}.",
+        "Vous pouvez retourner à {customer}.",
     ),
     (
         "error_title",
         "We could not connect your account",
         "Nous n'avons pas pu connecter votre compte",
     ),
+    // The title of a page refused before anything was tried (a bad link, an ended session).
+    (
+        "link_title",
+        "This link cannot be used",
+        "Ce lien ne peut pas être utilisé",
+    ),
+    (
+        "session_ended_title",
+        "Your session has ended",
+        "Votre session est terminée",
+    ),
+    (
+        "unavailable_title",
+        "This page is not available",
+        "Cette page n'est pas disponible",
+    ),
+    // The window title of a screen that shows an error: `{title}` is the screen's title.
+    ("title_error", "Error: {title}", "Erreur : {title}"),
     (
         "start_over",
         "Choose another institution",
@@ -250,7 +269,7 @@ mod tests {
             assert!(!en.trim().is_empty() && !fr.trim().is_empty(), "{key}");
             // Same text in both is a missed translation (placeholders aside).
             assert_ne!(en, fr, "{key} is not translated");
-            for placeholder in ["{customer}", "{institution}"] {
+            for placeholder in ["{customer}", "{institution}", "{title}"] {
                 assert_eq!(en.contains(placeholder), fr.contains(placeholder), "{key}");
             }
         }

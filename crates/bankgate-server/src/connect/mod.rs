@@ -21,7 +21,9 @@ use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bankgate_core::model::{CONNECT_SESSION_IDLE_LIFETIME, InstanceKind, KeyKind, Tenant};
+use bankgate_core::model::{
+    CONNECT_SESSION_IDLE_LIFETIME, CardOptions, InstanceKind, KeyKind, Tenant,
+};
 use bankgate_core::sandbox::accounts::accounts_for;
 use bankgate_core::sandbox::mfa::AskedChallenge;
 use bankgate_core::{
@@ -686,6 +688,11 @@ async fn act(
                 save: true,
                 tag: page.params.tag.clone(),
                 statements: Some(page.params.statements()),
+                // `scheduleRefresh=true`: the card the page makes gets the nightly refresh.
+                options: CardOptions {
+                    schedule_refresh: page.params.schedule_refresh.then_some(true),
+                    with_mfa_questions: false,
+                },
             };
             let outcome = live::connect(call, connection).await;
             settle(page, &institution, outcome, events)?;

@@ -44,6 +44,9 @@ pub struct Params {
     pub account_selector_multiple: bool,
     pub tag: Option<String>,
     pub request_id: Option<RequestId>,
+    /// `scheduleRefresh=true`: the card the page makes gets the nightly refresh.
+    #[serde(default)]
+    pub schedule_refresh: bool,
     /// `detailsAndStatementEnable`: GetStatements may read the card this page connects. Absent
     /// from a page state saved before it existed: the default.
     #[serde(default)]
@@ -82,6 +85,7 @@ impl Default for Params {
             account_selector_multiple: false,
             tag: None,
             request_id: None,
+            schedule_refresh: false,
             details_and_statement_enable: false,
             months_of_statements: default_months(),
         }
@@ -135,6 +139,7 @@ impl Params {
             ),
             tag: get("tag").and_then(text),
             request_id: get("requestId").and_then(|r| r.parse().ok()),
+            schedule_refresh: flag("scheduleRefresh", defaults.schedule_refresh),
             details_and_statement_enable: flag(
                 "detailsAndStatementEnable",
                 defaults.details_and_statement_enable,

@@ -36,6 +36,38 @@ mod tests {
         assert_eq!(amount(-5, Language::En), "-0.05");
         assert_eq!(amount(99_900, Language::En), "999.00");
     }
+
+    #[test]
+    fn colours_keep_their_contrast() {
+        // The figures of the accessibility scan: white on the dark theme's accent, the old
+        // focus ring and field border on white.
+        assert!((contrast("ffffff", "7aa7ff") - 2.39).abs() < 0.01);
+        assert!(contrast("ffffff", "ffbf47") < 3.0 && contrast("ffffff", "c9ced8") < 3.0);
+        assert_eq!(readable_on("7aa7ff"), "000000");
+        assert_eq!(readable_on("1f57d6"), "ffffff");
+        assert_eq!(custom_palette(Theme::Light, None, None), None);
+        // A light custom accent gets dark button text, and links fall back to the text colour.
+        let style = custom_palette(Theme::Light, None, Some("ffd700")).unwrap();
+        assert!(style.contains("--on-primary:#000000;"), "{style}");
+        assert!(style.contains("--link:#000000;"), "{style}");
+        // A dark custom background takes the dark palette, whatever the theme.
+        let style = custom_palette(Theme::Light, Some("000"), None).unwrap();
+        assert!(style.starts_with("--bg:#000;--fg:#eef0f4;"), "{style}");
+        assert!(style.contains("--on-primary:#ffffff;"), "{style}");
+        // A mid grey keeps nothing of the palette that would not read on it.
+        let style = custom_palette(Theme::Dark, Some("777777"), Some("777777")).unwrap();
+        for part in style.split(';').filter(|p| !p.is_empty()) {
+            let (name, colour) = part.split_once(":#").unwrap();
+            if name != "--bg" && name != "--accent" {
+                let needed = if matches!(name, "--border" | "--focus") {
+                    3.0
+                } else {
+                    4.5
+                };
+                assert!(contrast(colour, "777777") >= needed, "{part}");
+            }
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -137,10 +169,146 @@ pub struct View {
     theme: &'static str,
     desktop: bool,
     nonce: String,
-    background: Option<String>,
-    foreground: Option<String>,
+    /// The declarations that apply `backgroundColor` / `foregroundColor1` (see `custom_palette`).
+    custom_style: Option<String>,
+    /// The screen's heading, and the window's title (which changes with each step).
+    title: String,
+    window_title: String,
+    /// The notice is about the fields of this screen: they are marked invalid and described by
+    /// it.
+    invalid: bool,
     /// An error screen with no flow to go on with.
     terminal: bool,
+}
+
+/// A colour's relative luminance (WCAG 2).
+fn luminance(hex: &str) -> f64 {
+    let channel = |i: usize| {
+        let value =
+            f64::from(u8::from_str_radix(hex.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0))
+                / 255.0;
+        if value <= 0.040_45 {
+            value / 12.92
+        } else {
+            ((value + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    0.2126 * channel(0) + 0.7152 * channel(2) + 0.0722 * channel(4)
+}
+
+/// The WCAG contrast ratio of two colours (six hex digits each).
+fn contrast(a: &str, b: &str) -> f64 {
+    let (a, b) = (luminance(a), luminance(b));
+    (a.max(b) + 0.05) / (a.min(b) + 0.05)
+}
+
+/// `f0a` → `ff00aa`.
+fn six_digits(hex: &str) -> String {
+    if hex.len() == 3 {
+        hex.chars().flat_map(|c| [c, c]).collect()
+    } else {
+        hex.to_owned()
+    }
+}
+
+/// Black or white, whichever reads better on `background` (one of them always reaches 4.5:1).
+fn readable_on(background: &str) -> &'static str {
+    if contrast("ffffff", background) >= contrast("000000", background) {
+        "ffffff"
+    } else {
+        "000000"
+    }
+}
+
+/// The page's colours for a custom background and/or accent (`backgroundColor`,
+/// `foregroundColor1`): the text, borders and focus ring follow the background (the light or
+/// the dark palette, each colour kept only where it keeps WCAG AA's contrast on it, else black
+/// or white), links and secondary buttons use the accent only where it reads on the background,
+/// and the primary button's text is black or white by contrast with the accent.
+fn custom_palette(theme: Theme, background: Option<&str>, accent: Option<&str>) -> Option<String> {
+    if background.is_none() && accent.is_none() {
+        return None;
+    }
+    let (theme_bg, theme_accent) = match theme {
+        Theme::Light => ("ffffff", "1f57d6"),
+        Theme::Dark => ("15171c", "7aa7ff"),
+    };
+    let bg = background.map_or_else(|| theme_bg.to_owned(), six_digits);
+    let accent_hex = accent.map_or_else(|| theme_accent.to_owned(), six_digits);
+    let text = readable_on(&bg);
+    let dark = text == "ffffff";
+    // (variable, the palette's colour, the contrast it needs: text 4.5, borders and focus 3)
+    let wanted: [(&str, &str, f64); 4] = if dark {
+        [
+            ("fg", "eef0f4", 4.5),
+            ("muted", "aab0bc", 4.5),
+            ("border", "7a8090", 3.0),
+            ("focus", "ffbf47", 3.0),
+        ]
+    } else {
+        [
+            ("fg", "1b1d22", 4.5),
+            ("muted", "5b606b", 4.5),
+            ("border", "767b86", 3.0),
+            ("focus", "b35900", 3.0),
+        ]
+    };
+    let mut style = String::new();
+    if let Some(background) = background {
+        style.push_str(&format!("--bg:#{background};"));
+        for (name, colour, ratio) in wanted {
+            let colour = if contrast(colour, &bg) >= ratio {
+                colour
+            } else {
+                text
+            };
+            style.push_str(&format!("--{name}:#{colour};"));
+        }
+    }
+    if let Some(accent) = accent {
+        style.push_str(&format!("--accent:#{accent};"));
+    }
+    let link = if contrast(&accent_hex, &bg) >= 4.5 {
+        accent_hex.as_str()
+    } else {
+        text
+    };
+    style.push_str(&format!(
+        "--link:#{link};--on-primary:#{};",
+        readable_on(&accent_hex)
+    ));
+    Some(style)
+}
+
+/// The heading of a screen; an error screen's says what failed (a link refused before
+/// anything was tried is not a failed connection).
+fn title(
+    t: &std::collections::BTreeMap<&'static str, &'static str>,
+    step: &Step,
+    notice: Option<&str>,
+    multiple: bool,
+    institution_name: &str,
+) -> String {
+    let key = match step {
+        Step::Consent => "consent_title",
+        Step::Institutions { .. } => "inst_title",
+        Step::Credentials { .. } => "cred_title",
+        Step::Mfa { .. } => "mfa_title",
+        Step::Accounts { .. } if multiple => "acc_title_multiple",
+        Step::Accounts { .. } => "acc_title",
+        Step::Success { .. } => "success_title",
+        Step::Closed => "closed_title",
+        Step::Failed { .. } => match notice.unwrap_or_default() {
+            key if key.starts_with("err_token_") || key == "err_customer_unknown" => "link_title",
+            "err_session_expired" => "session_ended_title",
+            "err_instance_unknown" | "err_demo_on_production" => "unavailable_title",
+            _ => "error_title",
+        },
+    };
+    t.get(key)
+        .copied()
+        .unwrap_or_default()
+        .replace("{institution}", institution_name)
 }
 
 /// A balance as each language writes it: `1,234.56` in English, `1 234,56` in French.
@@ -232,7 +400,44 @@ impl View {
             .notice
             .as_deref()
             .and_then(|key| i18n::STRINGS.iter().find(|(k, _, _)| *k == key))
-            .map(|(key, _, _)| *key);
+            .map(|(key, _, _)| *key)
+            // An error screen always says what went wrong, in its alert.
+            .or_else(|| {
+                matches!(page.step, Step::Failed { .. }).then_some("err_AGGREGATION_ERROR")
+            });
+        let alert = notice.is_some_and(|k| {
+            k.starts_with("err_") || k.ends_with("_empty") || k.ends_with("_selected")
+        });
+        let institution_name = institution.as_deref().map(display_name).unwrap_or_default();
+        let title = title(
+            &t,
+            &page.step,
+            notice,
+            params.account_selector_multiple,
+            &institution_name,
+        );
+        let page_title = t.get("page_title").copied().unwrap_or_default();
+        let window_title = if alert {
+            t.get("title_error")
+                .copied()
+                .unwrap_or_default()
+                .replace("{title}", &title)
+        } else {
+            title.clone()
+        };
+        let window_title = format!("{window_title} \u{2013} {page_title}");
+        // The bank refused what was typed or chosen on this very screen.
+        let invalid = alert
+            && matches!(
+                (&page.step, notice.unwrap_or_default()),
+                (
+                    Step::Credentials { .. },
+                    "err_INVALID_LOGIN" | "err_DISABLED_LOGIN"
+                ) | (
+                    Step::Mfa { .. },
+                    "err_INVALID_SECURITY_RESPONSE" | "mfa_empty"
+                ) | (Step::Accounts { .. }, "acc_none_selected")
+            );
         Self {
             lang: params.language.as_str(),
             screen: page.step.screen(),
@@ -243,7 +448,7 @@ impl View {
                     .unwrap_or_default()
                     .to_owned()
             }),
-            institution_name: institution.as_deref().map(display_name).unwrap_or_default(),
+            institution_name,
             institution,
             institutions,
             query,
@@ -270,10 +475,11 @@ impl View {
                 })
                 .collect(),
             multiple: params.account_selector_multiple,
-            alert: notice.is_some_and(|k| {
-                k.starts_with("err_") || k.ends_with("_empty") || k.ends_with("_selected")
-            }),
+            alert,
             notice,
+            title,
+            window_title,
+            invalid,
             t,
             events: serde_json::to_string(&events.0).unwrap_or_else(|_| "[]".to_owned()),
             redirect,
@@ -290,8 +496,11 @@ impl View {
             nonce: bankgate_core::ConnectSecret::generate()
                 .expose()
                 .replace('-', ""),
-            background: params.background_color.clone(),
-            foreground: params.foreground_color1.clone(),
+            custom_style: custom_palette(
+                params.theme,
+                params.background_color.as_deref(),
+                params.foreground_color1.as_deref(),
+            ),
             terminal: false,
         }
     }

@@ -9,7 +9,7 @@ use deadpool_postgres::ClientWrapper;
 use super::connect::{PgConnectError, PgUrl, explain};
 
 /// (version, SQL). Append only: a released migration never changes.
-const MIGRATIONS: [(i32, &str); 10] = [
+const MIGRATIONS: [(i32, &str); 11] = [
     (1, include_str!("../../migrations/postgres/0001_core.sql")),
     (
         2,
@@ -43,8 +43,10 @@ const MIGRATIONS: [(i32, &str); 10] = [
         9,
         include_str!("../../migrations/postgres/0009_authorize_async.sql"),
     ),
-    // 0010 is taken by the nightly-refresh branch; the runner applies versions above the
-    // latest applied, in order.
+    (
+        10,
+        include_str!("../../migrations/postgres/0010_nightly_refresh_enhanced_mfa.sql"),
+    ),
     (
         11,
         include_str!("../../migrations/postgres/0011_connect_statements.sql"),

@@ -90,7 +90,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../migrations/sqlite/0009_authorize_async.sql"
         )),
-        // 0010 (nightly refresh) is on another branch and goes before this one when merged.
+        M::up(include_str!(
+            "../../migrations/sqlite/0010_nightly_refresh_enhanced_mfa.sql"
+        )),
         M::up(include_str!(
             "../../migrations/sqlite/0011_connect_statements.sql"
         )),
@@ -383,6 +385,25 @@ impl SqlStore<Sqlite> {
                     row.get::<_, String>(3)
                 })?
                 .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(StoreError::from)?;
+        self.backend.give_back(conn);
+        Ok(plan.join("\n"))
+    }
+}
+
+impl SqliteStore {
+    /// The query plan of the nightly run's card query, for tests that it reads only the flagged
+    /// cards through their partial index.
+    #[doc(hidden)]
+    pub fn explain_nightly(&self) -> Result<String, DomainError> {
+        let conn = self.backend.reader()?;
+        let sql = crate::ops::flagged_cards_sql();
+        let plan = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", sqlite_placeholders(&sql)))
+            .and_then(|mut stmt| {
+                stmt.query_map(rusqlite::params!["toolbox"], |row| row.get::<_, String>(3))?
+                    .collect::<Result<Vec<_>, _>>()
             })
             .map_err(StoreError::from)?;
         self.backend.give_back(conn);

@@ -58,12 +58,12 @@ impl Page {
             .map(|v| v.to_str().unwrap().to_owned())
     }
 
-    /// The text of the alert shown, if any.
+    /// The text of the alert shown, if any (the live region is there, empty, on every screen).
     pub(crate) fn alert(&self) -> Option<String> {
         let start = self.body.find("role=\"alert\"")?;
         let text_start = self.body[start..].find('>')? + start + 1;
         let end = self.body[text_start..].find('<')? + text_start;
-        Some(unescape(&self.body[text_start..end]))
+        Some(unescape(&self.body[text_start..end])).filter(|text| !text.trim().is_empty())
     }
 }
 
@@ -1088,5 +1088,146 @@ async fn a_moved_sandbox_clock_ends_connect_sessions_on_every_host() {
             "{host}: {}",
             next.body
         );
+    }
+}
+
+/// The markup side of the accessibility fixes (the browser test, `connect_browser`, audits the
+/// rendered screens with axe-core): no `autofocus`, forms that post to a clean address, a live
+/// region from load below the heading, titles that name the step, and wording that fits.
+#[tokio::test]
+async fn screens_carry_no_token_autofocus_or_misleading_words() {
+    let app = TestApp::new().await;
+    let token = app.toolbox_token().await;
+    let page = open(
+        &app,
+        IFRAME,
+        &format!("demo=true&customerName=Acme&authorizeToken={token}"),
+        None,
+    )
+    .await;
+    let title = |page: &Page| {
+        let start = page.body.find("<title>").unwrap() + "<title>".len();
+        let end = page.body.find("</title>").unwrap();
+        unescape(&page.body[start..end])
+    };
+    let check = |page: &Page| {
+        assert!(!page.body.contains("autofocus"), "{}", page.body);
+        assert!(
+            !page.body.contains("<form method=\"post\">"),
+            "a form posts back to the address with the token"
+        );
+        assert_eq!(
+            page.body.matches("<form ").count(),
+            page.body.matches("action=\"/v2/\"").count(),
+            "{}",
+            page.body
+        );
+        let heading = page.body.find("<h1>").unwrap();
+        let region = page.body.find("id=\"notice\"").unwrap();
+        assert!(heading < region, "the notice comes after the heading");
+    };
+    check(&page);
+    assert_eq!(
+        title(&page),
+        "Share your banking information \u{2013} Connect your bank account"
+    );
+    // The address the page keeps once its script has dropped the token: a reload resumes.
+    let cookie = page.cookie().unwrap();
+    let cookie_pair = cookie.split(';').next().unwrap();
+    let reloaded = open(
+        &app,
+        IFRAME,
+        "demo=true&customerName=Acme",
+        Some(cookie_pair),
+    )
+    .await;
+    assert_eq!(reloaded.status, StatusCode::OK);
+    assert_eq!(reloaded.screen(), "consent");
+
+    // Declining: the note says how to go on, not to close a window there may be no control for.
+    let declined = act(&app, &page, &[("action", "deny_consent")]).await;
+    check(&declined);
+    let note = declined
+        .body
+        .split("id=\"notice\" role=\"status\"")
+        .nth(1)
+        .unwrap();
+    assert!(note.contains("nothing was shared with Acme"), "{note}");
+    assert!(!declined.body.contains("close this window"));
+
+    let page = act(&app, &declined, &[("action", "accept_consent")]).await;
+    let page = act(
+        &app,
+        &page,
+        &[
+            ("action", "select_institution"),
+            ("institution", "FlinksCapital"),
+        ],
+    )
+    .await;
+    check(&page);
+    assert_eq!(
+        title(&page),
+        "Log in to Flinks Capital \u{2013} Connect your bank account"
+    );
+    assert!(page.body.contains("id=\"username\"") && page.body.contains("data-focus>"));
+    // A refused login: both fields marked and described by the alert, the password to retype.
+    let page = act(
+        &app,
+        &page,
+        &[
+            ("action", "submit_credentials"),
+            ("username", "Greatday"),
+            ("password", "Nope"),
+        ],
+    )
+    .await;
+    check(&page);
+    assert!(page.alert().unwrap().contains("incorrect"));
+    assert_eq!(
+        title(&page),
+        "Error: Log in to Flinks Capital \u{2013} Connect your bank account"
+    );
+    assert_eq!(
+        page.body
+            .matches("aria-invalid=\"true\" aria-describedby=\"notice\"")
+            .count(),
+        2
+    );
+    assert!(
+        page.body
+            .contains("autocomplete=\"current-password\" required data-focus")
+    );
+
+    // The spent token, in both languages: the title says what is wrong with the link.
+    for (language, heading, window) in [
+        (
+            "en",
+            "This link cannot be used",
+            "Error: This link cannot be used \u{2013} Connect your bank account",
+        ),
+        (
+            "fr",
+            "Ce lien ne peut pas être utilisé",
+            "Erreur : Ce lien ne peut pas être utilisé \u{2013} Connectez votre compte bancaire",
+        ),
+    ] {
+        let used = open(
+            &app,
+            IFRAME,
+            &format!("language={language}&authorizeToken={token}"),
+            None,
+        )
+        .await;
+        assert_eq!(used.status, StatusCode::UNAUTHORIZED);
+        assert!(
+            used.body.contains(&format!("<h1>{heading}</h1>")),
+            "{}",
+            used.body
+        );
+        assert!(
+            !used.body.contains("could not connect") && !used.body.contains("pas pu connecter")
+        );
+        assert_eq!(title(&used), window);
     }
 }

@@ -644,9 +644,9 @@ async fn endpoint_names_gone_wrong() {
     }
     // Flinks endpoints bankgate does not serve yet are not called typos (#9, third form).
     for name in [
-        "AnswerMFAQuestions",
-        "GetMFAQuestions/0a8f5c6e-7b2d-4e1f-9c3a-5d6e7f8a9b0c",
-        "setscheduledrefresh",
+        "Institutions",
+        "institutions",
+        "GetWealthNightlyRefreshStatus",
     ] {
         let reply = post_path(&app, &path(TOOLBOX_CUSTOMER, name)).await;
         refused(

@@ -80,6 +80,15 @@ pub(crate) async fn check(
     tracing::info!(rule = %rule.id, "forced failure");
     // Like the scripted failures, no RequestId: no session is left to use it with.
     if let Some(refusal) = ApiError::forced(&rule, call.now) {
+        if let Some(login_id) = login_id
+            && !refusal.status.is_success()
+        {
+            // The card's last authorization failed: the nightly refresh sees it
+            // (docs/flinks-wire.md, "Nightly refresh").
+            store
+                .record_refresh_error(customer_id, login_id, refusal.flinks_code.as_str())
+                .await?;
+        }
         return Err(refusal);
     }
     debug_assert_eq!(rule.action, ForcedAction::NewMfaQuestion);
@@ -108,6 +117,7 @@ pub(crate) async fn check(
         questions: question.into_iter().collect(),
         created_at: call.now,
         expires_at: call.now + AUTHORIZING_IDLE_LIFETIME,
+        options: Default::default(),
     };
     let spent = Call {
         token: None,

@@ -2,9 +2,10 @@
 //! refreshing a saved LoginId, and the MFA exchange (203, answers, 200).
 
 use bankgate_core::model::{
-    AUTHORIZED_SESSION_LIFETIME, AUTHORIZING_IDLE_LIFETIME, InstanceKind, Language, Login,
-    LoginType, PendingAuthorization,
+    AUTHORIZED_SESSION_LIFETIME, AUTHORIZING_IDLE_LIFETIME, CardOptions, InstanceKind, Language,
+    Login, LoginType, PendingAuthorization,
 };
+use bankgate_core::sandbox::mfa::{SCRIPTED_BASE, answer_digest};
 use bankgate_core::sandbox::{SandboxInstitution, SandboxUser, Scenario, StepVerdict};
 use bankgate_core::{Digest, LoginId, Refusal, RequestId};
 use bankgate_store::{
@@ -27,6 +28,8 @@ pub struct Connection {
     pub tag: Option<String>,
     /// The Connect page's statement parameters (`None` from the API), for the LoginId.
     pub statements: Option<ConnectStatements>,
+    /// `ScheduleRefresh`, `WithMFAQuestions`: what the new card gets.
+    pub options: CardOptions,
 }
 
 /// The refusal of a live connection on a production instance, with the status and FlinksCode of
@@ -133,6 +136,7 @@ pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Outcome,
             questions,
             created_at: call.now,
             expires_at: call.now + AUTHORIZING_IDLE_LIFETIME,
+            options: connection.options,
         };
         return start_mfa(call, institution, pending).await;
     }
@@ -143,11 +147,12 @@ pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Outcome,
         connection.language,
         connection.save,
     );
+    let change = new_card(institution, login, connection.options, &[]);
     complete(
         call,
         call.token,
         request_id,
-        LoginChange::Create(login),
+        change,
         connection.tag,
         false,
         connection.statements,
@@ -198,6 +203,18 @@ pub async fn refresh(
         forced::Checked::Go(token) => Call { token, ..*call },
     };
     refuse_scenario(call, user, request_id).await?;
+    let question = institution.question_for(login.id.as_uuid().as_bytes());
+    if user.scenario == Scenario::Mfa
+        && let Some(question) = question
+        && stored_answer_is_right(call, institution, login.id, question).await?
+    {
+        // Enhanced MFA: the stored answer answers the bank, and the user is not asked.
+        let change = LoginChange::Refresh {
+            login_id: login.id,
+            at: call.now,
+        };
+        return complete(call, call.token, request_id, change, tag, false, None).await;
+    }
     if user.scenario.asks_mfa() {
         let pending = PendingAuthorization {
             request_id,
@@ -211,6 +228,7 @@ pub async fn refresh(
             questions: institution.first_challenges(user, login.id.as_uuid().as_bytes()),
             created_at: call.now,
             expires_at: call.now + AUTHORIZING_IDLE_LIFETIME,
+            options: CardOptions::default(),
         };
         return start_mfa(call, institution, pending).await;
     }
@@ -333,6 +351,12 @@ pub async fn answer_step(
                 OnWrong::EndExchange => store.drop_pending(request_id).await?,
                 OnWrong::KeepStep => keep_waiting().await?,
             }
+            if let Some(login_id) = pending.login_id {
+                // The card's last refresh failed: the nightly refresh stops until one succeeds.
+                store
+                    .record_refresh_error(customer_id, login_id, "INVALID_SECURITY_RESPONSE")
+                    .await?;
+            }
             let refusal = BankRefusal::ResponseInvalid {
                 prompt,
                 kind,
@@ -366,6 +390,21 @@ pub async fn answer_step(
         }
         StepVerdict::Done => {}
     }
+    // The answers given to the institution's security questions (Enhanced MFA keeps them).
+    let given: Vec<(usize, String)> = pending
+        .questions
+        .iter()
+        .filter(|&&number| number < SCRIPTED_BASE)
+        .filter_map(|&number| {
+            let prompt = institution.challenge(number)?.prompt(pending.language);
+            let value = responses
+                .get(prompt)
+                .map(answer_values)?
+                .into_iter()
+                .next()?;
+            Some((number, value))
+        })
+        .collect();
     let change = match pending.login_id {
         Some(login_id) => LoginChange::Refresh {
             login_id,
@@ -375,16 +414,11 @@ pub async fn answer_step(
             let user = institution
                 .user(&pending.username)
                 .map_or("", |u| u.username);
-            LoginChange::Create(new_login(
-                call,
-                institution,
-                user,
-                pending.language,
-                pending.save,
-            ))
+            let login = new_login(call, institution, user, pending.language, pending.save);
+            new_card(institution, login, pending.options, &given)
         }
     };
-    complete(
+    let outcome = complete(
         call,
         None,
         request_id,
@@ -393,7 +427,76 @@ pub async fn answer_step(
         true,
         statements,
     )
-    .await
+    .await?;
+    if let Some(login_id) = pending.login_id {
+        // A card that keeps its questions keeps this right answer too (it was erased if a
+        // stored one was wrong); the store leaves cards that keep none alone.
+        let right = given
+            .iter()
+            .map(|(q, text)| (*q, Some(answer_digest(login_id, *q, text))))
+            .collect();
+        store
+            .set_mfa_answers(customer_id, login_id, right, call.now)
+            .await?;
+    }
+    Ok(outcome)
+}
+
+/// Whether the card keeps a right answer to `question` (Enhanced MFA). A wrong one is erased,
+/// so GetMFAQuestions lists the question again and this live call asks the user (the 203):
+/// docs/flinks-wire.md, "Enhanced MFA".
+async fn stored_answer_is_right(
+    call: &Call<'_>,
+    institution: &SandboxInstitution,
+    login_id: LoginId,
+    question: usize,
+) -> Result<bool, ApiError> {
+    let store = &call.state.store;
+    let customer_id = call.tenant.customer.id;
+    let Some((_, answers)) = store.mfa_answers(customer_id, login_id).await? else {
+        return Ok(false);
+    };
+    let Some(stored) = answers
+        .iter()
+        .find(|(q, _)| *q == question)
+        .and_then(|(_, answer)| *answer)
+    else {
+        return Ok(false);
+    };
+    let right = institution
+        .mfa_questions
+        .get(question)
+        .is_some_and(|q| q.stored_answer_is_right(login_id, question, &stored));
+    if !right {
+        store
+            .set_mfa_answers(customer_id, login_id, vec![(question, None)], call.now)
+            .await?;
+    }
+    Ok(right)
+}
+
+/// What a new connection records: the card with its nightly-refresh flag and, for Enhanced
+/// MFA, every question of its institution, those `answered` at this call with their answers.
+fn new_card(
+    institution: &SandboxInstitution,
+    mut login: Login,
+    options: CardOptions,
+    answered: &[(usize, String)],
+) -> LoginChange {
+    login.is_scheduled_refresh = options.schedule_refresh == Some(true);
+    if !(options.with_mfa_questions && login.saved) {
+        return LoginChange::Create(login);
+    }
+    let answers = (0..institution.mfa_questions.len())
+        .map(|question| {
+            let given = answered.iter().find(|(q, _)| *q == question);
+            (
+                question,
+                given.map(|(_, text)| answer_digest(login.id, question, text)),
+            )
+        })
+        .collect();
+    LoginChange::CreateWithQuestions { login, answers }
 }
 
 /// A RequestId with no MFA pending: answered again if already authorized, else unknown. The

@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use bankgate_core::model::{
-    AUTHORIZED_SESSION_LIFETIME, KeyKind, Language, Login, Session, Tenant,
+    AUTHORIZED_SESSION_LIFETIME, CardOptions, KeyKind, Language, Login, Session, Tenant,
 };
 use bankgate_core::sandbox::SandboxBank;
 use bankgate_core::sandbox::mfa::AskedChallenge;
@@ -65,6 +65,34 @@ pub struct AuthorizeRequest {
     #[schema(pattern = "^(en|fr)$")]
     pub language: Option<String>,
     pub tag: Option<String>,
+    /// A new card gets the nightly refresh (`true`) or not; an existing card ignores it (use
+    /// SetScheduledRefresh).
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub schedule_refresh: Option<bool>,
+    /// With `Save: true` on a new card: keep its security questions (Enhanced MFA).
+    #[serde(default, deserialize_with = "lenient_bool")]
+    #[schema(rename = "WithMFAQuestions")]
+    pub with_mfa_questions: Option<bool>,
+}
+
+impl AuthorizeRequest {
+    /// The new-card options, and the names of those sent that this mode does not apply (named
+    /// in `X-Bankgate-Ignored-Fields`: docs/flinks-wire.md, "Nightly refresh").
+    fn card_options(&self, new_card: bool) -> (CardOptions, Vec<String>) {
+        let save = self.save == Some(true);
+        let options = CardOptions {
+            schedule_refresh: self.schedule_refresh.filter(|_| new_card),
+            with_mfa_questions: new_card && save && self.with_mfa_questions == Some(true),
+        };
+        let mut unused = Vec::new();
+        if self.schedule_refresh.is_some() && !new_card {
+            unused.push("ScheduleRefresh".to_owned());
+        }
+        if self.with_mfa_questions == Some(true) && !options.with_mfa_questions {
+            unused.push("WithMFAQuestions".to_owned());
+        }
+        (options, unused)
+    }
 }
 
 /// What the body asks for.
@@ -278,7 +306,7 @@ pub(crate) async fn decide(
     bytes: Result<axum::body::Bytes, ApiError>,
 ) -> Result<(Outcome, Vec<String>), ApiError> {
     let body_token = bytes.as_deref().ok().and_then(token_field);
-    let ignored = bytes
+    let mut ignored = bytes
         .as_deref()
         .map(body::ignored_fields::<AuthorizeRequest>)
         .unwrap_or_default();
@@ -366,6 +394,8 @@ pub(crate) async fn decide(
                 .token_spent(call.token.is_some()));
         }
     };
+    let (options, unused) = request.card_options(matches!(mode, Mode::Connect { .. }));
+    ignored.extend(unused);
     let outcome = match mode {
         Mode::Cached(login_id) => cached(&call, login_id, request.tag).await,
         Mode::Connect {
@@ -380,6 +410,7 @@ pub(crate) async fn decide(
                 language: language.unwrap_or_default(),
                 save: request.save.unwrap_or(false),
                 tag: request.tag,
+                options,
                 // An API card: GetStatements reads it whatever a Connect page would have said.
                 statements: None,
             };

@@ -63,10 +63,44 @@
     });
   });
 
+  // The address the page opened with carries the authorize token, spent by now: keep it out
+  // of the history (the forms post to a clean address; the session cookie resumes a reload).
+  if (/(^|[?&])authorizeToken=/i.test(window.location.search)) {
+    var kept = window.location.search
+      .slice(1)
+      .split("&")
+      .filter(function (pair) {
+        return !/^authorizeToken(=|$)/i.test(pair);
+      })
+      .join("&");
+    try {
+      window.history.replaceState(
+        window.history.state,
+        "",
+        window.location.pathname + (kept ? "?" + kept : "") + window.location.hash
+      );
+    } catch (e) {
+      // A sandboxed frame may refuse; the page works the same.
+    }
+  }
+
+  // The field to start with (the one in error, or the first), focused from here: browsers
+  // ignore `autofocus` in a cross-origin frame, and say so in the console.
+  var focus = document.querySelector("main [data-focus]");
+  if (focus) focus.focus();
+
+  // The notice is rendered in a live region present from the start; putting its text back in
+  // after load makes screen readers announce it (content already there at load may be skipped).
   var notice = document.getElementById("notice");
-  if (notice && notice.getAttribute("role") === "alert") {
-    var first = document.querySelector("main input:not([type=hidden])");
-    if (first) first.focus();
+  var message = notice ? notice.textContent : "";
+  if (message) {
+    notice.textContent = "";
+    setTimeout(function () {
+      notice.textContent = message;
+      body.setAttribute("data-ready", "");
+    }, 50);
+  } else {
+    body.setAttribute("data-ready", "");
   }
 
   var url = body.getAttribute("data-redirect");
