@@ -10,7 +10,7 @@
 //
 // plan: { chromium, artifacts, scenarios: [{ name, url, username, password, viewport,
 //         reloadAt?, search?, accounts?: "one"|"two", waitFor: "landing"|"top"|"event"|"screen",
-//         mfa?: [[answer…]…], declineConsent?, closeAt? }] }
+//         mfa?: [[answer…]…], questions?: "blank"|"skip", declineConsent?, closeAt? }] }
 // `declineConsent` declines once before accepting; `closeAt` names the screen where the user
 // presses Close.
 //
@@ -22,6 +22,8 @@
 // post to.
 // `mfa`, when given, is what to send on each arrival at an MFA screen, one entry per challenge:
 // "text:…" types into a text field, "pick:0,2" ticks those choices (radio or checkbox).
+// `questions` (the enhancedMFA step): "skip" presses Skip; "blank" first sends one answer as
+// spaces, then all; absent, all answered.
 // `url` may contain __PARENT__, replaced by the parent page's origin (for redirectUrl).
 
 import http from "node:http";
@@ -340,6 +342,33 @@ async function run(scenario) {
           await frame.fill("#answer_0", answer);
         }
         await submit(frame, () => frame.click("button[value=submit_mfa]"));
+      } else if (screen === "security_questions") {
+        // enhancedMFA: one labelled field per question left, fitting the frame.
+        const layout = await frame.evaluate(() => ({
+          overflow: document.documentElement.scrollWidth > document.documentElement.clientWidth,
+          unlabelled: [...document.querySelectorAll("form input:not([type=hidden])")]
+            .filter((input) => !input.labels || input.labels.length === 0)
+            .map((input) => input.id || input.name),
+          labels: [...document.querySelectorAll("form label")].map((l) => l.textContent),
+          skip: !!document.querySelector("button[value=skip_security_answers]"),
+          alert: (document.querySelector("[role=alert]") || {}).textContent || null,
+        }));
+        (result.questionScreens ||= []).push(layout);
+        if (scenario.questions === "skip") {
+          await submit(frame, () => frame.click("button[value=skip_security_answers]"));
+          continue;
+        }
+        const fields = await frame.$$eval("form input[type=text]", (inputs) =>
+          inputs.map((input) => ({ id: input.id, label: input.labels[0].textContent })),
+        );
+        for (const [i, field] of fields.entries()) {
+          const answer = (answers.find(([re]) => re.test(field.label)) || [null, "?"])[1];
+          // "blank": the first time, spaces in the last field (the browser's `required` lets
+          // them through; the server refuses them).
+          const blank = scenario.questions === "blank" && result.questionScreens.length === 1;
+          await frame.fill(`#${field.id}`, blank && i === fields.length - 1 ? "   " : answer);
+        }
+        await submit(frame, () => frame.click("button[value=submit_security_answers]"));
       } else if (screen === "accounts") {
         const boxes = await frame.$$("input[name=account]");
         result.accountCount = boxes.length;

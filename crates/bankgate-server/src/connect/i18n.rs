@@ -110,6 +110,19 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
         "Select an account to continue.",
         "Sélectionnez un compte pour continuer.",
     ),
+    ("sq_title", "Security questions", "Questions de sécurité"),
+    (
+        "sq_intro",
+        "Answer your bank's other security questions now, so that {customer} can update your accounts later without asking you.",
+        "Répondez dès maintenant aux autres questions de sécurité de votre institution financière, afin que {customer} puisse mettre vos comptes à jour plus tard sans vous les poser.",
+    ),
+    ("sq_submit", "Save my answers", "Enregistrer mes réponses"),
+    ("sq_skip", "Skip", "Passer cette étape"),
+    (
+        "sq_empty",
+        "Answer every question to continue.",
+        "Répondez à chaque question pour continuer.",
+    ),
     ("acc_ending", "ending in", "se terminant par"),
     (
         "success_title",

@@ -22,10 +22,10 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bankgate_core::model::{
-    CONNECT_SESSION_IDLE_LIFETIME, CardOptions, InstanceKind, KeyKind, Tenant,
+    CONNECT_SESSION_IDLE_LIFETIME, CardOptions, InstanceKind, KeyKind, Language, Tenant,
 };
 use bankgate_core::sandbox::accounts::accounts_for;
-use bankgate_core::sandbox::mfa::AskedChallenge;
+use bankgate_core::sandbox::mfa::{AskedChallenge, answer_digest};
 use bankgate_core::{
     ConnectSecret, CustomerId, Digest, DomainError, InstanceName, LoginId, RequestId,
 };
@@ -72,6 +72,15 @@ pub enum Step {
         #[serde(default)]
         number: u32,
     },
+    /// `enhancedMFA=true`: the card's security questions still without an answer, asked after
+    /// the login (`docs/flinks-wire.md`, "Enhanced MFA").
+    SecurityQuestions {
+        institution: String,
+        login_id: LoginId,
+        /// The questions (their numbers) last posted blank: the fields shown in error.
+        #[serde(default)]
+        blank: Vec<usize>,
+    },
     Accounts {
         institution: String,
         login_id: LoginId,
@@ -95,6 +104,7 @@ impl Step {
             Self::Institutions { .. } => "institutions",
             Self::Credentials { .. } => "credentials",
             Self::Mfa { .. } => "mfa",
+            Self::SecurityQuestions { .. } => "security_questions",
             Self::Accounts { .. } => "accounts",
             Self::Success { .. } => "success",
             Self::Failed { .. } => "failed",
@@ -136,6 +146,22 @@ impl Step {
         }
     }
 
+    /// Where the flow goes once the card exists and its security questions are dealt with.
+    fn after_login(params: &Params, institution: &str, login_id: LoginId) -> Self {
+        if params.account_selector_enable {
+            Self::Accounts {
+                institution: institution.to_owned(),
+                login_id,
+            }
+        } else {
+            Self::Success {
+                institution: institution.to_owned(),
+                login_id,
+                account_ids: Vec::new(),
+            }
+        }
+    }
+
     fn mfa_number(&self) -> Option<u32> {
         match self {
             Self::Mfa { number, .. } => Some(*number),
@@ -147,6 +173,7 @@ impl Step {
         match self {
             Self::Credentials { institution }
             | Self::Mfa { institution, .. }
+            | Self::SecurityQuestions { institution, .. }
             | Self::Accounts { institution, .. }
             | Self::Success { institution, .. } => Some(institution),
             Self::Failed { institution } => institution.as_deref(),
@@ -691,7 +718,8 @@ async fn act(
                 // `scheduleRefresh=true`: the card the page makes gets the nightly refresh.
                 options: CardOptions {
                     schedule_refresh: page.params.schedule_refresh.then_some(true),
-                    with_mfa_questions: false,
+                    // `enhancedMFA=true`: as `WithMFAQuestions` with `Save` (the page saves).
+                    with_mfa_questions: page.params.enhanced_mfa,
                 },
             };
             let outcome = live::connect(call, connection).await;
@@ -738,6 +766,61 @@ async fn act(
             )
             .await;
             settle(page, &institution, outcome, events)?;
+        }
+        (
+            "submit_security_answers",
+            Step::SecurityQuestions {
+                institution,
+                login_id,
+                ..
+            },
+        ) => {
+            let asked = unanswered(call, login_id).await?;
+            let mut answers = Vec::new();
+            let mut blank = Vec::new();
+            for question in asked {
+                match field(fields, &format!("question_{question}")) {
+                    Some(answer) => {
+                        answers.push((question, Some(answer_digest(login_id, question, answer))))
+                    }
+                    None => blank.push(question),
+                }
+            }
+            if !blank.is_empty() {
+                // Nothing is stored until every question has an answer.
+                page.notice = Some("sq_empty".to_owned());
+                page.step = Step::SecurityQuestions {
+                    institution,
+                    login_id,
+                    blank,
+                };
+                return load_events(call, page, events).await;
+            }
+            // Kept as AnswerMFAQuestions keeps them: digests, checked by the bank when it next
+            // asks during a live call.
+            let stored = call
+                .state
+                .store
+                .set_mfa_answers(call.tenant.customer.id, login_id, answers, call.now)
+                .await?;
+            page.step = if stored {
+                Step::after_login(&page.params, &institution, login_id)
+            } else {
+                // The card was deleted meanwhile (DeleteCard).
+                Step::Failed {
+                    institution: Some(institution),
+                }
+            };
+        }
+        (
+            "skip_security_answers",
+            Step::SecurityQuestions {
+                institution,
+                login_id,
+                ..
+            },
+        ) if page.params.skip_enhanced_mfa => {
+            page.step = Step::after_login(&page.params, &institution, login_id);
         }
         (
             "select_accounts",
@@ -792,7 +875,38 @@ async fn act(
         // double submit): show where the flow stands now, as a screen load.
         _ => page.notice = previous_notice,
     }
+    // Enhanced MFA with nothing left to ask (all answered during the login's MFA): say so and
+    // go on.
+    if let Step::SecurityQuestions {
+        institution,
+        login_id,
+        ..
+    } = &page.step
+        && unanswered(call, *login_id).await?.is_empty()
+    {
+        events.with_institution("ENHANCED_MFA_NO_QUESTIONS", institution);
+        page.step = Step::after_login(&page.params, &institution.clone(), *login_id);
+        page.notice = None;
+    }
     load_events(call, page, events).await
+}
+
+/// The numbers of the card's security questions without a stored answer (none for a card
+/// without Enhanced MFA, or one gone).
+async fn unanswered(call: &Call<'_>, login_id: LoginId) -> Result<Vec<usize>, ApiError> {
+    Ok(call
+        .state
+        .store
+        .mfa_answers(call.tenant.customer.id, login_id)
+        .await?
+        .map(|(_, answers)| {
+            answers
+                .into_iter()
+                .filter(|(_, answer)| answer.is_none())
+                .map(|(question, _)| question)
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// Moves the flow on from what the bank said.
@@ -812,17 +926,16 @@ fn settle(
             page.step = Step::mfa(institution.to_owned(), request_id, challenges, &page.step);
         }
         Ok(Outcome::Authorized { login, session: _ }) => {
-            page.step = if page.params.account_selector_enable {
-                Step::Accounts {
+            // With Enhanced MFA, the questions come first (`act` moves on at once when none is
+            // left to ask).
+            page.step = if page.params.enhanced_mfa {
+                Step::SecurityQuestions {
                     institution: institution.to_owned(),
                     login_id: login.id,
+                    blank: Vec::new(),
                 }
             } else {
-                Step::Success {
-                    institution: institution.to_owned(),
-                    login_id: login.id,
-                    account_ids: Vec::new(),
-                }
+                Step::after_login(&page.params, institution, login.id)
             };
         }
         // The store is down: nothing happened; the caller shows a failure page.
@@ -967,6 +1080,9 @@ async fn load_events(
                 json!({ "institution": institution, "mfaTypes": types }),
             );
         }
+        Step::SecurityQuestions { institution, .. } => {
+            events.with_institution("ENHANCED_MFA_HAS_QUESTIONS", institution);
+        }
         Step::Accounts {
             institution,
             login_id,
@@ -1062,12 +1178,50 @@ async fn render_page(
         }
         _ => Vec::new(),
     };
-    let view = view::View::new(&call.state.bank, page, Some(secret), &accounts, events);
+    let questions = match &page.step {
+        Step::SecurityQuestions {
+            login_id, blank, ..
+        } => security_questions(call, *login_id, page.params.language)
+            .await?
+            .into_iter()
+            .map(|(number, prompt)| (number, prompt, blank.contains(&number)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let view = view::View::new(&call.state.bank, page, Some(secret), &accounts, events)
+        .with_questions(questions);
     let mut response = view::respond(StatusCode::OK, &view);
     if let Some(cookie) = set_cookie {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     Ok(response)
+}
+
+/// The card's unanswered security questions as the page shows them: number and prompt.
+async fn security_questions(
+    call: &Call<'_>,
+    login_id: LoginId,
+    language: Language,
+) -> Result<Vec<(usize, String)>, ApiError> {
+    let Some((login, answers)) = call
+        .state
+        .store
+        .mfa_answers(call.tenant.customer.id, login_id)
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let Some(institution) = call.state.bank.institution(&login.institution) else {
+        return Ok(Vec::new());
+    };
+    Ok(answers
+        .into_iter()
+        .filter(|(_, answer)| answer.is_none())
+        .filter_map(|(number, _)| {
+            let question = institution.mfa_questions.get(number)?;
+            Some((number, question.prompt(language).to_owned()))
+        })
+        .collect())
 }
 
 /// An error screen with no flow behind it.

@@ -54,6 +54,13 @@ pub struct Params {
     /// `monthsOfStatements`: GetStatements' default `NumberOfStatements` for that card.
     #[serde(default = "default_months", with = "statement_count")]
     pub months_of_statements: StatementCount,
+    /// `enhancedMFA=true`: the card keeps its security questions (as `WithMFAQuestions`), and
+    /// a step after the login collects the answers still missing.
+    #[serde(default)]
+    pub enhanced_mfa: bool,
+    /// `skipEnhancedMFA=true`: that step may be skipped.
+    #[serde(default)]
+    pub skip_enhanced_mfa: bool,
 }
 
 /// `monthsOfStatements` when absent or invalid (Flinks' documented default).
@@ -88,6 +95,8 @@ impl Default for Params {
             schedule_refresh: false,
             details_and_statement_enable: false,
             months_of_statements: default_months(),
+            enhanced_mfa: false,
+            skip_enhanced_mfa: false,
         }
     }
 }
@@ -147,6 +156,8 @@ impl Params {
             months_of_statements: get("monthsOfStatements")
                 .and_then(|m| m.parse().ok())
                 .unwrap_or(defaults.months_of_statements),
+            enhanced_mfa: flag("enhancedMFA", defaults.enhanced_mfa),
+            skip_enhanced_mfa: flag("skipEnhancedMFA", defaults.skip_enhanced_mfa),
         }
     }
 

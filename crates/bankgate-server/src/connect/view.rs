@@ -130,6 +130,17 @@ impl ChallengeView {
     }
 }
 
+/// One field of the security-questions step (`enhancedMFA`).
+#[derive(Debug, Serialize)]
+struct QuestionView {
+    /// The question's number, which names its field.
+    number: usize,
+    prompt: String,
+    /// Posted blank: shown in error.
+    invalid: bool,
+    focus: bool,
+}
+
 #[derive(Debug, Serialize)]
 struct RedirectView {
     url: String,
@@ -153,6 +164,9 @@ pub struct View {
     challenges: Vec<ChallengeView>,
     /// Which MFA screen of the exchange this is (see `Step::Mfa`).
     mfa_step: u32,
+    questions: Vec<QuestionView>,
+    /// `skipEnhancedMFA=true`: the questions step has a Skip button.
+    skip_questions: bool,
     username: String,
     accounts: Vec<AccountView>,
     multiple: bool,
@@ -294,6 +308,7 @@ fn title(
         Step::Institutions { .. } => "inst_title",
         Step::Credentials { .. } => "cred_title",
         Step::Mfa { .. } => "mfa_title",
+        Step::SecurityQuestions { .. } => "sq_title",
         Step::Accounts { .. } if multiple => "acc_title_multiple",
         Step::Accounts { .. } => "acc_title",
         Step::Success { .. } => "success_title",
@@ -437,6 +452,7 @@ impl View {
                     Step::Mfa { .. },
                     "err_INVALID_SECURITY_RESPONSE" | "mfa_empty"
                 ) | (Step::Accounts { .. }, "acc_none_selected")
+                    | (Step::SecurityQuestions { .. }, "sq_empty")
             );
         Self {
             lang: params.language.as_str(),
@@ -455,6 +471,8 @@ impl View {
             search: params.institution_filter_enable,
             challenges,
             mfa_step: page.step.mfa_number().unwrap_or_default(),
+            questions: Vec::new(),
+            skip_questions: params.skip_enhanced_mfa,
             username: page.username.clone().unwrap_or_default(),
             accounts: accounts
                 .iter()
@@ -503,6 +521,26 @@ impl View {
             ),
             terminal: false,
         }
+    }
+
+    /// The security questions to ask: number, prompt, and whether it was posted blank. The
+    /// first one in error (or the first one) takes the focus.
+    pub fn with_questions(mut self, questions: Vec<(usize, String, bool)>) -> Self {
+        let focus = questions
+            .iter()
+            .position(|(_, _, blank)| *blank)
+            .unwrap_or_default();
+        self.questions = questions
+            .into_iter()
+            .enumerate()
+            .map(|(at, (number, prompt, invalid))| QuestionView {
+                number,
+                prompt,
+                invalid,
+                focus: at == focus,
+            })
+            .collect();
+        self
     }
 
     /// Marks an error screen that has no session to continue.

@@ -89,6 +89,9 @@ struct Scenario {
     decline_consent: bool,
     /// The screen where the user presses Close.
     close_at: Option<&'static str>,
+    /// The enhancedMFA step: "skip", or "blank" (one answer as spaces first); see
+    /// e2e/connect.mjs.
+    questions: Option<&'static str>,
 }
 
 const FLOW_START: [&str; 6] = [
@@ -118,6 +121,7 @@ fn scenarios() -> Vec<Scenario> {
         mfa_types: &[&["QuestionAndAnswer"]],
         decline_consent: false,
         close_at: None,
+        questions: None,
     };
     let mut all = vec![
         // Consent, search, a reload by the embedding page, keyboard login, MFA, inner redirect.
@@ -392,6 +396,7 @@ fn scenarios() -> Vec<Scenario> {
         },
     ];
     all.extend(challenge_scenarios(&base));
+    all.extend(security_question_scenarios(&base));
     all
 }
 
@@ -509,6 +514,71 @@ fn challenge_scenarios(base: &Scenario) -> Vec<Scenario> {
         }
     }
     scenarios
+}
+
+/// `enhancedMFA`: the step after the login that asks the two questions Greatday was not asked.
+/// English at phone size, one answer first sent blank (refused on its field, the same step
+/// again); French in the dark theme on a desktop, skipped.
+fn security_question_scenarios(base: &Scenario) -> Vec<Scenario> {
+    const BLANK_THEN_ANSWERED: [&str; 10] = [
+        "APP_MOUNTED",
+        "COMPONENT_LOAD_INSTITUTION_SELECTOR",
+        "INSTITUTION_SELECTED",
+        "COMPONENT_LOAD_CREDENTIAL",
+        "SUBMIT_CREDENTIAL",
+        "COMPONENT_LOAD_MFA",
+        "SUBMIT_MFA",
+        "ENHANCED_MFA_HAS_QUESTIONS",
+        "ENHANCED_MFA_HAS_QUESTIONS",
+        "REDIRECT",
+    ];
+    const SKIPPED: [&str; 9] = [
+        "APP_MOUNTED",
+        "COMPONENT_LOAD_INSTITUTION_SELECTOR",
+        "INSTITUTION_SELECTED",
+        "COMPONENT_LOAD_CREDENTIAL",
+        "SUBMIT_CREDENTIAL",
+        "COMPONENT_LOAD_MFA",
+        "SUBMIT_MFA",
+        "ENHANCED_MFA_HAS_QUESTIONS",
+        "REDIRECT",
+    ];
+    vec![
+        Scenario {
+            name: "questions-en",
+            query: "demo=true&consentEnable=false&jsRedirect=true&redirectUrl=__PARENT__/landing&enhancedMFA=true&skipEnhancedMFA=true",
+            username: "Greatday",
+            wait_for: "event",
+            screens: &[
+                "institutions",
+                "credentials",
+                "mfa",
+                "security_questions",
+                "security_questions",
+                "success",
+            ],
+            steps: &BLANK_THEN_ANSWERED,
+            questions: Some("blank"),
+            ..*base
+        },
+        Scenario {
+            name: "questions-fr",
+            query: "demo=true&language=fr&theme=dark&consentEnable=false&jsRedirect=true&redirectUrl=__PARENT__/landing&enhancedMFA=true&skipEnhancedMFA=true",
+            username: "Greatday",
+            viewport: DESKTOP,
+            wait_for: "event",
+            screens: &[
+                "institutions",
+                "credentials",
+                "mfa",
+                "security_questions",
+                "success",
+            ],
+            steps: &SKIPPED,
+            questions: Some("skip"),
+            ..*base
+        },
+    ]
 }
 
 /// Event sequences shared by scenarios: the flow to the credentials, then what the bank said.
@@ -702,6 +772,19 @@ fn check_audits(s: &Scenario, r: &Value) {
                     assert!(invalid.is_empty(), "{at}: {invalid:?}");
                 }
             }
+            "security_questions" => {
+                assert!(
+                    focused.is_some_and(|f| f.starts_with("question_")),
+                    "{at}: focus on {focused:?}"
+                );
+                if a["alert"].is_string() {
+                    // Only the blank answer (the last field) is marked, and it has the focus.
+                    assert_eq!(invalid.len(), 1, "{at}: {invalid:?}");
+                    assert_eq!(focused, Some(invalid[0]), "{at}");
+                } else {
+                    assert!(invalid.is_empty(), "{at}: {invalid:?}");
+                }
+            }
             "failed" if s.spent_token => {
                 // Nothing was tried: the title says what is wrong with the link.
                 let expected = if fr {
@@ -794,6 +877,7 @@ async fn connect_flows_in_headless_chromium() {
             "mfa": s.mfa,
             "declineConsent": s.decline_consent,
             "closeAt": s.close_at,
+            "questions": s.questions,
         }));
     }
     let _ = std::fs::remove_dir_all(&browser.artifacts);
@@ -953,6 +1037,37 @@ async fn connect_flows_in_headless_chromium() {
                     "Try again"
                 };
                 assert!(alert.contains(word), "{}: {alert:?}", s.name);
+            }
+        }
+        // The enhancedMFA step: fits, labels each question (in the page's language), offers
+        // Skip (skipEnhancedMFA), and says why when an answer was blank.
+        let question_screens = r["questionScreens"].as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            question_screens.len(),
+            s.screens
+                .iter()
+                .filter(|x| **x == "security_questions")
+                .count(),
+            "{}",
+            s.name
+        );
+        for (i, screen) in question_screens.iter().enumerate() {
+            let at = format!("{}: questions screen {i}", s.name);
+            assert_eq!(screen["overflow"], false, "{at} overflows");
+            assert_eq!(screen["unlabelled"], json!([]), "{at}");
+            assert_eq!(screen["skip"], true, "{at}");
+            let labels = screen["labels"].as_array().unwrap();
+            assert_eq!(labels.len(), 2, "{at}: {labels:?}");
+            let french = s.name.ends_with("-fr");
+            for label in labels {
+                let label = label.as_str().unwrap();
+                assert_eq!(label.starts_with("Quel"), french, "{at}: {label}");
+            }
+            let alert = screen["alert"].as_str().unwrap_or_default();
+            if i > 0 {
+                assert_eq!(alert, "Answer every question to continue.", "{at}");
+            } else {
+                assert!(alert.trim().is_empty(), "{at}: {alert:?}");
             }
         }
         if s.username == "Greatday" && s.password == "Everyday" {

@@ -58,7 +58,7 @@ async fn greatday_card(app: &TestApp, extra: Value) -> (LoginId, String) {
     (login, prompt)
 }
 
-async fn questions(app: &TestApp, login: impl std::fmt::Display) -> Reply {
+pub(crate) async fn questions(app: &TestApp, login: impl std::fmt::Display) -> Reply {
     app.send(request(
         "GET",
         &format!("{}/{login}", path(TOOLBOX_CUSTOMER, "GetMFAQuestions")),
@@ -68,7 +68,7 @@ async fn questions(app: &TestApp, login: impl std::fmt::Display) -> Reply {
     .await
 }
 
-fn listed(reply: &Reply) -> Vec<String> {
+pub(crate) fn listed(reply: &Reply) -> Vec<String> {
     assert_eq!(reply.status.as_u16(), 200, "{:#}", reply.json);
     reply.json["Questions"]
         .as_array()
@@ -88,7 +88,7 @@ async fn answer_questions(app: &TestApp, body: Value) -> Reply {
     .await
 }
 
-async fn live_refresh(app: &TestApp, login: LoginId) -> Reply {
+pub(crate) async fn live_refresh(app: &TestApp, login: LoginId) -> Reply {
     let token = app.toolbox_token().await;
     app.post(
         &path(TOOLBOX_CUSTOMER, "Authorize"),

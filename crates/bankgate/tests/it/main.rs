@@ -17,6 +17,7 @@ mod client;
 mod concurrency;
 mod connect;
 mod connect_browser;
+mod connect_enhanced_mfa;
 mod connect_statements;
 mod connections;
 mod doctor;
