@@ -1368,19 +1368,25 @@ async fn purge_expired_counts_past_any_chunk_size(store: Arc<dyn Store>) {
     const EXPIRED: usize = 12_001;
     const LIVE: usize = 10;
     let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..EXPIRED + LIVE {
-        let store = store.clone();
-        tasks.spawn(async move {
-            let expires_at = if i < EXPIRED {
-                at(1 + (i as u64 % 100))
-            } else {
-                at(1000)
-            };
-            issue(&*store, customer.id, T0, expires_at).await
-        });
+    // Issued 256 at a time: twelve thousand writes queued at once outwait a PostgreSQL pool's
+    // slot timeout on a loaded machine, and this test is about the purge, not the pool.
+    let mut tokens = Vec::with_capacity(EXPIRED + LIVE);
+    let all: Vec<usize> = (0..EXPIRED + LIVE).collect();
+    for chunk in all.chunks(256) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for &i in chunk {
+            let store = store.clone();
+            tasks.spawn(async move {
+                let expires_at = if i < EXPIRED {
+                    at(1 + (i as u64 % 100))
+                } else {
+                    at(1000)
+                };
+                issue(&*store, customer.id, T0, expires_at).await
+            });
+        }
+        tokens.extend(tasks.join_all().await);
     }
-    let tokens = tasks.join_all().await;
     assert_eq!(
         store.purge_expired(at(500)).await.unwrap(),
         Purged {

@@ -1161,7 +1161,7 @@ async fn connect_flows_in_headless_chromium() {
                 assert_eq!(redirect["accountId"], url_accounts[0]);
             }
             Some(_) => {
-                assert_eq!(url_accounts.len(), 2, "{url}");
+                assert_eq!(url_accounts.len(), 2, "{url}; notes: {}", r["notes"]);
                 assert_eq!(redirect["accountId"], json!(url_accounts));
                 let selected = data("ACCOUNT_SELECTED").unwrap();
                 assert_eq!(selected["accountId"], json!(url_accounts));
