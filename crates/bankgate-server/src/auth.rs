@@ -425,6 +425,24 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// A LoginId in the path (DeleteCard, GetMFAQuestions): a placeholder left in is named as such,
+/// anything else that is not a LoginId is not found (it cannot name a card); the journal notes it.
+pub fn path_login_id(endpoint: Endpoint, login_id: &str) -> Result<LoginId, ApiError> {
+    if is_placeholder(login_id) {
+        return Err(ApiError::refused(
+            endpoint,
+            &Refusal::PathPlaceholder {
+                what: PathId::LoginId,
+            },
+        ));
+    }
+    let Ok(login_id) = login_id.parse::<LoginId>() else {
+        return Err(ApiError::refused(endpoint, &Refusal::LoginNotFound));
+    };
+    crate::journal::record_login_id(login_id);
+    Ok(login_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,8 @@ use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
+use bankgate_core::Refusal;
 use bankgate_core::model::{KeyKind, Tenant};
-use bankgate_core::{LoginId, PathId, Refusal};
 use serde::Serialize;
 
 use super::PathParams;
@@ -88,17 +88,7 @@ pub async fn delete_card(
 ) -> Result<Json<DeleteCardResponse>, ApiError> {
     let tenant = auth::resolve_tenant(&state, &host, &customer_id, ENDPOINT).await?;
     require_api_key(&state, &tenant, &headers, uri.query(), ENDPOINT).await?;
-    if auth::is_placeholder(&login_id) {
-        return Err(ApiError::refused(
-            ENDPOINT,
-            &Refusal::PathPlaceholder {
-                what: PathId::LoginId,
-            },
-        ));
-    }
-    let not_found = || ApiError::refused(ENDPOINT, &Refusal::LoginNotFound);
-    let login_id: LoginId = login_id.parse().map_err(|_| not_found())?;
-    crate::journal::record_login_id(login_id);
+    let login_id = auth::path_login_id(ENDPOINT, &login_id)?;
     if !state
         .store
         .delete_login(tenant.customer.id, login_id)

@@ -6,10 +6,10 @@ use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
+use bankgate_core::LoginId;
 use bankgate_core::model::{Language, Login, Tenant};
 use bankgate_core::sandbox::SandboxInstitution;
 use bankgate_core::sandbox::mfa::answer_digest;
-use bankgate_core::{LoginId, PathId, Refusal};
 use bankgate_store::MfaAnswers;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -131,18 +131,7 @@ pub async fn get_mfa_questions(
     const ENDPOINT: Endpoint = Endpoint::GetMFAQuestions;
     let tenant = auth::resolve_tenant(&state, &host, &customer_id, ENDPOINT).await?;
     require_api_key(&state, &tenant, &headers, uri.query(), ENDPOINT).await?;
-    if auth::is_placeholder(&login_id) {
-        return Err(ApiError::refused(
-            ENDPOINT,
-            &Refusal::PathPlaceholder {
-                what: PathId::LoginId,
-            },
-        ));
-    }
-    let Ok(login_id) = login_id.parse::<LoginId>() else {
-        return Err(ApiError::refused(ENDPOINT, &Refusal::LoginNotFound));
-    };
-    crate::journal::record_login_id(login_id);
+    let login_id = auth::path_login_id(ENDPOINT, &login_id)?;
     let (login, answers, institution) = enrolled_card(&state, &tenant, ENDPOINT, login_id).await?;
     Ok(Json(GetMfaQuestionsResponse {
         http_status_code: 200,
