@@ -151,10 +151,15 @@ impl Hooks {
 
     /// Sets the toolbox webhook; returns its secret.
     async fn point_toolbox_at(&self, url: &str) -> String {
+        self.point_at("toolbox", url).await
+    }
+
+    /// Sets an instance's webhook; returns its secret.
+    async fn point_at(&self, instance: &str, url: &str) -> String {
         let set = self
             .call(
                 "PUT",
-                "/admin/instances/toolbox/webhook",
+                &format!("/admin/instances/{instance}/webhook"),
                 Some(json!({ "url": url })),
             )
             .await;
@@ -162,12 +167,23 @@ impl Hooks {
         set.json["secret"].as_str().unwrap().to_owned()
     }
 
-    /// A live /Authorize of a sandbox user with no MFA; returns the reply.
+    /// A live /Authorize of a toolbox sandbox user; returns the reply.
     async fn connect(&self, username: &str) -> Reply {
-        let token = self.app.toolbox_token().await;
+        self.connect_as(TOOLBOX_CUSTOMER, TOOLBOX_SECRET, username)
+            .await
+    }
+
+    /// A live /Authorize of a sandbox user for a customer (by its secret key).
+    async fn connect_as(
+        &self,
+        customer: impl std::fmt::Display,
+        secret: &str,
+        username: &str,
+    ) -> Reply {
+        let token = self.app.generate_token_for(&customer, secret).await;
         self.app
             .post(
-                &path(TOOLBOX_CUSTOMER, "Authorize"),
+                &path(customer, "Authorize"),
                 &[("flinks-auth-key", token.as_str())],
                 &json!({
                     "Institution": "FlinksCapital",
@@ -586,6 +602,65 @@ async fn a_hanging_receiver_does_not_slow_authorizations() {
         "slowest /Authorize took {slowest:?}"
     );
     assert_eq!(hooks.deliveries().await.len(), 22);
+}
+
+/// A receiver that hangs holds only its own callbacks: with more of them in flight than the
+/// sender once claimed at a time (16, all waited for before the next claim), another
+/// instance's callbacks still go at once, not after the 10 s timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_does_not_hold_up_another_instances_callbacks() {
+    let hooks = Hooks::new().await;
+    let (hanging, hanging_url) = Receiver::start(&[0; 64]).await;
+    hooks.point_toolbox_at(&hanging_url).await;
+    let (acme, acme_secret, _) = hooks.app.customer_on("acme", InstanceKind::Sandbox).await;
+    let (answering, answering_url) = Receiver::start(&[]).await;
+    let acme_webhook_secret = hooks.point_at("acme", &answering_url).await;
+
+    for _ in 0..20 {
+        assert_eq!(hooks.connect("greatday_nomfa").await.status, StatusCode::OK);
+    }
+    // The sender holds some of them now, each for up to 10 s.
+    hanging.wait_for(1).await;
+    let started = std::time::Instant::now();
+    let authorized = hooks.connect_as(acme, &acme_secret, "greatday_nomfa").await;
+    assert_eq!(authorized.status, StatusCode::OK, "{:#}", authorized.json);
+    let arrived = tokio::time::timeout(Duration::from_secs(5), async {
+        while answering.count() < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        arrived.is_ok(),
+        "acme's callbacks waited behind toolbox's hanging receiver: {} of 2 after {:?}",
+        answering.count(),
+        started.elapsed()
+    );
+    let got = answering.all();
+    for callback in &got {
+        callback.assert_signed_with(&acme_webhook_secret);
+        assert_eq!(callback.json()["RequestId"], authorized.json["RequestId"]);
+    }
+    assert_eq!(got[0].json()["ResponseType"], "KYC");
+    assert_eq!(got[1].json()["ResponseType"], "GetAccountsDetail");
+    // Meanwhile every toolbox KYC is in flight, none answered nor given up yet.
+    let held = hanging.wait_for(20).await;
+    assert!(
+        held.iter().all(|c| c.json()["ResponseType"] == "KYC"),
+        "{held:#?}"
+    );
+    let toolbox = hooks.deliveries().await;
+    let kycs: Vec<&Value> = toolbox
+        .iter()
+        .filter(|d| d["responseType"] == "KYC")
+        .collect();
+    assert_eq!(kycs.len(), 20);
+    assert!(
+        kycs.iter()
+            .all(|d| d["status"] == "pending" && d["attempts"] == 1 && d["lastError"].is_null()),
+        "{kycs:#?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 /// A server that dies while a receiver holds a callback (the sender's task is gone, as with
