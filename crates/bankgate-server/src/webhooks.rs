@@ -37,7 +37,7 @@ const GATHER: Duration = Duration::from_millis(50);
 /// sender's sockets, memory and bursts of reads beside the API's. A receiver that hangs holds
 /// one place per callback for 10 s: 64 leaves room for healthy receivers until it gets more
 /// than 6 callbacks a second.
-const MAX_IN_FLIGHT: usize = 64;
+pub const MAX_IN_FLIGHT: usize = 64;
 
 /// Bytes of a receiver's answer read at most (the answer is not used; reading a little lets
 /// the connection be reused).

@@ -4,7 +4,9 @@
 //! accounts sent only once ready; the admin API that sets, shows, rotates and disables the
 //! webhook, lists deliveries and replays one; URLs refused; a retry after DeleteCard sends the
 //! authorization's body; an endless answer read only up to the cap; the real binary SIGKILLed
-//! mid-delivery and restarted on the same database (SQLite and PostgreSQL).
+//! mid-delivery and restarted on the same database (SQLite and PostgreSQL); a receiver that
+//! hangs holding up only its own callbacks, never another instance's, and the sender's bound
+//! on attempts in flight.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -131,10 +133,12 @@ struct Hooks {
 
 impl Hooks {
     async fn new() -> Self {
-        let app = TestApp::with(|settings| {
-            settings.webhook_interval = Some(Duration::from_millis(20));
-        })
-        .await;
+        Self::sending_every(Some(Duration::from_millis(20))).await
+    }
+
+    /// With the sender looking every `every`, or not running (callbacks only queued).
+    async fn sending_every(every: Option<Duration>) -> Self {
+        let app = TestApp::with(|settings| settings.webhook_interval = every).await;
         let admin = admin_app(app.state.clone(), Some(AdminToken::new(ADMIN_TOKEN)));
         Self { app, admin }
     }
@@ -661,6 +665,56 @@ async fn a_hanging_receiver_does_not_hold_up_another_instances_callbacks() {
         "{kycs:#?}"
     );
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// The sender keeps at most `MAX_IN_FLIGHT` attempts going and claims no more than it has
+/// room for: with more callbacks due than that, to a receiver that answers the first few 500 at
+/// once and hangs on the rest, the places the failures free are filled and no more; the
+/// callbacks past the bound wait in the outbox unclaimed (no attempt counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sender_claims_no_more_than_its_room_for_attempts_in_flight() {
+    use bankgate_server::webhooks::{MAX_IN_FLIGHT, spawn_sender};
+    const FAILING: usize = 6;
+    const WAITING: usize = 10;
+    let hooks = Hooks::sending_every(None).await;
+    let mut script = vec![500; FAILING];
+    script.extend([0; 128]);
+    let (receiver, url) = Receiver::start(&script).await;
+    hooks.point_toolbox_at(&url).await;
+    // Queued while no sender runs, so the first claim finds them all due.
+    let queued = MAX_IN_FLIGHT + FAILING + WAITING;
+    for _ in 0..queued {
+        assert_eq!(hooks.connect("greatday_nomfa").await.status, StatusCode::OK);
+    }
+    let sender = spawn_sender(hooks.app.state.clone(), Duration::from_millis(20));
+    receiver.wait_for(MAX_IN_FLIGHT + FAILING).await;
+    receiver.assert_stays_at(MAX_IN_FLIGHT + FAILING).await;
+    let listed = hooks
+        .call(
+            "GET",
+            "/admin/instances/toolbox/webhook/deliveries?limit=1000",
+            None,
+        )
+        .await;
+    sender.abort();
+    assert_eq!(listed.status, StatusCode::OK, "{:#}", listed.json);
+    let kycs: Vec<Value> = listed
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["responseType"] == "KYC")
+        .cloned()
+        .collect();
+    assert_eq!(kycs.len(), queued);
+    let count = |attempts: u64, last_status: Value| {
+        kycs.iter()
+            .filter(|d| d["attempts"] == attempts && d["lastStatusCode"] == last_status)
+            .count()
+    };
+    assert_eq!(count(1, json!(500)), FAILING, "{kycs:#?}");
+    assert_eq!(count(1, Value::Null), MAX_IN_FLIGHT, "{kycs:#?}");
+    assert_eq!(count(0, Value::Null), WAITING, "{kycs:#?}");
 }
 
 /// A server that dies while a receiver holds a callback (the sender's task is gone, as with
