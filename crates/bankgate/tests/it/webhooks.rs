@@ -591,7 +591,7 @@ async fn a_hanging_receiver_does_not_slow_authorizations() {
     let (receiver, url) = Receiver::start(&[0; 64]).await;
     hooks.point_toolbox_at(&url).await;
     assert_eq!(hooks.connect("greatday_nomfa").await.status, StatusCode::OK);
-    // The sender is now stuck on the first callback (it waits up to 10 s for an answer).
+    // The receiver now holds the first callback (the sender waits up to 10 s for its answer).
     receiver.wait_for(1).await;
     let mut slowest = Duration::ZERO;
     for _ in 0..10 {
