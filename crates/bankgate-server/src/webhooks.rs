@@ -28,13 +28,16 @@ pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// its start instead: on PostgreSQL it cannot tell a dead node's lease from a live one's.
 pub const LEASE: Duration = Duration::from_secs(60);
 
-/// After an attempt ends, how long the sender waits for others of its batch to end, to record
-/// them in one write.
+/// After an attempt ends, how long the sender gathers the others that end, to record them in
+/// one write.
 const GATHER: Duration = Duration::from_millis(50);
 
-/// Callbacks claimed at once; they are sent concurrently, so one hanging receiver does not
-/// hold up the others for long.
-const BATCH: u32 = 16;
+/// Attempts in flight at most. Each holds a connection and its body for up to
+/// [`DELIVERY_TIMEOUT`], and starts with a store read (the webhook), so the bound caps the
+/// sender's sockets, memory and bursts of reads beside the API's. A receiver that hangs holds
+/// one place per callback for 10 s: 64 leaves room for healthy receivers until it gets more
+/// than 6 callbacks a second.
+pub const MAX_IN_FLIGHT: usize = 64;
 
 /// Bytes of a receiver's answer read at most (the answer is not used; reading a little lets
 /// the connection be reused).
@@ -155,63 +158,80 @@ fn client() -> Result<reqwest::Client, reqwest::Error> {
 /// callbacks besides being woken when some are queued.
 pub fn spawn_sender(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let client = match client() {
-            Ok(client) => client,
+        match client() {
+            Ok(client) => send(state, client, every).await,
             Err(error) => {
-                tracing::error!(%error, "webhooks: cannot build the HTTP client; no callbacks will be sent");
-                return;
-            }
-        };
-        loop {
-            match send_due(&state, &client).await {
-                // More may be due (the next callback of a RequestId): look again at once.
-                Ok(sent) if sent > 0 => continue,
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "webhooks: could not claim callbacks; will retry")
-                }
-            }
-            tokio::select! {
-                () = state.webhook_wake.notified() => {}
-                () = tokio::time::sleep(every) => {}
+                tracing::error!(%error, "webhooks: cannot build the HTTP client; no callbacks will be sent")
             }
         }
     })
 }
 
-/// Claims the due callbacks and sends them concurrently; returns how many were claimed.
+/// Keeps up to [`MAX_IN_FLIGHT`] attempts going: claims due callbacks whenever there is room
+/// (when woken, on every tick of `every`, after outcomes are written: a delivered KYC makes
+/// its GetAccountsDetail due), so a receiver that hangs holds only its own callbacks, never
+/// the others'. A claim that returns fewer than it asked for means nothing else is due: the
+/// next claim waits for one of those events.
 ///
-/// Outcomes are written in batches: after an attempt ends, those ending within [`GATHER`] go
-/// in the same transaction. Callbacks claimed together to a receiver that hangs all time out
-/// at the same moment; written one by one, their failures were a burst of separate commits on
-/// SQLite's single writer, in the queue of the API's writes.
-pub async fn send_due(state: &AppState, client: &reqwest::Client) -> Result<usize, DomainError> {
-    let now = state.clock.now();
-    let claimed = state
-        .store
-        .claim_deliveries(now, now + LEASE, BATCH)
-        .await?;
-    let count = claimed.len();
+/// Outcomes are written in batches: those ending within [`GATHER`] of the first go in the same
+/// transaction. Callbacks to a receiver that hangs, claimed together, time out together; written
+/// one by one, their failures were a burst of separate commits on SQLite's single writer, in
+/// the queue of the API's writes.
+async fn send(state: AppState, client: reqwest::Client, every: Duration) {
+    // Dropped with the task: an aborted sender aborts its attempts (their leases run out).
     let mut attempts = tokio::task::JoinSet::new();
-    for delivery in claimed {
-        let (state, client) = (state.clone(), client.clone());
-        attempts.spawn(async move {
-            let result = deliver(&state, &client, &delivery).await;
-            (delivery.id, result)
-        });
-    }
-    while let Some(first) = attempts.join_next().await {
-        let mut batch = Vec::new();
-        // A panicked attempt records nothing: its lease runs out and it is sent again.
-        batch.extend(first.ok());
-        let gather_until = tokio::time::Instant::now() + GATHER;
-        while let Ok(Some(next)) = tokio::time::timeout_at(gather_until, attempts.join_next()).await
-        {
-            batch.extend(next.ok());
+    let mut ended: Vec<(String, AttemptResult)> = Vec::new();
+    let mut gather_until: Option<tokio::time::Instant> = None;
+    // An interval of zero would panic; none is configured, but the sender must not die of it.
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut look = true;
+    loop {
+        let room = MAX_IN_FLIGHT.saturating_sub(attempts.len());
+        if look && room > 0 {
+            look = false;
+            match claim(&state, room).await {
+                Ok(claimed) => {
+                    // As many as asked: more may be due; look again once there is room.
+                    look = claimed.len() >= room;
+                    for delivery in claimed {
+                        let (state, client) = (state.clone(), client.clone());
+                        attempts.spawn(async move {
+                            let result = deliver(&state, &client, &delivery).await;
+                            (delivery.id, result)
+                        });
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "webhooks: could not claim callbacks; will retry")
+                }
+            }
+            continue;
         }
-        record(state, batch).await;
+        let gathered = gather_until.unwrap_or_else(tokio::time::Instant::now);
+        tokio::select! {
+            () = state.webhook_wake.notified() => look = true,
+            _ = tick.tick() => look = true,
+            Some(joined) = attempts.join_next(), if !attempts.is_empty() => {
+                // A panicked attempt records nothing: its lease runs out and it is sent again.
+                ended.extend(joined.ok());
+                gather_until.get_or_insert_with(|| tokio::time::Instant::now() + GATHER);
+            }
+            () = tokio::time::sleep_until(gathered), if gather_until.is_some() => {
+                gather_until = None;
+                record(&state, std::mem::take(&mut ended)).await;
+                // Places freed and, maybe, the next callback of a RequestId due.
+                look = true;
+            }
+        }
     }
-    Ok(count)
+}
+
+/// Claims at most `room` due callbacks, leased for [`LEASE`].
+async fn claim(state: &AppState, room: usize) -> Result<Vec<Delivery>, DomainError> {
+    let now = state.clock.now();
+    let limit = u32::try_from(room).unwrap_or(u32::MAX);
+    state.store.claim_deliveries(now, now + LEASE, limit).await
 }
 
 /// Writes a batch of outcomes and counts them.

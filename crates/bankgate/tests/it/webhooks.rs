@@ -4,7 +4,9 @@
 //! accounts sent only once ready; the admin API that sets, shows, rotates and disables the
 //! webhook, lists deliveries and replays one; URLs refused; a retry after DeleteCard sends the
 //! authorization's body; an endless answer read only up to the cap; the real binary SIGKILLed
-//! mid-delivery and restarted on the same database (SQLite and PostgreSQL).
+//! mid-delivery and restarted on the same database (SQLite and PostgreSQL); a receiver that
+//! hangs holding up only its own callbacks, never another instance's, and the sender's bound
+//! on attempts in flight.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -131,10 +133,12 @@ struct Hooks {
 
 impl Hooks {
     async fn new() -> Self {
-        let app = TestApp::with(|settings| {
-            settings.webhook_interval = Some(Duration::from_millis(20));
-        })
-        .await;
+        Self::sending_every(Some(Duration::from_millis(20))).await
+    }
+
+    /// With the sender looking every `every`, or not running (callbacks only queued).
+    async fn sending_every(every: Option<Duration>) -> Self {
+        let app = TestApp::with(|settings| settings.webhook_interval = every).await;
         let admin = admin_app(app.state.clone(), Some(AdminToken::new(ADMIN_TOKEN)));
         Self { app, admin }
     }
@@ -151,10 +155,15 @@ impl Hooks {
 
     /// Sets the toolbox webhook; returns its secret.
     async fn point_toolbox_at(&self, url: &str) -> String {
+        self.point_at("toolbox", url).await
+    }
+
+    /// Sets an instance's webhook; returns its secret.
+    async fn point_at(&self, instance: &str, url: &str) -> String {
         let set = self
             .call(
                 "PUT",
-                "/admin/instances/toolbox/webhook",
+                &format!("/admin/instances/{instance}/webhook"),
                 Some(json!({ "url": url })),
             )
             .await;
@@ -162,12 +171,23 @@ impl Hooks {
         set.json["secret"].as_str().unwrap().to_owned()
     }
 
-    /// A live /Authorize of a sandbox user with no MFA; returns the reply.
+    /// A live /Authorize of a toolbox sandbox user; returns the reply.
     async fn connect(&self, username: &str) -> Reply {
-        let token = self.app.toolbox_token().await;
+        self.connect_as(TOOLBOX_CUSTOMER, TOOLBOX_SECRET, username)
+            .await
+    }
+
+    /// A live /Authorize of a sandbox user for a customer (by its secret key).
+    async fn connect_as(
+        &self,
+        customer: impl std::fmt::Display,
+        secret: &str,
+        username: &str,
+    ) -> Reply {
+        let token = self.app.generate_token_for(&customer, secret).await;
         self.app
             .post(
-                &path(TOOLBOX_CUSTOMER, "Authorize"),
+                &path(customer, "Authorize"),
                 &[("flinks-auth-key", token.as_str())],
                 &json!({
                     "Institution": "FlinksCapital",
@@ -571,7 +591,7 @@ async fn a_hanging_receiver_does_not_slow_authorizations() {
     let (receiver, url) = Receiver::start(&[0; 64]).await;
     hooks.point_toolbox_at(&url).await;
     assert_eq!(hooks.connect("greatday_nomfa").await.status, StatusCode::OK);
-    // The sender is now stuck on the first callback (it waits up to 10 s for an answer).
+    // The receiver now holds the first callback (the sender waits up to 10 s for its answer).
     receiver.wait_for(1).await;
     let mut slowest = Duration::ZERO;
     for _ in 0..10 {
@@ -586,6 +606,115 @@ async fn a_hanging_receiver_does_not_slow_authorizations() {
         "slowest /Authorize took {slowest:?}"
     );
     assert_eq!(hooks.deliveries().await.len(), 22);
+}
+
+/// A receiver that hangs holds only its own callbacks: with more of them in flight than the
+/// sender once claimed at a time (16, all waited for before the next claim), another
+/// instance's callbacks still go at once, not after the 10 s timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_does_not_hold_up_another_instances_callbacks() {
+    let hooks = Hooks::new().await;
+    let (hanging, hanging_url) = Receiver::start(&[0; 64]).await;
+    hooks.point_toolbox_at(&hanging_url).await;
+    let (acme, acme_secret, _) = hooks.app.customer_on("acme", InstanceKind::Sandbox).await;
+    let (answering, answering_url) = Receiver::start(&[]).await;
+    let acme_webhook_secret = hooks.point_at("acme", &answering_url).await;
+
+    for _ in 0..20 {
+        assert_eq!(hooks.connect("greatday_nomfa").await.status, StatusCode::OK);
+    }
+    // The sender holds some of them now, each for up to 10 s.
+    hanging.wait_for(1).await;
+    let started = std::time::Instant::now();
+    let authorized = hooks.connect_as(acme, &acme_secret, "greatday_nomfa").await;
+    assert_eq!(authorized.status, StatusCode::OK, "{:#}", authorized.json);
+    let arrived = tokio::time::timeout(Duration::from_secs(5), async {
+        while answering.count() < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        arrived.is_ok(),
+        "acme's callbacks waited behind toolbox's hanging receiver: {} of 2 after {:?}",
+        answering.count(),
+        started.elapsed()
+    );
+    let got = answering.all();
+    for callback in &got {
+        callback.assert_signed_with(&acme_webhook_secret);
+        assert_eq!(callback.json()["RequestId"], authorized.json["RequestId"]);
+    }
+    assert_eq!(got[0].json()["ResponseType"], "KYC");
+    assert_eq!(got[1].json()["ResponseType"], "GetAccountsDetail");
+    // Meanwhile every toolbox KYC is in flight, none answered nor given up yet.
+    let held = hanging.wait_for(20).await;
+    assert!(
+        held.iter().all(|c| c.json()["ResponseType"] == "KYC"),
+        "{held:#?}"
+    );
+    let toolbox = hooks.deliveries().await;
+    let kycs: Vec<&Value> = toolbox
+        .iter()
+        .filter(|d| d["responseType"] == "KYC")
+        .collect();
+    assert_eq!(kycs.len(), 20);
+    assert!(
+        kycs.iter()
+            .all(|d| d["status"] == "pending" && d["attempts"] == 1 && d["lastError"].is_null()),
+        "{kycs:#?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// The sender keeps at most `MAX_IN_FLIGHT` attempts going and claims no more than it has
+/// room for: with more callbacks due than that, to a receiver that answers the first few 500 at
+/// once and hangs on the rest, the places the failures free are filled and no more; the
+/// callbacks past the bound wait in the outbox unclaimed (no attempt counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sender_claims_no_more_than_its_room_for_attempts_in_flight() {
+    use bankgate_server::webhooks::{MAX_IN_FLIGHT, spawn_sender};
+    const FAILING: usize = 6;
+    const WAITING: usize = 10;
+    let hooks = Hooks::sending_every(None).await;
+    let mut script = vec![500; FAILING];
+    script.extend([0; 128]);
+    let (receiver, url) = Receiver::start(&script).await;
+    hooks.point_toolbox_at(&url).await;
+    // Queued while no sender runs, so the first claim finds them all due.
+    let queued = MAX_IN_FLIGHT + FAILING + WAITING;
+    for _ in 0..queued {
+        assert_eq!(hooks.connect("greatday_nomfa").await.status, StatusCode::OK);
+    }
+    let sender = spawn_sender(hooks.app.state.clone(), Duration::from_millis(20));
+    receiver.wait_for(MAX_IN_FLIGHT + FAILING).await;
+    receiver.assert_stays_at(MAX_IN_FLIGHT + FAILING).await;
+    let listed = hooks
+        .call(
+            "GET",
+            "/admin/instances/toolbox/webhook/deliveries?limit=1000",
+            None,
+        )
+        .await;
+    sender.abort();
+    assert_eq!(listed.status, StatusCode::OK, "{:#}", listed.json);
+    let kycs: Vec<Value> = listed
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["responseType"] == "KYC")
+        .cloned()
+        .collect();
+    assert_eq!(kycs.len(), queued);
+    let count = |attempts: u64, last_status: Value| {
+        kycs.iter()
+            .filter(|d| d["attempts"] == attempts && d["lastStatusCode"] == last_status)
+            .count()
+    };
+    assert_eq!(count(1, json!(500)), FAILING, "{kycs:#?}");
+    assert_eq!(count(1, Value::Null), MAX_IN_FLIGHT, "{kycs:#?}");
+    assert_eq!(count(0, Value::Null), WAITING, "{kycs:#?}");
 }
 
 /// A server that dies while a receiver holds a callback (the sender's task is gone, as with
