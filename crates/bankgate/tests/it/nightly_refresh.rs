@@ -675,3 +675,43 @@ async fn a_forced_invalid_login_on_a_card_stops_its_nightly_refresh() {
         "not refreshed"
     );
 }
+
+#[tokio::test]
+async fn a_cached_call_within_the_week_keeps_a_card_refreshing() {
+    let app = TestApp::new().await;
+    // Connected at 2026-01-21T20:47:47Z, flagged, read cached twice within the minute (the card
+    // records the first of those: a minute's precision, where the nights judge by the day).
+    let login = new_card(&app, json!({"ScheduleRefresh": true})).await;
+    cached_login(&app, login).await;
+    advance_toolbox(&app, Duration::from_secs(30)).await;
+    cached_login(&app, login).await;
+    // Six days on, read cached again: the seven days now run from this call.
+    advance_toolbox(&app, DAY * 6).await;
+    cached_login(&app, login).await;
+    // Past the night that stops a card read only on its first day (2026-01-29T02:00): the
+    // later call kept it refreshing.
+    advance_toolbox(&app, DAY * 3).await;
+    assert_eq!(
+        stored(&app, login).await.last_refresh.to_rfc3339(),
+        "2026-01-30T02:00:00Z"
+    );
+    let healthy = status(&app, &[("x-api-key", TOOLBOX_API_KEY)]).await;
+    assert_eq!(
+        healthy.json["IneligibleCards"],
+        json!([]),
+        "{:#}",
+        healthy.json
+    );
+    // Seven days after the last cached call (2026-01-27T20:48:17Z), the card stops: the
+    // eighth night after it, 2026-02-04T02:00, lists it.
+    advance_toolbox(&app, DAY * 5).await;
+    let listed = status(&app, &[("x-api-key", TOOLBOX_API_KEY)]).await;
+    assert_eq!(
+        listed.json["IneligibleCards"][0]["Reason"],
+        "no_cached_call"
+    );
+    assert_eq!(
+        listed.json["IneligibleCards"][0]["LastRefreshDate"],
+        "2026-02-03T02:00:00.000000"
+    );
+}
