@@ -812,3 +812,59 @@ fn the_cli_sets_lists_and_clears_rules() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_forced_question_on_a_new_connection_keeps_its_card_options() {
+    let bench = Bench::new().await;
+    let set = bench
+        .admin(
+            "POST",
+            &format!("/admin/customers/{TOOLBOX_CUSTOMER}/failures"),
+            Some(json!({"username": "greatday_nomfa", "flinksCode": "MFA"})),
+        )
+        .await;
+    assert_eq!(set.status, 201, "{:#}", set.json);
+    // A user who is never asked a question, connecting with both card options: the rule asks one.
+    let token = bench.app.toolbox_token().await;
+    let asked = bench
+        .app
+        .post(
+            &path(TOOLBOX_CUSTOMER, "Authorize"),
+            &[("flinks-auth-key", &token)],
+            r#"{"Institution":"FlinksCapital","Username":"greatday_nomfa","Password":"Everyday","Save":true,"ScheduleRefresh":true,"WithMFAQuestions":true}"#,
+        )
+        .await;
+    assert_eq!(asked.status, 203, "{:#}", asked.json);
+    let prompt = asked.json["SecurityChallenges"][0]["Prompt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answered = bench
+        .app
+        .post(
+            &path(TOOLBOX_CUSTOMER, "Authorize"),
+            &[],
+            &json!({
+                "RequestId": asked.json["RequestId"],
+                "SecurityResponses": {&prompt: [crate::enhanced_mfa::answer_to(&prompt)]},
+            })
+            .to_string(),
+        )
+        .await;
+    assert_eq!(answered.status, 200, "{:#}", answered.json);
+    // The card keeps both options: flagged for the nightly refresh, and its questions kept.
+    assert_eq!(answered.json["Login"]["IsScheduledRefresh"], true);
+    // (A card connected without WithMFAQuestions is refused here: mfa_questions_not_collected.)
+    let login = answered.json["Login"]["Id"].as_str().unwrap();
+    let questions = crate::enhanced_mfa::questions(&bench.app, login).await;
+    let unanswered = crate::enhanced_mfa::listed(&questions);
+    assert_eq!(
+        unanswered.len(),
+        2,
+        "the institution's other two: {unanswered:?}"
+    );
+    assert!(
+        !unanswered.contains(&prompt),
+        "the forced question was answered"
+    );
+}

@@ -3,7 +3,7 @@
 
 use bankgate_core::forced::{ForcedAction, ForcedTarget};
 use bankgate_core::model::{
-    AUTHORIZING_IDLE_LIFETIME, InstanceKind, Language, Login, PendingAuthorization,
+    AUTHORIZING_IDLE_LIFETIME, CardOptions, InstanceKind, Language, Login, PendingAuthorization,
 };
 use bankgate_core::sandbox::SandboxInstitution;
 use bankgate_core::{Digest, RequestId};
@@ -21,6 +21,9 @@ pub(crate) struct Subject<'a> {
     pub language: Language,
     pub save: bool,
     pub tag: Option<String>,
+    /// The new card's options (`ScheduleRefresh`, `WithMFAQuestions`): a forced question must
+    /// not lose them. Ignored on an existing card, as everywhere.
+    pub options: CardOptions,
 }
 
 /// What a call does after looking for a rule.
@@ -117,7 +120,7 @@ pub(crate) async fn check(
         questions: question.into_iter().collect(),
         created_at: call.now,
         expires_at: call.now + AUTHORIZING_IDLE_LIFETIME,
-        options: Default::default(),
+        options: subject.options,
     };
     let spent = Call {
         token: None,

@@ -114,6 +114,7 @@ pub async fn connect(call: &Call<'_>, connection: Connection) -> Result<Outcome,
         language: connection.language,
         save: connection.save,
         tag: connection.tag.clone(),
+        options: connection.options,
     };
     let call = &match forced::check(call, subject, request_id).await? {
         forced::Checked::Forced(outcome) => return Ok(outcome),
@@ -197,6 +198,7 @@ pub async fn refresh(
         language: language.unwrap_or(login.language),
         save: true,
         tag: tag.clone(),
+        options: CardOptions::default(),
     };
     let call = &match forced::check(call, subject, request_id).await? {
         forced::Checked::Forced(outcome) => return Ok(outcome),

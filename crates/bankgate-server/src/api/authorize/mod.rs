@@ -504,6 +504,7 @@ async fn cached(
             language: login.language,
             save: true,
             tag: tag.clone(),
+            options: CardOptions::default(),
         };
         match forced::check(call, subject, request_id).await? {
             forced::Checked::Forced(outcome) => return Ok(outcome),
