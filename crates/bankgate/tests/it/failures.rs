@@ -48,6 +48,16 @@ impl Bench {
         .await
     }
 
+    /// A rule on the toolbox customer (`body` names its username, or none for every call).
+    async fn fail_customer(&self, body: Value) -> Reply {
+        self.admin(
+            "POST",
+            &format!("/admin/customers/{TOOLBOX_CUSTOMER}/failures"),
+            Some(body),
+        )
+        .await
+    }
+
     async fn login_rules(&self, login: LoginId) -> Vec<Value> {
         let reply = self
             .admin(
@@ -200,11 +210,7 @@ async fn a_username_rule_covers_every_login_id_and_live_connections() {
     );
     let nomfa = bench.app.login(toolbox_customer(), "greatday_nomfa").await;
     let set = bench
-        .admin(
-            "POST",
-            &format!("/admin/customers/{TOOLBOX_CUSTOMER}/failures"),
-            Some(json!({"username": "GREATDAY", "flinksCode": "DISABLED_LOGIN", "count": 3})),
-        )
+        .fail_customer(json!({"username": "GREATDAY", "flinksCode": "DISABLED_LOGIN", "count": 3}))
         .await;
     assert_eq!(set.status, 201, "{:#}", set.json);
     assert_eq!(set.json["username"], "greatday");
@@ -235,11 +241,7 @@ async fn a_username_rule_covers_every_login_id_and_live_connections() {
 
     // A wrong password is still a wrong password: the rule is not met.
     bench
-        .admin(
-            "POST",
-            &format!("/admin/customers/{TOOLBOX_CUSTOMER}/failures"),
-            Some(json!({"username": "Greatday", "flinksCode": "RETRY_LATER"})),
-        )
+        .fail_customer(json!({"username": "Greatday", "flinksCode": "RETRY_LATER"}))
         .await;
     let token = bench.app.toolbox_token().await;
     bench
@@ -550,11 +552,7 @@ async fn bad_rules_are_refused_and_nothing_is_written() {
         .await
         .assert_error(404, "INVALID_REQUEST", "not_found");
     let user = bench
-        .admin(
-            "POST",
-            &format!("/admin/customers/{TOOLBOX_CUSTOMER}/failures"),
-            Some(json!({"username": "nobody", "flinksCode": "RETRY_LATER"})),
-        )
+        .fail_customer(json!({"username": "nobody", "flinksCode": "RETRY_LATER"}))
         .await;
     user.assert_error(400, "INVALID_REQUEST", "invalid_input");
     assert!(user.hint().contains("greatday_nomfa"), "{}", user.hint());
@@ -817,11 +815,7 @@ fn the_cli_sets_lists_and_clears_rules() {
 async fn a_forced_question_on_a_new_connection_keeps_its_card_options() {
     let bench = Bench::new().await;
     let set = bench
-        .admin(
-            "POST",
-            &format!("/admin/customers/{TOOLBOX_CUSTOMER}/failures"),
-            Some(json!({"username": "greatday_nomfa", "flinksCode": "MFA"})),
-        )
+        .fail_customer(json!({"username": "greatday_nomfa", "flinksCode": "MFA"}))
         .await;
     assert_eq!(set.status, 201, "{:#}", set.json);
     // A user who is never asked a question, connecting with both card options: the rule asks one.
