@@ -10,6 +10,8 @@ use axum::routing::post;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::floor::{self, Floor};
+
 pub const PATH: &str = "/GenerateAuthorizeToken";
 /// A webhook receiver that answers every callback 200 at once (the live scenarios' healthy one).
 pub const HOOK_PATH: &str = "/hook";
@@ -26,6 +28,7 @@ pub struct Baseline {
     pub address: SocketAddr,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    floor: floor::Slot,
 }
 
 impl Baseline {
@@ -38,13 +41,17 @@ impl Baseline {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .context("cannot listen on 127.0.0.1")?;
         let address = listener.local_addr()?;
+        let floor = floor::Slot::default();
         let app = Router::new()
             .route(PATH, post(answer))
             .route(HOOK_PATH, post(|| async { axum::http::StatusCode::OK }))
             .route(
                 HOOK_500_PATH,
                 post(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
-            );
+            )
+            .route(floor::TOKEN_PATH, post(floor::token))
+            .route(floor::AUTHORIZE_PATH, post(floor::authorize))
+            .with_state(floor.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = runtime.spawn(async move {
             axum::serve(listener, app)
@@ -58,7 +65,14 @@ impl Baseline {
             address,
             stop,
             task,
+            floor,
         })
+    }
+
+    /// Serves the durable floor from now on (on the run's database, once it exists).
+    pub fn serve_floor(&self, floor: Floor) {
+        // Set once, by the one caller; a second floor would be a bench bug worth no panic.
+        let _ = self.floor.set(floor);
     }
 
     /// The runtime, also used for the bench's own few HTTP calls outside measurements.

@@ -10,6 +10,7 @@ use bankgate_core::model::toolbox;
 use bankgate_server::AppState;
 use bankgate_store::{PgSettings, PgStore, SqliteStore, Store};
 
+use crate::floor::Floor;
 use crate::options::Options;
 use crate::prefill;
 
@@ -103,6 +104,14 @@ impl Database {
         }
     }
 
+    /// The durable floor's store: beside bankgate's, on the same database.
+    pub fn floor(&self, runtime: &tokio::runtime::Runtime, dir: &Path) -> anyhow::Result<Floor> {
+        match self {
+            Self::Sqlite(_) => Floor::sqlite(&dir.join("floor.db")),
+            Self::Postgres { url, .. } => runtime.block_on(Floor::postgres(url)),
+        }
+    }
+
     pub fn remove(&self, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         match self {
             Self::Sqlite(_) => Ok(()), // in the temporary directory
@@ -117,7 +126,7 @@ impl Database {
     }
 }
 
-async fn pg_client(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+pub async fn pg_client(url: &str) -> anyhow::Result<tokio_postgres::Client> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .context("cannot connect to BENCH_POSTGRES_URL")?;

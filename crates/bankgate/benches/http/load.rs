@@ -83,6 +83,8 @@ pub struct Scripts {
     pub token: PathBuf,
     pub flow: PathBuf,
     pub live: PathBuf,
+    /// The flow against the durable floor's two endpoints.
+    pub floor_flow: PathBuf,
 }
 
 /// The sandbox user a live authorization connects without MFA, so each completes in one call.
@@ -94,6 +96,8 @@ pub struct Api<'a> {
     pub secret_key: &'a str,
     pub login_id: &'a str,
     pub baseline_body: &'a str,
+    /// Where the durable floor's GenerateAuthorizeToken and Authorize are, on the baseline.
+    pub floor_base: &'a str,
 }
 
 impl Scripts {
@@ -129,7 +133,7 @@ end
         );
         // Token, then Authorize with that token and `authorize_body`: tokens from
         // GenerateAuthorizeToken answers, not yet spent, go out whenever this thread holds one.
-        let flow_with = |authorize_body: &str| {
+        let flow_with = |base: &str, authorize_body: &str| {
             format!(
                 r#"{COMMON}
 local queue = {{}}
@@ -165,8 +169,9 @@ end
                 authorize_body = lua_string(authorize_body),
             )
         };
-        let flow = flow_with(&authorize_body);
-        let live = flow_with(LIVE_BODY);
+        let flow = flow_with(&base, &authorize_body);
+        let live = flow_with(&base, LIVE_BODY);
+        let floor_flow = flow_with(api.floor_base, &authorize_body);
         let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
             let path = dir.join(name);
             std::fs::write(&path, text)
@@ -178,6 +183,7 @@ end
             token: write("token.lua", &token)?,
             flow: write("flow.lua", &flow)?,
             live: write("live.lua", &live)?,
+            floor_flow: write("floor_flow.lua", &floor_flow)?,
         })
     }
 }

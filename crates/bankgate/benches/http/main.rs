@@ -7,6 +7,10 @@
 //!
 //! - (a) the baseline: a bare axum server in this process, on its own multi-thread runtime,
 //!   parsing a small JSON body and answering a new UUID in a small JSON body;
+//! - (a′) the durable floors: the baseline's exchange, answered once the new token's digest is
+//!   durably committed to the run's database, and the flow against the same server spending
+//!   that token and writing a session in one commit (see `floor.rs`): the least a durable token
+//!   and a durable flow cost here;
 //! - (b) `GenerateAuthorizeToken` with the toolbox secret key;
 //! - (c) the flow: `GenerateAuthorizeToken`, then `Authorize` in cached mode with that token and a
 //!   LoginId made beforehand through the admin API; each wrk thread queues the tokens it got
@@ -21,6 +25,7 @@
 mod baseline;
 mod control;
 mod database;
+mod floor;
 mod load;
 mod node;
 mod options;
@@ -77,6 +82,7 @@ fn start() -> anyhow::Result<bool> {
     let dir = tempfile::TempDir::new().context("cannot create a temporary directory")?;
     let baseline = Baseline::start()?;
     let database = Database::create(baseline.runtime(), &options, dir.path())?;
+    baseline.serve_floor(database.floor(baseline.runtime(), dir.path())?);
     let outcome = bench(&options, &baseline, &database, dir.path());
     // Cleanup whatever happened; the bench's own error comes first.
     let dropped = database.remove(baseline.runtime());
@@ -101,7 +107,6 @@ fn check_perf() -> anyhow::Result<()> {
     }
 }
 
-/// The 1-minute load average, from /proc/loadavg.
 /// A TCP listener that accepts every connection and never reads or answers it; the sockets stay
 /// open until the bench ends.
 fn hanging_receiver() -> anyhow::Result<std::net::SocketAddr> {
@@ -116,6 +121,7 @@ fn hanging_receiver() -> anyhow::Result<std::net::SocketAddr> {
     Ok(address)
 }
 
+/// The 1-minute load average, from /proc/loadavg.
 fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -138,6 +144,10 @@ fn mib(kib: u64) -> String {
 #[derive(Clone, Copy)]
 enum Scenario {
     Baseline,
+    /// The baseline's exchange with a durable insert (`floor.rs`).
+    Floor,
+    /// The flow against the floor's two endpoints.
+    FloorFlow,
     Token,
     Flow,
     /// Token, then a live Authorize (greatday_nomfa): each completes a live authorization, so
@@ -157,6 +167,10 @@ impl Bench<'_> {
         match scenario {
             Scenario::Baseline => format!("http://{}{}", self.baseline, baseline::PATH),
             // The flow script builds its own paths; both start on GenerateAuthorizeToken.
+            Scenario::Floor | Scenario::FloorFlow => {
+                format!("http://{}{}", self.baseline, floor::TOKEN_PATH)
+            }
+            // The flow script builds its own paths; both start on GenerateAuthorizeToken.
             Scenario::Token | Scenario::Flow | Scenario::Live => format!(
                 "http://{}/v3/{}/BankingServices/GenerateAuthorizeToken",
                 node.api,
@@ -167,9 +181,11 @@ impl Bench<'_> {
 
     fn script(&self, scenario: Scenario) -> &Path {
         match scenario {
-            Scenario::Baseline => &self.scripts.baseline,
+            // The same request as the baseline's.
+            Scenario::Baseline | Scenario::Floor => &self.scripts.baseline,
             Scenario::Token => &self.scripts.token,
             Scenario::Flow => &self.scripts.flow,
+            Scenario::FloorFlow => &self.scripts.floor_flow,
             Scenario::Live => &self.scripts.live,
         }
     }
@@ -200,7 +216,10 @@ impl Bench<'_> {
     /// CPU time used so far by what serves `scenario`: the nodes, or for the baseline this
     /// process (whose other threads sleep while wrk runs).
     fn cpu(&self, scenario: Scenario, nodes: &[&Node]) -> anyhow::Result<Duration> {
-        if matches!(scenario, Scenario::Baseline) {
+        if matches!(
+            scenario,
+            Scenario::Baseline | Scenario::Floor | Scenario::FloorFlow
+        ) {
             return node::cpu_of("self");
         }
         nodes.iter().map(|node| node.cpu()).sum()
@@ -210,7 +229,10 @@ impl Bench<'_> {
     fn measure(&self, label: &str, scenario: Scenario, nodes: &[&Node]) -> anyhow::Result<Row> {
         let warmup = self.drive(scenario, nodes, WARMUP_SECONDS)?;
         let load = load_average();
-        let store_nodes = if matches!(scenario, Scenario::Baseline) {
+        let store_nodes = if matches!(
+            scenario,
+            Scenario::Baseline | Scenario::Floor | Scenario::FloorFlow
+        ) {
             &[][..]
         } else {
             nodes
@@ -222,7 +244,10 @@ impl Bench<'_> {
         let after = self.http.all_commits(store_nodes);
         let mut row = Row::new(
             label.to_owned(),
-            matches!(scenario, Scenario::Flow | Scenario::Live),
+            matches!(
+                scenario,
+                Scenario::Flow | Scenario::Live | Scenario::FloorFlow
+            ),
             &measured,
             &warmup,
             load,
@@ -384,6 +409,7 @@ fn bench(
             secret_key: toolbox::SECRET_KEY,
             login_id: &login_id,
             baseline_body: baseline::BODY,
+            floor_base: floor::BASE,
         },
     )?;
     let bench = Bench {
@@ -397,6 +423,12 @@ fn bench(
     let mut rows = Vec::new();
     println!();
     rows.push(bench.measure("(a) baseline, before", Scenario::Baseline, &[first])?);
+    if options.scenario.token() {
+        rows.push(bench.measure("(a′) durable floor: token", Scenario::Floor, &[first])?);
+    }
+    if options.scenario.flow() {
+        rows.push(bench.measure("(a′) durable floor: flow", Scenario::FloorFlow, &[first])?);
+    }
     for (wanted, scenario, name) in [
         (
             options.scenario.token(),

@@ -252,7 +252,9 @@ impl Call<'_> {
                 Err(ApiError::refused(ENDPOINT, &Refusal::LoginNotFound))
             }
             OpenOutcome::Opened { login, session } => {
-                tracing::info!("session authorized");
+                // DEBUG, with the answer lines of successes (README): at INFO this line cost a
+                // cached flow about as much as the answer line did a token.
+                tracing::debug!(target: "bankgate_server::requests", "session authorized");
                 Ok(Outcome::Authorized { login, session })
             }
         }
