@@ -262,6 +262,21 @@ pub trait Tx: Send {
     /// Runs a query; returns every row.
     async fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError>;
 
+    /// Runs the operation's last statements, in order, and returns each one's changed-row
+    /// count; the operation runs nothing after them. A backend may send them together with its
+    /// COMMIT: PostgreSQL pipelines them in one write, one round trip where each statement and
+    /// the COMMIT took one of their own. A failure fails the call and the whole operation.
+    async fn finish_with(
+        &mut self,
+        statements: &[(&str, &[Param<'_>])],
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut counts = Vec::with_capacity(statements.len());
+        for (sql, params) in statements {
+            counts.push(self.execute(sql, params).await?);
+        }
+        Ok(counts)
+    }
+
     /// The first row, if any.
     async fn query_opt(
         &mut self,

@@ -144,6 +144,7 @@ macro_rules! conformance {
                 authorize_cached_refuses_a_spent_token_and_writes_nothing,
                 authorize_cached_refuses_expired_unknown_and_foreign_tokens,
                 authorize_cached_unknown_login_still_spends_the_token,
+                authorize_cached_failing_at_its_session_spends_nothing,
                 concurrent_authorize_cached_opens_one_session,
                 seed_once_seeds_once,
                 purge_expired_deletes_only_what_expired,
@@ -1074,6 +1075,45 @@ async fn authorize_cached_without_token(store: Arc<dyn Store>) {
             .await
             .unwrap()
             .is_some()
+    );
+}
+
+/// The session row and the card's update are the operation's last statements, which
+/// PostgreSQL sends with the COMMIT: when one fails, the token's spend goes with it.
+async fn authorize_cached_failing_at_its_session_spends_nothing(store: Arc<dyn Store>) {
+    let (customer, _) = customer_on(&*store, "alpha", InstanceKind::Sandbox).await;
+    let login = login_for(&*store, customer.id).await;
+    let first = issue(&*store, customer.id, T0, at(1800)).await;
+    let second = issue(&*store, customer.id, T0, at(1800)).await;
+    let opened = cached(customer.id, Some(first), login.id, at(1));
+    assert!(matches!(
+        store.authorize_cached(opened.clone()).await.unwrap(),
+        OpenOutcome::Opened { .. }
+    ));
+
+    // The same RequestId again: the session's INSERT fails on its primary key.
+    let colliding = CachedAuthorize {
+        token: Some(second),
+        now: at(2),
+        ..opened.clone()
+    };
+    assert!(
+        store.authorize_cached(colliding).await.is_err(),
+        "a session that cannot be written fails the call"
+    );
+    assert_eq!(
+        consume(&*store, customer.id, second, at(3)).await,
+        TokenUse::Consumed,
+        "the failed call must not have spent its token"
+    );
+    assert_eq!(
+        store
+            .session(customer.id, opened.request_id)
+            .await
+            .unwrap()
+            .map(|session| session.created_at),
+        Some(at(1)),
+        "the first session stays as it was"
     );
 }
 

@@ -173,6 +173,10 @@ enum Scope {
     Autocommit,
     /// A transaction, begun with the first statement (BEGIN travels with it: one round trip).
     Transaction { begun: bool },
+    /// A transaction the operation has ended itself ([`Tx::finish_with`]): COMMIT was sent with
+    /// its last statements, so nothing more may run and the caller neither commits nor rolls
+    /// back.
+    Finished,
 }
 
 /// A pooled connection, as the operations see it.
@@ -188,16 +192,43 @@ impl PgTx<'_> {
         &mut self,
         sql: &str,
     ) -> Result<(tokio_postgres::Statement, bool), StoreError> {
-        let stmt = self.client.prepare_cached(sql).await?;
         let begin = match &mut self.scope {
             Scope::Autocommit | Scope::Transaction { begun: true } => false,
             Scope::Transaction { begun } => {
                 *begun = true;
                 true
             }
+            // A statement here would run outside the committed transaction: a bug.
+            Scope::Finished => {
+                return Err(StoreError::Database(
+                    "an operation ran a statement after finishing its transaction".to_owned(),
+                ));
+            }
         };
+        let stmt = self.client.prepare_cached(sql).await?;
         Ok((stmt, begin))
     }
+}
+
+/// One request of a pipeline: a statement's changed-row count, or COMMIT's (0).
+type Request<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a>>;
+
+/// Sends every request before waiting for any answer (the client queues requests in the order
+/// they are first polled), then collects the answers in order.
+async fn pipelined(mut requests: Vec<Request<'_>>) -> Vec<Result<u64, tokio_postgres::Error>> {
+    let mut early = Vec::with_capacity(requests.len());
+    for request in &mut requests {
+        early.push(std::future::poll_fn(|cx| Poll::Ready(request.as_mut().poll(cx))).await);
+    }
+    let mut answers = Vec::with_capacity(requests.len());
+    for (request, early) in requests.into_iter().zip(early) {
+        answers.push(match early {
+            Poll::Ready(answer) => answer,
+            Poll::Pending => request.await,
+        });
+    }
+    answers
 }
 
 /// Sends BEGIN, then `statement`, without waiting for BEGIN's answer in between (the client
@@ -232,6 +263,46 @@ impl Tx for PgTx<'_> {
         } else {
             Ok(request.await?)
         }
+    }
+
+    async fn finish_with(
+        &mut self,
+        statements: &[(&str, &[Param<'_>])],
+    ) -> Result<Vec<u64>, StoreError> {
+        if self.scope != (Scope::Transaction { begun: true }) {
+            // No transaction open (autocommit, or nothing run yet): no COMMIT to join.
+            let mut counts = Vec::with_capacity(statements.len());
+            for (sql, params) in statements {
+                counts.push(self.execute(sql, params).await?);
+            }
+            return Ok(counts);
+        }
+        let client = self.client;
+        let mut prepared = Vec::with_capacity(statements.len());
+        for (sql, _) in statements {
+            prepared.push(client.prepare_cached(sql).await?);
+        }
+        let params: Vec<Vec<&(dyn ToSql + Sync)>> = statements
+            .iter()
+            .map(|(_, params)| params.iter().map(|p| p as _).collect())
+            .collect();
+        let mut requests: Vec<Request<'_>> = prepared
+            .iter()
+            .zip(&params)
+            .map(|(stmt, params)| Box::pin(client.execute(stmt, params)) as Request<'_>)
+            .collect();
+        // COMMIT of a transaction a failed statement aborted rolls it back (and reports no
+        // error): the statement's error is the answer either way.
+        requests.push(Box::pin(async move {
+            client.batch_execute("COMMIT").await.map(|()| 0)
+        }));
+        self.scope = Scope::Finished;
+        let mut counts = Vec::with_capacity(statements.len());
+        for answer in pipelined(requests).await {
+            counts.push(answer?);
+        }
+        counts.truncate(statements.len());
+        Ok(counts)
     }
 
     async fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
