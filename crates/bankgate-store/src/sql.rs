@@ -270,11 +270,7 @@ pub trait Tx: Send {
         &mut self,
         statements: &[(&str, &[Param<'_>])],
     ) -> Result<Vec<u64>, StoreError> {
-        let mut counts = Vec::with_capacity(statements.len());
-        for (sql, params) in statements {
-            counts.push(self.execute(sql, params).await?);
-        }
-        Ok(counts)
+        execute_in_turn(self, statements).await
     }
 
     /// The first row, if any.
@@ -285,6 +281,18 @@ pub trait Tx: Send {
     ) -> Result<Option<Row>, StoreError> {
         Ok(self.query(sql, params).await?.into_iter().next())
     }
+}
+
+/// Runs `statements` one after the other on `tx`; returns each one's changed-row count.
+pub(crate) async fn execute_in_turn<T: Tx + ?Sized>(
+    tx: &mut T,
+    statements: &[(&str, &[Param<'_>])],
+) -> Result<Vec<u64>, StoreError> {
+    let mut counts = Vec::with_capacity(statements.len());
+    for (sql, params) in statements {
+        counts.push(tx.execute(sql, params).await?);
+    }
+    Ok(counts)
 }
 
 /// What an operation returns: a future borrowing the transaction it runs in.

@@ -28,7 +28,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use crate::ObserverSlot;
-use crate::sql::{Backend, Dialect, OpFuture, Param, Row, StoreError, Tx, Value};
+use crate::sql::{Backend, Dialect, OpFuture, Param, Row, StoreError, Tx, Value, execute_in_turn};
 use crate::sql_store::SqlStore;
 
 /// Connection settings of the PostgreSQL backend.
@@ -271,11 +271,7 @@ impl Tx for PgTx<'_> {
     ) -> Result<Vec<u64>, StoreError> {
         if self.scope != (Scope::Transaction { begun: true }) {
             // No transaction open (autocommit, or nothing run yet): no COMMIT to join.
-            let mut counts = Vec::with_capacity(statements.len());
-            for (sql, params) in statements {
-                counts.push(self.execute(sql, params).await?);
-            }
-            return Ok(counts);
+            return execute_in_turn(self, statements).await;
         }
         let client = self.client;
         let mut prepared = Vec::with_capacity(statements.len());
