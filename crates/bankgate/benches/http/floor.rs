@@ -83,13 +83,15 @@ pub struct PgConnection {
 enum Write {
     Issue {
         digest: [u8; 32],
-        now: i64,
+        expires_at: i64,
     },
     SpendAndOpen {
         digest: [u8; 32],
         now: i64,
         request_id: String,
         login_id: String,
+        /// The session's.
+        expires_at: i64,
     },
 }
 
@@ -164,10 +166,9 @@ impl Floor {
                     return false;
                 };
                 let changed = match &write {
-                    Write::Issue { digest, now } => {
-                        let expires_at = now + TOKEN_LIFETIME;
+                    Write::Issue { digest, expires_at } => {
                         pg.client
-                            .execute(&pg.issue, &[&&digest[..], &expires_at])
+                            .execute(&pg.issue, &[&&digest[..], expires_at])
                             .await
                     }
                     Write::SpendAndOpen {
@@ -175,12 +176,12 @@ impl Floor {
                         now,
                         request_id,
                         login_id,
+                        expires_at,
                     } => {
-                        let expires_at = now + SESSION_LIFETIME;
                         pg.client
                             .execute(
                                 &pg.spend_and_open,
-                                &[&&digest[..], now, request_id, login_id, &expires_at],
+                                &[&&digest[..], now, request_id, login_id, expires_at],
                             )
                             .await
                     }
@@ -201,9 +202,9 @@ fn write_batches(mut conn: Connection, inbox: &mpsc::Receiver<Job>) {
             let mut outcomes = Vec::with_capacity(batch.len());
             for job in &batch {
                 outcomes.push(match &job.write {
-                    Write::Issue { digest, now } => {
+                    Write::Issue { digest, expires_at } => {
                         tx.prepare_cached(ISSUE_SQLITE)?
-                            .execute(params![&digest[..], now + TOKEN_LIFETIME])?
+                            .execute(params![&digest[..], expires_at])?
                             == 1
                     }
                     Write::SpendAndOpen {
@@ -211,15 +212,15 @@ fn write_batches(mut conn: Connection, inbox: &mpsc::Receiver<Job>) {
                         now,
                         request_id,
                         login_id,
+                        expires_at,
                     } => {
                         tx.prepare_cached(SPEND_SQLITE)?
                             .execute(params![&digest[..], now])?
                             == 1
-                            && tx.prepare_cached(OPEN_SQLITE)?.execute(params![
-                                request_id,
-                                login_id,
-                                now + SESSION_LIFETIME
-                            ])? == 1
+                            && tx
+                                .prepare_cached(OPEN_SQLITE)?
+                                .execute(params![request_id, login_id, expires_at])?
+                                == 1
                     }
                 });
             }
@@ -258,7 +259,7 @@ pub async fn token(
     let token = uuid::Uuid::new_v4().to_string();
     let write = Write::Issue {
         digest: digest(&token),
-        now: now_micros(),
+        expires_at: now_micros() + TOKEN_LIFETIME,
     };
     if !floor.write(write).await {
         return Err(StatusCode::SERVICE_UNAVAILABLE);
@@ -286,11 +287,13 @@ pub async fn authorize(
         .ok_or(StatusCode::BAD_REQUEST)?
         .to_owned();
     let request_id = uuid::Uuid::new_v4().to_string();
+    let now = now_micros();
     let write = Write::SpendAndOpen {
         digest: digest(token),
-        now: now_micros(),
+        now,
         request_id: request_id.clone(),
         login_id: login_id.clone(),
+        expires_at: now + SESSION_LIFETIME,
     };
     if !floor.write(write).await {
         return Err(StatusCode::UNAUTHORIZED);

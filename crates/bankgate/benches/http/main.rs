@@ -155,6 +155,18 @@ enum Scenario {
     Live,
 }
 
+impl Scenario {
+    /// Served by this process (the baseline's server), not by bankgate's nodes.
+    fn in_process(self) -> bool {
+        matches!(self, Self::Baseline | Self::Floor | Self::FloorFlow)
+    }
+
+    /// Measured in flows (token + Authorize), not requests.
+    fn counts_flows(self) -> bool {
+        matches!(self, Self::Flow | Self::Live | Self::FloorFlow)
+    }
+}
+
 struct Bench<'a> {
     options: &'a Options,
     http: Http<'a>,
@@ -166,11 +178,10 @@ impl Bench<'_> {
     fn url(&self, scenario: Scenario, node: &Node) -> String {
         match scenario {
             Scenario::Baseline => format!("http://{}{}", self.baseline, baseline::PATH),
-            // The flow script builds its own paths; both start on GenerateAuthorizeToken.
+            // The flow scripts build their own paths; each starts on GenerateAuthorizeToken.
             Scenario::Floor | Scenario::FloorFlow => {
                 format!("http://{}{}", self.baseline, floor::TOKEN_PATH)
             }
-            // The flow script builds its own paths; both start on GenerateAuthorizeToken.
             Scenario::Token | Scenario::Flow | Scenario::Live => format!(
                 "http://{}/v3/{}/BankingServices/GenerateAuthorizeToken",
                 node.api,
@@ -216,10 +227,7 @@ impl Bench<'_> {
     /// CPU time used so far by what serves `scenario`: the nodes, or for the baseline this
     /// process (whose other threads sleep while wrk runs).
     fn cpu(&self, scenario: Scenario, nodes: &[&Node]) -> anyhow::Result<Duration> {
-        if matches!(
-            scenario,
-            Scenario::Baseline | Scenario::Floor | Scenario::FloorFlow
-        ) {
+        if scenario.in_process() {
             return node::cpu_of("self");
         }
         nodes.iter().map(|node| node.cpu()).sum()
@@ -229,10 +237,7 @@ impl Bench<'_> {
     fn measure(&self, label: &str, scenario: Scenario, nodes: &[&Node]) -> anyhow::Result<Row> {
         let warmup = self.drive(scenario, nodes, WARMUP_SECONDS)?;
         let load = load_average();
-        let store_nodes = if matches!(
-            scenario,
-            Scenario::Baseline | Scenario::Floor | Scenario::FloorFlow
-        ) {
+        let store_nodes = if scenario.in_process() {
             &[][..]
         } else {
             nodes
@@ -244,10 +249,7 @@ impl Bench<'_> {
         let after = self.http.all_commits(store_nodes);
         let mut row = Row::new(
             label.to_owned(),
-            matches!(
-                scenario,
-                Scenario::Flow | Scenario::Live | Scenario::FloorFlow
-            ),
+            scenario.counts_flows(),
             &measured,
             &warmup,
             load,
